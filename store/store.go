@@ -57,7 +57,9 @@ type Stats struct {
 // Open opens (or creates) the store at path. A file that another process
 // holds makes Open fail with ErrTimeout after OpenTimeout. A corrupt file is
 // moved aside (path + ".corrupt-<unix time>"), logged, and replaced by a new one.
-func Open(path string, opts *Options) (*Store, error) { return nil, errors.New("store: not implemented") }
+func Open(path string, opts *Options) (*Store, error) {
+	return nil, errors.New("store: not implemented")
+}
 
 // Append assigns r the next seq, queues it for the next group commit and
 // returns it with Seq set. It does not wait for the commit. It blocks only
@@ -87,7 +89,9 @@ func (s *Store) Skipped() [][2]uint64 { return nil }
 
 // Backlog counts the committed records with Seq > after, and returns the TS
 // of the oldest of them (zero when there are none).
-func (s *Store) Backlog(after uint64) (n int, oldest time.Time, err error) { return 0, time.Time{}, ErrClosed }
+func (s *Store) Backlog(after uint64) (n int, oldest time.Time, err error) {
+	return 0, time.Time{}, ErrClosed
+}
 
 // ActiveAlerts returns the raising records of the alerts that are active
 // (raised and not yet cleared), in seq order. Eviction never drops them.
