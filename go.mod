@@ -1,6 +1,6 @@
 module github.com/floorhub/floorhub
 
-go 1.24.0
+go 1.25.0
 
 require (
 	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
