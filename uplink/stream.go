@@ -1,0 +1,383 @@
+package uplink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+)
+
+// StreamOptions configures a Stream. The zero value of each field means its
+// default, except Consumer, which is required.
+type StreamOptions struct {
+	// Consumer names the store's delivery cursor, e.g. "mqtt.telemetry".
+	Consumer string
+	// Kinds selects the records the stream carries; none means all kinds.
+	Kinds []store.Kind
+	// GatewayID is written into every message.
+	GatewayID string
+	// BatchSize is the most records in one message. Default 500.
+	BatchSize int
+	// MaxInFlight is the most messages sent and not yet acknowledged; it
+	// paces a backlog drain to the peer's speed. Default 8.
+	MaxInFlight int
+	// MaxRate caps the records sent per second. Default 0: no cap beyond
+	// MaxInFlight.
+	MaxRate float64
+	// Poll is how often the stream looks for new records if no commit was
+	// signalled (a safety net; Committed normally wakes it). Default 1 s.
+	Poll time.Duration
+	// CursorInterval is the shortest time between two durable cursor
+	// writes. Acknowledged records not yet written are sent again after a
+	// crash (never lost). Default 1 s.
+	CursorInterval time.Duration
+	// ShutdownGrace is how long Run waits for outstanding acknowledgements
+	// once its context ends. Default 2 s.
+	ShutdownGrace time.Duration
+	// Logger receives the stream's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Stream forwards the records of one delivery cursor: it reads from the
+// cursor, batches records of one kind per message, sends them through a
+// Sender and advances the cursor to the highest point up to which every
+// message was acknowledged. A Stream lives across connections: each
+// connection calls Run once, and Run resumes from the last acknowledged
+// record, so what was in flight when a connection dropped is sent again.
+type Stream struct {
+	src Source
+	o   StreamOptions
+
+	mu      sync.Mutex
+	loaded  bool
+	acked   uint64 // every record up to here is acknowledged
+	written uint64 // the durable cursor
+	sent    uint64 // records sent since the stream was made
+}
+
+// NewStream returns a Stream reading from src.
+func NewStream(src Source, o StreamOptions) (*Stream, error) {
+	if src == nil {
+		return nil, errors.New("uplink: NewStream: nil Source")
+	}
+	if o.Consumer == "" {
+		return nil, errors.New("uplink: StreamOptions.Consumer is required")
+	}
+	for _, k := range o.Kinds {
+		if k.String() == "unknown" {
+			return nil, fmt.Errorf("uplink: StreamOptions.Kinds: unknown kind %d", k)
+		}
+	}
+	if o.BatchSize < 0 || o.MaxInFlight < 0 || o.MaxRate < 0 || o.Poll < 0 || o.CursorInterval < 0 || o.ShutdownGrace < 0 {
+		return nil, errors.New("uplink: StreamOptions: negative BatchSize, MaxInFlight, MaxRate, Poll, CursorInterval or ShutdownGrace")
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 500
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 8
+	}
+	if o.Poll == 0 {
+		o.Poll = time.Second
+	}
+	if o.CursorInterval == 0 {
+		o.CursorInterval = time.Second
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Stream{src: src, o: o}, nil
+}
+
+// Acked returns the seq up to which every record of the stream was
+// acknowledged (0 before the first Run loaded the cursor).
+func (s *Stream) Acked() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// Sent returns how many records the stream has sent since it was made,
+// resends included.
+func (s *Stream) Sent() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
+}
+
+// pending is one sent message, or a point the cursor may move to once
+// everything before it is acknowledged (ack nil).
+type pending struct {
+	ack  Ack
+	upto uint64
+}
+
+// Run sends records over one connection until ctx ends or a message is not
+// acknowledged. onCaughtUp, if not nil, is called once, when the stream has
+// sent everything committed at the time (so a caller can let one stream go
+// before another). After ctx ends Run waits up to ShutdownGrace for the
+// outstanding acknowledgements, writes the cursor, and returns nil. A
+// failed acknowledgement returns an error wrapping ErrNotAcked.
+func (s *Stream) Run(ctx context.Context, snd Sender, onCaughtUp func()) error {
+	if err := s.load(); err != nil {
+		return err
+	}
+	sendCtx, stopSending := context.WithCancel(ctx)
+	defer stopSending()
+	ackCtx, stopAcking := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAcking()
+
+	slots := make(chan struct{}, s.o.MaxInFlight)
+	queue := make(chan pending, s.o.MaxInFlight)
+	advanced := make(chan struct{}, 1)
+	var ackErr error // written by the acker before it exits
+
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		ackErr = s.ackLoop(ackCtx, queue, slots, advanced)
+		if ackErr != nil {
+			stopSending()
+		}
+	}()
+	writerStop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop(writerStop, advanced)
+	}()
+
+	readErr := s.sendLoop(sendCtx, snd, queue, slots, onCaughtUp)
+	close(queue)
+	grace := time.NewTimer(s.o.ShutdownGrace)
+	select {
+	case <-ackerDone:
+	case <-grace.C:
+		stopAcking()
+		<-ackerDone
+	}
+	grace.Stop()
+	close(writerStop)
+	<-writerDone
+	if ackErr != nil {
+		return ackErr
+	}
+	return readErr
+}
+
+func (s *Stream) load() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loaded {
+		return nil
+	}
+	c, err := s.src.Cursor(s.o.Consumer)
+	if err != nil {
+		return fmt.Errorf("uplink: reading cursor %q: %w", s.o.Consumer, err)
+	}
+	s.acked, s.written, s.loaded = c, c, true
+	return nil
+}
+
+// sendLoop reads, batches and sends until ctx ends. It returns nil when ctx
+// ended; a failing Source is logged and retried after Poll, never fatal.
+func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending, slots chan struct{}, onCaughtUp func()) error {
+	after := s.Acked()
+	poll := time.NewTimer(s.o.Poll)
+	defer poll.Stop()
+	var (
+		paceStart time.Time
+		paced     float64
+	)
+	// push queues p once a window slot is free.
+	push := func(p pending) bool {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
+		queue <- p // never blocks: a slot bounds the queue
+		return true
+	}
+	wait := func(ch <-chan struct{}) bool {
+		poll.Reset(s.o.Poll)
+		select {
+		case <-ch:
+		case <-poll.C:
+		case <-ctx.Done():
+			return false
+		}
+		return true
+	}
+	var buf []byte
+	for ctx.Err() == nil {
+		committed := s.src.Committed() // before Read: no commit is missed
+		bound := s.src.Stats().CommittedSeq
+		recs, err := s.src.Read(after, s.o.BatchSize, s.o.Kinds...)
+		if err != nil {
+			s.o.Logger.Warn("uplink: reading records failed; retrying", "consumer", s.o.Consumer, "err", err)
+			if !wait(nil) {
+				return nil
+			}
+			continue
+		}
+		got := len(recs)
+		for len(recs) > 0 {
+			// One message holds records of one kind (one topic).
+			n := 1
+			for n < len(recs) && recs[n].Kind == recs[0].Kind {
+				n++
+			}
+			run := recs[:n]
+			recs = recs[n:]
+			if s.o.MaxRate > 0 {
+				if paceStart.IsZero() {
+					paceStart = time.Now()
+				}
+				due := paceStart.Add(time.Duration(paced / s.o.MaxRate * float64(time.Second)))
+				if d := time.Until(due); d > 0 {
+					t := time.NewTimer(d)
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						t.Stop()
+						return nil
+					}
+				}
+				paced += float64(len(run))
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			// A fresh buffer per message: the transport may hold it until
+			// the acknowledgement (paho keeps it for a resend).
+			buf = AppendBatch(make([]byte, 0, len(buf)+len(buf)/8), s.o.GatewayID, run)
+			last := run[len(run)-1].Seq
+			queue <- pending{ack: snd.Send(run[0].Kind, buf), upto: last}
+			after = last
+			s.mu.Lock()
+			s.sent += uint64(len(run))
+			s.mu.Unlock()
+		}
+		if got < s.o.BatchSize {
+			// Read returned every matching record committed up to bound:
+			// records of other kinds up to bound need no second look.
+			if bound > after {
+				if !push(pending{upto: bound}) {
+					return nil
+				}
+				after = bound
+			}
+			if onCaughtUp != nil {
+				onCaughtUp()
+				onCaughtUp = nil
+			}
+			paceStart, paced = time.Time{}, 0
+			if got == 0 && !wait(committed) {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// ackLoop waits for the acknowledgements in the order the messages were
+// sent, so the cursor only ever moves to a point up to which everything is
+// acknowledged, however the acknowledgements arrive. It returns when queue
+// is closed and empty, when ctx ends, or at the first failed message.
+func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan struct{}, advanced chan<- struct{}) error {
+	for {
+		var p pending
+		var ok bool
+		select {
+		case p, ok = <-queue:
+			if !ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		}
+		if p.ack != nil {
+			select {
+			case <-p.ack.Done():
+			case <-ctx.Done():
+				return nil
+			}
+			if err := p.ack.Error(); err != nil {
+				return fmt.Errorf("%w: %w", ErrNotAcked, err)
+			}
+		}
+		s.mu.Lock()
+		if p.upto > s.acked {
+			s.acked = p.upto
+		}
+		s.mu.Unlock()
+		select {
+		case advanced <- struct{}{}:
+		default: // a signal is already waiting
+		}
+		<-slots
+	}
+}
+
+// writeLoop makes the acknowledged point durable, at most once per
+// CursorInterval (each write is an fsync: an SD card must not do one per
+// message), and a last time when stop is closed.
+func (s *Stream) writeLoop(stop <-chan struct{}, advanced <-chan struct{}) {
+	var last time.Time
+	for {
+		select {
+		case <-advanced:
+		case <-stop:
+			s.writeCursor()
+			return
+		}
+		if d := s.o.CursorInterval - time.Since(last); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				s.writeCursor()
+				return
+			}
+		}
+		s.writeCursor()
+		last = time.Now()
+	}
+}
+
+func (s *Stream) writeCursor() {
+	s.mu.Lock()
+	acked, written := s.acked, s.written
+	s.mu.Unlock()
+	if acked <= written {
+		return
+	}
+	if err := s.src.SetCursor(s.o.Consumer, acked); err != nil {
+		// The next write retries; until then a crash only means resending.
+		s.o.Logger.Warn("uplink: writing cursor failed", "consumer", s.o.Consumer, "seq", acked, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if acked > s.written {
+		s.written = acked
+	}
+	s.mu.Unlock()
+}
+
+// Written returns the durable cursor as last written by the stream.
+func (s *Stream) Written() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written
+}

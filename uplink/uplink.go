@@ -1,0 +1,81 @@
+// Package uplink holds the transport-neutral parts of forwarding floorhub's
+// records to the central side: what the uplinks need from the store
+// (Source), how they run commands (Commander), the JSON encoding of records,
+// and Stream, the drain loop that reads from a delivery cursor, batches,
+// sends, and advances the cursor only on acknowledgement.
+//
+// A transport (uplink/mqtt, the WebSocket uplink) owns the connection and
+// provides a Sender per connection; Stream does the rest.
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+)
+
+// Sentinel errors. Commander implementations wrap ErrUnknownCommand and
+// ErrBadArgs so that every uplink can answer with the right error code.
+var (
+	// ErrUnknownCommand is returned (wrapped) for a command name nobody runs.
+	ErrUnknownCommand = errors.New("uplink: unknown command")
+	// ErrBadArgs is returned (wrapped) for arguments that fail validation.
+	ErrBadArgs = errors.New("uplink: bad command arguments")
+	// ErrNotAcked is returned by Stream.Run when the transport reports that
+	// a message was not acknowledged (typically: the connection dropped).
+	ErrNotAcked = errors.New("uplink: message not acknowledged")
+)
+
+// Source is what an uplink reads from. *store.Store satisfies it; see
+// store/store.go for the exact semantics of each method.
+type Source interface {
+	Read(after uint64, max int, kinds ...store.Kind) ([]store.Record, error)
+	Cursor(consumer string) (uint64, error)
+	SetCursor(consumer string, seq uint64) error
+	Committed() <-chan struct{}
+	Backlog(after uint64) (n int, oldest time.Time, err error)
+	Skipped() [][2]uint64
+	Stats() store.Stats
+}
+
+// Commander runs a command received from the central side. The agent
+// implements it once for every uplink (and the hub).
+//
+// name is e.g. "ping", "read_now", "set_interval", "status"; args is the raw
+// JSON object (may be empty). The error for an unknown command must satisfy
+// errors.Is(err, ErrUnknownCommand); for bad arguments, ErrBadArgs. The
+// result is encoded with encoding/json.
+type Commander interface {
+	Command(ctx context.Context, name string, args json.RawMessage) (any, error)
+}
+
+// Ack reports the fate of one sent message. A paho Token satisfies it.
+type Ack interface {
+	// Done is closed when the message was acknowledged or failed.
+	Done() <-chan struct{}
+	// Error is nil once Done is closed if the peer acknowledged the message.
+	Error() error
+}
+
+// Sender sends messages over one connection of a transport.
+type Sender interface {
+	// Send starts sending one message holding a batch of records of one
+	// kind (see AppendBatch). It may block for back-pressure, but must not
+	// wait for the acknowledgement: the returned Ack reports it.
+	Send(kind store.Kind, payload []byte) Ack
+}
+
+// ErrorCode maps a Commander error to the code sent to the central side:
+// "unknown_command", "bad_args" or "failed".
+func ErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrUnknownCommand):
+		return "unknown_command"
+	case errors.Is(err, ErrBadArgs):
+		return "bad_args"
+	}
+	return "failed"
+}
