@@ -1,21 +1,27 @@
-// Package store keeps floorhub's records durably in a bbolt file.
-//
-// STUB: the signatures below are the contract other packages build against.
-// The implementation is being written; do not change a signature without
-// telling every user of it.
 package store
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"sync"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
-// Sentinel errors.
-var (
-	ErrClosed  = errors.New("store: closed")
-	ErrTimeout = errors.New("store: timed out opening the database (is another agent running?)")
+// Defaults of Options.
+const (
+	defaultCommitInterval = time.Second
+	defaultMaxBatch       = 4096
+	defaultMaxBytes       = 256 << 20
+	defaultOpenTimeout    = 5 * time.Second
+	// maxBytes32 caps MaxBytes on 32-bit builds, where bbolt's mmap of the
+	// whole file must fit in a 2 GiB address range.
+	maxBytes32 = 3 << 29 // 1.5 GiB
+	// maxSkipped bounds the list of skipped ranges kept in meta.
+	maxSkipped = 100
 )
 
 // Options configures a Store. The zero value of each field means its default.
@@ -24,6 +30,7 @@ type Options struct {
 	// committed (one transaction, one fsync). Default 1 s.
 	CommitInterval time.Duration
 	// MaxBatch commits early once this many records are pending. Default 4096.
+	// Append blocks once 4 x MaxBatch records are pending (back-pressure).
 	MaxBatch int
 	// MaxBytes caps the data kept, in bytes. Default 256 MiB; at most 1.5 GiB
 	// on 32-bit builds.
@@ -39,8 +46,97 @@ type Options struct {
 	Now func() time.Time
 }
 
+// resolve returns o with every default filled in, or an error for values
+// that cannot mean anything.
+func (o *Options) resolve() (Options, error) {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	switch {
+	case r.CommitInterval < 0:
+		return r, fmt.Errorf("%w: Options.CommitInterval %v is negative", ErrInvalid, r.CommitInterval)
+	case r.MaxBatch < 0:
+		return r, fmt.Errorf("%w: Options.MaxBatch %d is negative", ErrInvalid, r.MaxBatch)
+	case r.MaxBytes < 0:
+		return r, fmt.Errorf("%w: Options.MaxBytes %d is negative", ErrInvalid, r.MaxBytes)
+	case r.MaxAge < 0:
+		return r, fmt.Errorf("%w: Options.MaxAge %v is negative", ErrInvalid, r.MaxAge)
+	case r.OpenTimeout < 0:
+		return r, fmt.Errorf("%w: Options.OpenTimeout %v is negative", ErrInvalid, r.OpenTimeout)
+	}
+	if r.CommitInterval == 0 {
+		r.CommitInterval = defaultCommitInterval
+	}
+	if r.MaxBatch == 0 {
+		r.MaxBatch = defaultMaxBatch
+	}
+	if r.MaxBytes == 0 {
+		r.MaxBytes = defaultMaxBytes
+	}
+	if strconv.IntSize == 32 && r.MaxBytes > maxBytes32 {
+		r.MaxBytes = maxBytes32
+	}
+	if r.OpenTimeout == 0 {
+		r.OpenTimeout = defaultOpenTimeout
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	return r, nil
+}
+
+// pending is a record appended but not yet committed.
+type pending struct {
+	seq     uint64
+	kind    Kind
+	enc     []byte
+	alertID uint64 // KindAlert only
+	raise   bool   // KindAlert: State == AlertActive
+}
+
 // Store is the durable log of records, with delivery cursors.
-type Store struct{}
+//
+// All methods are safe for concurrent use.
+type Store struct {
+	db      *bolt.DB
+	path    string
+	o       Options
+	log     *slog.Logger
+	reserve uint64 // seqs reserved ahead of the last assigned one at each commit
+	qcap    int    // Append blocks when this many records are pending
+
+	kick chan struct{} // wakes the writer; buffered, never blocks
+	quit chan struct{} // closed by Close
+	done chan struct{} // closed when the writer has exited
+	shut chan struct{} // closed when Close has closed the file
+
+	mu        sync.Mutex
+	space     *sync.Cond // Append waits here for queue room or a higher ceiling
+	closed    bool       // Close was called: Append refuses
+	exited    bool       // the writer is gone: nothing more will commit
+	last      uint64     // highest seq assigned
+	ceiling   uint64     // durable in meta: Append never assigns past it
+	queue     []pending
+	spare     []pending // the last batch's array, reused by the next queue
+	flushWant bool
+	commitCh  chan struct{} // closed at the next successful commit
+	failCh    chan struct{} // closed at the next failed commit
+	commitErr error         // error of the last failed commit
+	closeErr  error
+	st        Stats
+	skipped   [][2]uint64
+
+	// Owned by the writer goroutine (and Open before it starts).
+	hint   uint64   // value in the "<path>.seq" sidecar; always >= ceiling
+	counts [2]int64 // records in telemetry, events
+	evlog  evictLog
+
+	bl backlogMemo // guarded by its own mutex
+}
 
 // Stats describes the store at one instant.
 type Stats struct {
@@ -54,51 +150,144 @@ type Stats struct {
 	Commits      uint64    // transactions committed since Open
 }
 
-// Open opens (or creates) the store at path. A file that another process
-// holds makes Open fail with ErrTimeout after OpenTimeout. A corrupt file is
-// moved aside (path + ".corrupt-<unix time>"), logged, and replaced by a new one.
-func Open(path string, opts *Options) (*Store, error) {
-	return nil, errors.New("store: not implemented")
-}
-
 // Append assigns r the next seq, queues it for the next group commit and
 // returns it with Seq set. It does not wait for the commit. It blocks only
 // when the queue is full (back-pressure).
-func (s *Store) Append(r Record) (Record, error) { return r, ErrClosed }
+//
+// An alert record that raises an alert (State AlertActive) with a zero
+// Alert.ID gets its own Seq as ID: the returned record carries it, and the
+// record that clears the alert must carry the same ID. A bad record is
+// refused with an error wrapping ErrInvalid, and spends no seq.
+func (s *Store) Append(r Record) (Record, error) {
+	if err := validate(&r); err != nil {
+		return r, err
+	}
+	enc, err := encode(make([]byte, 0, 96), &r)
+	if err != nil {
+		return r, err
+	}
+	s.mu.Lock()
+	for !s.closed && (len(s.queue) >= s.qcap || s.last >= s.ceiling) {
+		s.poke()
+		s.space.Wait()
+	}
+	if s.closed {
+		s.mu.Unlock()
+		return r, ErrClosed
+	}
+	s.last++
+	r.Seq = s.last
+	p := pending{seq: r.Seq, kind: r.Kind, enc: enc}
+	if r.Kind == KindAlert {
+		if r.Alert.ID == 0 {
+			// Never write through the caller's pointer.
+			a := *r.Alert
+			a.ID = r.Seq
+			r.Alert = &a
+			p.enc, _ = encode(enc[:0], &r) // same size but for a few varint bytes: cannot fail
+		}
+		p.alertID = r.Alert.ID
+		p.raise = r.Alert.State == AlertActive
+	}
+	s.queue = append(s.queue, p)
+	if len(s.queue) == s.o.MaxBatch {
+		s.poke()
+	}
+	s.mu.Unlock()
+	return r, nil
+}
+
+// poke wakes the writer without blocking.
+func (s *Store) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
 
 // Flush commits every record appended so far and returns when they are durable.
-func (s *Store) Flush(ctx context.Context) error { return ErrClosed }
+func (s *Store) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	target := s.last
+	for s.st.CommittedSeq < target {
+		if s.exited {
+			if s.closeErr != nil {
+				return s.closeErr
+			}
+			return ErrClosed
+		}
+		s.flushWant = true
+		s.poke()
+		cc, fc := s.commitCh, s.failCh
+		s.mu.Unlock()
+		select {
+		case <-cc:
+			s.mu.Lock()
+		case <-fc:
+			s.mu.Lock()
+			return s.commitErr
+		case <-ctx.Done():
+			s.mu.Lock()
+			return ctx.Err()
+		}
+	}
+	return nil
+}
 
 // Committed returns a channel closed at the next commit; call it again for the next one.
-func (s *Store) Committed() <-chan struct{} { return nil }
-
-// Read returns up to max committed records with Seq > after, in seq order.
-// kinds filters by kind; none means all kinds.
-func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) { return nil, ErrClosed }
-
-// Cursor returns the delivery cursor of consumer (0 when it has none).
-func (s *Store) Cursor(consumer string) (uint64, error) { return 0, ErrClosed }
-
-// SetCursor records that consumer has delivered everything up to seq.
-// It is durable when it returns. A cursor never moves backwards.
-func (s *Store) SetCursor(consumer string, seq uint64) error { return ErrClosed }
+// After Close it returns a closed channel.
+func (s *Store) Committed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitCh
+}
 
 // Skipped returns the seq ranges that were reserved but never committed
 // because the process died (inclusive bounds), oldest first, at most 100.
-func (s *Store) Skipped() [][2]uint64 { return nil }
-
-// Backlog counts the committed records with Seq > after, and returns the TS
-// of the oldest of them (zero when there are none).
-func (s *Store) Backlog(after uint64) (n int, oldest time.Time, err error) {
-	return 0, time.Time{}, ErrClosed
+func (s *Store) Skipped() [][2]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([][2]uint64(nil), s.skipped...)
 }
 
-// ActiveAlerts returns the raising records of the alerts that are active
-// (raised and not yet cleared), in seq order. Eviction never drops them.
-func (s *Store) ActiveAlerts() ([]Record, error) { return nil, ErrClosed }
-
 // Stats returns current counters.
-func (s *Store) Stats() Stats { return Stats{} }
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.st
+	st.LastSeq = s.last
+	return st
+}
 
-// Close commits what is pending and closes the file.
-func (s *Store) Close() error { return nil }
+// Close commits what is pending and closes the file. It persists the
+// reserve ceiling as the last assigned seq, so that a clean restart skips
+// nothing. Close is idempotent: later calls return the first call's result.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.shut
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.closeErr
+	}
+	s.closed = true
+	s.space.Broadcast() // blocked Appends return ErrClosed
+	close(s.quit)
+	s.mu.Unlock()
+
+	<-s.done
+	s.evlog.flush(s.log, true)
+	err := s.db.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closeErr == nil && err != nil {
+		s.closeErr = fmt.Errorf("store: close %s: %w", s.path, err)
+	}
+	close(s.shut)
+	return s.closeErr
+}

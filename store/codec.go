@@ -1,0 +1,268 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+)
+
+// formatV1 is the first byte of every stored record value. A reader that
+// meets another version refuses the record instead of misreading it.
+const formatV1 = 1
+
+// maxRecordBytes bounds one encoded record: a record is one read or one
+// event, and an unbounded one would defeat the byte cap.
+const maxRecordBytes = 64 << 10
+
+// Offsets of the fixed header of an encoded record, so that Backlog,
+// eviction and kind filters read them without decoding the rest.
+const (
+	offVersion = 0
+	offKind    = 1
+	offTS      = 2  // int64 big-endian Unix nanoseconds; zeroTime for the zero time
+	offFlags   = 10 // flagSynced
+	headerLen  = 11
+)
+
+const flagSynced = 1 << 0
+
+// zeroTime encodes time.Time{}, whose UnixNano is not representable.
+const zeroTime = math.MinInt64
+
+// minTS and maxTS are the wall-clock times UnixNano can represent.
+var (
+	minTS = time.Unix(0, math.MinInt64+1)
+	maxTS = time.Unix(0, math.MaxInt64)
+)
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func u64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func encodeTime(t time.Time) int64 {
+	if t.IsZero() {
+		return zeroTime
+	}
+	return t.UnixNano()
+}
+
+func decodeTime(n int64) time.Time {
+	if n == zeroTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func checkTime(what string, t time.Time) error {
+	if t.IsZero() || (!t.Before(minTS) && !t.After(maxTS)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s %v outside 1678..2262", ErrInvalid, what, t)
+}
+
+// validate reports bad input before a seq is spent on it.
+func validate(r *Record) error {
+	switch r.Kind {
+	case KindTelemetry:
+	case KindAlert:
+		if r.Alert == nil {
+			return fmt.Errorf("%w: alert record without Alert", ErrInvalid)
+		}
+		switch r.Alert.State {
+		case AlertActive:
+		case AlertCleared:
+			if r.Alert.ID == 0 {
+				return fmt.Errorf("%w: clearing alert record without the ID of the alert it clears", ErrInvalid)
+			}
+		default:
+			return fmt.Errorf("%w: alert state %q, want %q or %q", ErrInvalid, r.Alert.State, AlertActive, AlertCleared)
+		}
+	case KindDeviceStatus:
+		if r.Status == nil {
+			return fmt.Errorf("%w: device status record without Status", ErrInvalid)
+		}
+		if err := checkTime("Status.LastSeen", r.Status.LastSeen); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, r.Kind)
+	}
+	return checkTime("TS", r.TS)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendFloat(b []byte, f float64) []byte {
+	return binary.BigEndian.AppendUint64(b, math.Float64bits(f))
+}
+
+// encode appends the stored form of r (everything but Seq, which is the
+// key) to b. r must have passed validate.
+func encode(b []byte, r *Record) ([]byte, error) {
+	start := len(b)
+	b = append(b, formatV1, byte(r.Kind))
+	b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(r.TS)))
+	var flags byte
+	if r.ClockSynced {
+		flags |= flagSynced
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, int64(r.DeviceID))
+	b = appendString(b, r.BootID)
+	b = binary.AppendVarint(b, r.Mono)
+	switch r.Kind {
+	case KindTelemetry:
+		b = binary.AppendUvarint(b, uint64(len(r.Metrics)))
+		for _, m := range r.Metrics {
+			b = appendString(b, m.Name)
+			b = appendFloat(b, m.Value)
+			b = appendString(b, m.Unit)
+		}
+	case KindAlert:
+		a := r.Alert
+		b = binary.AppendUvarint(b, a.ID)
+		for _, s := range [...]string{a.Rule, a.Severity, a.Title, a.Message, a.State, a.Metric} {
+			b = appendString(b, s)
+		}
+		b = appendFloat(b, a.Threshold)
+		b = appendFloat(b, a.Actual)
+	case KindDeviceStatus:
+		st := r.Status
+		b = appendString(b, st.Old)
+		b = appendString(b, st.New)
+		b = appendString(b, st.Reason)
+		b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(st.LastSeen)))
+	}
+	if len(b)-start > maxRecordBytes {
+		return b[:start], fmt.Errorf("%w: record encodes to %d bytes, more than %d", ErrInvalid, len(b)-start, maxRecordBytes)
+	}
+	return b, nil
+}
+
+// decoder reads an encoded record; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = errShort
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail()
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) float() float64 { return math.Float64frombits(d.u64()) }
+
+var errShort = fmt.Errorf("%w: truncated record", ErrCorrupt)
+
+// decode rebuilds the record stored under seq. It copies everything out of
+// v, which bbolt owns only for the life of the transaction.
+func decode(seq uint64, v []byte) (Record, error) {
+	if len(v) < headerLen {
+		return Record{}, fmt.Errorf("store: record %d: %w", seq, errShort)
+	}
+	if v[offVersion] != formatV1 {
+		return Record{}, fmt.Errorf("store: record %d: %w: format version %d, want %d", seq, ErrCorrupt, v[offVersion], formatV1)
+	}
+	r := Record{
+		Seq:         seq,
+		Kind:        Kind(v[offKind]),
+		TS:          decodeTime(int64(u64(v[offTS:]))),
+		ClockSynced: v[offFlags]&flagSynced != 0,
+	}
+	d := decoder{b: v[headerLen:]}
+	r.DeviceID = int(d.varint())
+	r.BootID = d.str()
+	r.Mono = d.varint()
+	switch r.Kind {
+	case KindTelemetry:
+		n := d.uvarint()
+		// Each metric takes at least 10 bytes: never trust n for the allocation.
+		if n > uint64(len(d.b)/10) {
+			d.fail()
+			break
+		}
+		if n > 0 {
+			r.Metrics = make([]Metric, n)
+		}
+		for i := range r.Metrics {
+			r.Metrics[i] = Metric{Name: d.str(), Value: d.float(), Unit: d.str()}
+		}
+	case KindAlert:
+		a := &Alert{ID: d.uvarint()}
+		a.Rule, a.Severity, a.Title, a.Message, a.State, a.Metric = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+		a.Threshold, a.Actual = d.float(), d.float()
+		r.Alert = a
+	case KindDeviceStatus:
+		st := &DeviceStatus{Old: d.str(), New: d.str(), Reason: d.str()}
+		st.LastSeen = decodeTime(int64(d.u64()))
+		r.Status = st
+	default:
+		return Record{}, fmt.Errorf("store: record %d: %w: unknown kind %d", seq, ErrCorrupt, r.Kind)
+	}
+	if d.err != nil {
+		return Record{}, fmt.Errorf("store: record %d: %w", seq, d.err)
+	}
+	if len(d.b) != 0 {
+		return Record{}, fmt.Errorf("store: record %d: %w: %d trailing bytes", seq, ErrCorrupt, len(d.b))
+	}
+	return r, nil
+}
+
+// headerTS returns the TS of an encoded record from its fixed header.
+func headerTS(v []byte) (time.Time, bool) {
+	if len(v) < headerLen || v[offVersion] != formatV1 {
+		return time.Time{}, false
+	}
+	return decodeTime(int64(u64(v[offTS:]))), true
+}

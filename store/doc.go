@@ -1,0 +1,74 @@
+// Package store keeps floorhub's records durably in a bbolt file: the
+// readings log with its sequence numbers, the delivery cursors of the
+// uplinks, and the index of active alerts.
+//
+// # Durability
+//
+// Append assigns a seq and queues the record; it does not wait for the
+// disk. A single writer goroutine commits queued records in one bbolt
+// transaction (one fsync) per Options.CommitInterval, or as soon as
+// Options.MaxBatch records are pending. A record is durable once the commit
+// that holds it returns: Flush waits for that, and the channel from
+// Committed is closed at every commit. Read, Backlog and ActiveAlerts see
+// only committed records. SetCursor is durable when it returns. NoSync is
+// never used.
+//
+// # Sequence numbers
+//
+// One sequence per gateway, strictly increasing, never reused, not even
+// after kill -9 or a power cut. Every commit persists a ceiling: the last
+// assigned seq plus a reserve R = 8 x MaxBatch (32768 by default), and
+// Append never assigns past the persisted ceiling (it waits for the next
+// commit, which the writer starts at once). Open continues after
+// max(last committed, ceiling). Numbers between the last committed seq and
+// the ceiling of a run that died were perhaps handed out (the hub fans
+// records out before they commit) but never stored: Open records that range
+// durably and Skipped returns the last 100 such ranges, so that receivers
+// can be told those numbers will never come. Close persists the ceiling as
+// the last assigned seq, so a clean restart skips nothing.
+//
+// Alert IDs: a raising alert record appended with a zero Alert.ID gets its
+// own seq as ID; the clearing record carries the same ID.
+//
+// A sidecar file "<path>.seq" holds a number at or above every ceiling ever
+// committed (rewritten with fsync about once per million records). If the
+// database is corrupt or missing, the new one continues after that number.
+//
+// # Eviction
+//
+// The data is capped by Options.MaxBytes (bytes really in use: the file's
+// pages less its free pages) and optionally Options.MaxAge. When over the
+// cap, the writer evicts in its own transaction, in bounded chunks: the
+// oldest telemetry first; alerts and device status only once no telemetry
+// is left; never the raising record of an active alert. By age, records
+// older than MaxAge go, oldest first (a record stamped before the clock was
+// synced goes with the first synced expired record after it). Every
+// eviction is counted durably (Stats.Evicted) and logged as a summary line
+// at most once a minute. Delivery cursors do not hold records back: the cap
+// is a hard limit, and a consumer whose records were evicted sees them
+// missing from Read and counted in Stats.Evicted.
+//
+// # Open
+//
+// Open waits at most Options.OpenTimeout for the file lock (ErrTimeout),
+// runs a bounded integrity check (the ends of each bucket, 64 probes through
+// each tree, meta, cursors, the alert index) and turns a panic or memory
+// fault in bbolt into a corrupt verdict. A corrupt file is renamed to
+// "<path>.corrupt-<unix time>", logged with slog.Error, and replaced.
+//
+// # On-disk layout (layout version 1, in meta "layout")
+//
+//	telemetry      seq (8 bytes big-endian) -> record   telemetry records
+//	events         seq (8 bytes big-endian) -> record   alerts and device status
+//	active_alerts  alert ID (8 bytes) -> raising seq (8 bytes)
+//	cursors        consumer name -> seq (8 bytes)
+//	meta           layout (1 byte), last, ceiling, evicted, count_t, count_e
+//	               (8 bytes each), skipped (16 bytes per range)
+//
+// A record value starts with a format version byte (1), then the kind (1
+// byte), TS (8 bytes, Unix ns, big-endian), flags (1 byte: clock synced),
+// so that eviction and Backlog read them without decoding; then varint
+// device ID, boot ID, monotonic ns, and the kind's payload (metrics as
+// name, float64, unit; alert and status fields) with length-prefixed
+// strings. A reader refuses a version it does not know.
+package store
