@@ -1,0 +1,460 @@
+// Package agent is floorhub's gateway: it owns every goroutine, reads the
+// devices on their schedules, stamps and stores each reading, evaluates the
+// alert rules and the device status, and wires the store to the local hub
+// and the uplinks.
+//
+// Data flows one way: sensor -> agent -> store (durable, seq) -> hub (live
+// fan-out, replay) and uplinks (from their cursors). Nothing downstream ever
+// blocks a sensor read: the store is the buffer between them.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/sensors"
+	"github.com/floorhub/floorhub/sensors/catalog"
+	"github.com/floorhub/floorhub/store"
+)
+
+// Options are what the agent needs besides its config.
+type Options struct {
+	// Hardware opens buses and pins for real drivers. Nil: only drivers
+	// that need no hardware (the simulated ones) can be built; the others
+	// report the missing hardware as a read error.
+	Hardware catalog.Hardware
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Version is reported in status messages.
+	Version string
+	// Now is the wall clock; default time.Now.
+	Now func() time.Time
+	// Ready is called once, when everything is up, with the dashboard URL
+	// (carrying a fresh token).
+	Ready func(dashboardURL string)
+	// Notify receives systemd notifications (READY=1, WATCHDOG=1,
+	// STOPPING=1); nil means none.
+	Notify func(state string)
+	// WatchdogInterval is systemd's WatchdogSec; the agent sends WATCHDOG=1
+	// every half of it while its store keeps committing. 0: no watchdog.
+	WatchdogInterval time.Duration
+}
+
+// Agent is one running gateway.
+type Agent struct {
+	cfg     *Config
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	clock   *clock
+	started time.Time
+
+	store  *store.Store
+	secret []byte
+	rules  *rules
+
+	devices map[int]*device
+	order   []*device // config order
+
+	mu sync.Mutex // guards device status, rule state, and the append order of events
+
+	// publish fans a record out live (the hub); set before devices start.
+	publish []func(store.Record)
+	system  func(SystemStatus)
+	conns   func() int
+
+	sysMu  sync.Mutex
+	sysNow SystemStatus
+	cpu    cpuSampler
+
+	cursors []string // cursor names of the enabled uplinks
+}
+
+// DBFile is the database's name in the data directory.
+const DBFile = "floorhub.db"
+
+// New checks the config and prepares the agent; Run starts it.
+func New(cfg *Config, o Options) (*Agent, error) {
+	if cfg == nil {
+		cfg = Defaults()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	validAfter, err := time.Parse("2006-01-02", cfg.Clock.ValidAfter)
+	if err != nil {
+		return nil, fmt.Errorf("agent: clock.valid_after: %w", err)
+	}
+	a := &Agent{cfg: cfg, opts: o, log: o.Logger, now: o.Now, devices: map[int]*device{}}
+	a.clock = newClock(o.Now, validAfter)
+	a.rules = newRules(a, cfg.Rules)
+	return a, nil
+}
+
+// Run runs the gateway until ctx ends, then shuts down in order: devices
+// stop, pending readings are committed, uplinks say goodbye, hub clients get
+// close frames, the store closes. It returns nil after a clean shutdown.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.started = a.now()
+	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+	a.secret, err = auth.LoadOrCreateSecret(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.store, err = store.Open(filepath.Join(a.cfg.DataDir, DBFile), &store.Options{
+		CommitInterval: a.cfg.Store.CommitInterval,
+		MaxBatch:       a.cfg.Store.MaxBatch,
+		MaxBytes:       int64(a.cfg.Store.MaxBytes),
+		MaxAge:         a.cfg.Store.MaxAge,
+		Logger:         a.log.With("component", "store"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	defer func() {
+		if cerr := a.store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("agent: closing the store: %w", cerr)
+		}
+	}()
+
+	for _, dc := range a.cfg.Devices {
+		spec := dc.Spec(0)
+		d := newDevice(dc, &lazySensor{spec: spec, hw: a.opts.Hardware})
+		a.devices[dc.ID] = d
+		a.order = append(a.order, d)
+	}
+	defer func() {
+		for _, d := range a.order {
+			if cerr := d.close(); cerr != nil {
+				a.log.Warn("closing a device", "device_id", d.cfg.ID, "err", cerr)
+			}
+		}
+	}()
+	active, err := a.store.ActiveAlerts()
+	if err != nil {
+		return fmt.Errorf("agent: reading active alerts: %w", err)
+	}
+	a.mu.Lock()
+	a.rules.restore(active)
+	a.mu.Unlock()
+
+	w, err := a.wire()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("agent: listen %s: %w", a.cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: w.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+
+	// Services that outlive the devices: hub, uplinks, HTTP.
+	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
+	var svc sync.WaitGroup
+	for _, c := range w.services {
+		svc.Add(1)
+		go func() {
+			defer svc.Done()
+			if err := c.run(svcCtx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("service stopped", "service", c.name, "err", err)
+			}
+		}()
+	}
+	svc.Add(1)
+	go func() {
+		defer svc.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server stopped", "err", err)
+		}
+	}()
+
+	// The pipeline: devices and the periodic work.
+	devCtx, stopDev := context.WithCancel(ctx)
+	var dev sync.WaitGroup
+	for _, d := range a.order {
+		d.started = a.now()
+		dev.Add(1)
+		go func() { defer dev.Done(); a.runDevice(devCtx, d) }()
+	}
+	dev.Add(1)
+	go func() { defer dev.Done(); a.housekeeping(devCtx) }()
+
+	url := a.dashboardURL(ln.Addr())
+	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "listen", ln.Addr().String(),
+		"data_dir", a.cfg.DataDir, "devices", len(a.order), "version", a.opts.Version)
+	a.notify("READY=1")
+	if a.opts.Ready != nil {
+		a.opts.Ready(url)
+	}
+
+	<-ctx.Done()
+	a.notify("STOPPING=1")
+	a.log.Info("shutting down")
+	stopDev()
+	dev.Wait()
+	fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if err := a.store.Flush(fctx); err != nil {
+		a.log.Error("committing the last readings failed", "err", err)
+	}
+	cancel()
+	stopSvc() // hub sends close frames; uplinks publish offline
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.Shutdown(sctx) // hijacked WebSockets are the hub's to close
+	cancel()
+	svc.Wait()
+	a.log.Info("stopped cleanly")
+	return nil
+}
+
+// housekeeping marks silent devices offline, watches the clock, and
+// publishes the system status.
+func (a *Agent) housekeeping(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	next, lastPet := time.Time{}, time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		a.checkOffline()
+		if a.clock.check() {
+			a.log.Info("wall clock is synced; readings taken before carry clock_synced=false", "now", a.now().UTC())
+		}
+		if now := a.now(); !now.Before(next) {
+			next = now.Add(a.cfg.System.Interval)
+			a.publishSystem()
+		}
+		if wd := a.opts.WatchdogInterval; wd > 0 && time.Since(lastPet) >= wd/2 {
+			// Pet the watchdog only while the store can commit: a wedged
+			// writer (a dead disk) gets the agent restarted.
+			fctx, cancel := context.WithTimeout(ctx, wd/4)
+			if err := a.store.Flush(fctx); err == nil {
+				a.notify("WATCHDOG=1")
+				lastPet = time.Now()
+			} else if ctx.Err() == nil {
+				a.log.Error("store did not commit in time; not petting the watchdog", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+func (a *Agent) publishSystem() {
+	s := a.systemStatus()
+	a.sysMu.Lock()
+	a.sysNow = s
+	a.sysMu.Unlock()
+	if a.system != nil {
+		a.system(s)
+	}
+}
+
+// systemStatus measures the gateway now.
+func (a *Agent) systemStatus() SystemStatus {
+	st := a.store.Stats()
+	s := SystemStatus{
+		CPUUsage:      a.cpu.sample(),
+		MemoryUsage:   memoryUsage(),
+		DiskUsage:     diskUsage(a.cfg.DataDir),
+		UptimeSeconds: a.now().Sub(a.started).Seconds(),
+		Evicted:       st.Evicted,
+		LastSeq:       st.LastSeq,
+		ClockSynced:   a.clock.synced.Load(),
+		Timestamp:     a.now().UTC(),
+	}
+	if a.conns != nil {
+		s.ActiveConnections = a.conns()
+	}
+	if len(a.cursors) > 0 {
+		low := ^uint64(0)
+		for _, c := range a.cursors {
+			if v, err := a.store.Cursor(c); err == nil && v < low {
+				low = v
+			}
+		}
+		if n, _, err := a.store.Backlog(low); err == nil {
+			s.Backlog = n
+		}
+	}
+	return s
+}
+
+// stamp fills a record's time fields.
+func (a *Agent) stamp(r store.Record) store.Record { return a.clock.stamp(r) }
+
+// append stores a record and fans it out live. Callers hold a.mu so that
+// events keep the order in which they were decided.
+func (a *Agent) append(r store.Record) (store.Record, error) {
+	rec, err := a.store.Append(r)
+	if err != nil {
+		return rec, err
+	}
+	if rec.Kind == store.KindAlert && rec.Alert != nil && rec.Alert.ID == 0 {
+		// The store gives a raised alert its own seq as ID; keep the
+		// caller's view in step with what was stored.
+		al := *rec.Alert
+		al.ID = rec.Seq
+		rec.Alert = &al
+	}
+	for _, p := range a.publish {
+		p(rec)
+	}
+	return rec, nil
+}
+
+func (a *Agent) deviceName(id int) string {
+	if d := a.devices[id]; d != nil && d.cfg.Name != "" {
+		return d.cfg.Name
+	}
+	return fmt.Sprintf("device %d", id)
+}
+
+func (a *Agent) notify(state string) {
+	if a.opts.Notify != nil {
+		a.opts.Notify(state)
+	}
+}
+
+// statusReport is the `status` command's answer.
+func (a *Agent) statusReport() map[string]any {
+	devs := a.snapshot()
+	list := make([]map[string]any, 0, len(devs))
+	for _, d := range devs {
+		m := map[string]any{"device_id": d.ID, "name": d.Name, "driver": d.Driver, "status": d.Status,
+			"reason": d.Reason, "interval": d.Interval.String()}
+		if !d.LastSeen.IsZero() {
+			m["last_seen"] = d.LastSeen.UTC().Format(time.RFC3339Nano)
+		}
+		list = append(list, m)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i]["device_id"].(int) < list[j]["device_id"].(int) })
+	a.sysMu.Lock()
+	sys := a.sysNow
+	a.sysMu.Unlock()
+	st := a.store.Stats()
+	return map[string]any{
+		"gateway_id": a.cfg.GatewayID, "version": a.opts.Version, "boot_id": a.clock.bootID,
+		"uptime_seconds": a.now().Sub(a.started).Seconds(), "clock_synced": a.clock.synced.Load(),
+		"devices": list, "system": sys,
+		"store": map[string]any{"last_seq": st.LastSeq, "committed_seq": st.CommittedSeq, "records": st.Records,
+			"bytes": st.Bytes, "evicted": st.Evicted},
+	}
+}
+
+// recordView is a record as a command result.
+func recordView(r store.Record) map[string]any {
+	metrics := map[string]any{}
+	for _, m := range r.Metrics {
+		metrics[m.Name] = map[string]any{"value": m.Value, "unit": m.Unit}
+	}
+	return map[string]any{"seq": r.Seq, "device_id": r.DeviceID, "ts": r.TS.UTC().Format(time.RFC3339Nano),
+		"clock_synced": r.ClockSynced, "metrics": metrics}
+}
+
+// lazySensor builds its driver on first use and again after a failed
+// build, so a bus that appears late (or a chip plugged in later) is picked
+// up without a restart; meanwhile the failure is an ordinary read error.
+type lazySensor struct {
+	spec catalog.Spec
+	hw   catalog.Hardware
+	mu   sync.Mutex
+	s    Sensor
+}
+
+func (l *lazySensor) get() (Sensor, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s != nil {
+		return l.s, nil
+	}
+	hw := l.hw
+	if hw == nil {
+		hw = noHardware{}
+	}
+	s, err := catalog.Build(&l.spec, hw)
+	if err != nil {
+		return nil, err
+	}
+	l.s = s
+	return s, nil
+}
+
+func (l *lazySensor) Read(ctx context.Context) ([]sensors.Reading, error) {
+	s, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return s.Read(ctx)
+}
+
+// Changes forwards a driver's change notifications once it is built.
+func (l *lazySensor) Changes() <-chan struct{} {
+	s, err := l.get()
+	if err != nil {
+		return nil
+	}
+	if cn, ok := s.(changeNotifier); ok {
+		return cn.Changes()
+	}
+	return nil
+}
+
+func (l *lazySensor) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.s.(interface{ Close() error }); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// noHardware is the Hardware of an agent started without one: real drivers
+// fail their reads with a clear reason instead of the agent failing to start.
+type noHardware struct{}
+
+var errNoHardware = errors.New("no hardware access in this process (the agent opens the host only when started by cmd/agent on a gateway)")
+
+func (noHardware) I2C(string) (i2c.Bus, error)    { return nil, errNoHardware }
+func (noHardware) Pin(string) (gpio.PinIO, error) { return nil, errNoHardware }
+func (noHardware) W1Dir() string                  { return "" }
+
+// dashboardURL is the URL printed at start: the dashboard with a fresh
+// 24-hour token for the local operator.
+func (a *Agent) dashboardURL(addr net.Addr) string {
+	base := a.cfg.PublicURL
+	if base == "" {
+		port := "8000"
+		if ta, ok := addr.(*net.TCPAddr); ok {
+			port = strconv.Itoa(ta.Port)
+		}
+		base = "http://localhost:" + port
+	}
+	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, auth.Claims{})
+	if err != nil {
+		a.log.Error("minting the dashboard token failed", "err", err)
+		return strings.TrimRight(base, "/") + "/"
+	}
+	return strings.TrimRight(base, "/") + "/?token=" + tok
+}

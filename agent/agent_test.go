@@ -1,0 +1,262 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink"
+)
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type running struct {
+	a      *Agent
+	cancel context.CancelFunc
+	done   chan error
+	url    chan string
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, yaml string) *running {
+	t.Helper()
+	cfg, err := ParseConfig("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	r := &running{done: make(chan error, 1), url: make(chan string, 1), logs: logs}
+	r.a, err = New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Ready: func(u string) { r.url <- u }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- r.a.Run(ctx) }()
+	select {
+	case <-r.url:
+	case err := <-r.done:
+		t.Fatalf("agent stopped at start: %v\n%s", err, logs)
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent not ready")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+}
+
+func readAll(t *testing.T, dir string) []store.Record {
+	t.Helper()
+	st, err := store.Open(filepath.Join(dir, DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+func TestRunsStoresAlertsAndStopsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, `
+data_dir: `+dir+`
+listen: `+freeAddr(t)+`
+store: {commit_interval: 50ms}
+devices:
+  - {id: 1, driver: sim-env, interval: 100ms}
+  - {id: 2, driver: sim-env, interval: 100ms, offline_after: 300ms, settings: {faults: {error_rate: 1}}}
+rules:
+  - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert, message: "{device} at {value}"}
+  - {name: gone, offline: true, severity: warning}
+`)
+	waitFor(t, "device 2 offline", 10*time.Second, func() bool {
+		r.a.mu.Lock()
+		defer r.a.mu.Unlock()
+		return r.a.devices[2].status == store.StatusOffline
+	})
+	waitFor(t, "telemetry committed", 10*time.Second, func() bool { return r.a.store.Stats().CommittedSeq > 10 })
+	r.stop(t)
+
+	recs := readAll(t, dir)
+	var tele, raised, offline int
+	var last uint64
+	for _, rec := range recs {
+		if rec.Seq <= last {
+			t.Fatalf("seq not increasing: %d after %d", rec.Seq, last)
+		}
+		last = rec.Seq
+		switch rec.Kind {
+		case store.KindTelemetry:
+			tele++
+			if rec.DeviceID != 1 || len(rec.Metrics) != 3 || rec.BootID == "" || rec.TS.IsZero() {
+				t.Fatalf("bad telemetry record %+v", rec)
+			}
+		case store.KindAlert:
+			if rec.Alert.State == store.AlertActive {
+				raised++
+				if rec.Alert.ID != rec.Seq {
+					t.Fatalf("raised alert ID %d, want its seq %d", rec.Alert.ID, rec.Seq)
+				}
+			}
+		case store.KindDeviceStatus:
+			if rec.DeviceID == 2 && rec.Status.New == store.StatusOffline {
+				offline++
+				if !strings.Contains(rec.Status.Reason, "injected") {
+					t.Fatalf("offline reason should carry the last error: %q", rec.Status.Reason)
+				}
+			}
+		}
+	}
+	if tele < 5 || raised != 2 || offline != 1 {
+		t.Fatalf("got %d telemetry, %d raised alerts (want warm on 1, gone on 2), %d offline statuses", tele, raised, offline)
+	}
+	if !strings.Contains(r.logs.String(), "stopped cleanly") {
+		t.Fatalf("no clean stop in logs:\n%s", r.logs)
+	}
+
+	// A restart keeps the active alerts: nothing is raised twice.
+	r2 := start(t, `
+data_dir: `+dir+`
+listen: `+freeAddr(t)+`
+store: {commit_interval: 50ms}
+devices:
+  - {id: 1, driver: sim-env, interval: 100ms}
+rules:
+  - {name: warm, metric: temperature, above: 0, severity: critical}
+`)
+	waitFor(t, "more telemetry", 10*time.Second, func() bool { return r2.a.store.Stats().CommittedSeq > last+5 })
+	r2.stop(t)
+	after := readAll(t, dir)
+	raisedAgain, clearedGone := 0, 0
+	for _, rec := range after {
+		if rec.Seq <= last || rec.Kind != store.KindAlert {
+			continue
+		}
+		switch {
+		case rec.Alert.State == store.AlertActive:
+			raisedAgain++
+		case rec.Alert.Rule == "gone" && rec.Alert.State == store.AlertCleared:
+			clearedGone++
+		}
+	}
+	if raisedAgain != 0 || clearedGone != 1 {
+		t.Fatalf("after restart: %d alerts raised again (want 0), %d alerts of the removed rule cleared (want 1)", raisedAgain, clearedGone)
+	}
+}
+
+func TestCommands(t *testing.T) {
+	dir := t.TempDir()
+	r := start(t, `
+data_dir: `+dir+`
+listen: `+freeAddr(t)+`
+devices:
+  - {id: 1, driver: sim-env, interval: 1h}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := r.a.Command(ctx, "read_now", json.RawMessage(`{"device_id": 1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := res.(map[string]any); m["seq"].(uint64) == 0 || m["device_id"] != 1 {
+		t.Fatalf("read_now result %v", res)
+	}
+	if _, err := r.a.Command(ctx, "set_interval", json.RawMessage(`{"device_id": 1, "interval": "250ms"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if d := r.a.snapshot()[0]; d.Interval != 250*time.Millisecond {
+		t.Fatalf("interval %v", d.Interval)
+	}
+	for _, c := range []struct{ name, args string }{
+		{"read_now", `{}`}, {"read_now", `{"device_id": 9}`}, {"read_now", `{"device_id": "x"}`},
+		{"set_interval", `{"device_id": 1, "interval": "1ns"}`}, {"set_interval", `{"device_id": 1}`},
+		{"ping", `{"x": 1}`}, {"status", `[1,2]`}, {"read_now", `{"device_id": 1, "extra": true}`},
+	} {
+		if _, err := r.a.Command(ctx, c.name, json.RawMessage(c.args)); !errors.Is(err, uplink.ErrBadArgs) {
+			t.Errorf("%s %s: got %v, want ErrBadArgs", c.name, c.args, err)
+		}
+	}
+	if _, err := r.a.Command(ctx, "reboot", nil); !errors.Is(err, uplink.ErrUnknownCommand) {
+		t.Errorf("unknown command: %v", err)
+	}
+	if res, err := r.a.Command(ctx, "status", nil); err != nil || res.(map[string]any)["gateway_id"] == nil {
+		t.Fatalf("status: %v %v", res, err)
+	}
+	resp, err := http.Get("http://" + r.a.cfg.Listen + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"ok":true`) {
+		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
+	}
+}

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/floorhub/floorhub/uplink"
+)
+
+// Command runs one remote command. Every uplink and the hub's V3 endpoint
+// call this one implementation. Unknown commands fail with an error that
+// wraps uplink.ErrUnknownCommand, malformed arguments with uplink.ErrBadArgs.
+//
+//	ping                                      -> {"pong": true, "time": ...}
+//	read_now     {"device_id": 1}             -> the record of a fresh read
+//	set_interval {"device_id": 1, "interval": "10s"} -> {"device_id", "interval"}
+//	status                                    -> devices and system status
+func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
+	switch name {
+	case "ping":
+		if err := noArgs(args); err != nil {
+			return nil, err
+		}
+		return map[string]any{"pong": true, "time": a.now().UTC().Format(time.RFC3339Nano), "gateway_id": a.cfg.GatewayID}, nil
+	case "status":
+		if err := noArgs(args); err != nil {
+			return nil, err
+		}
+		return a.statusReport(), nil
+	case "read_now":
+		var p struct {
+			DeviceID *int `json:"device_id"`
+		}
+		if err := strictArgs(args, &p); err != nil {
+			return nil, err
+		}
+		d, err := a.deviceArg(p.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		reply := make(chan readResult, 1)
+		select {
+		case d.readNow <- reply:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read_now: device %d is busy: %w", d.cfg.ID, ctx.Err())
+		}
+		select {
+		case r := <-reply:
+			if r.err != nil {
+				return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, r.err)
+			}
+			return recordView(r.rec), nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, ctx.Err())
+		}
+	case "set_interval":
+		var p struct {
+			DeviceID *int            `json:"device_id"`
+			Interval json.RawMessage `json:"interval"`
+		}
+		if err := strictArgs(args, &p); err != nil {
+			return nil, err
+		}
+		d, err := a.deviceArg(p.DeviceID)
+		if err != nil {
+			return nil, err
+		}
+		iv, err := parseInterval(p.Interval)
+		if err != nil {
+			return nil, err
+		}
+		d.interval.Store(int64(iv))
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+		a.log.Info("device interval changed by command", "device_id", d.cfg.ID, "interval", iv)
+		return map[string]any{"device_id": d.cfg.ID, "interval": iv.String()}, nil
+	}
+	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status)", uplink.ErrUnknownCommand, name)
+}
+
+func noArgs(args json.RawMessage) error {
+	var m map[string]json.RawMessage
+	if err := strictArgs(args, &m); err != nil {
+		return err
+	}
+	if len(m) > 0 {
+		return fmt.Errorf("%w: this command takes no arguments", uplink.ErrBadArgs)
+	}
+	return nil
+}
+
+// strictArgs decodes a JSON object, refusing unknown fields; empty args
+// decode as {}.
+func strictArgs(args json.RawMessage, v any) error {
+	args = bytes.TrimSpace(args)
+	if len(args) == 0 || bytes.Equal(args, []byte("null")) {
+		args = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(args))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", uplink.ErrBadArgs, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the arguments", uplink.ErrBadArgs)
+	}
+	return nil
+}
+
+func (a *Agent) deviceArg(id *int) (*device, error) {
+	if id == nil {
+		return nil, fmt.Errorf("%w: device_id is required", uplink.ErrBadArgs)
+	}
+	d := a.devices[*id]
+	if d == nil {
+		return nil, fmt.Errorf("%w: no device has device_id %d", uplink.ErrBadArgs, *id)
+	}
+	return d, nil
+}
+
+// parseInterval takes "10s" or a number of seconds.
+func parseInterval(raw json.RawMessage) (time.Duration, error) {
+	if len(raw) == 0 {
+		return 0, fmt.Errorf("%w: interval is required (e.g. \"10s\" or 10)", uplink.ErrBadArgs)
+	}
+	var d time.Duration
+	var s string
+	var secs float64
+	switch {
+	case json.Unmarshal(raw, &s) == nil:
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("%w: interval %q: %v", uplink.ErrBadArgs, s, err)
+		}
+		d = v
+	case json.Unmarshal(raw, &secs) == nil:
+		d = time.Duration(secs * float64(time.Second))
+	default:
+		return 0, fmt.Errorf("%w: interval must be a duration string or seconds", uplink.ErrBadArgs)
+	}
+	if d < 100*time.Millisecond || d > 24*time.Hour {
+		return 0, fmt.Errorf("%w: interval %v: want 100ms to 24h", uplink.ErrBadArgs, d)
+	}
+	return d, nil
+}

@@ -1,0 +1,623 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/floorhub/floorhub/sensors/catalog"
+)
+
+// ConfigError is a configuration error: the file, the line and the field
+// that is wrong. cmd/agent exits 78 (EX_CONFIG) on it.
+type ConfigError struct {
+	File  string
+	Line  int
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": %s", e.Field)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// Config is the agent's configuration: one YAML file, documented in
+// systemd/floorhub.example.yaml. The zero value of each field means its
+// default; Load fills the defaults.
+type Config struct {
+	// GatewayID names this gateway in topics and on the central side.
+	// Default: the host name.
+	GatewayID string `yaml:"gateway_id"`
+	// DataDir holds the database and the token secret. Default ./data.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the hub's HTTP address. Default :8000.
+	Listen string `yaml:"listen"`
+	// PublicURL is the base URL printed for the dashboard; default
+	// http://localhost:<port>.
+	PublicURL string `yaml:"public_url"`
+
+	Log    LogConfig    `yaml:"log"`
+	Store  StoreConfig  `yaml:"store"`
+	Auth   AuthConfig   `yaml:"auth"`
+	Hub    HubConfig    `yaml:"hub"`
+	System SystemConfig `yaml:"system"`
+	Clock  ClockConfig  `yaml:"clock"`
+	Uplink UplinkConfig `yaml:"uplink"`
+
+	// Devices to read. Default: the simulated set.
+	Devices []DeviceConfig `yaml:"devices"`
+	// Rules raise alerts. Default: the seed's High Temperature Alert and a
+	// device-offline rule.
+	Rules []RuleConfig `yaml:"rules"`
+
+	// file and root locate errors found after decoding.
+	file string
+	root *yaml.Node
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Format is text (default) or json.
+	Format string `yaml:"format"`
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+}
+
+// StoreConfig configures the bbolt store.
+type StoreConfig struct {
+	// CommitInterval is the longest a reading waits for its group commit. Default 1s.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxBatch commits early after this many readings. Default 4096.
+	MaxBatch int `yaml:"max_batch"`
+	// MaxBytes caps the database ("256MiB", "1GiB" or bytes). Default 256MiB.
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// MaxAge evicts older records; 0 keeps them until the cap needs room.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// AuthConfig configures the JWTs that the hub accepts.
+type AuthConfig struct {
+	// Algorithm is HS256 (default: the secret in the data dir), RS256 or ES256.
+	Algorithm string `yaml:"algorithm"`
+	// PublicKeyFile is the PEM public key for RS256/ES256.
+	PublicKeyFile string `yaml:"public_key_file"`
+}
+
+// HubConfig configures the local WebSocket hub. Zero means the seed's defaults.
+type HubConfig struct {
+	// AllowedOrigins lists the Origin values accepted besides the same origin.
+	// "*" accepts any.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MaxMessageBytes caps one inbound message. Default 1024.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MessagesPerSecond per connection. Default 100.
+	MessagesPerSecond int `yaml:"messages_per_second"`
+	// MaxConnsPerUser default 100; MaxConns default 1000.
+	MaxConnsPerUser int `yaml:"max_connections_per_user"`
+	MaxConns        int `yaml:"max_connections"`
+	// ConnectsPerMinute per remote address. Default 10.
+	ConnectsPerMinute int `yaml:"connects_per_minute"`
+	// MaxBatch messages in one batch. Default 50.
+	MaxBatch int `yaml:"max_batch"`
+	// V3Group is the Aether V3 group the agent joins as a member. Default "floor".
+	V3Group string `yaml:"v3_group"`
+}
+
+// SystemConfig configures system status updates.
+type SystemConfig struct {
+	// Interval between system_status_update messages. Default 10s.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// ClockConfig tells when the wall clock is trusted.
+type ClockConfig struct {
+	// ValidAfter: a wall clock before this date is not synced (a Pi without
+	// RTC boots in 1970). Default 2025-01-01.
+	ValidAfter string `yaml:"valid_after"`
+}
+
+// UplinkConfig configures the forwarders to the central side. Both are off
+// unless configured; both may run at once, each with its own cursor.
+type UplinkConfig struct {
+	MQTT      MQTTConfig      `yaml:"mqtt"`
+	WebSocket WebSocketConfig `yaml:"websocket"`
+}
+
+// MQTTConfig configures the MQTT uplink; see docs/mqtt.md.
+type MQTTConfig struct {
+	// URL is tcp://host:1883 or ssl://host:8883. Empty: off.
+	URL         string `yaml:"url"`
+	ClientID    string `yaml:"client_id"`
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	CAFile      string `yaml:"ca_file"`
+	CertFile    string `yaml:"cert_file"`
+	KeyFile     string `yaml:"key_file"`
+	TopicPrefix string `yaml:"topic_prefix"`
+	// BatchSize is the most records in one telemetry message.
+	BatchSize int `yaml:"batch_size"`
+	// KeepAlive is the MQTT keepalive.
+	KeepAlive time.Duration `yaml:"keepalive"`
+	// HeartbeatInterval between heartbeat messages. Default 30s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+}
+
+// WebSocketConfig configures the Aether V3 WebSocket uplink; see docs/aether.md.
+type WebSocketConfig struct {
+	// URL is wss://central/v3/ws/group/{site}/client/{gateway}. Empty: off.
+	URL      string `yaml:"url"`
+	Token    string `yaml:"token"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// HeartbeatInterval between heartbeats, 30s to 60s. Default 30s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	BatchSize         int           `yaml:"batch_size"`
+}
+
+// DeviceConfig is one device to read.
+type DeviceConfig struct {
+	// ID is the device_id in every API: a positive number, unique.
+	ID int `yaml:"id"`
+	// Name is a label for people.
+	Name string `yaml:"name"`
+	// Driver names the driver (sim-env, sim-hot, sim-door, sim-counter,
+	// bme280, bmp280, ds18b20, gpio-input, gpio-counter, ads1115, ads1015).
+	Driver string `yaml:"driver"`
+	// Interval between reads. Default 5s.
+	Interval time.Duration `yaml:"interval"`
+	// Jitter spreads reads by up to this much. Default 10% of Interval.
+	Jitter *time.Duration `yaml:"jitter"`
+	// Timeout bounds one read. Default min(Interval, 5s).
+	Timeout time.Duration `yaml:"timeout"`
+	// OfflineAfter marks the device offline after this long without a
+	// good read. Default 3 intervals.
+	OfflineAfter time.Duration `yaml:"offline_after"`
+	// Bus, Address and Pin locate the hardware; see docs/sensors.md.
+	Bus     string `yaml:"bus"`
+	Address int    `yaml:"address"`
+	Pin     string `yaml:"pin"`
+	// Settings are the driver's own keys.
+	Settings yaml.Node `yaml:"settings"`
+}
+
+// RuleConfig is one alert rule.
+type RuleConfig struct {
+	// Name identifies the rule; it is the alerts' alert_type.
+	Name string `yaml:"name"`
+	// DeviceIDs the rule watches; empty: every device with the metric.
+	DeviceIDs []int `yaml:"device_ids"`
+	// Metric to watch. Empty with Offline true.
+	Metric string `yaml:"metric"`
+	// Above or Below is the threshold (exactly one).
+	Above *float64 `yaml:"above"`
+	Below *float64 `yaml:"below"`
+	// Clear is the value the metric must get back past for the alert to
+	// clear (hysteresis). Default: the threshold.
+	Clear *float64 `yaml:"clear"`
+	// For is how long the condition must hold before the alert is raised.
+	For time.Duration `yaml:"for"`
+	// Offline raises the alert when a watched device goes offline.
+	Offline bool `yaml:"offline"`
+	// Severity is info, warning or critical.
+	Severity string `yaml:"severity"`
+	Title    string `yaml:"title"`
+	// Message may use {device}, {value}, {threshold} and {metric}.
+	Message string `yaml:"message"`
+}
+
+// ByteSize is a size in bytes, written as a number or with a unit (KiB,
+// MiB, GiB, KB, MB, GB).
+type ByteSize int64
+
+var sizeRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]i?B|B)?\s*$`)
+
+// UnmarshalYAML parses "256MiB" and friends.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	m := sizeRE.FindStringSubmatch(n.Value)
+	if m == nil {
+		return fmt.Errorf("line %d: %q is not a size (e.g. 256MiB)", n.Line, n.Value)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return fmt.Errorf("line %d: %v", n.Line, err)
+	}
+	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
+	*b = ByteSize(v * mult)
+	return nil
+}
+
+// DefaultConfig is what the agent runs with no file: simulated devices, the
+// seed's High Temperature Alert, the uplink off.
+func DefaultConfig() *Config {
+	thirty, twentyEight := 30.0, 28.0
+	c := &Config{
+		Devices: []DeviceConfig{
+			{ID: 1, Name: "line-1 environment", Driver: "sim-env", Interval: 2 * time.Second},
+			{ID: 2, Name: "oven probe", Driver: "sim-hot", Interval: 2 * time.Second},
+			{ID: 3, Name: "cabinet door", Driver: "sim-door", Interval: time.Second},
+			{ID: 4, Name: "flow meter", Driver: "sim-counter", Interval: 5 * time.Second},
+		},
+		Rules: []RuleConfig{
+			{
+				Name: "high_temperature", Metric: "temperature", Above: &thirty, Clear: &twentyEight,
+				For: 10 * time.Second, Severity: "critical", Title: "High Temperature Alert",
+				Message: "Temperature exceeds safe threshold",
+			},
+			{
+				Name: "device_offline", Offline: true, Severity: "warning", Title: "Device Offline",
+				Message: "{device} stopped answering",
+			},
+		},
+	}
+	c.file = "(defaults)"
+	return c
+}
+
+// LoadConfig reads, decodes strictly and validates a config file. Every error
+// is a *ConfigError naming the file, the line and the field.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	return ParseConfig(path, raw)
+}
+
+var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// ParseConfig decodes and validates config text; name is used in errors.
+func ParseConfig(name string, raw []byte) (*Config, error) {
+	c := &Config{file: name}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults
+		return nil, yamlError(name, err)
+	}
+	c.root = &root
+	if err := c.fill(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func yamlError(file string, err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		err = errors.New(te.Errors[0])
+	}
+	msg := err.Error()
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		field := ""
+		if f := regexp.MustCompile(`field (\S+) not found`).FindStringSubmatch(m[2]); f != nil {
+			field = f[1]
+			m[2] = "unknown key (misspelt, or not valid here)"
+		}
+		return &ConfigError{File: file, Line: line, Field: field, Err: errors.New(m[2])}
+	}
+	return &ConfigError{File: file, Err: err}
+}
+
+// lineOf finds the line of a key path in the document, e.g.
+// ("devices", "2", "interval"); 0 when absent.
+func (c *Config) lineOf(path ...string) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		switch n.Kind {
+		case yaml.MappingNode:
+			found := false
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					line, n, found = n.Content[i].Line, n.Content[i+1], true
+					break
+				}
+			}
+			if !found {
+				return line
+			}
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(p)
+			if err != nil || i >= len(n.Content) {
+				return line
+			}
+			n = n.Content[i]
+			line = n.Line
+		default:
+			return line
+		}
+	}
+	return line
+}
+
+func (c *Config) errf(field string, path []string, format string, args ...any) error {
+	return &ConfigError{File: c.file, Line: c.lineOf(path...), Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// fill sets defaults and validates.
+func (c *Config) fill() error {
+	def := DefaultConfig()
+	if c.GatewayID == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "gateway"
+		}
+		c.GatewayID = h
+	}
+	if !idRE.MatchString(c.GatewayID) {
+		return c.errf("gateway_id", []string{"gateway_id"}, "%q: use letters, digits, '_' and '-' (1-64)", c.GatewayID)
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Listen == "" {
+		c.Listen = ":8000"
+	}
+	switch c.Log.Format {
+	case "":
+		c.Log.Format = "text"
+	case "text", "json":
+	default:
+		return c.errf("log.format", []string{"log", "format"}, "%q: want text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "":
+		c.Log.Level = "info"
+	case "debug", "info", "warn", "error":
+	default:
+		return c.errf("log.level", []string{"log", "level"}, "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Store.CommitInterval < 0 || c.Store.MaxBatch < 0 || c.Store.MaxBytes < 0 || c.Store.MaxAge < 0 {
+		return c.errf("store", []string{"store"}, "negative values are not allowed")
+	}
+	if c.Store.MaxBytes != 0 && c.Store.MaxBytes < 1<<20 {
+		return c.errf("store.max_bytes", []string{"store", "max_bytes"}, "%d bytes is below the 1MiB minimum", c.Store.MaxBytes)
+	}
+	switch c.Auth.Algorithm {
+	case "", "HS256":
+		c.Auth.Algorithm = "HS256"
+	case "RS256", "ES256":
+		if c.Auth.PublicKeyFile == "" {
+			return c.errf("auth.public_key_file", []string{"auth"}, "%s needs a public key file", c.Auth.Algorithm)
+		}
+	default:
+		return c.errf("auth.algorithm", []string{"auth", "algorithm"}, "%q: want HS256, RS256 or ES256", c.Auth.Algorithm)
+	}
+	if c.System.Interval == 0 {
+		c.System.Interval = 10 * time.Second
+	}
+	if c.System.Interval < time.Second {
+		return c.errf("system.interval", []string{"system", "interval"}, "%v is below 1s", c.System.Interval)
+	}
+	if c.Clock.ValidAfter == "" {
+		c.Clock.ValidAfter = "2025-01-01"
+	}
+	if _, err := time.Parse("2006-01-02", c.Clock.ValidAfter); err != nil {
+		return c.errf("clock.valid_after", []string{"clock", "valid_after"}, "%q: want a date like 2025-01-01", c.Clock.ValidAfter)
+	}
+	if c.Hub.V3Group == "" {
+		c.Hub.V3Group = "floor"
+	}
+	if !idRE.MatchString(c.Hub.V3Group) {
+		return c.errf("hub.v3_group", []string{"hub", "v3_group"}, "%q: use letters, digits, '_' and '-' (1-64)", c.Hub.V3Group)
+	}
+	if err := c.fillUplinks(); err != nil {
+		return err
+	}
+	if c.Devices == nil {
+		c.Devices = def.Devices
+	}
+	if c.Rules == nil {
+		c.Rules = def.Rules
+	}
+	if err := c.fillDevices(); err != nil {
+		return err
+	}
+	return c.fillRules()
+}
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+func (c *Config) fillUplinks() error {
+	m := &c.Uplink.MQTT
+	if m.URL != "" {
+		if !regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts|ws|wss)://[^/\s]+`).MatchString(m.URL) {
+			return c.errf("uplink.mqtt.url", []string{"uplink", "mqtt", "url"}, "%q: want tcp://host:1883 or ssl://host:8883", m.URL)
+		}
+		if (m.CertFile == "") != (m.KeyFile == "") {
+			return c.errf("uplink.mqtt.cert_file", []string{"uplink", "mqtt"}, "cert_file and key_file go together")
+		}
+		if m.HeartbeatInterval != 0 && m.HeartbeatInterval < time.Second {
+			return c.errf("uplink.mqtt.heartbeat_interval", []string{"uplink", "mqtt", "heartbeat_interval"}, "%v is below 1s", m.HeartbeatInterval)
+		}
+	}
+	w := &c.Uplink.WebSocket
+	if w.URL != "" {
+		if !regexp.MustCompile(`^wss?://[^/\s]+/`).MatchString(w.URL) {
+			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "%q: want wss://host/v3/ws/group/{site}/client/{gateway}", w.URL)
+		}
+		if w.HeartbeatInterval != 0 && (w.HeartbeatInterval < 30*time.Second || w.HeartbeatInterval > time.Minute) {
+			return c.errf("uplink.websocket.heartbeat_interval", []string{"uplink", "websocket", "heartbeat_interval"}, "%v: want 30s to 60s", w.HeartbeatInterval)
+		}
+		if (w.CertFile == "") != (w.KeyFile == "") {
+			return c.errf("uplink.websocket.cert_file", []string{"uplink", "websocket"}, "cert_file and key_file go together")
+		}
+	}
+	return nil
+}
+
+func (c *Config) fillDevices() error {
+	seen := map[int]int{}
+	specs := make([]catalog.Spec, 0, len(c.Devices))
+	for i := range c.Devices {
+		d := &c.Devices[i]
+		at := []string{"devices", strconv.Itoa(i)}
+		field := func(f string) string { return fmt.Sprintf("devices[%d].%s", i, f) }
+		if d.ID <= 0 {
+			return c.errf(field("id"), append(at, "id"), "must be a positive number (the device_id clients see)")
+		}
+		if j, dup := seen[d.ID]; dup {
+			return c.errf(field("id"), append(at, "id"), "id %d is already used by devices[%d]", d.ID, j)
+		}
+		seen[d.ID] = i
+		if d.Driver == "" {
+			return c.errf(field("driver"), at, "missing (one of: %s)", strings.Join(catalog.Drivers(), ", "))
+		}
+		if d.Interval == 0 {
+			d.Interval = 5 * time.Second
+		}
+		if d.Interval < 100*time.Millisecond || d.Interval > 24*time.Hour {
+			return c.errf(field("interval"), append(at, "interval"), "%v: want 100ms to 24h", d.Interval)
+		}
+		if d.Jitter == nil {
+			j := d.Interval / 10
+			d.Jitter = &j
+		}
+		if *d.Jitter < 0 || *d.Jitter > d.Interval {
+			return c.errf(field("jitter"), append(at, "jitter"), "%v: want 0 to the interval", *d.Jitter)
+		}
+		if d.Timeout == 0 {
+			d.Timeout = min(d.Interval, 5*time.Second)
+		}
+		if d.Timeout < 0 || d.Timeout > d.Interval*10 {
+			return c.errf(field("timeout"), append(at, "timeout"), "%v: want more than 0 and at most 10 intervals", d.Timeout)
+		}
+		if d.OfflineAfter == 0 {
+			d.OfflineAfter = 3*d.Interval + d.Timeout
+		}
+		if d.OfflineAfter < d.Interval {
+			return c.errf(field("offline_after"), append(at, "offline_after"), "%v is shorter than the interval", d.OfflineAfter)
+		}
+		specs = append(specs, d.Spec(c.lineOf(at...)))
+	}
+	if err := catalog.Validate(specs); err != nil {
+		return &ConfigError{File: c.file, Field: "devices", Err: err}
+	}
+	return nil
+}
+
+// Spec converts the device entry to what the driver catalog takes.
+func (d *DeviceConfig) Spec(line int) catalog.Spec {
+	return catalog.Spec{ID: d.ID, Name: d.Name, Driver: d.Driver, Bus: d.Bus, Address: d.Address, Pin: d.Pin, Settings: d.Settings, Line: line}
+}
+
+func (c *Config) fillRules() error {
+	names := map[string]bool{}
+	devices := map[int]bool{}
+	for _, d := range c.Devices {
+		devices[d.ID] = true
+	}
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		at := []string{"rules", strconv.Itoa(i)}
+		field := func(f string) string { return fmt.Sprintf("rules[%d].%s", i, f) }
+		if !idRE.MatchString(r.Name) {
+			return c.errf(field("name"), append(at, "name"), "%q: use letters, digits, '_' and '-' (1-64)", r.Name)
+		}
+		if names[r.Name] {
+			return c.errf(field("name"), append(at, "name"), "rule %q is defined twice", r.Name)
+		}
+		names[r.Name] = true
+		for _, id := range r.DeviceIDs {
+			if !devices[id] {
+				return c.errf(field("device_ids"), append(at, "device_ids"), "no device has id %d", id)
+			}
+		}
+		switch {
+		case r.Offline:
+			if r.Metric != "" || r.Above != nil || r.Below != nil {
+				return c.errf(field("offline"), append(at, "offline"), "an offline rule takes no metric or threshold")
+			}
+		case r.Metric == "":
+			return c.errf(field("metric"), at, "missing (or set offline: true)")
+		case (r.Above == nil) == (r.Below == nil):
+			return c.errf(field("above"), at, "set exactly one of above and below")
+		case r.Clear != nil && r.Above != nil && *r.Clear > *r.Above:
+			return c.errf(field("clear"), append(at, "clear"), "%v is above the threshold %v: the alert could never clear", *r.Clear, *r.Above)
+		case r.Clear != nil && r.Below != nil && *r.Clear < *r.Below:
+			return c.errf(field("clear"), append(at, "clear"), "%v is below the threshold %v: the alert could never clear", *r.Clear, *r.Below)
+		}
+		if r.For < 0 {
+			return c.errf(field("for"), append(at, "for"), "negative duration")
+		}
+		switch r.Severity {
+		case "":
+			r.Severity = "warning"
+		case "info", "warning", "critical":
+		default:
+			return c.errf(field("severity"), append(at, "severity"), "%q: want info, warning or critical", r.Severity)
+		}
+		if r.Title == "" {
+			r.Title = r.Name
+		}
+	}
+	return nil
+}
+
+// Defaults returns DefaultConfig with defaults filled, as `agent` runs with
+// no file.
+func Defaults() *Config {
+	c, err := ParseConfig("(defaults)", nil)
+	if err != nil {
+		panic("agent: default config invalid: " + err.Error()) // a bug, caught by tests
+	}
+	return c
+}
+
+// Overrides are the command-line flags that override the file.
+type Overrides struct {
+	Listen  string
+	DataDir string
+	MQTTURL string
+}
+
+// Override applies flags over the file's values and validates them.
+func (c *Config) Override(o Overrides) error {
+	if o.Listen != "" {
+		c.Listen = o.Listen
+	}
+	if o.DataDir != "" {
+		c.DataDir = o.DataDir
+	}
+	if o.MQTTURL != "" {
+		c.Uplink.MQTT.URL = o.MQTTURL
+		if err := c.fillUplinks(); err != nil {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				ce.File, ce.Line, ce.Field = "flag", 0, "-mqtt"
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Source names where the config came from: its file, or "(defaults)".
+func (c *Config) Source() string { return c.file }

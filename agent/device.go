@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/floorhub/floorhub/sensors"
+	"github.com/floorhub/floorhub/store"
+)
+
+// Sensor is what the agent reads. Drivers that hold resources also
+// implement io.Closer.
+type Sensor interface {
+	Read(ctx context.Context) ([]sensors.Reading, error)
+}
+
+// changeNotifier is implemented by drivers that learn of a change between
+// reads (a GPIO input edge): the agent reads them at once.
+type changeNotifier interface {
+	Changes() <-chan struct{}
+}
+
+// device is one configured device and its read loop's state.
+type device struct {
+	cfg    DeviceConfig
+	sensor Sensor
+
+	interval atomic.Int64 // nanoseconds; set_interval changes it
+	wake     chan struct{}
+	readNow  chan chan readResult
+
+	// Guarded by Agent.mu.
+	status   string
+	reason   string
+	lastSeen time.Time
+	failures int
+	started  time.Time
+	lastErr  string
+	logged   time.Time // last failure log line, for rate limiting
+	muted    int       // failures not logged since then
+}
+
+type readResult struct {
+	rec store.Record
+	err error
+}
+
+func newDevice(cfg DeviceConfig, s Sensor) *device {
+	d := &device{cfg: cfg, sensor: s, wake: make(chan struct{}, 1), readNow: make(chan chan readResult)}
+	d.interval.Store(int64(cfg.Interval))
+	return d
+}
+
+func (d *device) close() error {
+	if c, ok := d.sensor.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// runDevice reads one device on its own schedule until ctx ends. A slow or
+// failing device only ever delays itself.
+func (a *Agent) runDevice(ctx context.Context, d *device) {
+	var changes <-chan struct{}
+	if cn, ok := d.sensor.(changeNotifier); ok {
+		changes = cn.Changes()
+	}
+	rng := rand.New(rand.NewPCG(uint64(d.cfg.ID), uint64(a.now().UnixNano())))
+	retry := time.Duration(0) // 0: healthy; else the current retry delay
+	timer := time.NewTimer(time.Duration(rng.Int64N(int64(d.cfg.Interval)/4 + 1)))
+	defer timer.Stop()
+	for {
+		var reply chan readResult
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-changes:
+		case <-d.wake: // interval changed: reschedule from now
+			resetTimer(timer, time.Duration(d.interval.Load()))
+			continue
+		case reply = <-d.readNow:
+		}
+		rec, err := a.readOnce(ctx, d)
+		if reply != nil {
+			reply <- readResult{rec, err}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		interval := time.Duration(d.interval.Load())
+		next := interval
+		if j := *d.cfg.Jitter; j > 0 {
+			next += time.Duration(rng.Int64N(int64(2*j)+1)) - j
+		}
+		if err != nil {
+			// Back off on a failing device, starting sooner than the
+			// interval so a glitch recovers fast, capped so a device that
+			// comes back is noticed within a few minutes.
+			if retry == 0 {
+				retry = min(time.Second, interval)
+			} else {
+				retry = min(2*retry, max(interval, 5*time.Minute))
+			}
+			next = time.Duration(rng.Int64N(int64(retry)) + int64(retry)/2)
+		} else {
+			retry = 0
+		}
+		resetTimer(timer, max(next, 10*time.Millisecond))
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}
+
+// readOnce reads the device once, bounded by its timeout, and feeds the
+// outcome to the pipeline.
+func (a *Agent) readOnce(ctx context.Context, d *device) (store.Record, error) {
+	rctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	readings, err := d.sensor.Read(rctx)
+	cancel()
+	if err == nil && len(readings) == 0 {
+		err = errors.New("driver returned no readings")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.Record{}, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("read timed out after %v: %w", d.cfg.Timeout, err)
+		}
+		a.readFailed(d, err)
+		return store.Record{}, err
+	}
+	return a.ingest(d, readings)
+}
+
+// ingest stamps one successful read, stores it, fans it out, and runs the
+// status and alert logic on it.
+func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, error) {
+	rec := a.stamp(store.Record{Kind: store.KindTelemetry, DeviceID: d.cfg.ID})
+	rec.Metrics = make([]store.Metric, len(readings))
+	for i, r := range readings {
+		rec.Metrics[i] = store.Metric{Name: r.Metric, Value: r.Value, Unit: r.Unit}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec, err := a.append(rec)
+	if err != nil {
+		return rec, err
+	}
+	d.failures = 0
+	d.lastSeen = rec.TS
+	if d.status != store.StatusOnline {
+		a.setStatusLocked(d, store.StatusOnline, "reading again")
+	}
+	for _, m := range rec.Metrics {
+		a.rules.metric(d.cfg.ID, m.Name, m.Value, a.now())
+	}
+	return rec, nil
+}
+
+// readFailed records a failed read: the device turns warning at once and
+// offline when it has been silent for OfflineAfter (see checkOffline).
+func (a *Agent) readFailed(d *device, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d.failures++
+	d.lastErr = err.Error()
+	now := a.now()
+	if now.Sub(d.logged) >= time.Minute {
+		a.log.Warn("device read failed", "device_id", d.cfg.ID, "name", d.cfg.Name, "err", err, "consecutive", d.failures, "suppressed", d.muted)
+		d.logged, d.muted = now, 0
+	} else {
+		d.muted++
+	}
+	if d.status == store.StatusOnline || d.status == "" {
+		a.setStatusLocked(d, store.StatusWarning, "read failed: "+err.Error())
+	}
+}
+
+// checkOffline marks devices offline that have been silent too long,
+// whatever their read loop is doing (it may be stuck in a driver).
+func (a *Agent) checkOffline() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for _, d := range a.devices {
+		since := d.lastSeen
+		if since.IsZero() {
+			since = d.started
+		}
+		if d.status != store.StatusOffline && now.Sub(since) >= d.cfg.OfflineAfter {
+			reason := fmt.Sprintf("no reading for %v", now.Sub(since).Round(time.Second))
+			if d.lastErr != "" {
+				reason += "; last error: " + d.lastErr
+			}
+			a.setStatusLocked(d, store.StatusOffline, reason)
+		}
+	}
+}
+
+// setStatusLocked records a status change. Caller holds a.mu.
+func (a *Agent) setStatusLocked(d *device, status, reason string) {
+	old := d.status
+	if old == "" {
+		old = store.StatusOffline
+	}
+	d.status, d.reason = status, reason
+	rec := a.stamp(store.Record{Kind: store.KindDeviceStatus, DeviceID: d.cfg.ID,
+		Status: &store.DeviceStatus{Old: old, New: status, Reason: reason, LastSeen: d.lastSeen}})
+	if _, err := a.append(rec); err != nil {
+		a.log.Error("storing a device status change failed", "device_id", d.cfg.ID, "err", err)
+	}
+	a.log.Info("device status", "device_id", d.cfg.ID, "name", d.cfg.Name, "old", old, "new", status, "reason", reason)
+	a.rules.status(d.cfg.ID, d.cfg.Name, status, a.now())
+}
+
+// deviceSnapshot is one device's state for the APIs.
+type deviceSnapshot struct {
+	ID       int
+	Name     string
+	Driver   string
+	Status   string
+	Reason   string
+	LastSeen time.Time
+	Interval time.Duration
+}
+
+func (a *Agent) snapshot() []deviceSnapshot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]deviceSnapshot, 0, len(a.order))
+	for _, d := range a.order {
+		st := d.status
+		if st == "" {
+			st = store.StatusOffline
+		}
+		out = append(out, deviceSnapshot{ID: d.cfg.ID, Name: d.cfg.Name, Driver: d.cfg.Driver, Status: st,
+			Reason: d.reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load())})
+	}
+	return out
+}

@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+)
+
+// rules evaluates the alert rules. It is driven under Agent.mu, so it needs
+// no lock of its own.
+type rules struct {
+	a     *Agent
+	list  []RuleConfig
+	state map[ruleKey]*ruleState
+}
+
+type ruleKey struct {
+	rule   string
+	device int
+}
+
+type ruleState struct {
+	pendingSince time.Time // when the condition started to hold; zero: not holding
+	activeID     uint64    // the active alert's ID; 0: none
+}
+
+func newRules(a *Agent, list []RuleConfig) *rules {
+	return &rules{a: a, list: list, state: map[ruleKey]*ruleState{}}
+}
+
+func (r *rules) get(k ruleKey) *ruleState {
+	s := r.state[k]
+	if s == nil {
+		s = &ruleState{}
+		r.state[k] = s
+	}
+	return s
+}
+
+func watches(rule *RuleConfig, device int) bool {
+	if len(rule.DeviceIDs) == 0 {
+		return true
+	}
+	for _, id := range rule.DeviceIDs {
+		if id == device {
+			return true
+		}
+	}
+	return false
+}
+
+// metric feeds one measured value to the threshold rules.
+func (r *rules) metric(device int, metric string, v float64, now time.Time) {
+	for i := range r.list {
+		rule := &r.list[i]
+		if rule.Offline || rule.Metric != metric || !watches(rule, device) {
+			continue
+		}
+		s := r.get(ruleKey{rule.Name, device})
+		threshold, above := 0.0, rule.Above != nil
+		if above {
+			threshold = *rule.Above
+		} else {
+			threshold = *rule.Below
+		}
+		clear := threshold
+		if rule.Clear != nil {
+			clear = *rule.Clear
+		}
+		if s.activeID != 0 {
+			if (above && v <= clear) || (!above && v >= clear) {
+				r.clear(rule, device, s, threshold, v, fmt.Sprintf("%s back to %s", metric, num(v)))
+			}
+			continue
+		}
+		if (above && v > threshold) || (!above && v < threshold) {
+			if s.pendingSince.IsZero() {
+				s.pendingSince = now
+			}
+			if now.Sub(s.pendingSince) >= rule.For {
+				r.raise(rule, device, s, threshold, v)
+			}
+		} else {
+			s.pendingSince = time.Time{}
+		}
+	}
+}
+
+// status feeds a device status change to the offline rules.
+func (r *rules) status(device int, name, status string, now time.Time) {
+	for i := range r.list {
+		rule := &r.list[i]
+		if !rule.Offline || !watches(rule, device) {
+			continue
+		}
+		s := r.get(ruleKey{rule.Name, device})
+		switch {
+		case status == store.StatusOffline && s.activeID == 0:
+			r.raise(rule, device, s, 0, 0)
+		case status == store.StatusOnline && s.activeID != 0:
+			r.clear(rule, device, s, 0, 0, "device is reading again")
+		}
+	}
+}
+
+func (r *rules) raise(rule *RuleConfig, device int, s *ruleState, threshold, actual float64) {
+	msg := expand(rule.Message, r.a.deviceName(device), rule.Metric, threshold, actual)
+	rec := r.a.stamp(store.Record{Kind: store.KindAlert, DeviceID: device, Alert: &store.Alert{
+		Rule: rule.Name, Severity: rule.Severity, Title: rule.Title, Message: msg,
+		State: store.AlertActive, Threshold: threshold, Actual: actual, Metric: rule.Metric,
+	}})
+	rec, err := r.a.append(rec)
+	if err != nil {
+		r.a.log.Error("storing an alert failed", "rule", rule.Name, "device_id", device, "err", err)
+		return
+	}
+	s.activeID, s.pendingSince = rec.Alert.ID, time.Time{}
+	r.a.log.Warn("alert raised", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity, "actual", actual)
+}
+
+func (r *rules) clear(rule *RuleConfig, device int, s *ruleState, threshold, actual float64, why string) {
+	rec := r.a.stamp(store.Record{Kind: store.KindAlert, DeviceID: device, Alert: &store.Alert{
+		ID: s.activeID, Rule: rule.Name, Severity: rule.Severity, Title: rule.Title, Message: why,
+		State: store.AlertCleared, Threshold: threshold, Actual: actual, Metric: rule.Metric,
+	}})
+	if _, err := r.a.append(rec); err != nil {
+		r.a.log.Error("storing an alert clear failed", "rule", rule.Name, "device_id", device, "err", err)
+		return
+	}
+	r.a.log.Info("alert cleared", "alert_id", s.activeID, "rule", rule.Name, "device_id", device)
+	s.activeID, s.pendingSince = 0, time.Time{}
+}
+
+// restore takes the alerts that were active when the agent last stopped,
+// so they are neither raised twice nor left active for ever. Alerts whose
+// rule is gone from the config are cleared.
+func (r *rules) restore(active []store.Record) {
+	known := map[string]*RuleConfig{}
+	for i := range r.list {
+		known[r.list[i].Name] = &r.list[i]
+	}
+	for _, rec := range active {
+		al := rec.Alert
+		if al == nil {
+			continue
+		}
+		if rule := known[al.Rule]; rule != nil {
+			r.get(ruleKey{al.Rule, rec.DeviceID}).activeID = al.ID
+			continue
+		}
+		gone := &RuleConfig{Name: al.Rule, Severity: al.Severity, Title: al.Title, Metric: al.Metric}
+		r.clear(gone, rec.DeviceID, &ruleState{activeID: al.ID}, al.Threshold, al.Actual, "rule no longer configured")
+	}
+}
+
+func expand(tmpl, device, metric string, threshold, actual float64) string {
+	return strings.NewReplacer("{device}", device, "{metric}", metric,
+		"{threshold}", num(threshold), "{value}", num(actual)).Replace(tmpl)
+}
+
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
