@@ -181,7 +181,12 @@ func (s *Store) load(db *bolt.DB, fresh bool) error {
 			start := max(last, ceiling)
 			if ceiling > last {
 				// Reserved, maybe handed out, never committed: the process died.
-				skipped = append(skipped, [2]uint64{last + 1, ceiling})
+				if n := len(skipped); n > 0 && skipped[n-1][1] >= last {
+					// Nothing committed since the previous crash: widen its range.
+					skipped[n-1][1] = ceiling
+				} else {
+					skipped = append(skipped, [2]uint64{last + 1, ceiling})
+				}
 				if len(skipped) > maxSkipped {
 					skipped = skipped[len(skipped)-maxSkipped:]
 				}

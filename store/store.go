@@ -118,6 +118,7 @@ type Store struct {
 	space     *sync.Cond // Append waits here for queue room or a higher ceiling
 	closed    bool       // Close was called: Append refuses
 	exited    bool       // the writer is gone: nothing more will commit
+	dying     bool       // abandon: the writer exits without committing
 	last      uint64     // highest seq assigned
 	ceiling   uint64     // durable in meta: Append never assigns past it
 	queue     []pending
@@ -281,6 +282,23 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 
 	<-s.done
+	return s.shutdown()
+}
+
+// abandon stops the store the way kill -9 would: no final commit, no
+// ceiling written. For tests.
+func (s *Store) abandon() {
+	s.mu.Lock()
+	s.closed, s.dying = true, true
+	s.space.Broadcast()
+	close(s.quit)
+	s.mu.Unlock()
+	<-s.done
+	s.shutdown()
+}
+
+// shutdown closes the file once the writer has exited.
+func (s *Store) shutdown() error {
 	s.evlog.flush(s.log, true)
 	err := s.db.Close()
 	s.mu.Lock()

@@ -58,6 +58,13 @@ func (s *Store) run() {
 			closing = true
 		}
 		s.mu.Lock()
+		if closing && s.dying {
+			s.exited = true
+			close(s.commitCh)
+			close(s.failCh)
+			s.mu.Unlock()
+			return
+		}
 		n := len(s.queue)
 		ageDue := s.o.MaxAge > 0 && ticked && time.Since(lastAge) >= time.Minute
 		due := closing || s.flushWant || n >= s.o.MaxBatch || (ticked && n > 0) ||
