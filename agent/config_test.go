@@ -1,0 +1,107 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	c := Defaults()
+	if c.Listen != ":8000" || c.DataDir != "./data" || c.Uplink.MQTT.URL != "" || len(c.Devices) != 4 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	var hot *RuleConfig
+	for i := range c.Rules {
+		if c.Rules[i].Title == "High Temperature Alert" {
+			hot = &c.Rules[i]
+		}
+	}
+	if hot == nil || hot.Severity != "critical" || *hot.Above != 30 {
+		t.Fatalf("the default config must raise the seed's High Temperature Alert: %+v", c.Rules)
+	}
+}
+
+func TestEmptyFileMeansDefaults(t *testing.T) {
+	c, err := ParseConfig("empty.yaml", []byte("# nothing\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Devices) != 4 {
+		t.Fatalf("devices %d", len(c.Devices))
+	}
+}
+
+func TestConfigErrorsNameFileLineAndField(t *testing.T) {
+	cases := []struct {
+		name, yaml string
+		line       int
+		field      string
+	}{
+		{"unknown key", "listen: :9000\nlisen: :9001\n", 2, "lisen"},
+		{"unknown nested key", "store:\n  commit_interval: 1s\n  comit: 2\n", 3, "comit"},
+		{"bad duration", "store:\n  commit_interval: soon\n", 2, ""},
+		{"bad size", "store:\n  max_bytes: lots\n", 2, ""},
+		{"bad log format", "log:\n  format: xml\n", 2, "log.format"},
+		{"duplicate device id", "devices:\n  - {id: 1, driver: sim-env}\n  - id: 1\n    driver: sim-env\n", 3, "devices[1].id"},
+		{"bad interval", "devices:\n  - id: 1\n    driver: sim-env\n    interval: 1ms\n", 4, "devices[0].interval"},
+		{"unknown driver", "devices:\n  - id: 1\n    driver: laser\n", 0, "devices"},
+		{"driver settings", "devices:\n  - id: 1\n    driver: sim-env\n    settings:\n      seeed: 3\n", 0, "devices"},
+		{"rule without threshold", "rules:\n  - name: r\n    metric: temperature\n", 2, "rules[0].above"},
+		{"rule clear on wrong side", "rules:\n  - name: r\n    metric: t\n    above: 30\n    clear: 35\n", 5, "rules[0].clear"},
+		{"rule unknown device", "devices:\n  - {id: 1, driver: sim-env}\nrules:\n  - name: r\n    device_ids: [7]\n    metric: t\n    above: 1\n", 5, "rules[0].device_ids"},
+		{"bad severity", "rules:\n  - {name: r, metric: t, above: 1, severity: doom}\n", 2, "rules[0].severity"},
+		{"bad mqtt url", "uplink:\n  mqtt:\n    url: localhost\n", 3, "uplink.mqtt.url"},
+		{"bad ws heartbeat", "uplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/g\n    heartbeat_interval: 5s\n", 4, "uplink.websocket.heartbeat_interval"},
+		{"yaml syntax", "listen: [\n", 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseConfig("gw.yaml", []byte(c.yaml))
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("want a *ConfigError, got %v", err)
+			}
+			if ce.File != "gw.yaml" || (c.line != 0 && ce.Line != c.line) || ce.Field != c.field {
+				t.Fatalf("got file=%q line=%d field=%q (%v); want line %d field %q", ce.File, ce.Line, ce.Field, err, c.line, c.field)
+			}
+			if !strings.HasPrefix(err.Error(), "gw.yaml") {
+				t.Fatalf("message must start with the file: %v", err)
+			}
+		})
+	}
+}
+
+func TestDriverErrorNamesTheDeviceAndLine(t *testing.T) {
+	_, err := ParseConfig("gw.yaml", []byte("devices:\n  - id: 1\n    driver: sim-env\n  - id: 2\n    name: press\n    driver: nope\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 4") || !strings.Contains(err.Error(), "device 2 (press)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	c := Defaults()
+	if err := c.Override(Overrides{Listen: ":1", DataDir: "/x", MQTTURL: "tcp://b:1883"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":1" || c.DataDir != "/x" || c.Uplink.MQTT.URL != "tcp://b:1883" {
+		t.Fatalf("%+v", c)
+	}
+	err := Defaults().Override(Overrides{MQTTURL: "nonsense"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "-mqtt" {
+		t.Fatalf("bad -mqtt: %v", err)
+	}
+}
+
+func TestByteSizeAndDefaultsFilled(t *testing.T) {
+	c, err := ParseConfig("x", []byte("store: {max_bytes: 64MiB}\ndevices:\n  - {id: 3, driver: sim-door, interval: 10s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c.Devices[0]
+	if c.Store.MaxBytes != 64<<20 || *d.Jitter != time.Second || d.Timeout != 5*time.Second || d.OfflineAfter != 35*time.Second {
+		t.Fatalf("%+v %+v", c.Store, d)
+	}
+}
