@@ -97,8 +97,9 @@ func NewStream(src Source, o StreamOptions) (*Stream, error) {
 }
 
 // Acked returns the seq up to which every record of the stream was
-// acknowledged (0 before the first Run loaded the cursor).
+// acknowledged: the durable cursor until Run has sent something.
 func (s *Stream) Acked() uint64 {
+	_ = s.load() // on error, 0; Run reports it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.acked

@@ -1,0 +1,207 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/floorhub/floorhub/uplink"
+)
+
+// Status is the retained payload on <prefix>/<gateway_id>/status: the
+// birth message (state "online") and the last will or shutdown message
+// (state "offline").
+type Status struct {
+	State       string `json:"state"` // "online" or "offline"
+	GatewayID   string `json:"gateway_id"`
+	BootID      string `json:"boot_id"`
+	Version     string `json:"version,omitempty"`
+	TS          string `json:"ts"`               // RFC 3339; when the message was made
+	Reason      string `json:"reason,omitempty"` // offline: "shutdown" or "connection lost"
+	ClockSynced bool   `json:"clock_synced"`
+	// SkippedSeq lists the seq ranges (inclusive) that were reserved but
+	// never stored because the agent died (oldest first, at most 100):
+	// receivers count them as present when checking for gaps. Always
+	// present; [] when nothing was skipped.
+	SkippedSeq [][2]uint64 `json:"skipped_seq"`
+}
+
+func (u *Uplink) statusPayload(state, reason string) []byte {
+	skipped := u.src.Skipped()
+	if skipped == nil {
+		skipped = [][2]uint64{} // present and empty: nothing skipped
+	}
+	b, _ := json.Marshal(Status{ // cannot fail: plain fields
+		State:       state,
+		GatewayID:   u.o.GatewayID,
+		BootID:      u.o.BootID,
+		Version:     u.o.Version,
+		TS:          time.Now().UTC().Format(time.RFC3339Nano),
+		Reason:      reason,
+		ClockSynced: u.o.ClockSynced(),
+		SkippedSeq:  skipped,
+	})
+	return b
+}
+
+// Heartbeat is the payload on <prefix>/<gateway_id>/heartbeat.
+type Heartbeat struct {
+	GatewayID string  `json:"gateway_id"`
+	BootID    string  `json:"boot_id"`
+	TS        string  `json:"ts"`       // RFC 3339
+	UptimeS   float64 `json:"uptime_s"` // seconds since the uplink started
+	// Backlog counts the stored records after AckedSeq; OldestUnsentAgeS
+	// is the age in seconds of the oldest of them (0 when none).
+	Backlog          int     `json:"backlog"`
+	OldestUnsentAgeS float64 `json:"oldest_unsent_age_s"`
+	LastSeq          uint64  `json:"last_seq"`  // highest seq assigned by the store
+	AckedSeq         uint64  `json:"acked_seq"` // every record up to here is acknowledged
+	// AckedEventsSeq and AckedTelemetrySeq are the two cursors.
+	AckedEventsSeq    uint64 `json:"acked_events_seq"`
+	AckedTelemetrySeq uint64 `json:"acked_telemetry_seq"`
+	Evictions         uint64 `json:"evictions"` // records evicted unsent or sent, since the store was made
+	ClockSynced       bool   `json:"clock_synced"`
+}
+
+func (u *Uplink) heartbeat() Heartbeat {
+	ev, tel := u.events.Acked(), u.telemetry.Acked()
+	acked := min(ev, tel)
+	st := u.src.Stats()
+	h := Heartbeat{
+		GatewayID:         u.o.GatewayID,
+		BootID:            u.o.BootID,
+		TS:                time.Now().UTC().Format(time.RFC3339Nano),
+		UptimeS:           time.Since(u.started).Seconds(),
+		LastSeq:           st.LastSeq,
+		AckedSeq:          acked,
+		AckedEventsSeq:    ev,
+		AckedTelemetrySeq: tel,
+		Evictions:         st.Evicted,
+		ClockSynced:       u.o.ClockSynced(),
+	}
+	n, oldest, err := u.src.Backlog(acked)
+	if err != nil {
+		u.log.Debug("mqtt: heartbeat: backlog unknown", "err", err)
+		h.Backlog = -1 // documented: unknown
+	} else {
+		h.Backlog = n
+		if !oldest.IsZero() {
+			h.OldestUnsentAgeS = max(0, time.Since(oldest).Seconds())
+		}
+	}
+	return h
+}
+
+// heartbeats publishes a heartbeat at once and then every
+// HeartbeatInterval, until ctx ends.
+func (u *Uplink) heartbeats(ctx context.Context, c paho.Client) {
+	t := time.NewTicker(u.o.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		b, _ := json.Marshal(u.heartbeat())
+		// QoS 1 without waiting: a lost heartbeat is replaced by the next.
+		c.Publish(u.topic.heartbeat, 1, false, b)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// CommandRequest is the payload of a message on
+// <prefix>/<gateway_id>/cmd/<name>. An empty payload means no arguments.
+type CommandRequest struct {
+	// RequestID is echoed in the result; any JSON value. Optional.
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	// Args is the command's argument object. Optional.
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// CommandResult is the payload on <prefix>/<gateway_id>/cmd_result.
+type CommandResult struct {
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	Command   string          `json:"command"`
+	OK        bool            `json:"ok"`
+	Result    any             `json:"result,omitempty"`
+	// Error is "malformed", "unknown_command", "bad_args", "failed" or
+	// "refused"; Message says why in words.
+	Error   string `json:"error,omitempty"`
+	Message string `json:"message,omitempty"`
+	TS      string `json:"ts"`
+}
+
+// commands runs the commands received on this connection, one at a time,
+// and publishes their results, until ctx ends.
+func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Message) {
+	for {
+		select {
+		case m := <-in:
+			res := u.runCommand(ctx, m.Topic(), m.Payload(), m.Retained())
+			res.TS = time.Now().UTC().Format(time.RFC3339Nano)
+			b, err := json.Marshal(res)
+			if err != nil {
+				b, _ = json.Marshal(CommandResult{RequestID: res.RequestID, Command: res.Command,
+					Error: "failed", Message: "result not encodable as JSON: " + err.Error(), TS: res.TS})
+			}
+			c.Publish(u.topic.cmdResult, 1, false, b)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, retained bool) (res CommandResult) {
+	res.Command = strings.TrimPrefix(topic, u.topic.cmd)
+	fail := func(code, format string, args ...any) CommandResult {
+		res.OK, res.Error, res.Message = false, code, fmt.Sprintf(format, args...)
+		u.log.Info("mqtt: command refused", "command", res.Command, "error", code, "message", res.Message)
+		return res
+	}
+	var req CommandRequest
+	if len(bytes.TrimSpace(payload)) > 0 {
+		d := json.NewDecoder(bytes.NewReader(payload))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&req); err != nil {
+			return fail("malformed", "payload must be a JSON object {\"request_id\":..., \"args\":{...}}: %v", err)
+		}
+		if d.More() {
+			return fail("malformed", "trailing data after the JSON object")
+		}
+		res.RequestID = req.RequestID
+	}
+	if retained {
+		// A retained command would run again on every reconnect.
+		return fail("refused", "retained commands are not run; publish commands with retain=false")
+	}
+	if args := bytes.TrimSpace(req.Args); len(args) > 0 && args[0] != '{' && !bytes.Equal(args, []byte("null")) {
+		return fail("bad_args", "args must be a JSON object")
+	}
+	if u.cmd == nil {
+		return fail("unknown_command", "this gateway runs no commands")
+	}
+	cctx, cancel := context.WithTimeout(ctx, u.o.CommandTimeout)
+	defer cancel()
+	out, err := u.call(cctx, res.Command, req.Args)
+	if err != nil {
+		return fail(uplink.ErrorCode(err), "%v", err)
+	}
+	res.OK, res.Result = true, out
+	return res
+}
+
+// call runs the Commander, turning a panic into an error: a bad command
+// must not take the gateway down.
+func (u *Uplink) call(ctx context.Context, name string, args json.RawMessage) (out any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("mqtt: command %q panicked: %v", name, p)
+		}
+	}()
+	return u.cmd.Command(ctx, name, args)
+}

@@ -1,0 +1,547 @@
+// Package mqtt forwards floorhub's records to an MQTT broker with paho,
+// store-and-forward: records are read from the store's delivery cursors,
+// published at QoS 1, and the cursors advance only on PUBACK, so a record
+// is never lost across outages, restarts and power cuts (it may arrive
+// twice; receivers drop duplicates by seq).
+//
+// Topics live under <prefix>/<gateway_id>/; docs/mqtt.md documents every
+// topic and payload. The package owns reconnects (paho's are off): one loop,
+// exponential backoff with full jitter, never giving up.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/uplink/backoff"
+)
+
+// The delivery cursors in the store. Events (alerts, device status) and
+// telemetry have their own, so that events overtake a telemetry backlog.
+const (
+	CursorEvents    = "mqtt.events"
+	CursorTelemetry = "mqtt.telemetry"
+)
+
+// Sentinel errors.
+var (
+	// ErrOptions is wrapped by every error New returns for bad Options.
+	ErrOptions = errors.New("mqtt: invalid options")
+	// ErrRunning is returned by a second call of Run.
+	ErrRunning = errors.New("mqtt: Run called more than once")
+)
+
+// Options configures an Uplink. The zero value of each field means its
+// default; URL and GatewayID are required. The yaml tags are the keys under
+// uplink.mqtt in the agent's configuration.
+type Options struct {
+	// URL is the broker: tcp://host:1883 or mqtt://host (plain), ssl://,
+	// tls:// or mqtts://host:8883 (TLS). The port defaults to 1883 / 8883.
+	URL string `yaml:"url"`
+	// ClientID is the MQTT client identifier. Default GatewayID.
+	ClientID string `yaml:"client_id"`
+	// GatewayID names the gateway in topics and payloads. Required; one
+	// topic level (no '/', '+', '#').
+	GatewayID string `yaml:"-"`
+	// TopicPrefix is the first part of every topic. Default "floorhub".
+	TopicPrefix string `yaml:"topic_prefix"`
+	// Username and Password authenticate to the broker. Default none.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// CAFile is a PEM file of the CAs that sign the broker's certificate.
+	// Default: the system's roots. TLS URLs only.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are the PEM client certificate and key, for
+	// brokers that authenticate clients by certificate. TLS URLs only.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// BatchSize is the most records in one telemetry message. Default 500.
+	BatchSize int `yaml:"batch_size"`
+	// MaxInFlight is the most telemetry messages published and not yet
+	// acknowledged; it paces a backlog to the broker's speed. Default 8.
+	MaxInFlight int `yaml:"max_inflight"`
+	// MaxRate caps the telemetry records sent per second while draining a
+	// backlog. Default 0: no cap beyond MaxInFlight.
+	MaxRate float64 `yaml:"max_rate"`
+	// KeepAlive is the MQTT keepalive: a dead link is noticed within about
+	// 1.5 times this. Default 30 s; at least 1 s.
+	KeepAlive time.Duration `yaml:"keepalive"`
+	// HeartbeatInterval is the period of the heartbeat message. Default 30 s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// ConnectTimeout bounds one connection attempt (TCP, TLS and CONNACK).
+	// Default 10 s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// CommandTimeout bounds one command. Default 10 s.
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// CursorInterval is the shortest time between two durable cursor
+	// writes; records acknowledged since the last write are sent again
+	// after a crash. Default 1 s.
+	CursorInterval time.Duration `yaml:"cursor_interval"`
+	// Version is the agent's version, sent in the birth message.
+	Version string `yaml:"-"`
+	// BootID identifies this run of the agent, sent in status messages.
+	BootID string `yaml:"-"`
+	// ClockSynced reports whether the wall clock is known to be right.
+	// Default: always true.
+	ClockSynced func() bool `yaml:"-"`
+	// Logger receives the uplink's log lines. Default slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+	// Backoff tunes the reconnect delays (zero: 1 s initial, 60 s cap,
+	// reset after a stable minute); tests inject its clock.
+	Backoff backoff.Options `yaml:"-"`
+}
+
+// Uplink forwards a Source to an MQTT broker. Make one with New and call Run.
+type Uplink struct {
+	o      Options
+	src    uplink.Source
+	cmd    uplink.Commander
+	broker *url.URL
+	tls    *tls.Config
+	log    *slog.Logger
+	topic  topics
+
+	events, telemetry *uplink.Stream
+
+	running   atomic.Bool
+	connected atomic.Bool
+	started   time.Time // set by Run
+}
+
+type topics struct {
+	telemetry, alerts, devices, status, heartbeat, cmd, cmdResult string
+}
+
+// New validates o and returns an Uplink. It never dials: Run does, in the
+// background, for as long as its context lives. cmd may be nil, in which
+// case every command is answered as unknown.
+func New(src uplink.Source, cmd uplink.Commander, o Options) (*Uplink, error) {
+	if src == nil {
+		return nil, fmt.Errorf("%w: nil Source", ErrOptions)
+	}
+	u := &Uplink{src: src, cmd: cmd}
+	if err := u.setOptions(o); err != nil {
+		return nil, err
+	}
+	var err error
+	u.events, err = uplink.NewStream(src, uplink.StreamOptions{
+		Consumer:       CursorEvents,
+		Kinds:          []store.Kind{store.KindAlert, store.KindDeviceStatus},
+		GatewayID:      u.o.GatewayID,
+		BatchSize:      100,
+		MaxInFlight:    4,
+		CursorInterval: u.o.CursorInterval,
+		Logger:         u.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.telemetry, err = uplink.NewStream(src, uplink.StreamOptions{
+		Consumer:       CursorTelemetry,
+		Kinds:          []store.Kind{store.KindTelemetry},
+		GatewayID:      u.o.GatewayID,
+		BatchSize:      u.o.BatchSize,
+		MaxInFlight:    u.o.MaxInFlight,
+		MaxRate:        u.o.MaxRate,
+		CursorInterval: u.o.CursorInterval,
+		Logger:         u.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (u *Uplink) setOptions(o Options) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrOptions}, args...)...)
+	}
+	if o.URL == "" {
+		return bad("URL is required")
+	}
+	b, err := url.Parse(o.URL)
+	if err != nil {
+		return bad("URL %q: %v", o.URL, err)
+	}
+	secure := false
+	switch b.Scheme {
+	case "tcp", "mqtt":
+	case "ssl", "tls", "mqtts":
+		secure = true
+	default:
+		return bad("URL %q: scheme must be tcp, mqtt, ssl, tls or mqtts", o.URL)
+	}
+	if b.Hostname() == "" {
+		return bad("URL %q has no host", o.URL)
+	}
+	if b.Port() == "" {
+		port := "1883"
+		if secure {
+			port = "8883"
+		}
+		b.Host = net.JoinHostPort(b.Hostname(), port)
+	}
+	if (b.Path != "" && b.Path != "/") || b.RawQuery != "" {
+		return bad("URL %q: a broker URL has no path or query", o.URL)
+	}
+	if b.User != nil {
+		return bad("URL %q: put credentials in Username and Password, not the URL", o.URL)
+	}
+	u.broker = b
+	if err := topicLevel(o.GatewayID); err != nil {
+		return bad("GatewayID %v", err)
+	}
+	if o.TopicPrefix == "" {
+		o.TopicPrefix = "floorhub"
+	}
+	for _, l := range strings.Split(o.TopicPrefix, "/") {
+		if err := topicLevel(l); err != nil {
+			return bad("TopicPrefix %q: %v", o.TopicPrefix, err)
+		}
+	}
+	if o.ClientID == "" {
+		o.ClientID = o.GatewayID
+	}
+	if o.Password != "" && o.Username == "" {
+		return bad("Password without Username")
+	}
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return bad("CertFile and KeyFile go together")
+	}
+	if !secure && (o.CAFile != "" || o.CertFile != "") {
+		return bad("CAFile, CertFile and KeyFile need a TLS URL (ssl://, tls:// or mqtts://), not %q", o.URL)
+	}
+	if secure {
+		if u.tls, err = tlsConfig(b.Hostname(), o.CAFile, o.CertFile, o.KeyFile); err != nil {
+			return bad("%v", err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"KeepAlive", &o.KeepAlive, 30 * time.Second},
+		{"HeartbeatInterval", &o.HeartbeatInterval, 30 * time.Second},
+		{"ConnectTimeout", &o.ConnectTimeout, 10 * time.Second},
+		{"CommandTimeout", &o.CommandTimeout, 10 * time.Second},
+		{"CursorInterval", &o.CursorInterval, time.Second},
+	} {
+		if *d.v < 0 {
+			return bad("%s is negative (%v)", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if o.KeepAlive < time.Second {
+		return bad("KeepAlive %v is under 1 s (MQTT counts it in seconds)", o.KeepAlive)
+	}
+	if o.BatchSize < 0 || o.BatchSize > 100000 {
+		return bad("BatchSize %d is not in [1, 100000]", o.BatchSize)
+	}
+	if o.BatchSize == 0 {
+		o.BatchSize = 500
+	}
+	if o.MaxInFlight < 0 || o.MaxInFlight > 1000 {
+		return bad("MaxInFlight %d is not in [1, 1000]", o.MaxInFlight)
+	}
+	if o.MaxRate < 0 {
+		return bad("MaxRate %v is negative", o.MaxRate)
+	}
+	if o.ClockSynced == nil {
+		o.ClockSynced = func() bool { return true }
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	u.o = o
+	u.log = o.Logger.With("uplink", "mqtt")
+	base := o.TopicPrefix + "/" + o.GatewayID + "/"
+	u.topic = topics{
+		telemetry: base + "telemetry",
+		alerts:    base + "alerts",
+		devices:   base + "devices",
+		status:    base + "status",
+		heartbeat: base + "heartbeat",
+		cmd:       base + "cmd/",
+		cmdResult: base + "cmd_result",
+	}
+	return nil
+}
+
+// topicLevel checks that s can be one level of a topic name.
+func topicLevel(s string) error {
+	switch {
+	case s == "":
+		return errors.New("is empty")
+	case strings.ContainsAny(s, "/+#\x00"):
+		return fmt.Errorf("%q contains '/', '+', '#' or NUL", s)
+	}
+	return nil
+}
+
+func tlsConfig(host, caFile, certFile, keyFile string) (*tls.Config, error) {
+	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("CAFile: %v", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CAFile %s: no PEM certificate in it", caFile)
+		}
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CertFile/KeyFile: %v", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// Connected reports whether the uplink is connected to the broker now.
+func (u *Uplink) Connected() bool { return u.connected.Load() }
+
+// Run connects to the broker and forwards records until ctx ends; lost
+// connections are retried forever with backoff. It returns nil once ctx has
+// ended and everything it started has exited; on the way out it waits
+// briefly for outstanding acknowledgements and publishes the offline status.
+// Run may be called once.
+func (u *Uplink) Run(ctx context.Context) error {
+	if !u.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	u.started = time.Now()
+	b := backoff.New(u.o.Backoff)
+	var lastWarn time.Time
+	failures := 0
+	for {
+		connected, err := u.session(ctx, b)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if connected {
+			failures = 0
+		}
+		failures++
+		// Rate-limited: a gateway without network for a week must not
+		// fill its log with one line per attempt.
+		if failures == 1 || time.Since(lastWarn) >= 10*time.Minute {
+			u.log.Warn("mqtt: disconnected; retrying with backoff", "broker", u.broker.Redacted(), "attempts", failures, "err", err)
+			lastWarn = time.Now()
+		} else {
+			u.log.Debug("mqtt: connection attempt failed", "attempts", failures, "err", err)
+		}
+		if b.Wait(ctx) != nil {
+			return nil
+		}
+	}
+}
+
+// session makes one connection and serves it until it drops or ctx ends.
+// connected tells whether the connection was established.
+func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected bool, err error) {
+	lost := make(chan error, 1)
+	var dialMu sync.Mutex
+	var stopDialWatch func() bool
+	opts := paho.NewClientOptions().
+		AddBroker(u.broker.String()).
+		SetClientID(u.o.ClientID).
+		SetUsername(u.o.Username).
+		SetPassword(u.o.Password).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetResumeSubs(false).
+		SetStore(paho.NewMemoryStore()).
+		SetKeepAlive(u.o.KeepAlive).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(u.o.ConnectTimeout).
+		SetWriteTimeout(10*time.Second).
+		SetBinaryWill(u.topic.status, u.statusPayload("offline", "connection lost"), 1, true).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		}).
+		SetCustomOpenConnectionFn(func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
+			conn, err := u.dial(ctx, uri)
+			if err != nil {
+				return nil, err
+			}
+			// Until CONNACK, shutdown closes the socket so that Run
+			// does not wait out ConnectTimeout.
+			dialMu.Lock()
+			stopDialWatch = context.AfterFunc(ctx, func() { conn.Close() })
+			dialMu.Unlock()
+			return conn, nil
+		})
+	client := paho.NewClient(opts)
+	tok := client.Connect()
+	<-tok.Done() // bounded by ConnectTimeout, and by ctx through the dial watch
+	dialMu.Lock()
+	if stopDialWatch != nil {
+		stopDialWatch()
+	}
+	dialMu.Unlock()
+	if err := tok.Error(); err != nil {
+		return false, fmt.Errorf("mqtt: connecting to %s: %w", u.broker.Redacted(), err)
+	}
+	if ctx.Err() != nil {
+		client.Disconnect(0)
+		return true, nil
+	}
+	b.Connected()
+	u.connected.Store(true)
+	defer u.connected.Store(false)
+	u.log.Info("mqtt: connected", "broker", u.broker.Redacted(), "client_id", u.o.ClientID)
+
+	// Birth first: the central side learns of a restart (and of the
+	// skipped seqs) before any record of this connection.
+	birth := client.Publish(u.topic.status, 1, true, u.statusPayload("online", ""))
+	if err := waitToken(ctx, birth, u.o.ConnectTimeout); err != nil {
+		client.Disconnect(0)
+		return true, fmt.Errorf("mqtt: publishing birth: %w", err)
+	}
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmds := make(chan paho.Message, 32)
+	sub := client.Subscribe(u.topic.cmd+"+", 1, func(_ paho.Client, m paho.Message) {
+		// paho calls this on its reading goroutine: never block it.
+		select {
+		case cmds <- m:
+		default:
+			u.log.Warn("mqtt: command queue full; command dropped", "topic", m.Topic())
+		}
+	})
+	if err := waitToken(ctx, sub, u.o.ConnectTimeout); err != nil {
+		client.Disconnect(0)
+		return true, fmt.Errorf("mqtt: subscribing to commands: %w", err)
+	}
+
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	var sessErr error
+	fail := func(err error) {
+		errMu.Lock()
+		if sessErr == nil {
+			sessErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	snd := sender{c: client, t: &u.topic}
+	eventsCaughtUp := make(chan struct{})
+	wg.Add(5)
+	go func() {
+		defer wg.Done()
+		if err := u.events.Run(sctx, snd, func() { close(eventsCaughtUp) }); err != nil {
+			fail(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		// Events that piled up while offline go before the telemetry backlog.
+		select {
+		case <-eventsCaughtUp:
+		case <-sctx.Done():
+			return
+		}
+		if err := u.telemetry.Run(sctx, snd, nil); err != nil {
+			fail(err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		u.heartbeats(sctx, client)
+	}()
+	go func() {
+		defer wg.Done()
+		u.commands(sctx, client, cmds)
+	}()
+	go func() {
+		defer wg.Done()
+		select {
+		case err := <-lost:
+			fail(fmt.Errorf("mqtt: connection lost: %w", err))
+		case <-sctx.Done():
+		}
+	}()
+	wg.Wait()
+
+	if ctx.Err() != nil && client.IsConnected() {
+		// Clean shutdown: replace the retained status ourselves; the
+		// broker does not send the will after a DISCONNECT.
+		off := client.Publish(u.topic.status, 1, true, u.statusPayload("offline", "shutdown"))
+		_ = waitToken(context.Background(), off, 2*time.Second)
+		client.Disconnect(250)
+		u.log.Info("mqtt: disconnected (shutdown)")
+		return true, nil
+	}
+	client.Disconnect(0)
+	return true, sessErr
+}
+
+// dial opens the network connection for paho, so that a shutdown stops it
+// and the TLS options are ours.
+func (u *Uplink) dial(ctx context.Context, uri *url.URL) (net.Conn, error) {
+	d := &net.Dialer{Timeout: u.o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	if u.tls == nil {
+		return d.DialContext(ctx, "tcp", uri.Host)
+	}
+	td := &tls.Dialer{NetDialer: d, Config: u.tls}
+	return td.DialContext(ctx, "tcp", uri.Host)
+}
+
+// waitToken waits for t, at most d, and not beyond ctx.
+func waitToken(ctx context.Context, t paho.Token, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-timer.C:
+		return fmt.Errorf("no acknowledgement within %v", d)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sender publishes the Stream's messages at QoS 1; paho's token is the Ack.
+type sender struct {
+	c paho.Client
+	t *topics
+}
+
+func (s sender) Send(k store.Kind, payload []byte) uplink.Ack {
+	topic := s.t.telemetry
+	switch k {
+	case store.KindAlert:
+		topic = s.t.alerts
+	case store.KindDeviceStatus:
+		topic = s.t.devices
+	}
+	return s.c.Publish(topic, 1, false, payload)
+}

@@ -1,0 +1,282 @@
+package mqtt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/uplink/backoff"
+)
+
+// testCommander is a small real Commander: ping, a validated set_interval,
+// and a command that panics.
+type testCommander struct{}
+
+func (testCommander) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
+	switch name {
+	case "ping":
+		return map[string]any{"pong": true}, nil
+	case "set_interval":
+		var a struct {
+			DeviceID int    `json:"device_id"`
+			Interval string `json:"interval"`
+		}
+		if err := json.Unmarshal(args, &a); err != nil || a.DeviceID <= 0 {
+			return nil, fmt.Errorf("%w: device_id must be a positive number", uplink.ErrBadArgs)
+		}
+		return a, nil
+	case "boom":
+		panic("boom")
+	}
+	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
+}
+
+func openStore(t testing.TB, path string) *store.Store {
+	t.Helper()
+	s, err := store.Open(path, &store.Options{CommitInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func telemetry(i int) store.Record {
+	return store.Record{Kind: store.KindTelemetry, DeviceID: 1 + i%4, TS: t0.Add(time.Duration(i) * time.Millisecond),
+		BootID: "boot-1", Mono: int64(i) * 1000, ClockSynced: true,
+		Metrics: []store.Metric{{Name: "temperature", Value: 20 + float64(i%10)/4, Unit: "°C"}}}
+}
+
+func appendN(t testing.TB, s *store.Store, from, n int) uint64 {
+	t.Helper()
+	var last uint64
+	for i := from; i < from+n; i++ {
+		r, err := s.Append(telemetry(i))
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		last = r.Seq
+	}
+	return last
+}
+
+func testOptions(b *broker) Options {
+	return Options{URL: b.URL(), GatewayID: "gw1", Version: "1.2.3", BootID: "boot-1", BatchSize: 100,
+		HeartbeatInterval: time.Hour, CursorInterval: 10 * time.Millisecond,
+		Backoff: backoff.Options{Initial: 20 * time.Millisecond, Max: 300 * time.Millisecond}}
+}
+
+// runUplink runs u until the returned stop is called (or the test ends)
+// and checks that Run returns promptly and with nil.
+func runUplink(t testing.TB, u *Uplink) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("Run did not return within 15 s of cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestHappyPath(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+
+	appendN(t, st, 0, 1000)
+	alert, err := st.Append(store.Record{Kind: store.KindAlert, DeviceID: 2, TS: t0, BootID: "boot-1", Mono: 5, ClockSynced: true,
+		Alert: &store.Alert{ID: 1001, Rule: "high_temp", Severity: "critical", Title: "High Temperature Alert",
+			Message: "Temperature exceeds safe threshold", State: store.AlertActive, Threshold: 30, Actual: 32.5, Metric: "temperature"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := st.Append(store.Record{Kind: store.KindDeviceStatus, DeviceID: 3, TS: t0, BootID: "boot-1", Mono: 6, ClockSynced: true,
+		Status: &store.DeviceStatus{Old: "online", New: "offline", Reason: "Connection lost", LastSeen: t0.Add(-time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	o := testOptions(b)
+	o.HeartbeatInterval = 100 * time.Millisecond
+	u, err := New(st, testCommander{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUplink(t, u)
+	col.waitUntil("every record", 30*time.Second, func() bool { return col.haveAll(dev.Seq, nil) })
+	if !u.Connected() {
+		t.Error("Connected() = false while delivering")
+	}
+
+	col.mu.Lock()
+	var got, want map[string]any
+	json.Unmarshal(col.records[1], &got)
+	json.Unmarshal([]byte(`{"seq":1,"kind":"telemetry","device_id":1,"ts":"2026-11-23T09:00:00Z","boot_id":"boot-1",
+		"mono_ns":0,"clock_synced":true,"metrics":{"temperature":{"value":20,"unit":"°C"}}}`), &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("record 1:\n got %v\nwant %v", got, want)
+	}
+	json.Unmarshal(col.records[alert.Seq], &got)
+	if a, _ := got["alert"].(map[string]any); got["kind"] != "alert" || a["severity"] != "critical" || a["alert_id"] != 1001.0 {
+		t.Errorf("alert record: %s", col.records[alert.Seq])
+	}
+	json.Unmarshal(col.records[dev.Seq], &got)
+	if s, _ := got["status"].(map[string]any); got["kind"] != "device_status" || s["new_status"] != "offline" ||
+		s["last_seen"] != "2026-11-23T08:59:00Z" {
+		t.Errorf("device status record: %s", col.records[dev.Seq])
+	}
+	if col.kinds["alerts"] != 1 || col.kinds["devices"] != 1 {
+		t.Errorf("messages per topic: %v", col.kinds)
+	}
+	var birth Status
+	if len(col.status) == 0 || json.Unmarshal(col.status[0].Payload, &birth) != nil || birth.State != "online" ||
+		birth.Version != "1.2.3" || birth.BootID != "boot-1" || birth.SkippedSeq == nil {
+		t.Errorf("birth: %+v", col.status)
+	}
+	if dups := len(col.seqs) - int(dev.Seq); dups != 0 {
+		t.Errorf("%d unexpected records", dups)
+	}
+	col.mu.Unlock()
+	if d := col.duplicates(); len(d) > 0 {
+		t.Errorf("duplicates on a clean run: %v", d[:min(10, len(d))])
+	}
+
+	// Live records after the backlog.
+	last := appendN(t, st, 1000, 10)
+	col.waitUntil("live records", 10*time.Second, func() bool { return col.haveAll(last, nil) })
+
+	// Birth is retained: a newcomer gets it.
+	late := newCollector(t, b, "late", "floorhub/gw1/status")
+	late.waitUntil("retained birth", 10*time.Second, func() bool { return len(late.status) > 0 })
+	late.mu.Lock()
+	if s := late.status[0]; !s.Retained || !strings.Contains(string(s.Payload), `"state":"online"`) ||
+		!strings.Contains(string(s.Payload), `"skipped_seq":[]`) {
+		t.Errorf("retained status: %+v %s", s, s.Payload)
+	}
+	late.mu.Unlock()
+
+	// Heartbeat: eventually says everything is acknowledged.
+	col.waitUntil("a heartbeat with everything acknowledged", 10*time.Second, func() bool {
+		if len(col.heartbeat) == 0 {
+			return false
+		}
+		var h Heartbeat
+		json.Unmarshal(col.heartbeat[len(col.heartbeat)-1], &h)
+		return h.AckedSeq == last && h.LastSeq == last && h.Backlog == 0 && h.GatewayID == "gw1" && h.ClockSynced
+	})
+
+	// Commands.
+	for _, c := range []struct {
+		cmd, payload, want string
+		retained           bool
+	}{
+		{"ping", `{"request_id":"r1"}`, `"request_id":"r1","command":"ping","ok":true,"result":{"pong":true}`, false},
+		{"ping", ``, `"command":"ping","ok":true`, false},
+		{"nope", `{"request_id":2}`, `"request_id":2,"command":"nope","ok":false,"error":"unknown_command"`, false},
+		{"ping", `{bad`, `"command":"ping","ok":false,"error":"malformed"`, false},
+		{"ping", `{"device_id":3}`, `"command":"ping","ok":false,"error":"malformed"`, false},
+		{"set_interval", `{"request_id":"r4","args":{"device_id":"x"}}`, `"request_id":"r4","command":"set_interval","ok":false,"error":"bad_args"`, false},
+		{"set_interval", `{"request_id":"r5","args":[1]}`, `"request_id":"r5","command":"set_interval","ok":false,"error":"bad_args"`, false},
+		{"set_interval", `{"args":{"device_id":3,"interval":"5s"}}`, `"ok":true,"result":{"device_id":3,"interval":"5s"}`, false},
+		{"boom", `{"request_id":"r7"}`, `"request_id":"r7","command":"boom","ok":false,"error":"failed"`, false},
+	} {
+		col.mu.Lock()
+		n := len(col.results)
+		col.mu.Unlock()
+		tok := col.client.Publish("floorhub/gw1/cmd/"+c.cmd, 1, c.retained, []byte(c.payload))
+		tok.Wait()
+		col.waitUntil("result of "+c.cmd+" "+c.payload, 10*time.Second, func() bool { return len(col.results) > n })
+		col.mu.Lock()
+		res := string(col.results[n])
+		col.mu.Unlock()
+		if !strings.Contains(res, c.want) {
+			t.Errorf("cmd/%s %s:\n got %s\nwant %s", c.cmd, c.payload, res, c.want)
+		}
+	}
+
+	// Clean shutdown: offline status, cursors written.
+	stop()
+	if u.Connected() {
+		t.Error("Connected() after Run returned")
+	}
+	col.waitUntil("offline status", 10*time.Second, func() bool {
+		return strings.Contains(string(col.status[len(col.status)-1].Payload), `"state":"offline","gateway_id":"gw1","boot_id":"boot-1","version":"1.2.3"`)
+	})
+	for _, name := range []string{CursorEvents, CursorTelemetry} {
+		if c, err := st.Cursor(name); err != nil || c != last {
+			t.Errorf("cursor %s = %d, %v; want %d", name, c, err, last)
+		}
+	}
+}
+
+func TestNewValidatesOptions(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	good := Options{URL: "tcp://127.0.0.1:1883", GatewayID: "gw1"}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"no url", func(o *Options) { o.URL = "" }, "URL is required"},
+		{"bad scheme", func(o *Options) { o.URL = "http://x" }, "scheme"},
+		{"no host", func(o *Options) { o.URL = "tcp://:1883" }, "no host"},
+		{"path", func(o *Options) { o.URL = "tcp://h/x" }, "no path"},
+		{"creds in url", func(o *Options) { o.URL = "tcp://u:p@h" }, "Username and Password"},
+		{"no gateway", func(o *Options) { o.GatewayID = "" }, "GatewayID is empty"},
+		{"wildcard gateway", func(o *Options) { o.GatewayID = "a/#" }, "GatewayID"},
+		{"bad prefix", func(o *Options) { o.TopicPrefix = "a//b" }, "TopicPrefix"},
+		{"password alone", func(o *Options) { o.Password = "x" }, "Password without Username"},
+		{"cert alone", func(o *Options) { o.URL = "ssl://h"; o.CertFile = "c.pem" }, "CertFile and KeyFile"},
+		{"ca on tcp", func(o *Options) { o.CAFile = "ca.pem" }, "need a TLS URL"},
+		{"missing ca", func(o *Options) { o.URL = "mqtts://h"; o.CAFile = "/nonexistent/ca.pem" }, "CAFile"},
+		{"keepalive", func(o *Options) { o.KeepAlive = time.Millisecond }, "KeepAlive"},
+		{"negative", func(o *Options) { o.HeartbeatInterval = -1 }, "HeartbeatInterval is negative"},
+		{"batch", func(o *Options) { o.BatchSize = 1e6 }, "BatchSize"},
+	} {
+		o := good
+		c.edit(&o)
+		_, err := New(st, nil, o)
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an ErrOptions mentioning %q", c.name, err, c.want)
+		}
+	}
+	u, err := New(st, nil, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.o.ClientID != "gw1" || u.o.TopicPrefix != "floorhub" || u.o.KeepAlive != 30*time.Second ||
+		u.o.HeartbeatInterval != 30*time.Second || u.o.BatchSize != 500 || u.broker.Host != "127.0.0.1:1883" {
+		t.Errorf("defaults: %+v", u.o)
+	}
+	if u, _ := New(st, nil, Options{URL: "ssl://example.com", GatewayID: "g"}); u.broker.Host != "example.com:8883" || u.tls == nil {
+		t.Errorf("ssl default port / TLS: %v", u.broker)
+	}
+}
