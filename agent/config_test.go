@@ -105,3 +105,13 @@ func TestByteSizeAndDefaultsFilled(t *testing.T) {
 		t.Fatalf("%+v %+v", c.Store, d)
 	}
 }
+
+func TestExampleConfigIsValid(t *testing.T) {
+	c, err := LoadConfig("../systemd/floorhub.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GatewayID != "press-line-2" || len(c.Devices) == 0 || len(c.Rules) != 2 {
+		t.Fatalf("%+v", c)
+	}
+}
