@@ -1,0 +1,536 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/store"
+)
+
+// client is the API's state for one connection; it is the wsconn.Session.
+type client struct {
+	h    *Hub
+	conn *wsconn.Conn
+
+	// Fixed before the upgrade.
+	hasEndpoint   bool // a channel endpoint: subscribe on auth
+	endpoint      channel
+	epFilter      filter
+	hasQuerySince bool
+	querySince    uint64
+
+	// Touched only by the reader goroutine.
+	authed      bool
+	sinceUsed   [numChannels]bool
+	limitedSent bool
+
+	mu        sync.Mutex
+	subs      [numChannels]*chanSubs
+	jobs      []*replayJob // waiting for the replay goroutine
+	replaying bool
+	closed    bool
+	wg        sync.WaitGroup // the replay goroutine
+}
+
+// chanSubs are a client's subscriptions on one channel: at most one for
+// every device and one for all devices; a device's own wins.
+type chanSubs struct {
+	all *entry
+	dev map[int]*entry
+}
+
+type entry struct {
+	f    filter
+	job  *replayJob         // set while the subscription's replay runs
+	freq map[int]*freqState // by device (0 for system); period > 0 only
+}
+
+// freqState limits one device's updates to one per period.
+type freqState struct {
+	due time.Time
+	tel *telemetryUpdate // pending, merged
+	sys []byte           // pending system update
+}
+
+// replayJob is one resume: the records after since, from the store, then
+// the live records that arrived meanwhile.
+type replayJob struct {
+	ch     channel
+	f      filter
+	since  uint64
+	target uint64         // replay at least up to this seq
+	buf    []store.Record // live records held back, seq > the first target
+}
+
+func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &client{h: h}
+	switch p := strings.TrimSuffix(r.URL.Path, "/"); p {
+	case "/ws":
+	default:
+		ch, ok := parseChannel(strings.TrimPrefix(p, "/ws/"))
+		if !ok || !strings.HasPrefix(p, "/ws/") {
+			http.NotFound(w, r)
+			return
+		}
+		c.hasEndpoint, c.endpoint = true, ch
+	}
+	q := r.URL.Query()
+	if c.hasEndpoint {
+		f, pe := queryFilters(c.endpoint, q)
+		if pe != nil {
+			http.Error(w, "hub: "+pe.msg, http.StatusBadRequest)
+			return
+		}
+		c.epFilter = f
+	}
+	if s := q.Get("since"); s != "" {
+		v, pe := parseSince(json.RawMessage(s))
+		if pe != nil {
+			http.Error(w, "hub: "+pe.msg, http.StatusBadRequest)
+			return
+		}
+		c.hasQuerySince, c.querySince = true, v
+	}
+	token := wsconn.RequestToken(r)
+	h.srv.Serve(w, r, func(conn *wsconn.Conn) wsconn.Session {
+		c.conn = conn
+		if token != "" {
+			c.auth(token)
+		}
+		return c
+	})
+}
+
+// reply queues a response to the client's request, waiting for room.
+func (c *client) reply(v any) {
+	c.conn.SendWait(c.conn.Context(), wsconn.Message{Data: mustJSON(v)})
+}
+
+func (c *client) replyError(pe *protoError, request string) {
+	c.reply(errorMsg{Type: "error", Error: pe.code, Message: pe.msg, Request: request})
+}
+
+// Message implements wsconn.Session.
+func (c *client) Message(data []byte) {
+	c.limitedSent = false
+	c.handle(data, false)
+}
+
+// Limited implements wsconn.Session: one error per burst of refused
+// messages (the core closes the connection if the burst goes on).
+func (c *client) Limited() {
+	if c.limitedSent {
+		return
+	}
+	c.limitedSent = true
+	pe := perr(codeRateLimited, "more than %d messages per second: message dropped", c.h.srv.Options().MessagesPerSecond)
+	c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: pe.code, Message: pe.msg})})
+}
+
+// Closed implements wsconn.Session.
+func (c *client) Closed() {
+	c.mu.Lock()
+	c.closed = true
+	c.subs = [numChannels]*chanSubs{}
+	c.jobs = nil
+	c.mu.Unlock()
+	for ch := range numChannels {
+		c.h.index(c, ch, false)
+	}
+	c.h.setTimed(c, false)
+	c.wg.Wait()
+}
+
+func (c *client) handle(data []byte, inBatch bool) {
+	req, pe := decodeRequest(data)
+	if pe != nil {
+		c.replyError(pe, "")
+		return
+	}
+	if !c.authed && req.typ != typeAuth && req.typ != typePing {
+		c.replyError(perr(codeNotAuthenticated, "authenticate first: only auth and ping are accepted before auth"), req.typ)
+		return
+	}
+	switch req.typ {
+	case typeAuth:
+		c.auth(req.token)
+	case typePing:
+		c.reply(pongMsg{Type: "pong", Timestamp: req.timestamp, ServerTime: stamp(c.h.o.Now())})
+	case typeSubscribe:
+		c.subscribe(req.channel, req.filter, req.since, req.hasSince)
+	case typeUnsubscribe:
+		c.unsubscribe(req.channel, req.devices)
+	case typeBatch:
+		c.batch(req.messages, inBatch)
+	}
+}
+
+func (c *client) batch(msgs []json.RawMessage, inBatch bool) {
+	switch {
+	case inBatch:
+		c.replyError(perr(codeInvalidMessage, "a batch may not contain a batch"), typeBatch)
+		return
+	case len(msgs) > c.h.o.MaxBatch:
+		c.replyError(perr(codeBatchTooLarge, "batch of %d messages: at most %d", len(msgs), c.h.o.MaxBatch), typeBatch)
+		return
+	case !c.conn.Charge(len(msgs) - 1):
+		c.replyError(perr(codeRateLimited, "batch of %d messages exceeds the rate of %d messages per second: dropped",
+			len(msgs), c.h.srv.Options().MessagesPerSecond), typeBatch)
+		return
+	}
+	for _, m := range msgs {
+		if c.conn.Context().Err() != nil {
+			return
+		}
+		c.handle(m, true)
+	}
+}
+
+// auth checks token; on failure it answers and closes the connection.
+func (c *client) auth(token string) {
+	fail := func(code, msg string) {
+		c.reply(authResponse{Type: "auth_response", Success: false, Message: msg, Error: code})
+		c.conn.Close(wsconn.ClosePolicy, "authentication failed: "+code)
+	}
+	claims, err := c.h.o.Verifier.Verify(token)
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrMissing):
+			fail(codeMissingToken, "no token: send {\"type\":\"auth\",\"token\":\"<jwt>\"}")
+		case errors.Is(err, auth.ErrTooLong):
+			fail(codeTokenTooLong, fmt.Sprintf("token longer than %d bytes", auth.MaxTokenLen))
+		case errors.Is(err, auth.ErrExpired):
+			fail(codeTokenExpired, "token expired")
+		default:
+			fail(codeInvalidToken, "invalid token")
+		}
+		return
+	}
+	switch err := c.conn.SetUser(claims.User()); {
+	case errors.Is(err, wsconn.ErrTooManyForUser):
+		fail(codeTooManyConns, fmt.Sprintf("user %q has too many connections (at most %d)",
+			claims.User(), c.h.srv.Options().MaxConnsPerUser))
+		return
+	case errors.Is(err, wsconn.ErrUserSet):
+		fail(codeUserMismatch, "this connection is authenticated as another user")
+		return
+	case err != nil:
+		return // closed meanwhile
+	}
+	first := !c.authed
+	c.authed = true
+	c.reply(authResponse{Type: "auth_response", Success: true, Message: "authenticated", User: claims.User()})
+	if first && c.hasEndpoint {
+		c.subscribe(c.endpoint, c.epFilter, 0, false)
+	}
+}
+
+func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
+	if !hasSince && c.hasQuerySince && !c.sinceUsed[ch] {
+		since, hasSince = c.querySince, true
+	}
+	c.sinceUsed[ch] = true
+	if ch == chSystem {
+		hasSince = false // system status is not stored
+	}
+	if hasSince && c.h.o.Replay == nil {
+		c.replyError(perr(codeReplayUnavail, "this hub cannot replay from the store: live data only"), typeSubscribe)
+		hasSince = false
+	}
+	msg := subscribedMsg{Type: "subscribed", Channel: ch.String(), Filters: f.json(ch)}
+	if hasSince {
+		msg.Since = &since
+	}
+	c.reply(msg)
+
+	// What a new subscriber learns at once, fetched before taking the lock.
+	var devs []DeviceState
+	if ch == chDevices && c.h.o.State != nil {
+		devs = c.h.o.State.Devices()
+	}
+	sys, haveSys := System{}, false
+	if ch == chSystem {
+		sys, haveSys = c.h.currentSystem()
+	}
+
+	// Index first, then install under the lock and read the target: every
+	// record above the target is then sure to reach the new entries.
+	c.h.index(c, ch, true)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	s := c.subs[ch]
+	if s == nil {
+		s = &chanSubs{}
+		c.subs[ch] = s
+	}
+	var job *replayJob
+	if hasSince {
+		job = &replayJob{ch: ch, f: f, since: since, target: c.h.lastSeq.Load()}
+		if job.target > 0 && since > job.target {
+			pe := perr(codeInvalidSince, "since=%d is ahead of the newest seq %d: live data only", since, job.target)
+			c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: pe.code, Message: pe.msg, Request: typeSubscribe})})
+			job = nil
+		}
+	}
+	now := c.h.o.Now()
+	newEntry := func() *entry {
+		e := &entry{f: f, job: job}
+		if f.period > 0 {
+			e.freq = make(map[int]*freqState)
+		}
+		return e
+	}
+	if f.devices == nil {
+		s.all = newEntry()
+	} else {
+		if s.dev == nil {
+			s.dev = make(map[int]*entry)
+		}
+		for _, d := range f.devices {
+			s.dev[d] = newEntry()
+		}
+	}
+	for _, d := range devs {
+		if (f.devices == nil || slices.Contains(f.devices, d.DeviceID)) &&
+			(f.statuses == nil || slices.Contains(f.statuses, d.Status)) {
+			c.conn.Send(wsconn.Message{Data: encodeDeviceState(d, now)})
+		}
+	}
+	if haveSys {
+		if sys.Timestamp.IsZero() {
+			sys.Timestamp = now
+		}
+		c.conn.Send(wsconn.Message{Data: encodeSystem(sys, f.metrics), Key: systemKey})
+		if f.period > 0 {
+			s.all.freq[0] = &freqState{due: now.Add(f.period)}
+		}
+	}
+	if job != nil {
+		c.jobs = append(c.jobs, job)
+		if !c.replaying {
+			c.replaying = true
+			c.wg.Add(1)
+			go c.runReplays()
+		}
+	}
+	timed := c.timedLocked()
+	c.mu.Unlock()
+	c.h.setTimed(c, timed)
+}
+
+func (c *client) unsubscribe(ch channel, devices []int) {
+	c.mu.Lock()
+	s := c.subs[ch]
+	var pe *protoError
+	switch {
+	case s == nil:
+		pe = perr(codeNotSubscribed, "not subscribed to channel %s", ch)
+	case devices == nil:
+		c.subs[ch] = nil
+	default:
+		for _, d := range devices {
+			if s.dev[d] == nil {
+				pe = perr(codeNotSubscribed, "device %d has no subscription of its own on channel %s", d, ch)
+				break
+			}
+		}
+		if pe == nil {
+			for _, d := range devices {
+				delete(s.dev, d)
+			}
+			if s.all == nil && len(s.dev) == 0 {
+				c.subs[ch] = nil
+			}
+		}
+	}
+	empty := c.subs[ch] == nil
+	timed := c.timedLocked()
+	c.mu.Unlock()
+	if pe != nil {
+		c.replyError(pe, typeUnsubscribe)
+		return
+	}
+	if empty {
+		c.h.index(c, ch, false)
+	}
+	c.h.setTimed(c, timed)
+	c.reply(unsubscribedMsg{Type: "unsubscribed", Channel: ch.String(), DeviceID: devices})
+}
+
+// entryFor returns the subscription a device's record goes to; c.mu held.
+func (c *client) entryFor(ch channel, device int) *entry {
+	s := c.subs[ch]
+	if s == nil {
+		return nil
+	}
+	if e := s.dev[device]; e != nil {
+		return e
+	}
+	return s.all
+}
+
+// eachEntry calls fn for every subscription of ch; c.mu held.
+func (c *client) eachEntry(ch channel, fn func(*entry)) {
+	s := c.subs[ch]
+	if s == nil {
+		return
+	}
+	if s.all != nil {
+		fn(s.all)
+	}
+	for _, e := range s.dev {
+		fn(e)
+	}
+}
+
+func (c *client) timedLocked() bool {
+	timed := false
+	for _, ch := range []channel{chTelemetry, chSystem} {
+		c.eachEntry(ch, func(e *entry) { timed = timed || e.f.period > 0 })
+	}
+	return timed
+}
+
+// match applies the filters other than device and metrics (which the
+// entry lookup and the encoding apply).
+func (f *filter) match(ch channel, r *store.Record) bool {
+	switch ch {
+	case chAlerts:
+		if r.Alert == nil {
+			return false
+		}
+		return (f.severities == nil || slices.Contains(f.severities, r.Alert.Severity)) &&
+			(f.alertTypes == nil || slices.Contains(f.alertTypes, r.Alert.Rule))
+	case chDevices:
+		if r.Status == nil {
+			return false
+		}
+		return f.statuses == nil || slices.Contains(f.statuses, r.Status.New)
+	}
+	return true
+}
+
+// deliver hands a live record to the client; called by the fan-out.
+func (c *client) deliver(ch channel, r *store.Record, enc *encoding) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entryFor(ch, r.DeviceID)
+	if e == nil || !e.f.match(ch, r) {
+		return
+	}
+	if j := e.job; j != nil {
+		if len(j.buf) >= c.h.o.ReplayBuffer {
+			// Too much held back: read it from the store instead.
+			j.buf = nil
+			j.target = c.h.lastSeq.Load()
+			return
+		}
+		j.buf = append(j.buf, *r)
+		return
+	}
+	c.sendLive(ch, e, r, enc)
+}
+
+// sendLive queues a live record's message for entry e; c.mu held.
+func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) {
+	if ch != chTelemetry {
+		c.conn.Send(wsconn.Message{Data: enc.bytes(), Seq: r.Seq})
+		return
+	}
+	u, data := enc.telemetry(e.f.metrics)
+	if u == nil {
+		return
+	}
+	if e.f.period <= 0 {
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u})
+		return
+	}
+	now := c.h.o.Now()
+	st := e.freq[u.DeviceID]
+	if st == nil {
+		st = &freqState{}
+		e.freq[u.DeviceID] = st
+	}
+	switch {
+	case st.tel == nil && !now.Before(st.due):
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u})
+		st.due = now.Add(e.f.period)
+	case st.tel == nil:
+		st.tel = u
+	default:
+		st.tel = u.merge(st.tel)
+	}
+}
+
+// deliverSystem hands a system status to the client; called by the fan-out.
+func (c *client) deliverSystem(s System, cache map[string][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sub := c.subs[chSystem]
+	if sub == nil || sub.all == nil {
+		return
+	}
+	e := sub.all
+	key := strings.Join(e.f.metrics, "\x00")
+	data, ok := cache[key]
+	if !ok {
+		data = encodeSystem(s, e.f.metrics)
+		cache[key] = data
+	}
+	if e.f.period <= 0 {
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey})
+		return
+	}
+	now := c.h.o.Now()
+	st := e.freq[0]
+	if st == nil {
+		st = &freqState{}
+		e.freq[0] = st
+	}
+	if st.sys == nil && !now.Before(st.due) {
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey})
+		st.due = now.Add(e.f.period)
+		return
+	}
+	st.sys = data
+}
+
+// flushDue sends the pending updates of frequency-limited subscriptions
+// whose period has passed.
+func (c *client) flushDue(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range []channel{chTelemetry, chSystem} {
+		c.eachEntry(ch, func(e *entry) {
+			if e.f.period <= 0 || e.job != nil {
+				return
+			}
+			for _, st := range e.freq {
+				if now.Before(st.due) {
+					continue
+				}
+				switch {
+				case st.tel != nil:
+					c.conn.Send(st.tel.message())
+				case st.sys != nil:
+					c.conn.Send(wsconn.Message{Data: st.sys, Key: systemKey})
+				default:
+					continue
+				}
+				st.tel, st.sys = nil, nil
+				st.due = now.Add(e.f.period)
+			}
+		})
+	}
+}

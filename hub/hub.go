@@ -1,0 +1,433 @@
+// Package hub is the gateway's local real-time hub: the WebSocket API of
+// seed 000 (the "Valtronics" API) on /ws and /ws/{telemetry,alerts,system,
+// devices}, built on the connection core in hub/wsconn.
+//
+// The agent calls Publish for every record right after the store assigned
+// its seq, and PublishSystem periodically; neither ever blocks. Run owns
+// the hub's goroutines: the fan-out that turns records into messages for
+// the subscribed clients, and the ticker of frequency-limited
+// subscriptions. A client that falls behind has its telemetry coalesced
+// (the newest value of each metric wins) and is disconnected with 1013 if
+// messages that may not be dropped (alerts, device status) would overflow
+// its queue; it resumes with since=<last seq> and gets what it missed from
+// the store, then live data, with no gap and no duplicate at the seam.
+//
+// See docs/hub.md for every message, error code, close code and limit.
+package hub
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/store"
+)
+
+// Errors returned by New.
+var (
+	ErrNoVerifier = errors.New("hub: Options.Verifier is required")
+)
+
+// TokenVerifier checks a JWT; *auth.Verifier satisfies it. Verify returns
+// auth.ErrMissing, ErrTooLong, ErrExpired, ErrInvalid or ErrNoSubject.
+type TokenVerifier interface {
+	Verify(token string) (*auth.Claims, error)
+}
+
+// Replayer reads committed records; *store.Store satisfies it.
+type Replayer interface {
+	Read(after uint64, max int, kinds ...store.Kind) ([]store.Record, error)
+}
+
+// committer is the optional part of a Replayer that tells when a commit
+// happened (*store.Store has it); without it replay polls.
+type committer interface {
+	Committed() <-chan struct{}
+}
+
+// StateSource gives the current state to new subscribers of the devices
+// and system channels.
+type StateSource interface {
+	// Devices returns every configured device and its current status.
+	Devices() []DeviceState
+	// System returns the latest system status.
+	System() System
+}
+
+// DeviceState is one device's current status.
+type DeviceState struct {
+	DeviceID int
+	Status   string // online, warning or offline
+	Reason   string
+	LastSeen time.Time
+}
+
+// System is the `metrics` object of system_status_update: the seed's four
+// fields plus floorhub's. Timestamp is the message's `timestamp`.
+type System struct {
+	CPUUsage          float64 `json:"cpu_usage"`    // percent
+	MemoryUsage       float64 `json:"memory_usage"` // percent
+	DiskUsage         float64 `json:"disk_usage"`   // percent
+	ActiveConnections int     `json:"active_connections"`
+	UptimeSeconds     float64 `json:"uptime_seconds"`
+	Backlog           int     `json:"backlog"`  // records not yet acked by every uplink
+	Evicted           uint64  `json:"evicted"`  // records evicted by the store's cap
+	LastSeq           uint64  `json:"last_seq"` // highest seq assigned
+	ClockSynced       bool    `json:"clock_synced"`
+	Timestamp         time.Time
+}
+
+// Options configures a Hub. The zero value of every field but Verifier
+// means its default.
+type Options struct {
+	// Verifier checks tokens. Required.
+	Verifier TokenVerifier
+	// Replay serves resume (since=<seq>) from the store. Without it a
+	// request to resume is answered with the error replay_unavailable and
+	// live data only.
+	Replay Replayer
+	// State gives new subscribers of devices and system the current
+	// state. Without it devices subscribers get no snapshot and system
+	// subscribers get the last PublishSystem value, if any.
+	State StateSource
+	// Logger receives the hub's log lines. Default slog.Default().
+	Logger *slog.Logger
+	// Conn holds the connection limits (message size and rate,
+	// connections in all, per user and per address, origins, timeouts,
+	// queue length); its zero value is the seed's defaults.
+	Conn wsconn.Options
+	// MaxBatch caps the messages of one batch. Default 50.
+	MaxBatch int
+	// ReplayBuffer caps the live records held back for a subscription
+	// while its replay runs; beyond it they are dropped and read from the
+	// store instead. Default 1024.
+	ReplayBuffer int
+	// CommitWait bounds how long a replay waits for records already
+	// published to be committed. Default 10 s.
+	CommitWait time.Duration
+	// InboxLen caps the records and statuses waiting for the fan-out
+	// (only reached when Run is not running); beyond it the oldest are
+	// dropped and logged. Default 65536.
+	InboxLen int
+	// Now is the clock of frequency filters and timestamps. Default
+	// time.Now.
+	Now func() time.Time
+
+	tick <-chan time.Time // tests drive frequency ticks with it
+}
+
+// Hub is the local real-time hub.
+type Hub struct {
+	o   Options
+	srv *wsconn.Server
+	log *slog.Logger
+
+	inMu    sync.Mutex
+	inbox   []event
+	dropped uint64
+	wake    chan struct{}
+
+	lastSeq atomic.Uint64 // highest seq fanned out
+
+	mu    sync.Mutex
+	subs  [numChannels]map[*client]struct{}
+	snap  [numChannels]atomic.Pointer[[]*client]
+	timed map[*client]struct{} // clients with frequency-limited entries
+
+	sysMu  sync.Mutex
+	system *System
+}
+
+type event struct {
+	rec store.Record
+	sys *System
+}
+
+// New returns a Hub. Call Run to start it and mount Handler.
+func New(o Options) (*Hub, error) {
+	if o.Verifier == nil {
+		return nil, ErrNoVerifier
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxBatch < 0 || o.ReplayBuffer < 0 || o.CommitWait < 0 || o.InboxLen < 0 {
+		return nil, errors.New("hub: MaxBatch, ReplayBuffer, CommitWait and InboxLen must not be negative")
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 50
+	}
+	if o.ReplayBuffer == 0 {
+		o.ReplayBuffer = 1024
+	}
+	if o.CommitWait == 0 {
+		o.CommitWait = 10 * time.Second
+	}
+	if o.InboxLen == 0 {
+		o.InboxLen = 65536
+	}
+	if o.Conn.Logger == nil {
+		o.Conn.Logger = o.Logger
+	}
+	srv, err := wsconn.NewServer(o.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	h := &Hub{o: o, srv: srv, log: o.Logger, wake: make(chan struct{}, 1), timed: make(map[*client]struct{})}
+	for i := range h.subs {
+		h.subs[i] = make(map[*client]struct{})
+		h.snap[i].Store(&[]*client{})
+	}
+	return h, nil
+}
+
+// Server returns the connection core, so that other front ends (the
+// Aether V3 endpoint, ...) share its limits and its shutdown.
+func (h *Hub) Server() *wsconn.Server { return h.srv }
+
+// Connections returns the number of open connections.
+func (h *Hub) Connections() int { return h.srv.Len() }
+
+// Handler serves /ws and /ws/{telemetry,alerts,system,devices}; mount it
+// at "/ws" and "/ws/".
+func (h *Hub) Handler() http.Handler { return http.HandlerFunc(h.serveHTTP) }
+
+// Publish hands a record to the hub for delivery to its subscribers. It
+// never blocks. Call it with increasing seqs (the order of store.Append).
+func (h *Hub) Publish(r store.Record) {
+	h.enqueue(event{rec: r})
+}
+
+// PublishSystem hands the latest system status to the hub. It never
+// blocks.
+func (h *Hub) PublishSystem(s System) {
+	h.sysMu.Lock()
+	h.system = &s
+	h.sysMu.Unlock()
+	h.enqueue(event{sys: &s})
+}
+
+func (h *Hub) enqueue(e event) {
+	h.inMu.Lock()
+	if len(h.inbox) >= h.o.InboxLen {
+		h.inbox = h.inbox[1:]
+		h.dropped++
+	}
+	h.inbox = append(h.inbox, e)
+	h.inMu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run fans records out to clients until ctx ends; then it sends a close
+// frame (1001) to every client, waits for them (at most
+// Conn.ShutdownWait) and returns when every goroutine of the hub exited.
+func (h *Hub) Run(ctx context.Context) error {
+	tick := h.o.tick
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			h.srv.Shutdown(context.Background())
+			return nil
+		case <-h.wake:
+			h.drain()
+		case <-tick:
+			h.tickTimed()
+		}
+	}
+}
+
+func (h *Hub) drain() {
+	h.inMu.Lock()
+	batch := h.inbox
+	h.inbox = nil
+	dropped := h.dropped
+	h.dropped = 0
+	h.inMu.Unlock()
+	if dropped > 0 {
+		h.log.Warn("hub: inbox full, oldest events dropped", "dropped", dropped)
+	}
+	// Concurrent publishers may race by a hair: deliver records in seq
+	// order. Only the newest system status matters.
+	recs := make([]*store.Record, 0, len(batch))
+	var sys *System
+	for i := range batch {
+		if batch[i].sys != nil {
+			sys = batch[i].sys
+			continue
+		}
+		recs = append(recs, &batch[i].rec)
+	}
+	slices.SortStableFunc(recs, func(a, b *store.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	for _, r := range recs {
+		h.fanRecord(r)
+	}
+	if sys != nil {
+		h.fanSystem(*sys)
+	}
+}
+
+func channelOf(k store.Kind) (channel, bool) {
+	switch k {
+	case store.KindTelemetry:
+		return chTelemetry, true
+	case store.KindAlert:
+		return chAlerts, true
+	case store.KindDeviceStatus:
+		return chDevices, true
+	}
+	return 0, false
+}
+
+func (h *Hub) fanRecord(r *store.Record) {
+	if r.Seq > h.lastSeq.Load() {
+		h.lastSeq.Store(r.Seq)
+	}
+	ch, ok := channelOf(r.Kind)
+	if !ok {
+		h.log.Warn("hub: record of unknown kind not delivered", "seq", r.Seq, "kind", r.Kind)
+		return
+	}
+	enc := &encoding{rec: r}
+	for _, c := range *h.snap[ch].Load() {
+		c.deliver(ch, r, enc)
+	}
+}
+
+func (h *Hub) fanSystem(s System) {
+	if s.ActiveConnections == 0 {
+		s.ActiveConnections = h.Connections()
+	}
+	cache := map[string][]byte{}
+	for _, c := range *h.snap[chSystem].Load() {
+		c.deliverSystem(s, cache)
+	}
+}
+
+func (h *Hub) tickTimed() {
+	now := h.o.Now()
+	h.mu.Lock()
+	cs := make([]*client, 0, len(h.timed))
+	for c := range h.timed {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.flushDue(now)
+	}
+}
+
+// currentSystem is what a new system subscriber gets first.
+func (h *Hub) currentSystem() (System, bool) {
+	if h.o.State != nil {
+		s := h.o.State.System()
+		if s.ActiveConnections == 0 {
+			s.ActiveConnections = h.Connections()
+		}
+		return s, true
+	}
+	h.sysMu.Lock()
+	defer h.sysMu.Unlock()
+	if h.system == nil {
+		return System{}, false
+	}
+	s := *h.system
+	if s.ActiveConnections == 0 {
+		s.ActiveConnections = h.Connections()
+	}
+	return s, true
+}
+
+// index adds or removes c from the subscribers of ch.
+func (h *Hub) index(c *client, ch channel, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, had := h.subs[ch][c]
+	if had == on {
+		return
+	}
+	if on {
+		h.subs[ch][c] = struct{}{}
+	} else {
+		delete(h.subs[ch], c)
+	}
+	list := make([]*client, 0, len(h.subs[ch]))
+	for c := range h.subs[ch] {
+		list = append(list, c)
+	}
+	h.snap[ch].Store(&list)
+}
+
+func (h *Hub) setTimed(c *client, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if on {
+		h.timed[c] = struct{}{}
+	} else {
+		delete(h.timed, c)
+	}
+}
+
+// encoding caches a record's messages during its fan-out: one per metrics
+// filter for telemetry, one for the other kinds.
+type encoding struct {
+	rec  *store.Record
+	data []byte
+	tel  map[string]*telemetryUpdate
+	msgs map[string][]byte
+}
+
+func (e *encoding) bytes() []byte {
+	if e.data == nil {
+		if e.rec.Kind == store.KindAlert {
+			e.data = encodeAlert(e.rec)
+		} else {
+			e.data = encodeDeviceStatus(e.rec)
+		}
+	}
+	return e.data
+}
+
+// telemetry returns the update for a subscription's metrics filter and its
+// encoded form, or nil when the record has none of those metrics.
+func (e *encoding) telemetry(metrics []string) (*telemetryUpdate, []byte) {
+	key := ""
+	for _, m := range metrics {
+		key += m + "\x00"
+	}
+	if u, ok := e.tel[key]; ok {
+		return u, e.msgs[key]
+	}
+	if e.tel == nil {
+		e.tel = map[string]*telemetryUpdate{}
+		e.msgs = map[string][]byte{}
+	}
+	u := newTelemetry(e.rec, metrics)
+	var b []byte
+	if len(u.Telemetry) == 0 {
+		u = nil
+	} else {
+		b = mustJSON(u)
+	}
+	e.tel[key], e.msgs[key] = u, b
+	return u, b
+}

@@ -1,0 +1,193 @@
+package hub
+
+import (
+	"slices"
+	"time"
+
+	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/store"
+)
+
+// replayBatch is how many records one store read returns at most.
+const replayBatch = 256
+
+// runReplays is the client's replay goroutine: it runs the queued jobs one
+// after the other and exits when none is left or the connection ends.
+func (c *client) runReplays() {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		if len(c.jobs) == 0 || c.closed {
+			c.replaying = false
+			c.mu.Unlock()
+			return
+		}
+		job := c.jobs[0]
+		c.jobs = c.jobs[1:]
+		c.mu.Unlock()
+		c.replay(job)
+	}
+}
+
+func kindOf(ch channel) store.Kind {
+	switch ch {
+	case chAlerts:
+		return store.KindAlert
+	case chDevices:
+		return store.KindDeviceStatus
+	}
+	return store.KindTelemetry
+}
+
+// replay sends the committed records after job.since that match, then
+// switches the job's subscriptions to live delivery.
+//
+// The seam: job.target was the newest seq fanned out when the
+// subscription was installed, so every record above it was held back in
+// job.buf. Replay reads the store until it is sure everything up to the
+// target is committed and read, then sends the held-back records above the
+// last seq it read. Nothing is missed and nothing is sent twice. When the
+// held-back records overflow, the fan-out drops them and raises the
+// target, so replay reads them from the store instead.
+func (c *client) replay(job *replayJob) {
+	ctx := c.conn.Context()
+	rp := c.h.o.Replay
+	cur := job.since
+	var confirmed uint64 // every seq up to it is known committed
+	var waitSince time.Time
+	fail := func(code, format string, args ...any) {
+		pe := perr(code, format, args...)
+		c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: pe.code, Message: pe.msg, Request: typeSubscribe})})
+	}
+	for ctx.Err() == nil {
+		recs, err := rp.Read(cur, replayBatch, kindOf(job.ch))
+		if err != nil {
+			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", cur, err)
+			c.goLive(job, cur)
+			return
+		}
+		for i := range recs {
+			r := &recs[i]
+			if r.Seq <= cur {
+				continue
+			}
+			cur = r.Seq
+			m, ok := replayMessage(job, r)
+			if !ok {
+				continue
+			}
+			if c.conn.SendWait(ctx, m) != nil {
+				return
+			}
+		}
+		if len(recs) == replayBatch {
+			continue
+		}
+		c.mu.Lock()
+		if !c.jobAlive(job) {
+			c.mu.Unlock()
+			return
+		}
+		if confirmed >= job.target {
+			c.switchLive(job, cur)
+			c.mu.Unlock()
+			return
+		}
+		target := job.target
+		c.mu.Unlock()
+
+		// Are the records up to the target committed yet? Commits are in
+		// seq order, so any committed record at or above it says so.
+		var commitC <-chan struct{}
+		if cm, ok := rp.(committer); ok {
+			commitC = cm.Committed()
+		}
+		probe, err := rp.Read(target-1, 1)
+		if err != nil {
+			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", target-1, err)
+			c.goLive(job, cur)
+			return
+		}
+		if len(probe) > 0 {
+			confirmed = target
+			waitSince = time.Time{}
+			continue // read what was committed meanwhile, then switch
+		}
+		if waitSince.IsZero() {
+			waitSince = time.Now()
+		} else if time.Since(waitSince) > c.h.o.CommitWait {
+			fail(codeReplayFailed, "records up to seq %d were not committed within %v; they may be missing", target, c.h.o.CommitWait)
+			confirmed = target
+			continue
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-commitC:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// goLive switches the job to live delivery after a failed replay.
+func (c *client) goLive(job *replayJob, cur uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobAlive(job) {
+		c.switchLive(job, cur)
+	}
+}
+
+// jobAlive reports whether a subscription still waits for job; c.mu held.
+func (c *client) jobAlive(job *replayJob) bool {
+	alive := false
+	c.eachEntry(job.ch, func(e *entry) { alive = alive || e.job == job })
+	return alive
+}
+
+// switchLive sends the held-back records above cur and makes the job's
+// subscriptions live; c.mu held.
+func (c *client) switchLive(job *replayJob, cur uint64) {
+	for i := range job.buf {
+		r := &job.buf[i]
+		if r.Seq <= cur {
+			continue
+		}
+		e := c.entryFor(job.ch, r.DeviceID)
+		if e == nil || e.job != job {
+			continue
+		}
+		c.sendLive(job.ch, e, r, &encoding{rec: r})
+	}
+	job.buf = nil
+	c.eachEntry(job.ch, func(e *entry) {
+		if e.job == job {
+			e.job = nil
+		}
+	})
+}
+
+// replayMessage encodes a stored record for a replaying subscription; false
+// when the subscription does not want it.
+func replayMessage(job *replayJob, r *store.Record) (wsconn.Message, bool) {
+	if job.f.devices != nil && !slices.Contains(job.f.devices, r.DeviceID) {
+		return wsconn.Message{}, false
+	}
+	if !job.f.match(job.ch, r) {
+		return wsconn.Message{}, false
+	}
+	switch job.ch {
+	case chTelemetry:
+		u := newTelemetry(r, job.f.metrics)
+		if len(u.Telemetry) == 0 {
+			return wsconn.Message{}, false
+		}
+		// Replayed history is not coalesced: no Key.
+		return wsconn.Message{Data: mustJSON(u), Seq: r.Seq}, true
+	case chAlerts:
+		return wsconn.Message{Data: encodeAlert(r), Seq: r.Seq}, true
+	default:
+		return wsconn.Message{Data: encodeDeviceStatus(r), Seq: r.Seq}, true
+	}
+}

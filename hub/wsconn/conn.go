@@ -1,0 +1,509 @@
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Message is one text frame queued for a connection.
+type Message struct {
+	// Data is the frame's payload. It is not copied: it must not change
+	// after Send, and it may be shared by many connections.
+	Data []byte
+	// Key, when not zero, makes the message replaceable: a later message
+	// with the same Key that is sent while this one still waits removes
+	// this one and goes to the tail of the queue (so the queue stays in
+	// the order messages were produced). Coalesced messages never overflow
+	// the queue.
+	Key uint64
+	// Seq is the log sequence number the message carries, if any; the
+	// connection remembers the highest one written (LastSeq).
+	Seq uint64
+	// Merge, when set on a message with a Key, combines the waiting message
+	// it replaces into itself instead of dropping it.
+	Merge Merger
+
+	ping bool
+}
+
+// Merger combines a waiting message into a newer one with the same Key.
+type Merger interface {
+	// MergeOlder returns the message to queue in place of older and newer
+	// (newer being the message whose Merge field holds this Merger).
+	MergeOlder(older, newer Message) Message
+}
+
+// Conn is one client connection.
+type Conn struct {
+	s    *Server
+	ws   *websocket.Conn
+	addr string
+	done chan struct{} // closed when the connection is finished
+
+	// Touched only by the reader goroutine.
+	rateTokens float64
+	rateLast   time.Time
+	refused    int
+	authed     bool
+
+	mu          sync.Mutex
+	user        string
+	q           []Message // q[head:] waits; entries with dead set were replaced
+	dead        []bool
+	head        int
+	live        int            // waiting messages, replaced ones excluded
+	keys        map[uint64]int // Key -> index in q
+	writing     bool           // a writer goroutine runs
+	readerDone  bool
+	closing     bool // Close was called: the close frame follows the queue
+	closeSent   bool
+	closeCode   int
+	closeReason string
+	lastSeq     uint64
+	space       chan struct{} // closed when room appears; nil when nobody waits
+	finished    bool
+	pingTimer   *time.Timer
+	graceTimer  *time.Timer
+	ctx         context.Context
+	cancel      context.CancelFunc
+}
+
+func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
+	c := &Conn{s: s, ws: ws, addr: addr, done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.rateTokens = float64(s.o.MessagesPerSecond)
+	c.rateLast = s.o.Now()
+	ws.SetReadLimit(s.o.MaxMessageBytes)
+	ws.SetReadDeadline(time.Now().Add(s.o.AuthTimeout))
+	ws.SetPongHandler(func(string) error {
+		c.extendRead()
+		return nil
+	})
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(s.o.PingInterval, c.ping)
+	c.mu.Unlock()
+	return c
+}
+
+// Addr returns the client's IP address.
+func (c *Conn) Addr() string { return c.addr }
+
+// User returns the user set by SetUser, or "".
+func (c *Conn) User() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+// Context returns a context that ends when the connection starts closing.
+// Goroutines a session starts for the connection watch it.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Done returns a channel closed when the connection is finished.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// LastSeq returns the highest Message.Seq written to the client.
+func (c *Conn) LastSeq() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastSeq
+}
+
+// SetUser marks the connection authenticated as user, which lifts the
+// authentication deadline and counts the connection against the user's
+// limit (ErrTooManyForUser). Setting the same user again is a no-op;
+// another user is ErrUserSet.
+func (c *Conn) SetUser(user string) error {
+	s := c.s
+	s.mu.Lock()
+	c.mu.Lock()
+	defer s.mu.Unlock()
+	defer c.mu.Unlock()
+	switch {
+	case c.user == user:
+		return nil
+	case c.user != "":
+		return ErrUserSet
+	case s.o.MaxConnsPerUser > 0 && s.users[user] >= s.o.MaxConnsPerUser:
+		return ErrTooManyForUser
+	}
+	if _, ok := s.conns[c]; !ok {
+		return ErrClosed
+	}
+	s.users[user]++
+	c.user = user
+	return nil
+}
+
+// Send queues m without blocking. It returns ErrClosed when the connection
+// is closing, and ErrOverflow when the queue was full: the connection is
+// then being closed with CloseSlowConsumer.
+func (c *Conn) Send(m Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return ErrClosed
+	}
+	if m.Key != 0 {
+		if i, ok := c.keys[m.Key]; ok {
+			old := c.q[i]
+			c.dead[i] = true
+			c.q[i] = Message{}
+			c.live--
+			if m.Merge != nil {
+				m = m.Merge.MergeOlder(old, m)
+			}
+			c.push(m)
+			return nil
+		}
+	}
+	if c.live >= c.s.o.QueueLen {
+		c.closeLocked(CloseSlowConsumer, overflowReason(c.lastSeq), true)
+		return ErrOverflow
+	}
+	c.push(m)
+	return nil
+}
+
+// SendWait queues m, first waiting while the queue is at least half full so
+// that live traffic keeps room. It returns ErrClosed when the connection
+// closes, or ctx's error.
+func (c *Conn) SendWait(ctx context.Context, m Message) error {
+	for {
+		c.mu.Lock()
+		if c.closing {
+			c.mu.Unlock()
+			return ErrClosed
+		}
+		if c.live < (c.s.o.QueueLen+1)/2 {
+			c.push(m)
+			c.mu.Unlock()
+			return nil
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// Close sends a close frame with code and reason after the messages already
+// queued, then ends the connection. Later calls do nothing.
+func (c *Conn) Close(code int, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, reason, false)
+}
+
+func (c *Conn) closeLocked(code int, reason string, drop bool) {
+	if c.closing {
+		return
+	}
+	c.closing = true
+	c.closeCode, c.closeReason = code, reason
+	c.cancel()
+	if drop {
+		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+	}
+	c.startWriter()
+}
+
+// push appends m; c.mu held.
+func (c *Conn) push(m Message) {
+	if c.head > 64 && c.head*2 > len(c.q) {
+		c.compact()
+	}
+	if m.Key != 0 {
+		if c.keys == nil {
+			c.keys = make(map[uint64]int)
+		}
+		c.keys[m.Key] = len(c.q)
+	}
+	c.live++
+	c.q = append(c.q, m)
+	c.dead = append(c.dead, false)
+	c.startWriter()
+}
+
+// compact drops the written and replaced entries; c.mu held.
+func (c *Conn) compact() {
+	n := 0
+	for i := c.head; i < len(c.q); i++ {
+		if c.dead[i] {
+			continue
+		}
+		c.q[n], c.dead[n] = c.q[i], false
+		if k := c.q[n].Key; k != 0 {
+			c.keys[k] = n
+		}
+		n++
+	}
+	clear(c.q[n:])
+	c.q, c.dead, c.head = c.q[:n], c.dead[:n], 0
+}
+
+// pop takes the next message; c.mu held.
+func (c *Conn) pop() (Message, bool) {
+	for c.head < len(c.q) {
+		i := c.head
+		c.head++
+		if c.dead[i] {
+			continue
+		}
+		m := c.q[i]
+		c.q[i] = Message{}
+		c.live--
+		if m.Key != 0 && c.keys[m.Key] == i {
+			delete(c.keys, m.Key)
+		}
+		if c.space != nil && c.live < (c.s.o.QueueLen+1)/2 {
+			close(c.space)
+			c.space = nil
+		}
+		return m, true
+	}
+	// Empty: release the backing arrays of a burst.
+	c.q, c.dead, c.head = c.q[:0], c.dead[:0], 0
+	if cap(c.q) > 64 {
+		c.q, c.dead = nil, nil
+	}
+	return Message{}, false
+}
+
+// startWriter starts the writer goroutine unless it runs; c.mu held. The
+// writer exits when the queue is empty, so an idle connection has none.
+func (c *Conn) startWriter() {
+	if c.writing || c.finished {
+		return
+	}
+	c.writing = true
+	go c.writeLoop()
+}
+
+func (c *Conn) writeLoop() {
+	for {
+		c.mu.Lock()
+		m, ok := c.pop()
+		if !ok {
+			if c.closing && !c.closeSent {
+				c.closeSent = true
+				code, reason := c.closeCode, c.closeReason
+				c.mu.Unlock()
+				c.writeClose(code, reason)
+				continue
+			}
+			c.writing = false
+			fin := c.readerDone
+			c.mu.Unlock()
+			if fin {
+				c.finish()
+			}
+			return
+		}
+		c.mu.Unlock()
+		var err error
+		if m.ping {
+			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.o.WriteWait))
+		} else {
+			c.ws.SetWriteDeadline(time.Now().Add(c.s.o.WriteWait))
+			err = c.ws.WriteMessage(websocket.TextMessage, m.Data)
+		}
+		if err != nil {
+			c.fail()
+			continue
+		}
+		if m.Seq != 0 {
+			c.mu.Lock()
+			if m.Seq > c.lastSeq {
+				c.lastSeq = m.Seq
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// writeClose sends the close frame and arranges for the TCP connection to
+// be dropped if the peer does not answer within CloseGrace.
+func (c *Conn) writeClose(code int, reason string) {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
+		time.Now().Add(c.s.o.WriteWait))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil && !errors.Is(err, websocket.ErrCloseSent) || c.readerDone {
+		c.ws.NetConn().Close()
+		return
+	}
+	if !c.finished && c.graceTimer == nil {
+		nc := c.ws.NetConn()
+		c.graceTimer = time.AfterFunc(c.s.o.CloseGrace, func() { nc.Close() })
+	}
+}
+
+// fail ends a connection whose socket broke: nothing more can be written.
+func (c *Conn) fail() {
+	c.mu.Lock()
+	c.closing, c.closeSent = true, true
+	c.cancel()
+	c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+	c.mu.Unlock()
+	c.ws.NetConn().Close()
+}
+
+func (c *Conn) ping() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing || c.finished {
+		return
+	}
+	c.q = append(c.q, Message{ping: true})
+	c.dead = append(c.dead, false)
+	c.live++
+	c.startWriter()
+	c.pingTimer.Reset(c.s.o.PingInterval)
+}
+
+// extendRead moves the read deadline: an authenticated peer may stay silent
+// for a ping interval plus the pong wait.
+func (c *Conn) extendRead() {
+	if c.authed {
+		c.ws.SetReadDeadline(time.Now().Add(c.s.o.PingInterval + c.s.o.PongWait))
+	}
+}
+
+// allow applies the inbound rate limit to one message of cost n.
+func (c *Conn) allow(n int) bool {
+	now := c.s.o.Now()
+	rate := float64(c.s.o.MessagesPerSecond)
+	c.rateTokens += now.Sub(c.rateLast).Seconds() * rate
+	if c.rateTokens > rate {
+		c.rateTokens = rate
+	}
+	c.rateLast = now
+	if c.rateTokens < float64(n) {
+		return false
+	}
+	c.rateTokens -= float64(n)
+	return true
+}
+
+// Charge takes n more units of the inbound rate budget for the message
+// being handled (a batch costs one per message in it). It returns false,
+// taking nothing, when the budget does not cover it. Call it only from
+// Session.Message.
+func (c *Conn) Charge(n int) bool {
+	if n <= 0 {
+		return true
+	}
+	return c.allow(n)
+}
+
+func (c *Conn) readLoop(sess Session) {
+	c.mu.Lock()
+	c.authed = c.user != ""
+	c.mu.Unlock()
+	c.extendRead()
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			var ne net.Error
+			c.mu.Lock()
+			authed := c.user != ""
+			c.mu.Unlock()
+			if errors.As(err, &ne) && ne.Timeout() && !authed {
+				c.Close(ClosePolicy, "authentication timeout")
+			}
+			return
+		}
+		if !c.authed {
+			c.mu.Lock()
+			c.authed = c.user != ""
+			c.mu.Unlock()
+		}
+		c.extendRead()
+		c.mu.Lock()
+		closing := c.closing
+		c.mu.Unlock()
+		if closing {
+			continue // drain until the peer's close frame
+		}
+		if typ != websocket.TextMessage {
+			// Binary frames are not part of any protocol here.
+			c.Close(websocket.CloseUnsupportedData, "binary messages are not accepted")
+			continue
+		}
+		if !c.allow(1) {
+			c.refused++
+			if c.refused > c.s.o.RateGrace {
+				c.Close(ClosePolicy, "message rate limit exceeded")
+				continue
+			}
+			sess.Limited()
+			continue
+		}
+		c.refused = 0
+		sess.Message(data)
+		// The session may have authenticated the connection just now.
+		c.mu.Lock()
+		nowAuthed := !c.authed && c.user != ""
+		c.mu.Unlock()
+		if nowAuthed {
+			c.authed = true
+			c.extendRead()
+		}
+	}
+}
+
+// readerExited is called by Serve when the reader has returned.
+func (c *Conn) readerExited() {
+	c.mu.Lock()
+	c.readerDone = true
+	if !c.closing {
+		// The peer went away or broke the protocol: nothing more to say.
+		c.closing, c.closeSent = true, true
+		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+	}
+	c.cancel()
+	writing := c.writing
+	closeSent := c.closeSent
+	c.mu.Unlock()
+	if closeSent && !writing {
+		c.ws.NetConn().Close()
+	}
+	if !writing {
+		c.finish()
+	}
+}
+
+// finish runs once, when neither the reader nor a writer is running.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished = true
+	c.pingTimer.Stop()
+	if c.graceTimer != nil {
+		c.graceTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.ws.NetConn().Close()
+	c.s.remove(c)
+	close(c.done)
+}

@@ -1,0 +1,434 @@
+// Package wsconn is the connection core that every WebSocket front end of the
+// hub sits on: admission (origin, global, per-address and per-user limits),
+// one bounded send queue and at most one writer goroutine per connection,
+// coalescing of replaceable messages, size and rate limits on what clients
+// send, ping/pong deadlines, an authentication deadline, and a graceful
+// shutdown that sends close frames to every client.
+//
+// A front end checks what it must before the upgrade, then calls
+// Server.Serve with a function that builds its per-connection Session. The
+// core calls the Session for every inbound text message, in order, from one
+// goroutine; the Session answers with Conn.Send (never blocks) or
+// Conn.SendWait (waits for room), and ends the connection with Conn.Close.
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes the core sends. Front ends use the same ones.
+const (
+	// CloseGoingAway (1001) is sent to every client when the server shuts down.
+	CloseGoingAway = websocket.CloseGoingAway
+	// ClosePolicy (1008) ends a connection that failed authentication,
+	// did not authenticate in time, or kept exceeding the message rate.
+	ClosePolicy = websocket.ClosePolicyViolation
+	// CloseTooBig (1009) ends a connection that sent a message larger than
+	// Options.MaxMessageBytes.
+	CloseTooBig = websocket.CloseMessageTooBig
+	// CloseSlowConsumer (1013, "try again later") ends a connection whose
+	// send queue overflowed with messages that may not be dropped. The
+	// reason names the last seq written, so the client can resume.
+	CloseSlowConsumer = websocket.CloseTryAgainLater
+)
+
+// Errors.
+var (
+	ErrClosed         = errors.New("wsconn: connection closed")
+	ErrOverflow       = errors.New("wsconn: send queue overflow")
+	ErrTooManyForUser = errors.New("wsconn: too many connections for this user")
+	ErrUserSet        = errors.New("wsconn: connection already belongs to another user")
+)
+
+// Options configures a Server. The zero value of every field means its
+// default; for the count limits a negative value means "no limit".
+type Options struct {
+	// MaxMessageBytes caps one inbound message, in bytes. A larger one
+	// closes the connection with 1009. Default 1024.
+	MaxMessageBytes int64
+	// MessagesPerSecond is the sustained inbound rate allowed per
+	// connection, in messages per second, with a burst of the same size.
+	// Default 100.
+	MessagesPerSecond int
+	// RateGrace is how many messages in a row may be refused for the rate
+	// before the connection is closed with 1008. Default MessagesPerSecond.
+	RateGrace int
+	// MaxConns caps the open connections of the server; beyond it the
+	// upgrade is refused with HTTP 503. Default 1000.
+	MaxConns int
+	// MaxConnsPerUser caps the connections of one authenticated user.
+	// Default 100.
+	MaxConnsPerUser int
+	// ConnectsPerMinute caps new connections per client address, per
+	// minute; beyond it the upgrade is refused with HTTP 429. Default 10.
+	ConnectsPerMinute int
+	// AllowedOrigins lists the browser origins allowed besides the
+	// server's own ("https://dash.example.com" or just a host
+	// "dash.example.com:8000"); "*" allows any. Requests without an Origin
+	// header (non-browser clients) are always allowed. Default: same
+	// origin only.
+	AllowedOrigins []string
+	// AuthTimeout is how long a new connection may stay unauthenticated
+	// before it is closed with 1008. Default 10 s.
+	AuthTimeout time.Duration
+	// PingInterval is the period of the server's pings. Default 25 s.
+	PingInterval time.Duration
+	// PongWait is how long after a ping the peer may stay silent before it
+	// is dropped. Default 10 s.
+	PongWait time.Duration
+	// WriteWait bounds one write to the peer; a peer that accepts nothing
+	// for this long is dropped. Default 10 s.
+	WriteWait time.Duration
+	// QueueLen bounds the messages waiting to be written to one
+	// connection. Default 256.
+	QueueLen int
+	// CloseGrace is how long to wait for the peer's close frame after
+	// sending ours before dropping the TCP connection. Default 1 s.
+	CloseGrace time.Duration
+	// ShutdownWait bounds Shutdown's wait for clients to acknowledge the
+	// close frames; then the remaining connections are dropped. Default 5 s.
+	ShutdownWait time.Duration
+	// ReadBufferSize is the size of a connection's read buffer, in bytes.
+	// Default 1024 (messages larger than it are still read correctly).
+	ReadBufferSize int
+	// WriteBufferSize is the size of the pooled write buffers, in bytes.
+	// Buffers are taken from a pool for each write, so an idle connection
+	// holds none. Default 4096.
+	WriteBufferSize int
+	// Logger receives connection-level log lines. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of the rate limits. Default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() error {
+	def := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defDur := func(p *time.Duration, d time.Duration, name string) error {
+		if *p < 0 {
+			return fmt.Errorf("wsconn: %s is negative (%v)", name, *p)
+		}
+		if *p == 0 {
+			*p = d
+		}
+		return nil
+	}
+	if o.MaxMessageBytes < 0 {
+		return fmt.Errorf("wsconn: MaxMessageBytes is negative (%d)", o.MaxMessageBytes)
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 1024
+	}
+	def(&o.MessagesPerSecond, 100)
+	def(&o.RateGrace, o.MessagesPerSecond)
+	def(&o.MaxConns, 1000)
+	def(&o.MaxConnsPerUser, 100)
+	def(&o.ConnectsPerMinute, 10)
+	def(&o.QueueLen, 256)
+	def(&o.ReadBufferSize, 1024)
+	def(&o.WriteBufferSize, 4096)
+	if o.QueueLen < 0 || o.ReadBufferSize < 0 || o.WriteBufferSize < 0 {
+		return errors.New("wsconn: QueueLen, ReadBufferSize and WriteBufferSize must not be negative")
+	}
+	for _, d := range []struct {
+		p    *time.Duration
+		v    time.Duration
+		name string
+	}{
+		{&o.AuthTimeout, 10 * time.Second, "AuthTimeout"},
+		{&o.PingInterval, 25 * time.Second, "PingInterval"},
+		{&o.PongWait, 10 * time.Second, "PongWait"},
+		{&o.WriteWait, 10 * time.Second, "WriteWait"},
+		{&o.CloseGrace, time.Second, "CloseGrace"},
+		{&o.ShutdownWait, 5 * time.Second, "ShutdownWait"},
+	} {
+		if err := defDur(d.p, d.v, d.name); err != nil {
+			return err
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, a := range o.AllowedOrigins {
+		if strings.TrimSpace(a) == "" {
+			return errors.New("wsconn: empty entry in AllowedOrigins")
+		}
+	}
+	return nil
+}
+
+// Server admits, tracks and shuts down connections.
+type Server struct {
+	o  Options
+	up websocket.Upgrader
+
+	mu       sync.Mutex
+	closing  bool
+	n        int // connections open or being upgraded
+	conns    map[*Conn]struct{}
+	users    map[string]int
+	addrs    map[string]*bucket
+	sessions sync.WaitGroup // one per Serve call past admission
+}
+
+// NewServer returns a Server with the given options.
+func NewServer(o Options) (*Server, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		o:     o,
+		conns: make(map[*Conn]struct{}),
+		users: make(map[string]int),
+		addrs: make(map[string]*bucket),
+	}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:  o.ReadBufferSize,
+		WriteBufferSize: o.WriteBufferSize,
+		WriteBufferPool: &sync.Pool{},
+		// The origin was checked by Serve already, with a clearer answer.
+		CheckOrigin:      func(*http.Request) bool { return true },
+		HandshakeTimeout: o.WriteWait,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			http.Error(w, "wsconn: "+reason.Error(), status)
+		},
+	}
+	return s, nil
+}
+
+// Options returns the server's options with defaults filled in.
+func (s *Server) Options() Options { return s.o }
+
+// Len returns the number of open connections.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// A Session is a front end's state for one connection. The core calls its
+// methods from the connection's reader goroutine, one at a time.
+type Session interface {
+	// Message handles one inbound text message (at most MaxMessageBytes).
+	Message(data []byte)
+	// Limited is called instead of Message for a message refused by the
+	// rate limit; the front end tells the client in its own protocol.
+	Limited()
+	// Closed is called once, when the connection has ended and no more
+	// calls will come. Serve (and Shutdown) wait for it to return.
+	Closed()
+}
+
+// Serve admits the request (origin, shutdown, global and per-address
+// limits, answering with 403, 503 or 429 when it refuses), upgrades it,
+// builds the session with open and runs the connection until it ends. It
+// returns when the connection is finished and every goroutine of it has
+// exited. open runs before any message is read; it may send, set the user
+// and close.
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) Session) {
+	if !s.originAllowed(r) {
+		http.Error(w, "wsconn: origin not allowed", http.StatusForbidden)
+		return
+	}
+	addr := clientAddr(r)
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		http.Error(w, "wsconn: server shutting down", http.StatusServiceUnavailable)
+		return
+	case s.o.MaxConns > 0 && s.n >= s.o.MaxConns:
+		s.mu.Unlock()
+		http.Error(w, "wsconn: too many connections", http.StatusServiceUnavailable)
+		return
+	case !s.allowAddr(addr):
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "wsconn: too many new connections from "+addr, http.StatusTooManyRequests)
+		return
+	}
+	s.n++
+	s.sessions.Add(1)
+	s.mu.Unlock()
+	defer s.sessions.Done()
+
+	ws, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered the request.
+		s.mu.Lock()
+		s.n--
+		s.mu.Unlock()
+		return
+	}
+	c := newConn(s, ws, addr)
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		c.Close(CloseGoingAway, "server shutting down")
+	}
+	sess := open(c)
+	c.readLoop(sess)
+	c.readerExited() // ends Context, so the session's goroutines stop
+	sess.Closed()
+	<-c.done
+}
+
+// Shutdown stops admitting connections, sends a close frame (1001) to every
+// client after what is already queued for it, and waits for the connections
+// to end, at most ShutdownWait (or until ctx ends); then it drops the rest
+// and waits for their goroutines, which exit promptly.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
+	s.closing = true
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close(CloseGoingAway, "server shutting down")
+	}
+	t := time.NewTimer(s.o.ShutdownWait)
+	defer t.Stop()
+	for _, c := range conns {
+		select {
+		case <-c.done:
+			continue
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		break
+	}
+	for _, c := range conns {
+		c.ws.NetConn().Close()
+	}
+	s.sessions.Wait()
+}
+
+func (s *Server) remove(c *Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	s.n--
+	if c.user != "" {
+		if s.users[c.user]--; s.users[c.user] <= 0 {
+			delete(s.users, c.user)
+		}
+	}
+}
+
+// originAllowed implements the same-origin default and the allow-list.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range s.o.AllowedOrigins {
+		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// bucket is a token bucket of new connections for one address.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allowAddr takes one token from addr's bucket. Called with s.mu held.
+func (s *Server) allowAddr(addr string) bool {
+	if s.o.ConnectsPerMinute < 0 {
+		return true
+	}
+	now := s.o.Now()
+	capacity := float64(s.o.ConnectsPerMinute)
+	refill := func(b *bucket) {
+		b.tokens += now.Sub(b.last).Minutes() * capacity
+		if b.tokens > capacity {
+			b.tokens = capacity
+		}
+		b.last = now
+	}
+	if len(s.addrs) > 4096 {
+		// Forget addresses whose bucket is full again: they are
+		// indistinguishable from new ones.
+		for a, b := range s.addrs {
+			if refill(b); b.tokens >= capacity {
+				delete(s.addrs, a)
+			}
+		}
+	}
+	b := s.addrs[addr]
+	if b == nil {
+		b = &bucket{tokens: capacity, last: now}
+		s.addrs[addr] = b
+	}
+	refill(b)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// clientAddr is the peer's IP address (without port): the unit of the
+// per-address limit. Proxies are not trusted.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// RequestToken returns the token a request carries in an
+// "Authorization: Bearer" header or, failing that, in the "token" query
+// parameter; "" when it has none.
+func RequestToken(r *http.Request) string {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			return strings.TrimSpace(h[7:])
+		}
+	}
+	return r.URL.Query().Get("token")
+}
+
+// overflowReason builds the reason of a slow-consumer close.
+func overflowReason(lastSeq uint64) string {
+	if lastSeq == 0 {
+		return "send queue overflow: reconnect"
+	}
+	return "send queue overflow: resume with since=" + strconv.FormatUint(lastSeq, 10)
+}
