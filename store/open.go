@@ -67,12 +67,9 @@ func Open(path string, opts *Options) (*Store, error) {
 		s.log.Warn("store: ignoring an unreadable seq hint", "path", hintPath(path), "err", err)
 	}
 	s.hint = hint
-	fi, statErr := os.Stat(path)
-	existed := statErr == nil && fi.Size() > 0
-
 	db, err := s.openBolt()
 	if err == nil {
-		err = s.load(db, !existed)
+		err = s.load(db)
 		if err != nil {
 			db.Close()
 		}
@@ -90,7 +87,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		}
 		db, err = s.openBolt()
 		if err == nil {
-			err = s.load(db, true)
+			err = s.load(db)
 			if err != nil {
 				db.Close()
 			}
@@ -100,6 +97,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		return nil, err
 	}
 	s.db = db
+	s.st.Bytes = s.inUse()
 	if s.ceiling > s.hint {
 		s.raiseHint(s.ceiling)
 	}
@@ -146,9 +144,9 @@ func guard(fn func() error) (err error) {
 }
 
 // load checks the file, creates what is missing, reads meta and writes the
-// new reserve ceiling. fresh says the file was empty or absent: then the
-// seq continues after the sidecar hint.
-func (s *Store) load(db *bolt.DB, fresh bool) error {
+// new reserve ceiling. In a new file (no meta yet) the seq continues after
+// the sidecar hint.
+func (s *Store) load(db *bolt.DB) error {
 	s.db = db
 	err := guard(func() error { return db.View(check) })
 	if err != nil {
@@ -156,6 +154,7 @@ func (s *Store) load(db *bolt.DB, fresh bool) error {
 	}
 	return guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
+			fresh := tx.Bucket(bMeta) == nil
 			for _, name := range [...][]byte{bTelemetry, bEvents, bMeta, bCursors, bActive} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// BenchmarkIngest compares, in one run, the durable ingest paths:
+//
+//	store:            Append from 4 goroutines (sensors), group commit, then Flush
+//	bbolt-batched:    the same encoded records, one bbolt Update per 4096
+//	bbolt-per-record: one bbolt Update (one fsync) per record
+//
+// Each reports records/s. Goals: store >= 0.5 x bbolt-batched, and
+// store >= 100 x bbolt-per-record.
+func BenchmarkIngest(b *testing.B) {
+	b.Run("store", func(b *testing.B) {
+		s, err := Open(filepath.Join(b.TempDir(), "db"), &Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		const writers = 4
+		b.ReportAllocs()
+		b.ResetTimer()
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < b.N; i += writers {
+					if _, err := s.Append(tele(i%16, float64(i))); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := s.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+		b.ReportMetric(float64(s.Stats().Commits), "commits")
+	})
+	b.Run("bbolt-batched", func(b *testing.B) {
+		rawIngest(b, 4096)
+	})
+	b.Run("bbolt-per-record", func(b *testing.B) {
+		rawIngest(b, 1)
+	})
+}
+
+// rawIngest writes b.N encoded records straight to bbolt, batch per Update.
+func rawIngest(b *testing.B, batch int) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bTelemetry); return err }); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i += batch {
+		err := db.Update(func(tx *bolt.Tx) error {
+			bk := tx.Bucket(bTelemetry)
+			bk.FillPercent = 1.0
+			for j := i; j < min(i+batch, b.N); j++ {
+				r := tele(j%16, float64(j))
+				// Encoding is part of the work the store does too.
+				enc, err := encode(nil, &r)
+				if err != nil {
+					return err
+				}
+				if err := bk.Put(seqKey(uint64(j+1)), enc); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
+
+// BenchmarkRead measures Read of committed records in pages of 500.
+func BenchmarkRead(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "db"), &Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const n = 100000
+	for i := 0; i < n; i++ {
+		s.Append(tele(i%16, float64(i)))
+	}
+	s.Flush(context.Background())
+	b.ReportAllocs()
+	b.ResetTimer()
+	var after uint64
+	for i := 0; i < b.N; i++ {
+		recs, err := s.Read(after, 500)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(recs) < 500 {
+			after = 0
+			continue
+		}
+		after = recs[len(recs)-1].Seq
+	}
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
+}
+
+// bigStore builds, once per benchmark, a store filled to about its default
+// 256 MiB cap with realistic records (a UUID boot ID, three metrics).
+func bigStore(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "db")
+	s, err := Open(path, &Options{Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := tele(3, 21.5)
+	r.BootID = "0b5e7d4c-3f7a-4b8e-9c1d-2a6f8e4b7c90"
+	r.Metrics = append(r.Metrics, Metric{Name: "pressure", Value: 1013.2, Unit: "hPa"})
+	for i := 0; ; i++ {
+		if _, err := s.Append(r); err != nil {
+			b.Fatal(err)
+		}
+		if i%100000 == 99999 {
+			s.Flush(context.Background())
+			if s.Stats().Bytes >= 250<<20 {
+				break
+			}
+		}
+	}
+	st := s.Stats()
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("built %d records, %d MiB in use", st.Records, st.Bytes>>20)
+	return path
+}
+
+// BenchmarkOpenLarge measures Open (lock, bounded integrity check, meta)
+// and Close of a full 256 MiB store, a cold Backlog(0) that counts every
+// key, and for comparison bbolt's full tx.Check.
+func BenchmarkOpenLarge(b *testing.B) {
+	path := bigStore(b)
+	b.Run("open-close", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			s, err := Open(path, &Options{Logger: quiet})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+	})
+	b.Run("backlog-cold", func(b *testing.B) {
+		s, err := Open(path, &Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			s.bl.mu.Lock()
+			s.bl.valid = false // forget the remembered answer: count every key
+			s.bl.mu.Unlock()
+			if _, _, err := s.Backlog(uint64(i % 2)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("backlog-warm", func(b *testing.B) {
+		s, err := Open(path, &Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		s.Backlog(0)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, _, err := s.Backlog(uint64(i % 100)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bbolt-full-check", func(b *testing.B) {
+		db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			err := db.View(func(tx *bolt.Tx) error {
+				for err := range tx.Check() {
+					return err
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
