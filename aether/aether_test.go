@@ -180,3 +180,40 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestCommandArgsAndReply(t *testing.T) {
+	req, err := Decode([]byte(`{"msg_type":"cmd","target":"direct","to_id":"gw","from_id":"hmi-1","cmd":"READ_NOW","payload":{"device_id":1,"request_id":"r-7"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if CommandName(req.Cmd) != "read_now" {
+		t.Errorf("CommandName = %q", CommandName(req.Cmd))
+	}
+	args, id := CommandArgs(&req)
+	if string(args) != `{"device_id":1}` || string(id) != `"r-7"` {
+		t.Errorf("CommandArgs = %s, %s", args, id)
+	}
+	rep := Reply(&req, id, map[string]int{"value": 3}, "", nil)
+	rep.Stamp(time.Now())
+	b, err := rep.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(b)
+	if err != nil {
+		t.Fatalf("reply %s: %v", b, err)
+	}
+	if back.Target != TargetDirect || back.ToID != "hmi-1" || back.Cmd != CmdResult {
+		t.Errorf("reply = %s", b)
+	}
+	if !strings.Contains(string(back.Payload), `"ok":true`) || !strings.Contains(string(back.Payload), `"request_id":"r-7"`) {
+		t.Errorf("reply payload = %s", back.Payload)
+	}
+	fail := Reply(&Message{MsgType: TypeCmd, Target: TargetGroup, Cmd: "nope"}, nil, nil, CodeUnknownCommand, errors.New("no such command"))
+	if fail.Target != TargetGroup || !strings.Contains(string(fail.Payload), `"error":"unknown_command"`) {
+		t.Errorf("failure reply = %+v %s", fail, fail.Payload)
+	}
+	if a, id := CommandArgs(&Message{Payload: json.RawMessage(`{"request_id":1}`)}); a != nil || string(id) != "1" {
+		t.Errorf("CommandArgs of a lone request_id = %s, %s", a, id)
+	}
+}
