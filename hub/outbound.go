@@ -218,7 +218,11 @@ func encodeAlert(r *store.Record) []byte {
 	if a == nil {
 		a = &store.Alert{}
 	}
-	return mustJSON(alertMsg{Type: "alert", Channel: "alerts", AlertID: a.ID, DeviceID: r.DeviceID,
+	id := a.ID
+	if id == 0 {
+		id = r.Seq // a raising record's ID is its own seq
+	}
+	return mustJSON(alertMsg{Type: "alert", Channel: "alerts", AlertID: id, DeviceID: r.DeviceID,
 		Severity: a.Severity, Title: a.Title, Message: a.Message, Timestamp: stamp(r.TS),
 		Metadata:  alertMetadata{Threshold: number(a.Threshold), Actual: number(a.Actual), Metric: a.Metric},
 		AlertType: a.Rule, State: a.State, Seq: r.Seq, Synced: r.ClockSynced})

@@ -15,11 +15,12 @@ type Message struct {
 	// Data is the frame's payload. It is not copied: it must not change
 	// after Send, and it may be shared by many connections.
 	Data []byte
-	// Key, when not zero, makes the message replaceable: a later message
-	// with the same Key that is sent while this one still waits removes
-	// this one and goes to the tail of the queue (so the queue stays in
-	// the order messages were produced). Coalesced messages never overflow
-	// the queue.
+	// Key, when not zero, makes the message replaceable: once the client
+	// falls behind (Options.CoalesceAfter messages waiting), a later
+	// message with the same Key removes this one if it still waits and
+	// goes to the tail of the queue (so the queue stays in the order
+	// messages were produced). A replacing message never overflows the
+	// queue.
 	Key uint64
 	// Seq is the log sequence number the message carries, if any; the
 	// connection remembers the highest one written (LastSeq).
@@ -149,7 +150,7 @@ func (c *Conn) Send(m Message) error {
 	if c.closing {
 		return ErrClosed
 	}
-	if m.Key != 0 {
+	if m.Key != 0 && c.live >= c.s.o.CoalesceAfter {
 		if i, ok := c.keys[m.Key]; ok {
 			old := c.q[i]
 			c.dead[i] = true

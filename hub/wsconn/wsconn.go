@@ -94,6 +94,11 @@ type Options struct {
 	// QueueLen bounds the messages waiting to be written to one
 	// connection. Default 256.
 	QueueLen int
+	// CoalesceAfter is how many messages must be waiting before a
+	// replaceable message (Message.Key) replaces its waiting predecessor:
+	// a client that keeps up sees every message, one that falls behind
+	// gets the latest. Default 8.
+	CoalesceAfter int
 	// CloseGrace is how long to wait for the peer's close frame after
 	// sending ours before dropping the TCP connection. Default 1 s.
 	CloseGrace time.Duration
@@ -140,6 +145,7 @@ func (o *Options) setDefaults() error {
 	def(&o.MaxConnsPerUser, 100)
 	def(&o.ConnectsPerMinute, 10)
 	def(&o.QueueLen, 256)
+	def(&o.CoalesceAfter, 8)
 	def(&o.ReadBufferSize, 1024)
 	def(&o.WriteBufferSize, 4096)
 	if o.QueueLen < 0 || o.ReadBufferSize < 0 || o.WriteBufferSize < 0 {

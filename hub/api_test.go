@@ -1,0 +1,506 @@
+package hub
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/store"
+)
+
+// The seed's Python client sends auth and reads the very next message,
+// expecting auth_response; nothing may come before it.
+func TestAuthMessagePythonQuirk(t *testing.T) {
+	th := newTestHub(t)
+	c := th.dial("/ws", nil)
+	c.send(map[string]any{"type": "auth", "token": token(t, "alice")})
+	m := c.read()
+	if m["type"] != "auth_response" || m["success"] != true || m["message"] == "" {
+		t.Fatalf("first message after auth: %v", m)
+	}
+	if _, has := m["error"]; has {
+		t.Fatalf("successful auth_response carries error: %v", m)
+	}
+	// On a channel endpoint too: auth_response first, then subscribed.
+	c = th.dial("/ws/telemetry?device_id=1", nil)
+	c.send(map[string]any{"type": "auth", "token": token(t, "alice")})
+	if m := c.read(); m["type"] != "auth_response" || m["success"] != true {
+		t.Fatalf("first message on /ws/telemetry: %v", m)
+	}
+	if m := c.read(); m["type"] != "subscribed" || m["channel"] != "telemetry" {
+		t.Fatalf("second message on /ws/telemetry: %v", m)
+	}
+}
+
+func TestAuthHeaderAndQuery(t *testing.T) {
+	th := newTestHub(t)
+	c := th.dial("/ws", http.Header{"Authorization": {"Bearer " + token(t, "bob")}})
+	if m := c.read(); m["type"] != "auth_response" || m["success"] != true || m["user"] != "bob" {
+		t.Fatalf("bearer: %v", m)
+	}
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
+	c.readType("subscribed")
+
+	c = th.dial("/ws/alerts?severity=critical&token="+token(t, "carol"), nil)
+	if m := c.read(); m["type"] != "auth_response" || m["success"] != true {
+		t.Fatalf("query token: %v", m)
+	}
+	m := c.readType("subscribed")
+	if f := m["filters"].(map[string]any); f["severity"].([]any)[0] != "critical" {
+		t.Fatalf("query filters: %v", m)
+	}
+	// A client that also sends the auth message (the seed's JS client
+	// does on open) gets a second success.
+	c.send(map[string]any{"type": "auth", "token": token(t, "carol")})
+	if m := c.read(); m["type"] != "auth_response" || m["success"] != true {
+		t.Fatalf("re-auth: %v", m)
+	}
+	th.Publish(alert(1, 1, "critical", "temp_high"))
+	th.Publish(alert(2, 1, "info", "temp_high"))
+	th.Publish(alert(3, 2, "critical", "temp_high"))
+	if m := c.readType("alert"); seqOf(m) != 1 {
+		t.Fatalf("got %v", m)
+	}
+	if m := c.readType("alert"); seqOf(m) != 3 {
+		t.Fatalf("severity filter let through %v", m)
+	}
+}
+
+func TestBadTokens(t *testing.T) {
+	th := newTestHub(t, limitless)
+	now := time.Now()
+	claims := func(sub string, exp time.Duration) auth.Claims {
+		return auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(exp))}}
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims("eve", time.Hour)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	rs256, _ := auth.MintWith(jwt.SigningMethodRS256, rsaKey, claims("eve", time.Hour))
+	hs512, _ := auth.MintWith(jwt.SigningMethodHS512, testSecret, claims("eve", time.Hour))
+	wrongKey, _ := auth.Mint([]byte("another-secret-another-secret!!"), "eve", time.Hour, auth.Claims{})
+	expired, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, claims("eve", -time.Hour))
+	noExp, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "eve"}})
+	noSub, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, claims("", time.Hour))
+	cases := []struct {
+		name, tok, code string
+	}{
+		{"none alg", none, "invalid_token"},
+		{"wrong alg RS256", rs256, "invalid_token"},
+		{"wrong alg HS512", hs512, "invalid_token"},
+		{"wrong key", wrongKey, "invalid_token"},
+		{"expired", expired, "token_expired"},
+		{"no exp", noExp, "invalid_token"},
+		{"no sub", noSub, "invalid_token"},
+		{"malformed", "not.a.jwt", "invalid_token"},
+		{"garbage", "\x00\xff", "invalid_token"},
+		{"empty", "", "missing_token"},
+		{"too long", strings.Repeat("a", auth.MaxTokenLen+1), "token_too_long"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := th.dial("/ws", nil)
+			if len(tc.tok) > 900 {
+				// Beyond the 1 KB message limit: the token must come in
+				// the query instead, and is refused the same way.
+				c = th.dial("/ws?token="+tc.tok, nil)
+			} else {
+				c.send(map[string]any{"type": "auth", "token": tc.tok})
+			}
+			m := c.read()
+			if m["type"] != "auth_response" || m["success"] != false || m["error"] != tc.code || m["message"] == "" {
+				t.Fatalf("got %v, want error %s", m, tc.code)
+			}
+			if code, _ := c.closeCode(); code != websocket.ClosePolicyViolation {
+				t.Fatalf("close code %d, want 1008", code)
+			}
+		})
+	}
+	// The Bearer header with a bad token is refused the same way.
+	c := th.dial("/ws", http.Header{"Authorization": {"Bearer " + wrongKey}})
+	if m := c.read(); m["error"] != "invalid_token" {
+		t.Fatalf("bearer: %v", m)
+	}
+}
+
+func TestBeforeAuth(t *testing.T) {
+	th := newTestHub(t, limitless, func(o *Options) { o.Conn.AuthTimeout = 300 * time.Millisecond })
+	// Authenticated before the other client's timeout starts: it must
+	// still be served after that timeout has passed.
+	a := th.login("/ws", "alice")
+	c := th.dial("/ws", nil)
+	c.send(map[string]any{"type": "ping", "timestamp": "2024-01-01T12:00:00Z"})
+	if m := c.read(); m["type"] != "pong" || m["timestamp"] != "2024-01-01T12:00:00Z" {
+		t.Fatalf("pong before auth: %v", m)
+	}
+	c.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
+	if m := c.read(); m["type"] != "error" || m["error"] != "not_authenticated" {
+		t.Fatalf("subscribe before auth: %v", m)
+	}
+	c.send(map[string]any{"type": "batch", "messages": []any{map[string]any{"type": "ping"}}})
+	if m := c.read(); m["error"] != "not_authenticated" {
+		t.Fatalf("batch before auth: %v", m)
+	}
+	// No auth within the timeout: closed with 1008.
+	if code, reason := c.closeCode(); code != websocket.ClosePolicyViolation || !strings.Contains(reason, "authentication") {
+		t.Fatalf("close %d %q, want 1008 authentication timeout", code, reason)
+	}
+	a.send(map[string]any{"type": "ping"})
+	a.readType("pong")
+}
+
+func TestTelemetryMessageAndFilters(t *testing.T) {
+	th := newTestHub(t)
+	// The JS client's form: filters at the top level.
+	js := th.login("/ws", "alice")
+	js.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 1})
+	if m := js.readType("subscribed"); m["filters"].(map[string]any)["device_id"].([]any)[0] != 1.0 {
+		t.Fatalf("subscribed: %v", m)
+	}
+	// The Python client's form: under filters.
+	py := th.login("/ws", "bob")
+	py.send(map[string]any{"type": "subscribe", "channel": "telemetry",
+		"filters": map[string]any{"device_id": []int{2, 3}, "metrics": []string{"humidity"}, "frequency": "real-time"}})
+	py.readType("subscribed")
+	// The seed's mixed example: device_id on top, metrics under filters.
+	mixed := th.login("/ws", "carol")
+	mixed.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 1,
+		"filters": map[string]any{"metrics": []string{"temperature", "humidity"}}})
+	mixed.readType("subscribed")
+
+	th.Publish(telemetry(10, 1, 23.5, 45.2, 1013))
+	th.Publish(telemetry(11, 2, 20, 40, 1000))
+	th.Publish(telemetry(12, 3, 21, 41))
+	th.Publish(telemetry(13, 4, 22, 42))
+
+	m := js.readType("telemetry_update")
+	if m["channel"] != "telemetry" || m["device_id"] != 1.0 || seqOf(m) != 10 || m["clock_synced"] != true {
+		t.Fatalf("telemetry_update: %v", m)
+	}
+	tel := m["telemetry"].(map[string]any)
+	temp := tel["temperature"].(map[string]any)
+	if len(tel) != 3 || temp["value"] != 23.5 || temp["unit"] != "°C" || temp["timestamp"] != "2026-01-02T03:04:05.01Z" {
+		t.Fatalf("telemetry: %v", tel)
+	}
+	for _, want := range []uint64{11, 12} {
+		m := py.readType("telemetry_update")
+		tel := m["telemetry"].(map[string]any)
+		if seqOf(m) != want || len(tel) != 1 || tel["humidity"] == nil {
+			t.Fatalf("py got %v, want seq %d with humidity only", m, want)
+		}
+	}
+	m = mixed.readType("telemetry_update")
+	if tel := m["telemetry"].(map[string]any); len(tel) != 2 || tel["pressure"] != nil {
+		t.Fatalf("mixed: %v", m)
+	}
+	// Nothing else arrives for js: a ping's pong is the next message.
+	js.send(map[string]any{"type": "ping", "timestamp": 5})
+	if m := js.read(); m["type"] != "pong" || m["timestamp"] != 5.0 {
+		t.Fatalf("after the updates: %v", m)
+	}
+}
+
+func TestSubscribeErrors(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login("/ws", "alice")
+	cases := []struct {
+		msg  string
+		code string
+	}{
+		{`{"type":"subscribe"}`, "invalid_channel"},
+		{`{"type":"subscribe","channel":"weather"}`, "invalid_channel"},
+		{`{"type":"subscribe","channel":"telemetry","device_id":"x"}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","device_id":1.5}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","device_id":-1}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","device_id":[]}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","frequency":"2ms"}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","frequency":5}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","severity":"critical"}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"alerts","filters":{"severity":["critical","panic"]}}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"devices","status_types":["online","asleep"]}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"system","metrics":["cpu_usage","mood"]}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","device_id":1,"filters":{"device_id":2}}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","filters":[1]}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"alerts","since":-3}`, "invalid_since"},
+		{`{"type":"unsubscribe","channel":"alerts"}`, "not_subscribed"},
+		{`{"type":"hello"}`, "unknown_type"},
+		{`{"type":7}`, "invalid_message"},
+		{`{"token":"x"}`, "invalid_message"},
+		{`{"type":"batch"}`, "invalid_message"},
+		{`{"type":"batch","messages":[{"type":"batch","messages":[]}]}`, "invalid_message"},
+		{`not json`, "invalid_json"},
+		{`[1,2]`, "invalid_message"},
+	}
+	for _, tc := range cases {
+		c.sendRaw(tc.msg)
+		m := c.read()
+		if m["type"] != "error" || m["error"] != tc.code || m["message"] == "" {
+			t.Errorf("%s: got %v, want error %s", tc.msg, m, tc.code)
+		}
+	}
+	// The same filter at both levels is fine.
+	c.sendRaw(`{"type":"subscribe","channel":"telemetry","device_id":1,"filters":{"device_id":1}}`)
+	c.readType("subscribed")
+}
+
+func TestUnsubscribe(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "device_id": []int{1, 2}})
+	c.readType("subscribed")
+	c.send(map[string]any{"type": "unsubscribe", "channel": "alerts", "device_id": 1})
+	if m := c.readType("unsubscribed"); m["channel"] != "alerts" {
+		t.Fatalf("%v", m)
+	}
+	th.Publish(alert(1, 1, "critical", "r"))
+	th.Publish(alert(2, 2, "critical", "r"))
+	if m := c.readType("alert"); seqOf(m) != 2 {
+		t.Fatalf("got %v", m)
+	}
+	c.send(map[string]any{"type": "unsubscribe", "channel": "alerts"})
+	c.readType("unsubscribed")
+	th.Publish(alert(3, 2, "critical", "r"))
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong")
+	eventually(t, "the fan-out of seq 3", func() bool { return th.lastSeq.Load() == 3 })
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong") // no alert in between
+}
+
+func TestAlertsAndDevices(t *testing.T) {
+	st := &fixedState{devs: []DeviceState{{DeviceID: 1, Status: "online", LastSeen: t0}, {DeviceID: 2, Status: "offline", Reason: "no answer"}}}
+	th := newTestHub(t, func(o *Options) { o.State = st })
+	a := th.login("/ws", "alice")
+	a.send(map[string]any{"type": "subscribe", "channel": "alerts",
+		"filters": map[string]any{"severity": []string{"critical", "warning"}, "device_id": 1, "alert_type": "temp_high"}})
+	a.readType("subscribed")
+	d := th.login("/ws", "bob")
+	d.send(map[string]any{"type": "subscribe", "channel": "devices",
+		"filters": map[string]any{"device_id": []int{1, 2, 3}, "status_types": []string{"online", "offline", "warning"}}})
+	d.readType("subscribed")
+	// The current state first, without waiting for a change.
+	for _, want := range []float64{1, 2} {
+		m := d.readType("device_status_update")
+		if m["device_id"] != want || m["initial"] != true || m["new_status"] != m["old_status"] {
+			t.Fatalf("snapshot: %v", m)
+		}
+	}
+	th.Publish(alert(5, 1, "info", "temp_high"))
+	th.Publish(alert(6, 1, "critical", "humidity_high"))
+	th.Publish(alert(7, 1, "warning", "temp_high"))
+	th.Publish(status(8, 2, "offline", "online"))
+	m := a.readType("alert")
+	want := map[string]any{"type": "alert", "channel": "alerts", "alert_id": 7.0, "device_id": 1.0, "severity": "warning",
+		"title": "High Temperature Alert", "message": "Temperature exceeds safe threshold", "alert_type": "temp_high",
+		"state": "active", "seq": 7.0}
+	for k, v := range want {
+		if m[k] != v {
+			t.Fatalf("alert %s = %v, want %v (%v)", k, m[k], v, m)
+		}
+	}
+	md := m["metadata"].(map[string]any)
+	if md["threshold_value"] != 30.0 || md["actual_value"] != 32.5 || m["timestamp"] == "" {
+		t.Fatalf("alert: %v", m)
+	}
+	m = d.readType("device_status_update")
+	if m["device_id"] != 2.0 || m["old_status"] != "offline" || m["new_status"] != "online" || m["reason"] != "Connection lost" ||
+		seqOf(m) != 8 || m["metadata"].(map[string]any)["last_seen"] != "2026-01-02T03:04:05Z" {
+		t.Fatalf("device_status_update: %v", m)
+	}
+}
+
+type fixedState struct {
+	devs []DeviceState
+	sys  System
+}
+
+func (s *fixedState) Devices() []DeviceState { return s.devs }
+func (s *fixedState) System() System         { return s.sys }
+
+func TestSystemChannelAndFrequency(t *testing.T) {
+	var th *testHub
+	st := &fixedState{sys: System{CPUUsage: 45.2, MemoryUsage: 67.8, DiskUsage: 23.1, Timestamp: t0}}
+	th = newTestHub(t, func(o *Options) { o.State = st; o.Now = func() time.Time { return th.now.Now() } })
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "system",
+		"filters": map[string]any{"metrics": []string{"cpu_usage", "memory_usage", "active_connections"}, "frequency": "30s"}})
+	c.readType("subscribed")
+	m := c.readType("system_status_update")
+	met := m["metrics"].(map[string]any)
+	if m["channel"] != "system" || len(met) != 3 || met["cpu_usage"] != 45.2 || met["active_connections"] != 1.0 || m["timestamp"] != "2026-01-01T02:03:04Z" && m["timestamp"] != "2026-01-02T03:04:05Z" {
+		t.Fatalf("initial system status: %v", m)
+	}
+	// Within the period: held back, the latest kept.
+	th.PublishSystem(System{CPUUsage: 50, Timestamp: t0.Add(time.Second)})
+	th.PublishSystem(System{CPUUsage: 60, Timestamp: t0.Add(2 * time.Second)})
+	eventually(t, "the fan-out", func() bool { th.inMu.Lock(); defer th.inMu.Unlock(); return len(th.inbox) == 0 })
+	th.now.Add(29 * time.Second)
+	th.tick <- time.Time{}
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong") // nothing before the period ends
+	th.now.Add(time.Second)
+	th.tick <- time.Time{}
+	m = c.readType("system_status_update")
+	if m["metrics"].(map[string]any)["cpu_usage"] != 60.0 {
+		t.Fatalf("after the period: %v", m)
+	}
+}
+
+func TestTelemetryFrequency(t *testing.T) {
+	var th *testHub
+	th = newTestHub(t, func(o *Options) { o.Now = func() time.Time { return th.now.Now() } })
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "filters": map[string]any{"frequency": "1m"}})
+	c.readType("subscribed")
+	rt := th.login("/ws", "bob") // a real-time subscriber sees every record
+	rt.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
+	rt.readType("subscribed")
+
+	th.Publish(telemetry(1, 1, 20, 50))
+	if m := c.readType("telemetry_update"); seqOf(m) != 1 {
+		t.Fatalf("first update: %v", m)
+	}
+	th.Publish(telemetry(2, 1, 21, 51))
+	th.Publish(store.Record{Seq: 3, Kind: store.KindTelemetry, DeviceID: 1, TS: t0, Metrics: []store.Metric{{Name: "temperature", Value: 22, Unit: "°C"}}})
+	th.Publish(telemetry(4, 2, 30))
+	if m := c.readType("telemetry_update"); seqOf(m) != 4 || m["device_id"] != 2.0 {
+		t.Fatalf("another device is not held back by device 1's period: %v", m)
+	}
+	for range 4 {
+		rt.readType("telemetry_update")
+	}
+	th.now.Add(59 * time.Second)
+	th.tick <- time.Time{}
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong")
+	th.now.Add(time.Second)
+	th.tick <- time.Time{}
+	m := c.readType("telemetry_update")
+	tel := m["telemetry"].(map[string]any)
+	// The latest value of each metric, and the latest seq.
+	if seqOf(m) != 3 || tel["temperature"].(map[string]any)["value"] != 22.0 || tel["humidity"].(map[string]any)["value"] != 51.0 {
+		t.Fatalf("after the period: %v", m)
+	}
+	th.tick <- time.Time{}
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong") // nothing pending: nothing sent
+}
+
+func TestPingAndBatch(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "ping", "timestamp": "2024-01-01T12:00:00Z"})
+	if m := c.read(); m["type"] != "pong" || m["timestamp"] != "2024-01-01T12:00:00Z" || m["server_time"] == "" {
+		t.Fatalf("pong: %v", m)
+	}
+	c.send(map[string]any{"type": "batch", "messages": []any{
+		map[string]any{"type": "ping", "timestamp": 1},
+		map[string]any{"type": "subscribe", "channel": "alerts"},
+		map[string]any{"type": "nope"},
+		map[string]any{"type": "ping", "timestamp": 2},
+	}})
+	if m := c.read(); m["type"] != "pong" || m["timestamp"] != 1.0 {
+		t.Fatalf("batch 1: %v", m)
+	}
+	if m := c.read(); m["type"] != "subscribed" {
+		t.Fatalf("batch 2: %v", m)
+	}
+	if m := c.read(); m["type"] != "error" || m["error"] != "unknown_type" {
+		t.Fatalf("batch 3: %v", m)
+	}
+	if m := c.read(); m["type"] != "pong" || m["timestamp"] != 2.0 {
+		t.Fatalf("batch 4: %v", m)
+	}
+	big := make([]any, 51)
+	for i := range big {
+		big[i] = 0
+	}
+	c.send(map[string]any{"type": "batch", "messages": big})
+	if m := c.read(); m["error"] != "batch_too_large" {
+		t.Fatalf("51 messages: %v", m)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	th := newTestHub(t, func(o *Options) {
+		o.Conn.MaxConns = 3
+		o.Conn.MaxConnsPerUser = 2
+		o.Conn.ConnectsPerMinute = 5
+	})
+	a1 := th.login("/ws", "alice")
+	th.login("/ws", "alice")
+	a3 := th.dial("/ws", nil)
+	a3.send(map[string]any{"type": "auth", "token": token(t, "alice")})
+	if m := a3.read(); m["error"] != "too_many_connections" {
+		t.Fatalf("third connection of a user: %v", m)
+	}
+	a3.closeCode()
+	eventually(t, "the refused connection to go", func() bool { return th.Connections() == 2 })
+	th.login("/ws", "bob")
+	if s := th.dialStatus("/ws", nil); s != http.StatusServiceUnavailable {
+		t.Fatalf("beyond MaxConns: HTTP %d, want 503", s)
+	}
+	a1.ws.Close()
+	eventually(t, "a closed connection to free its slot", func() bool { return th.Connections() == 2 })
+	th.dial("/ws", nil).ws.Close() // the fifth connect of the minute (the 503 took none)
+	eventually(t, "the fifth connection to go", func() bool { return th.Connections() == 2 })
+	if s := th.dialStatus("/ws", nil); s != http.StatusTooManyRequests {
+		t.Fatalf("beyond ConnectsPerMinute: HTTP %d, want 429", s)
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	th := newTestHub(t, limitless, func(o *Options) { o.Conn.AllowedOrigins = []string{"https://dash.example.com"} })
+	host := strings.TrimPrefix(th.url, "ws://")
+	for origin, want := range map[string]int{
+		"http://" + host:           http.StatusSwitchingProtocols,
+		"https://dash.example.com": http.StatusSwitchingProtocols,
+		"https://evil.example.com": http.StatusForbidden,
+		"null":                     http.StatusForbidden,
+	} {
+		if got := th.dialStatus("/ws", http.Header{"Origin": {origin}}); got != want {
+			t.Errorf("origin %s: HTTP %d, want %d", origin, got, want)
+		}
+	}
+	if got := th.dialStatus("/ws", nil); got != http.StatusSwitchingProtocols {
+		t.Errorf("no origin: HTTP %d", got)
+	}
+	if got := th.dialStatus("/ws/weather", nil); got != http.StatusNotFound {
+		t.Errorf("/ws/weather: HTTP %d", got)
+	}
+	if got := th.dialStatus("/ws/telemetry?device_id=abc", nil); got != http.StatusBadRequest {
+		t.Errorf("bad query filter: HTTP %d", got)
+	}
+	if got := th.dialStatus("/ws?since=-1", nil); got != http.StatusBadRequest {
+		t.Errorf("bad since: HTTP %d", got)
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	th := newTestHub(t, limitless)
+	var cs []*tclient
+	for range 5 {
+		c := th.login("/ws", "alice")
+		c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
+		c.readType("subscribed")
+		cs = append(cs, c)
+	}
+	th.stop()
+	for _, c := range cs {
+		if code, _ := c.closeCode(); code != websocket.CloseGoingAway {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+	}
+	if n := th.Connections(); n != 0 {
+		t.Fatalf("%d connections after Run returned", n)
+	}
+}
