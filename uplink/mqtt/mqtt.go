@@ -261,6 +261,9 @@ func (u *Uplink) setOptions(o Options) error {
 	if o.MaxInFlight < 0 || o.MaxInFlight > 1000 {
 		return bad("MaxInFlight %d is not in [1, 1000]", o.MaxInFlight)
 	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 8
+	}
 	if o.MaxRate < 0 {
 		return bad("MaxRate %v is negative", o.MaxRate)
 	}

@@ -1,0 +1,488 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink/backoff"
+)
+
+// produce appends n telemetry records from index from, a chunk at a time,
+// so that the uplink streams while records keep coming.
+func produce(ctx context.Context, t testing.TB, st *store.Store, from, n int) (last uint64) {
+	for i := from; i < from+n; i++ {
+		r, err := st.Append(telemetry(i))
+		if err != nil {
+			t.Errorf("Append: %v", err)
+			return last
+		}
+		last = r.Seq
+		if i%200 == 199 {
+			// Pace the producer like sensors would (this is the load, not
+			// a wait for a condition).
+			select {
+			case <-time.After(2 * time.Millisecond):
+			case <-ctx.Done():
+				return last
+			}
+		}
+	}
+	return last
+}
+
+func waitCond(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, deadline above
+	}
+}
+
+// checkNoLoss fails the test unless every seq from 1 to last arrived, and
+// duplicates are few (only what was in flight at an outage).
+func checkNoLoss(t *testing.T, col *collector, last uint64, maxDups int) {
+	t.Helper()
+	col.waitUntil(fmt.Sprintf("every seq 1..%d", last), 60*time.Second, func() bool { return col.haveAll(last, nil) })
+	if d := col.duplicates(); len(d) > maxDups {
+		t.Errorf("%d duplicates (at most %d expected: the in-flight window per outage): %v...", len(d), maxDups, d[:min(20, len(d))])
+	} else {
+		t.Logf("every seq 1..%d arrived; %d duplicates", last, len(d))
+	}
+}
+
+func TestBrokerRestartMidStream(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	u, err := New(st, nil, testOptions(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+
+	const total = 30000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lastc := make(chan uint64, 1)
+	go func() { lastc <- produce(ctx, t, st, 0, total) }()
+
+	col.waitUntil("the stream to start", 30*time.Second, func() bool { return len(col.seqs) >= 3000 })
+	b.stop()
+	waitCond(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
+	col.mu.Lock()
+	seen := len(col.seqs)
+	col.mu.Unlock()
+	b.start() // same port, same state
+	last := <-lastc
+	checkNoLoss(t, col, last, 2*u.o.MaxInFlight*u.o.BatchSize)
+	if seen >= int(last) {
+		t.Errorf("the outage came too late to test anything: %d of %d seen before it", seen, last)
+	}
+}
+
+// proxy is a TCP proxy that the test can cut.
+type proxy struct {
+	t      testing.TB
+	target string
+	addr   string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	p := &proxy{t: t, target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.addr = ln.Addr().String()
+	p.serve(ln)
+	t.Cleanup(func() { p.down(); p.wg.Wait() })
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = true, true
+			p.mu.Unlock()
+			p.wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+}
+
+// cut closes every proxied connection, like a link that drops.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// down stops listening and cuts; up listens again on the same address.
+func (p *proxy) down() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *proxy) up() {
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
+	}
+	p.serve(ln)
+}
+
+func TestTCPCutMidStream(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	px := startProxy(t, b.Addr())
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	o := testOptions(b)
+	o.URL = "tcp://" + px.addr
+	u, err := New(st, testCommander{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+
+	const total = 30000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lastc := make(chan uint64, 1)
+	go func() { lastc <- produce(ctx, t, st, 0, total) }()
+
+	// A retained command runs once, live, and is refused when the broker
+	// replays it to the new subscription after a reconnect.
+	waitCond(t, "connected", 30*time.Second, u.Connected)
+	col.client.Publish("floorhub/gw1/cmd/ping", 1, true, []byte(`{"request_id":"retained"}`)).Wait()
+	defer func() { col.client.Publish("floorhub/gw1/cmd/ping", 1, true, []byte{}).Wait() }()
+
+	col.waitUntil("the stream to start", 30*time.Second, func() bool { return len(col.seqs) >= 3000 })
+	px.cut() // the link drops; reconnect at once works
+	col.waitUntil("more records", 30*time.Second, func() bool { return len(col.seqs) >= 8000 })
+	px.down() // the link stays down a while
+	waitCond(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
+	px.up()
+	last := <-lastc
+	checkNoLoss(t, col, last, 3*u.o.MaxInFlight*u.o.BatchSize)
+
+	var outcomes []string
+	col.waitUntil("the retained command's results", 10*time.Second, func() bool {
+		outcomes = outcomes[:0]
+		for _, r := range col.results {
+			var res CommandResult
+			json.Unmarshal(r, &res)
+			if string(res.RequestID) == `"retained"` {
+				outcomes = append(outcomes, fmt.Sprint(res.OK, " ", res.Error))
+			}
+		}
+		return len(outcomes) >= 2
+	})
+	t.Logf("retained command outcomes: %q", outcomes)
+	if outcomes[0] != "true " || outcomes[1] != "false refused" {
+		t.Errorf("retained command outcomes %q; want it run once live, then refused on replay", outcomes)
+	}
+}
+
+// TestHelperProcess is the agent in the kill -9 test: a store, the uplink
+// and a producer in a child process. It is not a test on its own.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("FH_HELPER") != "1" {
+		t.Skip("helper process for TestKill9")
+	}
+	st, err := store.Open(os.Getenv("FH_STORE"), &store.Options{CommitInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	u, err := New(st, nil, Options{URL: os.Getenv("FH_BROKER"), GatewayID: "gw1", BootID: os.Getenv("FH_BOOT"),
+		BatchSize: 100, CursorInterval: 20 * time.Millisecond, HeartbeatInterval: time.Hour,
+		Backoff: backoff.Options{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	// Each run appends FH_COUNT records (the first is killed on the way),
+	// then waits until everything committed is acknowledged and durable.
+	count, _ := strconv.Atoi(os.Getenv("FH_COUNT"))
+	for i := 0; i < count; i++ {
+		if _, err := st.Append(telemetry(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // the producer's pace
+		}
+	}
+	if err := st.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := st.Stats().CommittedSeq
+	for {
+		if c, _ := st.Cursor(CursorTelemetry); c >= last {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling; the parent's deadline bounds it
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKill9MidStream(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	col.countOnly = true
+	path := filepath.Join(t.TempDir(), "fh.db")
+	start := func(boot string, count int) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), "FH_HELPER=1", "FH_STORE="+path, "FH_BROKER="+b.URL(),
+			"FH_COUNT="+strconv.Itoa(count), "FH_BOOT="+boot)
+		out := &bytes.Buffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, out
+	}
+
+	child, out := start("boot-1", 40000)
+	col.waitUntil("the stream to start", 60*time.Second, func() bool { return len(col.seqs) >= 5000 })
+	child.Process.Signal(syscall.SIGKILL)
+	err := child.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child ended by %v, not by kill -9:\n%s", err, out)
+	}
+	col.mu.Lock()
+	var seenMax uint64
+	for s := range col.seqs {
+		seenMax = max(seenMax, s)
+	}
+	col.mu.Unlock()
+
+	// What the store says was durably delivered at the kill.
+	st, err := store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursorAtKill, err := st.Cursor(CursorTelemetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if cursorAtKill >= 40000 {
+		t.Fatalf("the kill came after the end (cursor %d)", cursorAtKill)
+	}
+
+	child, out = start("boot-2", 5000)
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- child.Wait() }()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("restarted child: %v\n%s", err, out)
+		}
+	case <-time.After(90 * time.Second):
+		child.Process.Kill()
+		<-waitErr
+		t.Fatalf("restarted child did not finish:\n%s", out)
+	}
+
+	st, err = store.Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := st.Stats().CommittedSeq
+	st.Close()
+
+	// The receiver's view: the skipped ranges come from the retained birth.
+	col.waitUntil("the second birth", 10*time.Second, func() bool {
+		for _, s := range col.status {
+			if bytes.Contains(s.Payload, []byte(`"boot-2"`)) && bytes.Contains(s.Payload, []byte(`"online"`)) {
+				return true
+			}
+		}
+		return false
+	})
+	var skipped [][2]uint64
+	col.mu.Lock()
+	for _, s := range col.status {
+		var st Status
+		json.Unmarshal(s.Payload, &st)
+		if st.BootID == "boot-2" && st.State == "online" {
+			skipped = st.SkippedSeq
+		}
+	}
+	col.mu.Unlock()
+	col.waitUntil(fmt.Sprintf("received ∪ skipped = 1..%d", last), 60*time.Second, func() bool { return col.haveAll(last, skipped) })
+	// Duplicates: only records sent by the first run and not durably
+	// acknowledged: above the cursor at the kill, below what it skipped.
+	dups := col.duplicates()
+	firstSkipped := uint64(1<<64 - 1)
+	if len(skipped) > 0 {
+		firstSkipped = skipped[0][0]
+	}
+	for _, d := range dups {
+		if d <= cursorAtKill || d >= firstSkipped {
+			t.Errorf("duplicate seq %d outside what was in flight at the kill (%d, %d)", d, cursorAtKill, firstSkipped)
+			break
+		}
+	}
+	t.Logf("last seq %d, skipped %v, cursor at kill %d, seen by the subscriber at the kill: up to %d; %d duplicates",
+		last, skipped, cursorAtKill, seenMax, len(dups))
+}
+
+// silentServer accepts TCP connections and never answers: a broker that
+// hangs during CONNECT.
+func silentServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	dead := freePort(t) // nothing listens there
+	delays := make(chan time.Duration)
+	fire := make(chan time.Time)
+	u, err := New(st, nil, Options{URL: "tcp://127.0.0.1:" + strconv.Itoa(dead), GatewayID: "gw1",
+		Backoff: backoff.Options{
+			Rand: func(n int64) int64 { return n - 1 }, // the ceiling, to see the growth
+			After: func(d time.Duration) <-chan time.Time {
+				delays <- d
+				return fire
+			},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60}
+	for i, w := range want {
+		select {
+		case d := <-delays:
+			if d != w*time.Second {
+				t.Fatalf("attempt %d: delay %v, want %v", i+1, d, w*time.Second)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("attempt %d: no retry: the uplink gave up", i+1)
+		}
+		if i < len(want)-1 {
+			fire <- time.Time{} // the delay is over
+		}
+	}
+	// Cancel during a backoff wait.
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return promptly when cancelled during a backoff wait")
+	}
+
+	// Cancel during a connection attempt that hangs.
+	u, err = New(st, nil, Options{URL: "tcp://" + silentServer(t), GatewayID: "gw1", ConnectTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- u.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond) // let it reach the CONNECT (either way, Run must return)
+	begin := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		t.Logf("Run returned %v after cancel during CONNECT", time.Since(begin))
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return promptly when cancelled during a connection attempt")
+	}
+	if err := u.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Fatalf("second Run: %v", err)
+	}
+}
