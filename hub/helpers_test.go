@@ -58,6 +58,28 @@ func limitless(o *Options) { o.Conn.ConnectsPerMinute = -1 }
 // newTestHub starts a hub on an httptest server; edit changes the options.
 func newTestHub(t *testing.T, edits ...func(*Options)) *testHub {
 	t.Helper()
+	return startHub(t, false, edits...)
+}
+
+// newSmallBufHub is newTestHub with small kernel send buffers on the
+// server's sockets, so that a client that stops reading stalls its writer
+// after a few kilobytes rather than megabytes.
+func newSmallBufHub(t *testing.T, edits ...func(*Options)) *testHub {
+	t.Helper()
+	return startHub(t, true, edits...)
+}
+
+type smallBufListener struct{ net.Listener }
+
+func (l smallBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+func startHub(t *testing.T, smallBuf bool, edits ...func(*Options)) *testHub {
 	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +98,9 @@ func newTestHub(t *testing.T, edits ...func(*Options)) *testHub {
 	mux.Handle("/ws", h.Handler())
 	mux.Handle("/ws/", h.Handler())
 	th.srv = httptest.NewUnstartedServer(mux)
+	if smallBuf {
+		th.srv.Listener = smallBufListener{th.srv.Listener}
+	}
 	th.srv.Start()
 	th.url = "ws" + strings.TrimPrefix(th.srv.URL, "http")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,6 +149,26 @@ func (th *testHub) dial(path string, hdr http.Header) *tclient {
 	c := &tclient{t: th.t, ws: ws}
 	th.t.Cleanup(func() { ws.Close() })
 	return c
+}
+
+// dialSlow connects with a small receive buffer: for clients that stop
+// reading.
+func (th *testHub) dialSlow(path string) *tclient {
+	th.t.Helper()
+	d := *websocket.DefaultDialer
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}
+	ws, _, err := d.Dial(th.url+path, nil)
+	if err != nil {
+		th.t.Fatalf("dial %s: %v", path, err)
+	}
+	th.t.Cleanup(func() { ws.Close() })
+	return &tclient{t: th.t, ws: ws}
 }
 
 // dialStatus dials and returns the HTTP status of a refused upgrade.

@@ -46,8 +46,9 @@ func kindOf(ch channel) store.Kind {
 // subscription was installed, so every record above it was held back in
 // job.buf. Replay reads the store until it is sure everything up to the
 // target is committed and read, then sends the held-back records above the
-// last seq it read. Nothing is missed and nothing is sent twice. When the
-// held-back records overflow, the fan-out drops them and raises the
+// last seq it read (waiting for room, as replay does), and repeats until
+// nothing is held back. Nothing is missed and nothing is sent twice. When
+// the held-back records overflow, the fan-out drops them and raises the
 // target, so replay reads them from the store instead.
 func (c *client) replay(job *replayJob) {
 	ctx := c.conn.Context()
@@ -63,7 +64,7 @@ func (c *client) replay(job *replayJob) {
 		recs, err := rp.Read(cur, replayBatch, kindOf(job.ch))
 		if err != nil {
 			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", cur, err)
-			c.goLive(job, cur)
+			c.goLive(job)
 			return
 		}
 		for i := range recs {
@@ -89,9 +90,31 @@ func (c *client) replay(job *replayJob) {
 			return
 		}
 		if confirmed >= job.target {
-			c.switchLive(job, cur)
+			// Caught up with the store: send what was held back, outside
+			// the lock and waiting for room like the replay, until
+			// nothing is held back; then go live in the same lock.
+			var held []store.Record
+			for _, r := range job.buf {
+				if r.Seq > cur {
+					held = append(held, r)
+				}
+			}
+			job.buf = nil
+			if len(held) == 0 {
+				c.switchLive(job)
+				c.mu.Unlock()
+				return
+			}
 			c.mu.Unlock()
-			return
+			for i := range held {
+				cur = held[i].Seq
+				if m, ok := replayMessage(job, &held[i]); ok {
+					if c.conn.SendWait(ctx, m) != nil {
+						return
+					}
+				}
+			}
+			continue
 		}
 		target := job.target
 		c.mu.Unlock()
@@ -105,7 +128,7 @@ func (c *client) replay(job *replayJob) {
 		probe, err := rp.Read(target-1, 1)
 		if err != nil {
 			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", target-1, err)
-			c.goLive(job, cur)
+			c.goLive(job)
 			return
 		}
 		if len(probe) > 0 {
@@ -131,12 +154,11 @@ func (c *client) replay(job *replayJob) {
 }
 
 // goLive switches the job to live delivery after a failed replay.
-func (c *client) goLive(job *replayJob, cur uint64) {
+func (c *client) goLive(job *replayJob) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.jobAlive(job) {
-		c.switchLive(job, cur)
-	}
+	job.buf = nil
+	c.switchLive(job)
 }
 
 // jobAlive reports whether a subscription still waits for job; c.mu held.
@@ -146,21 +168,8 @@ func (c *client) jobAlive(job *replayJob) bool {
 	return alive
 }
 
-// switchLive sends the held-back records above cur and makes the job's
-// subscriptions live; c.mu held.
-func (c *client) switchLive(job *replayJob, cur uint64) {
-	for i := range job.buf {
-		r := &job.buf[i]
-		if r.Seq <= cur {
-			continue
-		}
-		e := c.entryFor(job.ch, r.DeviceID)
-		if e == nil || e.job != job {
-			continue
-		}
-		c.sendLive(job.ch, e, r, &encoding{rec: r})
-	}
-	job.buf = nil
+// switchLive makes the job's subscriptions live; c.mu held.
+func (c *client) switchLive(job *replayJob) {
 	c.eachEntry(job.ch, func(e *entry) {
 		if e.job == job {
 			e.job = nil

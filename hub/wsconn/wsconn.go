@@ -434,7 +434,7 @@ func RequestToken(r *http.Request) string {
 // overflowReason builds the reason of a slow-consumer close.
 func overflowReason(lastSeq uint64) string {
 	if lastSeq == 0 {
-		return "send queue overflow: reconnect"
+		return "send queue overflow: resume with since=<your last seq>"
 	}
 	return "send queue overflow: resume with since=" + strconv.FormatUint(lastSeq, 10)
 }

@@ -1,0 +1,198 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/store"
+)
+
+// openStore opens a real bbolt store in a temporary directory, committing
+// often so that tests do not wait.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(filepath.Join(t.TempDir(), "floorhub.db"), &store.Options{CommitInterval: 5 * time.Millisecond})
+	if err != nil {
+		if strings.Contains(err.Error(), "not implemented") {
+			t.Skip("store not implemented yet")
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// appendPublish does what the agent does: Append, then Publish at once
+// (before the commit).
+func appendPublish(t *testing.T, s *store.Store, h *Hub, r store.Record) uint64 {
+	r, err := s.Append(r)
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	h.Publish(r)
+	return r.Seq
+}
+
+// readSeqs reads messages of type typ until one carries seq last, and
+// checks that their seqs are exactly first..last.
+func readSeqs(t *testing.T, c *tclient, typ string, first, last uint64) {
+	t.Helper()
+	want := first
+	for want <= last {
+		m := c.read()
+		if m["type"] != typ {
+			continue
+		}
+		if s := seqOf(m); s != want {
+			t.Fatalf("got seq %d, want %d (a gap or a duplicate)", s, want)
+		}
+		want++
+	}
+}
+
+// Clients that resume while records are being appended and published get
+// every record after since exactly once: replay from the store, then live,
+// with no gap and no duplicate at the seam.
+func TestResumeSeamUnderLoad(t *testing.T) {
+	st := openStore(t)
+	th := newTestHub(t, limitless, func(o *Options) { o.Replay = st; o.Conn.QueueLen = 4096 })
+	const total = 1500
+	var mu sync.Mutex
+	published := uint64(0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < total; i++ {
+			r := alert(0, 1+i%3, "critical", "temp_high")
+			r.Alert.ID = 0
+			s := appendPublish(t, st, th.Hub, r)
+			mu.Lock()
+			published = s
+			mu.Unlock()
+		}
+	}()
+	pub := func() uint64 { mu.Lock(); defer mu.Unlock(); return published }
+
+	// Resume at several moments of the stream, from several points back.
+	type resumer struct {
+		c     *tclient
+		since uint64
+	}
+	var rs []resumer
+	for i, at := range []uint64{50, 300, 700, 1100} {
+		eventually(t, fmt.Sprintf("seq %d to be published", at), func() bool { return pub() >= at })
+		since := at - uint64(10+i*40)
+		var c *tclient
+		if i%2 == 0 {
+			c = th.dial(fmt.Sprintf("/ws/alerts?since=%d&token=%s", since, token(t, "u")), nil)
+			c.readType("auth_response")
+			c.readType("subscribed")
+		} else {
+			c = th.login("/ws", "u")
+			c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": since})
+			c.readType("subscribed")
+		}
+		rs = append(rs, resumer{c, since})
+	}
+	<-done
+	for _, r := range rs {
+		readSeqs(t, r.c, "alert", r.since+1, total)
+	}
+}
+
+// A client dropped for a full queue resumes with since and misses nothing.
+func TestOverflowThenResume(t *testing.T) {
+	st := openStore(t)
+	th := newSmallBufHub(t, limitless, func(o *Options) { o.Replay = st; o.Conn.QueueLen = 16 })
+	slow := th.dialSlow("/ws/alerts?token=" + token(t, "slow"))
+	eventually(t, "the subscription", func() bool { return len(*th.snap[chAlerts].Load()) == 1 })
+	pad := strings.Repeat("x", 400)
+	for range 800 {
+		r := alert(0, 1, "warning", "vibration")
+		r.Alert.ID, r.Alert.Message = 0, pad
+		appendPublish(t, st, th.Hub, r)
+	}
+	eventually(t, "the fan-out", func() bool { return th.lastSeq.Load() == 800 })
+	last := uint64(0)
+	for {
+		m, err := slow.next()
+		if err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != websocket.CloseTryAgainLater {
+				t.Fatalf("ended with %v, want 1013", err)
+			}
+			break
+		}
+		if m["type"] == "alert" {
+			last = seqOf(m)
+		}
+	}
+	c := th.dial(fmt.Sprintf("/ws/alerts?since=%d", last), nil)
+	c.send(map[string]any{"type": "auth", "token": token(t, "slow")})
+	c.readType("auth_response")
+	c.readType("subscribed")
+	go func() {
+		for range 50 {
+			r := alert(0, 1, "warning", "vibration")
+			r.Alert.ID = 0
+			appendPublish(t, st, th.Hub, r)
+		}
+	}()
+	readSeqs(t, c, "alert", last+1, 850)
+}
+
+// Resume with the filters of the subscription, and only for the channel
+// asked: telemetry of other devices and other kinds are not replayed.
+func TestResumeFilters(t *testing.T) {
+	st := openStore(t)
+	th := newTestHub(t, func(o *Options) { o.Replay = st })
+	for i := range 30 {
+		appendPublish(t, st, th.Hub, telemetry(0, i%3, float64(i), 1))
+		if i%10 == 0 {
+			appendPublish(t, st, th.Hub, status(0, 1, "online", "warning"))
+		}
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 2,
+		"filters": map[string]any{"metrics": []string{"temperature"}}, "since": 0})
+	c.readType("subscribed")
+	n := 0
+	for n < 10 {
+		m := c.readType("telemetry_update")
+		if m["device_id"] != 2.0 || len(m["telemetry"].(map[string]any)) != 1 {
+			t.Fatalf("replayed %v", m)
+		}
+		n++
+	}
+	c.send(map[string]any{"type": "ping"})
+	c.readType("pong")
+	// since ahead of the newest seq: refused with a clear error, live only.
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": 99999})
+	c.readType("subscribed")
+	if m := c.read(); m["error"] != "invalid_since" {
+		t.Fatalf("since ahead: %v", m)
+	}
+}
+
+// Without a Replayer, since is answered with replay_unavailable.
+func TestResumeUnavailable(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login("/ws?since=5", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
+	if m := c.read(); m["error"] != "replay_unavailable" {
+		t.Fatalf("%v", m)
+	}
+	c.readType("subscribed")
+}
