@@ -79,6 +79,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		if rerr := os.Rename(path, aside); rerr != nil {
 			return nil, fmt.Errorf("store: %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
+		os.Remove(damagedPath(path))
 		s.log.Error("store: DATABASE CORRUPT: moved it aside and started a new one; its records are no longer served",
 			"path", path, "moved_to", aside, "err", err, "seq_continues_after", hint)
 		if hint == 0 {
@@ -148,9 +149,18 @@ func guard(fn func() error) (err error) {
 // the sidecar hint.
 func (s *Store) load(db *bolt.DB) error {
 	s.db = db
-	err := guard(func() error { return db.View(check) })
+	chk := check
+	if _, err := os.Stat(damagedPath(s.path)); err == nil {
+		s.log.Warn("store: the last run met damage in the file: checking every record", "path", s.path)
+		chk = fullCheck
+	}
+	start := time.Now()
+	err := guard(func() error { return db.View(chk) })
 	if err != nil {
 		return err
+	}
+	if os.Remove(damagedPath(s.path)) == nil {
+		s.log.Info("store: full check passed", "path", s.path, "took", time.Since(start))
 	}
 	return guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
@@ -325,6 +335,46 @@ func checkRecords(b *bolt.Bucket, name string) error {
 		}
 	}
 	return nil
+}
+
+// fullCheck is check plus a decode of every record, run at Open when the
+// last run met damage (see markDamaged).
+func fullCheck(tx *bolt.Tx) error {
+	if err := check(tx); err != nil {
+		return err
+	}
+	for _, name := range [...][]byte{bTelemetry, bEvents} {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue
+		}
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: %s: key %x is not a seq", ErrCorrupt, name, k)
+			}
+			if _, err := decode(u64(k), v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// damagedPath is the marker left when a running store meets damage: the
+// next Open checks every record instead of sampling.
+func damagedPath(path string) string { return path + ".damaged" }
+
+// damaged leaves the marker for the next Open and says so, loudly, once.
+func (s *Store) damaged(err error) {
+	if !s.damageOnce.CompareAndSwap(false, true) {
+		return
+	}
+	s.log.Error("store: DAMAGE in the database file; the next start checks it in full and moves it aside if needed",
+		"path", s.path, "err", err)
+	if werr := os.WriteFile(damagedPath(s.path), []byte(err.Error()+"\n"), 0o600); werr != nil {
+		s.log.Error("store: cannot leave the damage marker", "path", damagedPath(s.path), "err", werr)
+	}
 }
 
 // hintPath is the sidecar holding the seq hint.

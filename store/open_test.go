@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"math/rand"
@@ -220,5 +221,70 @@ func TestOpenFutureLayout(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal("future layout file was moved")
+	}
+}
+
+// A record that cannot be decoded, where the bounded check does not look,
+// is skipped by Read (and marks the file); the next Open checks every
+// record and moves the file aside.
+func TestDamageMarkerFullCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	last := makeDB(t, path, 20000)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := uint64(10007) // not at an end, not on a probe
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bTelemetry).Put(seqKey(bad), []byte{formatV1, 1, 0}) })
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var logs logBuf
+	s, err := Open(path, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatalf("bounded check should not see seq %d: %v", bad, err)
+	}
+	recs, err := s.Read(bad-1, 2)
+	if err != nil || len(recs) != 2 || recs[0].Seq != bad+1 {
+		t.Fatalf("Read across a bad record: %v %v", recs, err)
+	}
+	if !strings.Contains(logs.String(), "cannot be decoded") {
+		t.Fatalf("bad record not logged:\n%s", logs.String())
+	}
+	s.Close()
+	if _, err := os.Stat(damagedPath(path)); err != nil {
+		t.Fatalf("no damage marker: %v", err)
+	}
+	openCorrupt(t, path, last)
+	if _, err := os.Stat(damagedPath(path)); err == nil {
+		t.Fatal("damage marker left behind")
+	}
+}
+
+// Commits that keep failing make Flush and a full queue report the error
+// instead of blocking forever.
+func TestCommitFailure(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), &Options{MaxBatch: 4, CommitInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, s, tele(1, 1))
+	flush(t, s)
+	s.db.Close() // every later transaction fails
+	mustAppend(t, s, tele(1, 2))
+	if err := s.Flush(context.Background()); err == nil || !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		t.Fatalf("Flush with failing commits: %v", err)
+	}
+	var aerr error
+	for i := 0; i < 100 && aerr == nil; i++ {
+		_, aerr = s.Append(tele(1, 3))
+	}
+	if aerr == nil || !errors.Is(aerr, bolt.ErrDatabaseNotOpen) {
+		t.Fatalf("Append with a full queue and failing commits: %v", aerr)
+	}
+	if err := s.Close(); err == nil {
+		t.Fatal("Close reported no lost records")
 	}
 }

@@ -26,6 +26,9 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
+	if errors.Is(err, ErrCorrupt) {
+		s.damaged(err)
+	}
 	return err
 }
 
@@ -56,10 +59,10 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 	}
 	var out []Record
 	err := s.view(func(tx *bolt.Tx) error {
-		start := seqKey(after + 1)
 		if after == ^uint64(0) {
 			return nil
 		}
+		start := seqKey(after + 1)
 		var ct, ce *bolt.Cursor
 		var kt, vt, ke, ve []byte
 		if wantT {
@@ -85,6 +88,7 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 			r, err := decode(u64(k), v)
 			if err != nil {
 				s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", err)
+				s.damaged(err)
 				continue
 			}
 			out = append(out, r)
@@ -138,6 +142,9 @@ func (s *Store) SetCursor(consumer string, seq uint64) error {
 	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}
+	if errors.Is(err, ErrCorrupt) {
+		s.damaged(err)
+	}
 	if err != nil {
 		return fmt.Errorf("store: set cursor %q: %w", consumer, err)
 	}
@@ -168,6 +175,7 @@ func (s *Store) ActiveAlerts() ([]Record, error) {
 			}
 			r, err := decode(u64(v), raw)
 			if err != nil {
+				s.damaged(err)
 				return err
 			}
 			out = append(out, r)

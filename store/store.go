@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -126,7 +127,7 @@ type Store struct {
 	flushWant bool
 	commitCh  chan struct{} // closed at the next successful commit
 	failCh    chan struct{} // closed at the next failed commit
-	commitErr error         // error of the last failed commit
+	commitErr error         // error of the last commit if it failed, else nil
 	closeErr  error
 	st        Stats
 	skipped   [][2]uint64
@@ -136,7 +137,8 @@ type Store struct {
 	counts [2]int64 // records in telemetry, events
 	evlog  evictLog
 
-	bl backlogMemo // guarded by its own mutex
+	bl         backlogMemo // guarded by its own mutex
+	damageOnce atomic.Bool // damage met and marked
 }
 
 // Stats describes the store at one instant.
@@ -153,7 +155,9 @@ type Stats struct {
 
 // Append assigns r the next seq, queues it for the next group commit and
 // returns it with Seq set. It does not wait for the commit. It blocks only
-// when the queue is full (back-pressure).
+// when the queue is full (back-pressure); if the queue is full because
+// commits are failing (disk full, I/O errors), it returns the commit error
+// instead of blocking, and spends no seq.
 //
 // An alert record that raises an alert (State AlertActive) with a zero
 // Alert.ID gets its own Seq as ID: the returned record carries it, and the
@@ -169,6 +173,13 @@ func (s *Store) Append(r Record) (Record, error) {
 	}
 	s.mu.Lock()
 	for !s.closed && (len(s.queue) >= s.qcap || s.last >= s.ceiling) {
+		if s.commitErr != nil {
+			// The disk is failing and the queue is full: waiting could
+			// stall the sensors forever. Tell the caller instead.
+			err := s.commitErr
+			s.mu.Unlock()
+			return r, err
+		}
 		s.poke()
 		s.space.Wait()
 	}

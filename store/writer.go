@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -92,7 +93,7 @@ func (s *Store) run() {
 		if err != nil {
 			s.log.Error("store: commit failed; records stay queued for a retry", "path", s.path, "records", len(batch), "err", err)
 			s.queue = append(batch, s.queue...)
-			s.commitErr = err
+			s.commitErr = fmt.Errorf("store: commits are failing: %w", err)
 			close(s.failCh)
 			s.failCh = make(chan struct{})
 			if closing {
@@ -104,6 +105,7 @@ func (s *Store) run() {
 			}
 			s.st = st
 			s.ceiling = ceiling
+			s.commitErr = nil
 			clear(batch) // drop the encoded records
 			s.spare = batch[:0]
 			close(s.commitCh)
@@ -133,12 +135,34 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 	s.mu.Lock()
 	st := s.st
 	s.mu.Unlock()
-	free := int64(s.db.Stats().FreeAlloc)
-	var evT, evE int
-	var evLow, evHigh uint64
 	counts := s.counts
+	var ev evictor
 	s.bl.begin()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := guard(func() error { return s.db.Update(s.commitTx(batch, ceiling, age, &st, &counts, &ev)) })
+	if errors.Is(err, ErrCorrupt) {
+		s.damaged(err)
+	}
+	if err != nil {
+		s.bl.end(0, 0, 0)
+		return Stats{}, err
+	}
+	evT, evE := ev.n[0], ev.n[1]
+	s.bl.end(evT+evE, ev.low, ev.high)
+	s.counts = counts
+	st.Records = int(counts[0] + counts[1])
+	st.Commits++
+	st.Bytes = s.inUse()
+	if evT+evE > 0 {
+		s.evlog.add(evT, evE, ev.low, ev.high)
+	}
+	return st, nil
+}
+
+// commitTx returns the body of a commit's transaction. It fills st, counts
+// and ev, which the caller keeps only if the transaction commits.
+func (s *Store) commitTx(batch []pending, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
+	free := int64(s.db.Stats().FreeAlloc)
+	return func(tx *bolt.Tx) error {
 		tb, eb, mb, ab := tx.Bucket(bTelemetry), tx.Bucket(bEvents), tx.Bucket(bMeta), tx.Bucket(bActive)
 		// Keys only ever grow: fill pages completely.
 		tb.FillPercent, eb.FillPercent = 1.0, 1.0
@@ -170,7 +194,7 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 			}
 		}
 
-		ev := evictor{tx: tx, tb: tb, eb: eb, ab: ab}
+		*ev = evictor{tx: tx, tb: tb, eb: eb, ab: ab}
 		if age {
 			if err := ev.byAge(s.o.Now().Add(-s.o.MaxAge)); err != nil {
 				return err
@@ -185,16 +209,15 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 				return err
 			}
 		}
-		evT, evE, evLow, evHigh = ev.n[0], ev.n[1], ev.low, ev.high
-		counts[0] -= int64(evT)
-		counts[1] -= int64(evE)
+		counts[0] -= int64(ev.n[0])
+		counts[1] -= int64(ev.n[1])
 
 		if len(batch) > 0 {
 			if err := mb.Put(mLast, seqKey(batch[len(batch)-1].seq)); err != nil {
 				return err
 			}
 		}
-		st.Evicted += uint64(evT + evE)
+		st.Evicted += uint64(ev.n[0] + ev.n[1])
 		for _, kv := range [...]struct {
 			k []byte
 			v uint64
@@ -205,20 +228,7 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 		}
 		st.FirstSeq, st.OldestTS = oldest(tb, eb)
 		return nil
-	})
-	if err != nil {
-		s.bl.end(0, 0, 0)
-		return Stats{}, err
 	}
-	s.bl.end(evT+evE, evLow, evHigh)
-	s.counts = counts
-	st.Records = int(counts[0] + counts[1])
-	st.Commits++
-	st.Bytes = s.inUse()
-	if evT+evE > 0 {
-		s.evlog.add(evT, evE, evLow, evHigh)
-	}
-	return st, nil
 }
 
 // inUse measures the bytes the file really uses: its pages up to the high
