@@ -153,6 +153,7 @@ type collector struct {
 	mu        sync.Mutex
 	seqs      map[uint64]int // how often each record seq arrived
 	records   map[uint64]json.RawMessage
+	order     []uint64       // record seqs in arrival order (not with countOnly)
 	kinds     map[string]int // topic suffix -> messages
 	status    []received
 	heartbeat []json.RawMessage
@@ -221,6 +222,7 @@ func (c *collector) handle(_ paho.Client, m paho.Message) {
 			c.seqs[s.Seq]++
 			if !c.countOnly {
 				c.records[s.Seq] = r
+				c.order = append(c.order, s.Seq)
 			}
 		}
 	case "status":

@@ -71,7 +71,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	b := startBroker(t)
 	col := newCollector(t, b, "central", "floorhub/gw1/#")
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
-	u, err := New(st, nil, testOptions(b))
+	u, err := New(st, nil, testOptions(t, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestTCPCutMidStream(t *testing.T) {
 	col := newCollector(t, b, "central", "floorhub/gw1/#")
 	px := startProxy(t, b.Addr())
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
-	o := testOptions(b)
+	o := testOptions(t, b)
 	o.URL = "tcp://" + px.addr
 	u, err := New(st, testCommander{}, o)
 	if err != nil {

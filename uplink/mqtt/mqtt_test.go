@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -70,8 +71,9 @@ func appendN(t testing.TB, s *store.Store, from, n int) uint64 {
 	return last
 }
 
-func testOptions(b *broker) Options {
+func testOptions(t testing.TB, b *broker) Options {
 	return Options{URL: b.URL(), GatewayID: "gw1", Version: "1.2.3", BootID: "boot-1", BatchSize: 100,
+		Logger:            slog.New(slog.NewTextHandler(t.Output(), nil)),
 		HeartbeatInterval: time.Hour, CursorInterval: 10 * time.Millisecond,
 		Backoff: backoff.Options{Initial: 20 * time.Millisecond, Max: 300 * time.Millisecond}}
 }
@@ -124,7 +126,7 @@ func TestHappyPath(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	o := testOptions(b)
+	o := testOptions(t, b)
 	o.HeartbeatInterval = 100 * time.Millisecond
 	u, err := New(st, testCommander{}, o)
 	if err != nil {
@@ -278,5 +280,72 @@ func TestNewValidatesOptions(t *testing.T) {
 	}
 	if u, _ := New(st, nil, Options{URL: "ssl://example.com", GatewayID: "g"}); u.broker.Host != "example.com:8883" || u.tls == nil {
 		t.Errorf("ssl default port / TLS: %v", u.broker)
+	}
+}
+
+func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	const backlog = 30000
+	appendN(t, st, 0, backlog)
+	raise := func(n int) store.Record {
+		r, err := st.Append(store.Record{Kind: store.KindAlert, DeviceID: 1, TS: t0, BootID: "boot-1", ClockSynced: true,
+			Alert: &store.Alert{Rule: "r", Severity: "critical", Title: fmt.Sprint("alert ", n), State: store.AlertActive}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	first := raise(1) // stored after the whole backlog
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, b)
+	o.MaxRate = 30000 // records/s: the backlog takes about a second
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	runUplink(t, u)
+	col.waitUntil("the first alert", 10*time.Second, func() bool { return col.seqs[first.Seq] > 0 })
+	col.mu.Lock()
+	tel := len(col.seqs) - 1
+	col.mu.Unlock()
+	if tel > backlog/10 {
+		t.Errorf("the alert stored after %d telemetry records arrived after %d of them", backlog, tel)
+	}
+	col.waitUntil("a fifth of the backlog", 10*time.Second, func() bool { return len(col.seqs) > backlog/5 })
+	second := raise(2) // live, during the drain
+	col.waitUntil("the live alert", 10*time.Second, func() bool { return col.seqs[second.Seq] > 0 })
+	col.mu.Lock()
+	tel = len(col.seqs) - 2
+	col.mu.Unlock()
+	if tel > backlog*4/5 {
+		t.Errorf("an alert raised during the drain waited for %d of %d backlog records", tel, backlog)
+	}
+	last := appendN(t, st, backlog, 10)
+	col.waitUntil("everything", 30*time.Second, func() bool { return col.haveAll(last, nil) })
+	if d := time.Since(start); d < 700*time.Millisecond {
+		t.Errorf("%d records at MaxRate 30000/s took only %v", backlog, d)
+	}
+	// Order per device: each device's records arrive in seq order.
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	lastPer := map[int]uint64{}
+	for _, seq := range col.order {
+		var r struct {
+			DeviceID int `json:"device_id"`
+			Kind     string
+		}
+		json.Unmarshal(col.records[seq], &r)
+		if r.Kind != "telemetry" {
+			continue
+		}
+		if seq <= lastPer[r.DeviceID] {
+			t.Fatalf("device %d: seq %d arrived after %d", r.DeviceID, seq, lastPer[r.DeviceID])
+		}
+		lastPer[r.DeviceID] = seq
 	}
 }

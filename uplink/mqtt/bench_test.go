@@ -1,0 +1,199 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink"
+)
+
+// counter is a subscriber that counts records cheaply, so that it keeps up
+// with the drain (the broker's queue limits are raised anyway, see
+// startBroker).
+type counter struct {
+	client  paho.Client
+	records atomic.Int64
+	msgs    atomic.Int64
+}
+
+var seqKey = []byte(`{"seq":`)
+
+func newCounter(b testing.TB, br *broker, filter string) *counter {
+	c := &counter{}
+	opts := paho.NewClientOptions().AddBroker(br.URL()).SetClientID("counter-" + strconv.Itoa(br.Port)).SetCleanSession(true)
+	c.client = paho.NewClient(opts)
+	if t := c.client.Connect(); !t.WaitTimeout(20*time.Second) || t.Error() != nil {
+		b.Fatalf("counter connect: %v", t.Error())
+	}
+	t := c.client.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+		c.msgs.Add(1)
+		c.records.Add(int64(bytes.Count(m.Payload(), seqKey)))
+	})
+	if !t.WaitTimeout(20*time.Second) || t.Error() != nil {
+		b.Fatalf("counter subscribe: %v", t.Error())
+	}
+	b.Cleanup(func() { c.client.Disconnect(0) })
+	return c
+}
+
+func (c *counter) waitRecords(b testing.TB, n int64, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for c.records.Load() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("subscriber got %d of %d records within %v", c.records.Load(), n, d)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, deadline above
+	}
+}
+
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkBacklogDrain drains a backlog of FH_BENCH_RECORDS (default
+// 1,000,000) stored records to a local Mosquitto through the uplink, and in
+// the same run measures two baselines against the same broker:
+//
+//  1. one record per message at QoS 1, waiting for each PUBACK (a naive
+//     uplink), and the same pipelined (up to 64 PUBACKs outstanding);
+//  2. mosquitto_pub -l -q 1 pushing one record per line.
+//
+// Run it once: go test -run '^$' -bench BacklogDrain -benchtime 1x ./uplink/mqtt
+func BenchmarkBacklogDrain(b *testing.B) {
+	total := benchEnv("FH_BENCH_RECORDS", 1_000_000)
+	baseN := benchEnv("FH_BENCH_BASELINE", 20_000)
+	br := startBroker(b)
+	cnt := newCounter(b, br, "floorhub/#")
+
+	// Fill the store (not timed).
+	st := openStore(b, filepath.Join(b.TempDir(), "fh.db"))
+	for i := 0; i < total; i++ {
+		if _, err := st.Append(telemetry(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	last := st.Stats().CommittedSeq
+	sample, err := st.Read(0, baseN, store.KindTelemetry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := make([][]byte, len(sample))
+	for i := range sample {
+		lines[i] = uplink.AppendRecord(nil, &sample[i])
+	}
+
+	for b.Loop() {
+		// The uplink.
+		u, err := New(st, nil, Options{URL: br.URL(), GatewayID: "gw-bench", HeartbeatInterval: time.Hour,
+			BatchSize: benchEnv("FH_BENCH_BATCH", 0), MaxInFlight: benchEnv("FH_BENCH_INFLIGHT", 0),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- u.Run(ctx) }()
+		for u.telemetry.Acked() < last {
+			time.Sleep(time.Millisecond) // polling the acknowledged point
+		}
+		drain := time.Since(start)
+		cnt.waitRecords(b, int64(total), 5*time.Minute)
+		drainSub := time.Since(start)
+		msgs := cnt.msgs.Load()
+		cancel()
+		<-done
+
+		// Baseline 1: one record per message.
+		client := paho.NewClient(paho.NewClientOptions().AddBroker(br.URL()).SetClientID("baseline"))
+		if t := client.Connect(); !t.WaitTimeout(20*time.Second) || t.Error() != nil {
+			b.Fatal(t.Error())
+		}
+		before := cnt.records.Load()
+		start = time.Now()
+		for _, l := range lines {
+			if t := client.Publish("floorhub/base/telemetry", 1, false, l); !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+				b.Fatal("baseline publish:", t.Error())
+			}
+		}
+		base1 := time.Since(start)
+		cnt.waitRecords(b, before+int64(len(lines)), time.Minute)
+		before = cnt.records.Load()
+		start = time.Now()
+		window := make(chan paho.Token, 64)
+		waitOne := func() {
+			if t := <-window; !t.WaitTimeout(10*time.Second) || t.Error() != nil {
+				b.Fatal("pipelined baseline:", t.Error())
+			}
+		}
+		for _, l := range lines {
+			if len(window) == cap(window) {
+				waitOne()
+			}
+			window <- client.Publish("floorhub/base/telemetry", 1, false, l)
+		}
+		for len(window) > 0 {
+			waitOne()
+		}
+		base1p := time.Since(start)
+		cnt.waitRecords(b, before+int64(len(lines)), time.Minute)
+		client.Disconnect(0)
+
+		// Baseline 2: mosquitto_pub -l -q 1.
+		pubRate := 0.0
+		if pub, err := exec.LookPath("mosquitto_pub"); err != nil {
+			b.Logf("mosquitto_pub not installed (apt-get install mosquitto-clients): baseline 2 not measured")
+		} else {
+			before = cnt.records.Load()
+			cmd := exec.Command(pub, "-h", "127.0.0.1", "-p", strconv.Itoa(br.Port), "-q", "1", "-l", "-t", "floorhub/pub/telemetry")
+			cmd.Stdin = bytes.NewReader(append(bytes.Join(lines, []byte("\n")), '\n'))
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			start = time.Now()
+			if err := cmd.Run(); err != nil {
+				b.Fatalf("mosquitto_pub: %v\n%s", err, out.String())
+			}
+			base2 := time.Since(start)
+			cnt.waitRecords(b, before+int64(len(lines)), time.Minute)
+			pubRate = float64(len(lines)) / base2.Seconds()
+		}
+
+		rate := float64(total) / drain.Seconds()
+		b1 := float64(len(lines)) / base1.Seconds()
+		b1p := float64(len(lines)) / base1p.Seconds()
+		b.ReportMetric(rate, "records/s")
+		b.ReportMetric(float64(msgs)/drain.Seconds(), "msgs/s")
+		b.ReportMetric(b1, "base1-records/s")
+		b.ReportMetric(b1p, "base1pipe-records/s")
+		b.ReportMetric(pubRate, "mosqpub-msgs/s")
+		b.ReportMetric(rate/b1, "x-base1")
+		b.ReportMetric(rate/b1p, "x-base1pipe")
+		if pubRate > 0 {
+			b.ReportMetric(rate/pubRate, "x-mosqpub")
+		}
+		b.Log(fmt.Sprintf("uplink: %d records in %v (all PUBACKed), subscriber had all after %v, %d messages; "+
+			"baseline 1: %d records one per message in %v (waiting each PUBACK), %v (pipelined 64); GOMAXPROCS %d",
+			total, drain.Round(time.Millisecond), drainSub.Round(time.Millisecond), msgs, len(lines),
+			base1.Round(time.Millisecond), base1p.Round(time.Millisecond), runtime.GOMAXPROCS(0)))
+	}
+}
