@@ -27,6 +27,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/sensors"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/store"
@@ -75,11 +76,11 @@ type Agent struct {
 
 	// publish fans a record out live (the hub); set before devices start.
 	publish []func(store.Record)
-	system  func(SystemStatus)
+	system  func(hub.System)
 	conns   func() int
 
 	sysMu  sync.Mutex
-	sysNow SystemStatus
+	sysNow hub.System
 	cpu    cpuSampler
 
 	cursors []string // cursor names of the enabled uplinks
@@ -272,9 +273,9 @@ func (a *Agent) publishSystem() {
 }
 
 // systemStatus measures the gateway now.
-func (a *Agent) systemStatus() SystemStatus {
+func (a *Agent) systemStatus() hub.System {
 	st := a.store.Stats()
-	s := SystemStatus{
+	s := hub.System{
 		CPUUsage:      a.cpu.sample(),
 		MemoryUsage:   memoryUsage(),
 		DiskUsage:     diskUsage(a.cfg.DataDir),

@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/floorhub/floorhub/sensors/catalog"
+	"github.com/floorhub/floorhub/uplink/mqtt"
 )
 
 // ConfigError is a configuration error: the file, the line and the field
@@ -138,27 +139,9 @@ type ClockConfig struct {
 // UplinkConfig configures the forwarders to the central side. Both are off
 // unless configured; both may run at once, each with its own cursor.
 type UplinkConfig struct {
-	MQTT      MQTTConfig      `yaml:"mqtt"`
+	// MQTT is documented field by field in uplink/mqtt.Options and docs/mqtt.md.
+	MQTT      mqtt.Options    `yaml:"mqtt"`
 	WebSocket WebSocketConfig `yaml:"websocket"`
-}
-
-// MQTTConfig configures the MQTT uplink; see docs/mqtt.md.
-type MQTTConfig struct {
-	// URL is tcp://host:1883 or ssl://host:8883. Empty: off.
-	URL         string `yaml:"url"`
-	ClientID    string `yaml:"client_id"`
-	Username    string `yaml:"username"`
-	Password    string `yaml:"password"`
-	CAFile      string `yaml:"ca_file"`
-	CertFile    string `yaml:"cert_file"`
-	KeyFile     string `yaml:"key_file"`
-	TopicPrefix string `yaml:"topic_prefix"`
-	// BatchSize is the most records in one telemetry message.
-	BatchSize int `yaml:"batch_size"`
-	// KeepAlive is the MQTT keepalive.
-	KeepAlive time.Duration `yaml:"keepalive"`
-	// HeartbeatInterval between heartbeat messages. Default 30s.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 }
 
 // WebSocketConfig configures the Aether V3 WebSocket uplink; see docs/aether.md.

@@ -6,23 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
-
-// SystemStatus is the gateway's health, sent as system_status_update and in
-// heartbeats.
-type SystemStatus struct {
-	CPUUsage          float64 // percent, over the last interval
-	MemoryUsage       float64 // percent of RAM in use (not available)
-	DiskUsage         float64 // percent of the data dir's file system in use
-	ActiveConnections int
-	UptimeSeconds     float64
-	Backlog           int // records not yet acked by every enabled uplink
-	Evicted           uint64
-	LastSeq           uint64
-	ClockSynced       bool
-	Timestamp         time.Time
-}
 
 // cpuSampler computes CPU usage between two reads of /proc/stat.
 type cpuSampler struct{ idle, total uint64 }

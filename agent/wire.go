@@ -3,7 +3,15 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/uplink/mqtt"
+	"github.com/floorhub/floorhub/web"
 )
 
 // service is a long-running part that the agent owns (hub, uplink).
@@ -20,9 +28,83 @@ type wiring struct {
 // wire builds the hub, the uplinks and the HTTP routes on the open store.
 func (a *Agent) wire() (*wiring, error) {
 	w := &wiring{mux: http.NewServeMux()}
+
+	verifier, err := a.verifier()
+	if err != nil {
+		return nil, err
+	}
+	h, err := hub.New(hub.Options{
+		Verifier: verifier,
+		Replay:   a.store,
+		State:    hubState{a},
+		Logger:   a.log.With("component", "hub"),
+		MaxBatch: a.cfg.Hub.MaxBatch,
+		Conn: wsconn.Options{
+			MaxMessageBytes:   int64(a.cfg.Hub.MaxMessageBytes),
+			MessagesPerSecond: a.cfg.Hub.MessagesPerSecond,
+			MaxConns:          a.cfg.Hub.MaxConns,
+			MaxConnsPerUser:   a.cfg.Hub.MaxConnsPerUser,
+			ConnectsPerMinute: a.cfg.Hub.ConnectsPerMinute,
+			AllowedOrigins:    a.cfg.Hub.AllowedOrigins,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: hub: %w", err)
+	}
+	a.publish = append(a.publish, h.Publish)
+	a.system = h.PublishSystem
+	a.conns = h.Connections
+	w.services = append(w.services, service{"hub", h.Run})
+	w.mux.Handle("/ws", h.Handler())
+	w.mux.Handle("/ws/", h.Handler())
+	w.mux.Handle("GET /{$}", web.Handler())
 	w.mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(map[string]any{"ok": true, "gateway_id": a.cfg.GatewayID, "version": a.opts.Version})
 	})
+
+	if m := a.cfg.Uplink.MQTT; m.URL != "" {
+		m.GatewayID = a.cfg.GatewayID
+		m.Version = a.opts.Version
+		m.BootID = a.clock.bootID
+		m.ClockSynced = a.clock.synced.Load
+		m.Logger = a.log.With("component", "mqtt")
+		u, err := mqtt.New(a.store, a, m)
+		if err != nil {
+			return nil, fmt.Errorf("agent: uplink.mqtt: %w", err)
+		}
+		a.cursors = append(a.cursors, mqtt.CursorEvents, mqtt.CursorTelemetry)
+		w.services = append(w.services, service{"mqtt", u.Run})
+	}
 	return w, nil
+}
+
+func (a *Agent) verifier() (*auth.Verifier, error) {
+	o := auth.VerifierOptions{Algorithm: a.cfg.Auth.Algorithm, Secret: a.secret}
+	if a.cfg.Auth.PublicKeyFile != "" {
+		pem, err := os.ReadFile(a.cfg.Auth.PublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent: auth.public_key_file: %w", err)
+		}
+		o.PublicKeyPEM = pem
+	}
+	return auth.NewVerifier(o)
+}
+
+// hubState shows the hub the agent's current state for new subscribers.
+type hubState struct{ a *Agent }
+
+func (s hubState) Devices() []hub.DeviceState {
+	snap := s.a.snapshot()
+	out := make([]hub.DeviceState, len(snap))
+	for i, d := range snap {
+		out[i] = hub.DeviceState{DeviceID: d.ID, Status: d.Status, Reason: d.Reason, LastSeen: d.LastSeen}
+	}
+	return out
+}
+
+func (s hubState) System() hub.System {
+	s.a.sysMu.Lock()
+	defer s.a.sysMu.Unlock()
+	return s.a.sysNow
 }
