@@ -67,6 +67,7 @@ func rawIngest(b *testing.B, batch int) {
 	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bTelemetry); return err }); err != nil {
 		b.Fatal(err)
 	}
+	d := newDict()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -77,7 +78,7 @@ func rawIngest(b *testing.B, batch int) {
 			for j := i; j < min(i+batch, b.N); j++ {
 				r := tele(j%16, float64(j))
 				// Encoding is part of the work the store does too.
-				enc, err := encode(nil, &r)
+				enc, err := d.encode(nil, &r)
 				if err != nil {
 					return err
 				}

@@ -95,9 +95,19 @@ func validate(r *Record) error {
 	return checkTime("TS", r.TS)
 }
 
+// appendString stores free text inline: uvarint(len<<1), then the bytes.
 func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
+	b = binary.AppendUvarint(b, uint64(len(s))<<1)
 	return append(b, s...)
+}
+
+// appendShort stores a string that repeats as uvarint(id<<1 | 1), a
+// dictionary entry, or inline if the dictionary has no room for it.
+func (d *dict) appendShort(b []byte, s string) []byte {
+	if id, ok := d.id(s); ok {
+		return binary.AppendUvarint(b, uint64(id)<<1|1)
+	}
+	return appendString(b, s)
 }
 
 func appendFloat(b []byte, f float64) []byte {
@@ -105,8 +115,9 @@ func appendFloat(b []byte, f float64) []byte {
 }
 
 // encode appends the stored form of r (everything but Seq, which is the
-// key) to b. r must have passed validate.
-func encode(b []byte, r *Record) ([]byte, error) {
+// key) to b, adding the short strings it uses to d. r must have passed
+// validate.
+func (d *dict) encode(b []byte, r *Record) ([]byte, error) {
 	start := len(b)
 	b = append(b, formatV1, byte(r.Kind))
 	b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(r.TS)))
@@ -116,28 +127,31 @@ func encode(b []byte, r *Record) ([]byte, error) {
 	}
 	b = append(b, flags)
 	b = binary.AppendVarint(b, int64(r.DeviceID))
-	b = appendString(b, r.BootID)
+	b = d.appendShort(b, r.BootID)
 	b = binary.AppendVarint(b, r.Mono)
 	switch r.Kind {
 	case KindTelemetry:
 		b = binary.AppendUvarint(b, uint64(len(r.Metrics)))
 		for _, m := range r.Metrics {
-			b = appendString(b, m.Name)
+			b = d.appendShort(b, m.Name)
 			b = appendFloat(b, m.Value)
-			b = appendString(b, m.Unit)
+			b = d.appendShort(b, m.Unit)
 		}
 	case KindAlert:
 		a := r.Alert
 		b = binary.AppendUvarint(b, a.ID)
-		for _, s := range [...]string{a.Rule, a.Severity, a.Title, a.Message, a.State, a.Metric} {
-			b = appendString(b, s)
-		}
+		b = d.appendShort(b, a.Rule)
+		b = d.appendShort(b, a.Severity)
+		b = appendString(b, a.Title)
+		b = appendString(b, a.Message)
+		b = d.appendShort(b, a.State)
+		b = d.appendShort(b, a.Metric)
 		b = appendFloat(b, a.Threshold)
 		b = appendFloat(b, a.Actual)
 	case KindDeviceStatus:
 		st := r.Status
-		b = appendString(b, st.Old)
-		b = appendString(b, st.New)
+		b = d.appendShort(b, st.Old)
+		b = d.appendShort(b, st.New)
 		b = appendString(b, st.Reason)
 		b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(st.LastSeen)))
 	}
@@ -149,8 +163,9 @@ func encode(b []byte, r *Record) ([]byte, error) {
 
 // decoder reads an encoded record; the first error sticks.
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	strs []string // the dictionary
+	err  error
 }
 
 func (d *decoder) fail() {
@@ -191,7 +206,18 @@ func (d *decoder) u64() uint64 {
 }
 
 func (d *decoder) str() string {
-	n := d.uvarint()
+	x := d.uvarint()
+	if x&1 == 1 {
+		if x>>1 >= uint64(len(d.strs)) {
+			if d.err == nil {
+				d.err = fmt.Errorf("%w: dictionary entry %d of %d", ErrCorrupt, x>>1, len(d.strs))
+			}
+			d.b = nil
+			return ""
+		}
+		return d.strs[x>>1]
+	}
+	n := x >> 1
 	if n > uint64(len(d.b)) {
 		d.fail()
 		return ""
@@ -205,9 +231,10 @@ func (d *decoder) float() float64 { return math.Float64frombits(d.u64()) }
 
 var errShort = fmt.Errorf("%w: truncated record", ErrCorrupt)
 
-// decode rebuilds the record stored under seq. It copies everything out of
-// v, which bbolt owns only for the life of the transaction.
-func decode(seq uint64, v []byte) (Record, error) {
+// decode rebuilds the record stored under seq, with the dictionary strs.
+// It copies everything out of v, which bbolt owns only for the life of the
+// transaction.
+func decode(strs []string, seq uint64, v []byte) (Record, error) {
 	if len(v) < headerLen {
 		return Record{}, fmt.Errorf("store: record %d: %w", seq, errShort)
 	}
@@ -220,7 +247,7 @@ func decode(seq uint64, v []byte) (Record, error) {
 		TS:          decodeTime(int64(u64(v[offTS:]))),
 		ClockSynced: v[offFlags]&flagSynced != 0,
 	}
-	d := decoder{b: v[headerLen:]}
+	d := decoder{b: v[headerLen:], strs: strs}
 	r.DeviceID = int(d.varint())
 	r.BootID = d.str()
 	r.Mono = d.varint()

@@ -62,13 +62,20 @@
 //	events         seq (8 bytes big-endian) -> record   alerts and device status
 //	active_alerts  alert ID (8 bytes) -> raising seq (8 bytes)
 //	cursors        consumer name -> seq (8 bytes)
+//	strings        id (4 bytes) -> string               the dictionary
 //	meta           layout (1 byte), last, ceiling, evicted, count_t, count_e
 //	               (8 bytes each), skipped (16 bytes per range)
 //
 // A record value starts with a format version byte (1), then the kind (1
-// byte), TS (8 bytes, Unix ns, big-endian), flags (1 byte: clock synced),
-// so that eviction and Backlog read them without decoding; then varint
-// device ID, boot ID, monotonic ns, and the kind's payload (metrics as
-// name, float64, unit; alert and status fields) with length-prefixed
-// strings. A reader refuses a version it does not know.
+// byte), TS (8 bytes, Unix ns, big-endian; math.MinInt64 for the zero
+// time) and flags (1 byte: clock synced), so that eviction and Backlog read
+// them without decoding; then varint device ID, boot ID, varint monotonic
+// ns, and the kind's payload (metrics as name, float64 bits, unit; the
+// alert's and the status's fields). A string is a uvarint x: if x is odd,
+// x>>1 is an entry of the strings dictionary (boot IDs, metric names and
+// units, rules, severities, states: the strings that repeat); if even, x>>1
+// bytes follow inline (free text, long strings, or once the dictionary
+// holds its 16384 entries). A dictionary entry is committed with the first
+// record that uses it. A typical two-metric telemetry record takes 37
+// bytes. A reader refuses a format version it does not know.
 package store

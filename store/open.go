@@ -149,13 +149,21 @@ func guard(fn func() error) (err error) {
 // the sidecar hint.
 func (s *Store) load(db *bolt.DB) error {
 	s.db = db
-	chk := check
+	full := false
 	if _, err := os.Stat(damagedPath(s.path)); err == nil {
 		s.log.Warn("store: the last run met damage in the file: checking every record", "path", s.path)
-		chk = fullCheck
+		full = true
 	}
 	start := time.Now()
-	err := guard(func() error { return db.View(chk) })
+	err := guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			var err error
+			if s.dict, err = loadDict(tx.Bucket(bStrings)); err != nil {
+				return err
+			}
+			return check(tx, s.dict.snapshot(), full)
+		})
+	})
 	if err != nil {
 		return err
 	}
@@ -165,7 +173,7 @@ func (s *Store) load(db *bolt.DB) error {
 	return guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			fresh := tx.Bucket(bMeta) == nil
-			for _, name := range [...][]byte{bTelemetry, bEvents, bMeta, bCursors, bActive} {
+			for _, name := range [...][]byte{bTelemetry, bEvents, bMeta, bCursors, bActive, bStrings} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -228,7 +236,7 @@ func (s *Store) load(db *bolt.DB) error {
 // the cursors. It catches a damaged tree, a torn tail and foreign files
 // without reading the whole file (a full walk of 256 MiB from an SD card
 // takes seconds).
-func check(tx *bolt.Tx) error {
+func check(tx *bolt.Tx, strs []string, full bool) error {
 	mb := tx.Bucket(bMeta)
 	if mb == nil {
 		// A new file has no buckets at all; anything else is not ours.
@@ -253,13 +261,13 @@ func check(tx *bolt.Tx) error {
 	if _, err := decodeSkipped(mb.Get(mSkipped)); err != nil {
 		return err
 	}
-	for _, name := range [...][]byte{bTelemetry, bEvents, bCursors, bActive} {
+	for _, name := range [...][]byte{bTelemetry, bEvents, bCursors, bActive, bStrings} {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %q missing", ErrCorrupt, name)
 		}
 	}
 	for _, name := range [...][]byte{bTelemetry, bEvents} {
-		if err := checkRecords(tx.Bucket(name), string(name)); err != nil {
+		if err := checkRecords(tx.Bucket(name), string(name), strs, full); err != nil {
 			return err
 		}
 	}
@@ -287,16 +295,25 @@ func check(tx *bolt.Tx) error {
 }
 
 // checkRecords decodes the first and last checkEnds records of b and the
-// records found by checkProbes seeks spread over its key range.
-func checkRecords(b *bolt.Bucket, name string) error {
+// records found by checkProbes seeks spread over its key range; or, if
+// full, every record.
+func checkRecords(b *bolt.Bucket, name string, strs []string, full bool) error {
 	verify := func(k, v []byte) error {
 		if len(k) != 8 {
 			return fmt.Errorf("%w: %s: key %x is not a seq", ErrCorrupt, name, k)
 		}
-		_, err := decode(u64(k), v)
+		_, err := decode(strs, u64(k), v)
 		return err
 	}
 	c := b.Cursor()
+	if full {
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if err := verify(k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	first, _ := c.First()
 	if first == nil {
 		return nil
@@ -332,30 +349,6 @@ func checkRecords(b *bolt.Bucket, name string) error {
 		}
 		if err := verify(k, v); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// fullCheck is check plus a decode of every record, run at Open when the
-// last run met damage (see markDamaged).
-func fullCheck(tx *bolt.Tx) error {
-	if err := check(tx); err != nil {
-		return err
-	}
-	for _, name := range [...][]byte{bTelemetry, bEvents} {
-		b := tx.Bucket(name)
-		if b == nil {
-			continue
-		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if len(k) != 8 {
-				return fmt.Errorf("%w: %s: key %x is not a seq", ErrCorrupt, name, k)
-			}
-			if _, err := decode(u64(k), v); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -58,6 +58,7 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 		want = [4]bool{false, true, true, true}
 	}
 	var out []Record
+	strs := s.dict.snapshot()
 	err := s.view(func(tx *bolt.Tx) error {
 		if after == ^uint64(0) {
 			return nil
@@ -85,7 +86,7 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 			if len(v) > offKind && int(v[offKind]) < len(want) && !want[v[offKind]] {
 				continue
 			}
-			r, err := decode(u64(k), v)
+			r, err := decode(strs, u64(k), v)
 			if err != nil {
 				s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", err)
 				s.damaged(err)
@@ -162,6 +163,7 @@ func checkConsumer(c string) error {
 // (raised and not yet cleared), in seq order. Eviction never drops them.
 func (s *Store) ActiveAlerts() ([]Record, error) {
 	var out []Record
+	strs := s.dict.snapshot()
 	err := s.view(func(tx *bolt.Tx) error {
 		eb := tx.Bucket(bEvents)
 		return tx.Bucket(bActive).ForEach(func(k, v []byte) error {
@@ -173,7 +175,7 @@ func (s *Store) ActiveAlerts() ([]Record, error) {
 				s.log.Error("store: active alert's raising record is missing", "path", s.path, "seq", u64(v))
 				return nil
 			}
-			r, err := decode(u64(v), raw)
+			r, err := decode(strs, u64(v), raw)
 			if err != nil {
 				s.damaged(err)
 				return err

@@ -132,6 +132,8 @@ type Store struct {
 	st        Stats
 	skipped   [][2]uint64
 
+	dict *dict // short strings shared by records; safe for concurrent use
+
 	// Owned by the writer goroutine (and Open before it starts).
 	hint   uint64   // value in the "<path>.seq" sidecar; always >= ceiling
 	counts [2]int64 // records in telemetry, events
@@ -167,7 +169,7 @@ func (s *Store) Append(r Record) (Record, error) {
 	if err := validate(&r); err != nil {
 		return r, err
 	}
-	enc, err := encode(make([]byte, 0, 96), &r)
+	enc, err := s.dict.encode(make([]byte, 0, 64), &r)
 	if err != nil {
 		return r, err
 	}
@@ -196,7 +198,7 @@ func (s *Store) Append(r Record) (Record, error) {
 			a := *r.Alert
 			a.ID = r.Seq
 			r.Alert = &a
-			p.enc, _ = encode(enc[:0], &r) // same size but for a few varint bytes: cannot fail
+			p.enc, _ = s.dict.encode(enc[:0], &r) // a few varint bytes more at most: cannot fail
 		}
 		p.alertID = r.Alert.ID
 		p.raise = r.Alert.State == AlertActive

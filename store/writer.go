@@ -79,6 +79,8 @@ func (s *Store) run() {
 		s.flushWant = false
 		last := s.last
 		s.mu.Unlock()
+		// After the queue snapshot: covers every entry its records use.
+		strs, first, upTo := s.dict.unpersisted()
 
 		ceiling := last + s.reserve
 		if closing {
@@ -87,7 +89,10 @@ func (s *Store) run() {
 		if s.o.MaxAge > 0 && (n > 0 || ageDue) {
 			lastAge = time.Now()
 		}
-		st, err := s.commit(batch, ceiling, s.o.MaxAge > 0 && (n > 0 || ageDue))
+		st, err := s.commit(batch, dictDelta{strs, first}, ceiling, s.o.MaxAge > 0 && (n > 0 || ageDue))
+		if err == nil {
+			s.dict.done(upTo)
+		}
 
 		s.mu.Lock()
 		if err != nil {
@@ -126,9 +131,15 @@ func (s *Store) run() {
 	}
 }
 
+// dictDelta is the dictionary entries a commit adds, from id first.
+type dictDelta struct {
+	strs  []string
+	first int
+}
+
 // commit writes batch in one transaction with the new ceiling, evicts what
 // the cap and age require, and returns the new committed-side Stats.
-func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error) {
+func (s *Store) commit(batch []pending, dd dictDelta, ceiling uint64, age bool) (Stats, error) {
 	if ceiling > s.hint {
 		s.raiseHint(ceiling)
 	}
@@ -138,7 +149,7 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 	counts := s.counts
 	var ev evictor
 	s.bl.begin()
-	err := guard(func() error { return s.db.Update(s.commitTx(batch, ceiling, age, &st, &counts, &ev)) })
+	err := guard(func() error { return s.db.Update(s.commitTx(batch, dd, ceiling, age, &st, &counts, &ev)) })
 	if errors.Is(err, ErrCorrupt) {
 		s.damaged(err)
 	}
@@ -160,9 +171,12 @@ func (s *Store) commit(batch []pending, ceiling uint64, age bool) (Stats, error)
 
 // commitTx returns the body of a commit's transaction. It fills st, counts
 // and ev, which the caller keeps only if the transaction commits.
-func (s *Store) commitTx(batch []pending, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
+func (s *Store) commitTx(batch []pending, dd dictDelta, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
 	free := int64(s.db.Stats().FreeAlloc)
 	return func(tx *bolt.Tx) error {
+		if err := putDict(tx.Bucket(bStrings), dd.first, dd.strs); err != nil {
+			return err
+		}
 		tb, eb, mb, ab := tx.Bucket(bTelemetry), tx.Bucket(bEvents), tx.Bucket(bMeta), tx.Bucket(bActive)
 		// Keys only ever grow: fill pages completely.
 		tb.FillPercent, eb.FillPercent = 1.0, 1.0
