@@ -162,7 +162,11 @@ func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, err
 	}
 	d.failures = 0
 	d.lastSeen = rec.TS
-	if d.status != store.StatusOnline {
+	switch d.status {
+	case store.StatusOnline:
+	case "":
+		a.setStatusLocked(d, store.StatusOnline, "first reading")
+	default:
 		a.setStatusLocked(d, store.StatusOnline, "reading again")
 	}
 	for _, m := range rec.Metrics {
