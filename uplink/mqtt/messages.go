@@ -114,19 +114,10 @@ func (u *Uplink) heartbeats(ctx context.Context, c paho.Client) {
 	}
 }
 
-// CommandRequest is the payload of a message on
-// <prefix>/<gateway_id>/cmd/<name>. An empty payload means no arguments.
-type CommandRequest struct {
-	// RequestID is echoed in the result; any JSON value. Optional.
-	RequestID json.RawMessage `json:"request_id,omitempty"`
-	// Args is the command's argument object. Optional.
-	Args json.RawMessage `json:"args,omitempty"`
-}
-
 // CommandResult is the payload on <prefix>/<gateway_id>/cmd_result.
 type CommandResult struct {
 	RequestID json.RawMessage `json:"request_id,omitempty"`
-	Command   string          `json:"command"`
+	Cmd       string          `json:"cmd"` // the command's name, from the topic
 	OK        bool            `json:"ok"`
 	Result    any             `json:"result,omitempty"`
 	// Error is "malformed", "unknown_command", "bad_args", "failed" or
@@ -146,7 +137,7 @@ func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Mes
 			res.TS = time.Now().UTC().Format(time.RFC3339Nano)
 			b, err := json.Marshal(res)
 			if err != nil {
-				b, _ = json.Marshal(CommandResult{RequestID: res.RequestID, Command: res.Command,
+				b, _ = json.Marshal(CommandResult{RequestID: res.RequestID, Cmd: res.Cmd,
 					Error: "failed", Message: "result not encodable as JSON: " + err.Error(), TS: res.TS})
 			}
 			c.Publish(u.topic.cmdResult, 1, false, b)
@@ -156,38 +147,43 @@ func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Mes
 	}
 }
 
+// runCommand decodes and runs one command. The payload is the argument
+// object itself, as on the Aether uplink: {"device_id": 1}, with an
+// optional "request_id" (any JSON value) that is echoed in the result and
+// not passed on. An empty payload means no arguments.
 func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, retained bool) (res CommandResult) {
-	res.Command = strings.TrimPrefix(topic, u.topic.cmd)
+	res.Cmd = strings.TrimPrefix(topic, u.topic.cmd)
 	fail := func(code, format string, args ...any) CommandResult {
 		res.OK, res.Error, res.Message = false, code, fmt.Sprintf(format, args...)
-		u.log.Info("mqtt: command refused", "command", res.Command, "error", code, "message", res.Message)
+		u.log.Info("mqtt: command refused", "cmd", res.Cmd, "error", code, "message", res.Message)
 		return res
 	}
-	var req CommandRequest
+	var args json.RawMessage
 	if len(bytes.TrimSpace(payload)) > 0 {
+		var fields map[string]json.RawMessage
 		d := json.NewDecoder(bytes.NewReader(payload))
-		d.DisallowUnknownFields()
-		if err := d.Decode(&req); err != nil {
-			return fail("malformed", "payload must be a JSON object {\"request_id\":..., \"args\":{...}}: %v", err)
+		if err := d.Decode(&fields); err != nil || fields == nil {
+			return fail("malformed", "payload must be a JSON object of arguments (optionally with request_id): %v", err)
 		}
 		if d.More() {
 			return fail("malformed", "trailing data after the JSON object")
 		}
-		res.RequestID = req.RequestID
+		res.RequestID = fields["request_id"]
+		delete(fields, "request_id")
+		if len(fields) > 0 {
+			args, _ = json.Marshal(fields) // raw values re-encoded: cannot fail
+		}
 	}
 	if retained {
 		// A retained command would run again on every reconnect.
 		return fail("refused", "retained commands are not run; publish commands with retain=false")
-	}
-	if args := bytes.TrimSpace(req.Args); len(args) > 0 && args[0] != '{' && !bytes.Equal(args, []byte("null")) {
-		return fail("bad_args", "args must be a JSON object")
 	}
 	if u.cmd == nil {
 		return fail("unknown_command", "this gateway runs no commands")
 	}
 	cctx, cancel := context.WithTimeout(ctx, u.o.CommandTimeout)
 	defer cancel()
-	out, err := u.call(cctx, res.Command, req.Args)
+	out, err := u.call(cctx, strings.ToLower(res.Cmd), args)
 	if err != nil {
 		return fail(uplink.ErrorCode(err), "%v", err)
 	}

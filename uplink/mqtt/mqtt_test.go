@@ -24,6 +24,9 @@ type testCommander struct{}
 func (testCommander) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	switch name {
 	case "ping":
+		if len(args) > 0 {
+			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
+		}
 		return map[string]any{"pong": true}, nil
 	case "set_interval":
 		var a struct {
@@ -200,15 +203,16 @@ func TestHappyPath(t *testing.T) {
 		cmd, payload, want string
 		retained           bool
 	}{
-		{"ping", `{"request_id":"r1"}`, `"request_id":"r1","command":"ping","ok":true,"result":{"pong":true}`, false},
-		{"ping", ``, `"command":"ping","ok":true`, false},
-		{"nope", `{"request_id":2}`, `"request_id":2,"command":"nope","ok":false,"error":"unknown_command"`, false},
-		{"ping", `{bad`, `"command":"ping","ok":false,"error":"malformed"`, false},
-		{"ping", `{"device_id":3}`, `"command":"ping","ok":false,"error":"malformed"`, false},
-		{"set_interval", `{"request_id":"r4","args":{"device_id":"x"}}`, `"request_id":"r4","command":"set_interval","ok":false,"error":"bad_args"`, false},
-		{"set_interval", `{"request_id":"r5","args":[1]}`, `"request_id":"r5","command":"set_interval","ok":false,"error":"bad_args"`, false},
-		{"set_interval", `{"args":{"device_id":3,"interval":"5s"}}`, `"ok":true,"result":{"device_id":3,"interval":"5s"}`, false},
-		{"boom", `{"request_id":"r7"}`, `"request_id":"r7","command":"boom","ok":false,"error":"failed"`, false},
+		{"ping", `{"request_id":"r1"}`, `"request_id":"r1","cmd":"ping","ok":true,"result":{"pong":true}`, false},
+		{"PING", ``, `"cmd":"PING","ok":true`, false},
+		{"nope", `{"request_id":2}`, `"request_id":2,"cmd":"nope","ok":false,"error":"unknown_command"`, false},
+		{"ping", `{bad`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
+		{"ping", `[1]`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
+		{"ping", `{} {}`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
+		{"ping", `{"device_id":3}`, `"cmd":"ping","ok":false,"error":"bad_args"`, false},
+		{"set_interval", `{"request_id":"r4","device_id":"x"}`, `"request_id":"r4","cmd":"set_interval","ok":false,"error":"bad_args"`, false},
+		{"set_interval", `{"device_id":3,"interval":"5s"}`, `"ok":true,"result":{"device_id":3,"interval":"5s"}`, false},
+		{"boom", `{"request_id":"r7"}`, `"request_id":"r7","cmd":"boom","ok":false,"error":"failed"`, false},
 	} {
 		col.mu.Lock()
 		n := len(col.results)
