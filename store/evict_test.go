@@ -9,7 +9,7 @@ import (
 )
 
 func TestByteCap(t *testing.T) {
-	const capBytes = 1 << 20
+	const capBytes = 512 << 10
 	path := filepath.Join(t.TempDir(), "db")
 	s := openT(t, path, &Options{MaxBytes: capBytes, MaxBatch: 512, CommitInterval: time.Hour})
 
@@ -22,9 +22,9 @@ func TestByteCap(t *testing.T) {
 	events := 5
 	appended := 5
 
-	// Far more telemetry than fits: ~150 bytes each, 20 x the cap.
+	// Far more telemetry than fits: ~60 bytes each in use, 8 x the cap.
 	var maxBytes int64
-	for i := 0; i < 140000; i++ {
+	for i := 0; i < 70000; i++ {
 		mustAppend(t, s, tele(i%16, float64(i)))
 		appended++
 		if i%5000 == 4999 {
@@ -70,7 +70,7 @@ func TestByteCap(t *testing.T) {
 
 	// Now only events: telemetry runs out and the oldest events go, but
 	// never the active alerts' raising records.
-	for i := 0; i < 40000; i++ {
+	for i := 0; i < 20000; i++ {
 		mustAppend(t, s, status(i%16))
 		appended++
 		if i%5000 == 4999 {
