@@ -1,0 +1,585 @@
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/aether"
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/uplink/backoff"
+)
+
+// central is a test central server speaking Aether V3: it records every
+// seq it receives and acknowledges according to its policy. It survives
+// restarts of its HTTP server, like a real center's database would.
+type central struct {
+	t *testing.T
+
+	mu        sync.Mutex
+	got       map[uint64]int // seq -> times received
+	conns     int            // connections accepted so far
+	recMsgs   int            // record messages on the current connection
+	lastSeq   uint64         // last seq of the latest record message on the current connection
+	ackEvery  int            // ack after every n record messages (0: only on heartbeats)
+	noAck     bool           // never ack
+	dropAfter int            // first connection only: drop after n record messages
+	hellos    []Hello
+	beats     int                       // heartbeats received
+	live      map[*gws.Conn]*sync.Mutex // open connections and their write locks
+	inbox     chan aether.Message       // everything but records, heartbeats and HELLO
+	token     string                    // required bearer token, if set
+	handlers  sync.WaitGroup
+
+	srv  *httptest.Server
+	addr string
+}
+
+func newCentral(t *testing.T) *central {
+	c := &central{t: t, got: map[uint64]int{}, live: map[*gws.Conn]*sync.Mutex{}, inbox: make(chan aether.Message, 64)}
+	c.start("127.0.0.1:0")
+	t.Cleanup(func() {
+		c.stop()
+		c.handlers.Wait()
+	})
+	return c
+}
+
+func (c *central) start(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		c.t.Fatalf("listen %s: %v", addr, err)
+	}
+	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
+	c.srv.Listener.Close()
+	c.srv.Listener = l
+	c.srv.Start()
+	c.addr = l.Addr().String()
+}
+
+// stop closes the server and every connection, like a crashed center.
+func (c *central) stop() {
+	c.srv.Close()
+	c.mu.Lock()
+	for ws := range c.live {
+		ws.NetConn().Close()
+	}
+	c.mu.Unlock()
+}
+
+// restart stops the server and starts a new one on the same address.
+func (c *central) restart() {
+	c.stop()
+	c.start(c.addr)
+}
+
+func (c *central) url() string {
+	return "ws://" + c.addr + "/v3/ws/group/site-1/client/gw-1"
+}
+
+var upgrader = gws.Upgrader{}
+
+func (c *central) serve(w http.ResponseWriter, r *http.Request) {
+	if c.token != "" && r.Header.Get("Authorization") != "Bearer "+c.token {
+		http.Error(w, "bad token", http.StatusUnauthorized)
+		return
+	}
+	c.handlers.Add(1)
+	defer c.handlers.Done()
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer ws.Close()
+	wmu := &sync.Mutex{}
+	c.mu.Lock()
+	c.conns++
+	first := c.conns == 1
+	c.recMsgs = 0
+	c.live[ws] = wmu
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.live, ws)
+		c.mu.Unlock()
+	}()
+	write := func(m aether.Message) {
+		m.Stamp(time.Now())
+		b, err := m.Encode()
+		if err != nil {
+			c.t.Errorf("central: encode: %v", err)
+			return
+		}
+		wmu.Lock()
+		defer wmu.Unlock()
+		ws.WriteMessage(gws.TextMessage, b)
+	}
+	ack := func(seq uint64) {
+		write(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: aether.CmdAck,
+			Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, seq))})
+	}
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		m, err := aether.Decode(data)
+		if err != nil {
+			c.t.Errorf("central: uplink sent an invalid envelope %s: %v", data, err)
+			return
+		}
+		switch {
+		case m.Cmd == aether.CmdRecords:
+			var b struct {
+				GatewayID string `json:"gateway_id"`
+				Records   []struct {
+					Seq  uint64 `json:"seq"`
+					Kind string `json:"kind"`
+				} `json:"records"`
+			}
+			if err := json.Unmarshal(m.Payload, &b); err != nil || b.GatewayID != "gw-1" || len(b.Records) == 0 {
+				c.t.Errorf("central: bad records payload %.200s: %v", m.Payload, err)
+				return
+			}
+			if m.Msg != b.Records[0].Kind || m.Target != aether.TargetGroup || m.MsgType != aether.TypeMsg {
+				c.t.Errorf("central: records envelope %s", data)
+			}
+			c.mu.Lock()
+			for _, r := range b.Records {
+				c.got[r.Seq]++
+			}
+			c.recMsgs++
+			c.lastSeq = b.Records[len(b.Records)-1].Seq
+			n, last, drop := c.recMsgs, c.lastSeq, first && c.dropAfter > 0 && c.recMsgs >= c.dropAfter
+			doAck := !c.noAck && c.ackEvery > 0 && n%c.ackEvery == 0
+			c.mu.Unlock()
+			if drop {
+				ws.NetConn().Close() // mid-stream, without a close frame
+				return
+			}
+			if doAck {
+				ack(last)
+			}
+		case m.MsgType == aether.TypeHeartbeat:
+			// Late acks: whatever was not acked yet is acked now.
+			c.mu.Lock()
+			c.beats++
+			last, noAck := c.lastSeq, c.noAck
+			c.mu.Unlock()
+			if last > 0 && !noAck {
+				ack(last)
+			}
+			write(aether.Message{MsgType: aether.TypeHeartbeat, Target: aether.TargetEcho})
+		case m.Cmd == aether.CmdHello:
+			var h Hello
+			if err := json.Unmarshal(m.Payload, &h); err != nil {
+				c.t.Errorf("central: bad HELLO %s: %v", m.Payload, err)
+			}
+			c.mu.Lock()
+			c.hellos = append(c.hellos, h)
+			c.mu.Unlock()
+		default:
+			c.inbox <- m
+		}
+	}
+}
+
+// command sends a command to the gateway on every open connection.
+func (c *central) command(m aether.Message) {
+	m.Stamp(time.Now())
+	b, err := m.Encode()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ws, wmu := range c.live {
+		wmu.Lock()
+		ws.WriteMessage(gws.TextMessage, b)
+		wmu.Unlock()
+	}
+}
+
+// missing returns the seqs in 1..last not received.
+func (c *central) missing(last uint64) []uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var miss []uint64
+	for s := uint64(1); s <= last; s++ {
+		if c.got[s] == 0 {
+			miss = append(miss, s)
+		}
+	}
+	return miss
+}
+
+func (c *central) set(f func(c *central)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(c)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(t.TempDir()+"/fh.db", &store.Options{CommitInterval: 5 * time.Millisecond, Logger: quiet()})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// appendRecords appends n records (telemetry, with an alert every 50) and
+// returns the last seq.
+func appendRecords(t *testing.T, s *store.Store, n int) uint64 {
+	t.Helper()
+	var last uint64
+	for i := 0; i < n; i++ {
+		r := store.Record{Kind: store.KindTelemetry, DeviceID: 1 + i%3, TS: time.Now(), BootID: "b", ClockSynced: true,
+			Metrics: []store.Metric{{Name: "temperature", Value: float64(i), Unit: "°C"}}}
+		if i%50 == 49 {
+			r = store.Record{Kind: store.KindAlert, DeviceID: 1, TS: time.Now(), BootID: "b", ClockSynced: true,
+				Alert: &store.Alert{Rule: "hot", Severity: "warning", Title: "hot", State: store.AlertActive, Metric: "temperature"}}
+		}
+		got, err := s.Append(r)
+		if err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+		last = got.Seq
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	return last
+}
+
+func testOptions(url string) Options {
+	return Options{
+		URL:            url,
+		BatchSize:      20,
+		CursorInterval: 10 * time.Millisecond,
+		Logger:         quiet(),
+		Version:        "test",
+		BootID:         "boot-1",
+		Backoff:        backoff.Options{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond},
+		heartbeat:      50 * time.Millisecond,
+	}
+}
+
+// run starts u.Run and returns a function that stops it and checks that it
+// returned promptly.
+func run(t *testing.T, u *Uplink) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v, want nil after cancel", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func TestDeliveryAcrossDropsRestartsAndLateAcks(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.ackEvery, c.dropAfter = 3, 7 })
+	s := openStore(t)
+	last := appendRecords(t, s, 400)
+
+	o := testOptions(c.url())
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, u)
+
+	// The first connection is dropped mid-stream after 7 messages.
+	waitFor(t, "the second connection", 20*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.conns >= 2
+	})
+	// Then the center crashes and comes back while records keep coming.
+	c.restart()
+	last = appendRecords(t, s, 300)
+	waitFor(t, "every record delivered and acknowledged", 30*time.Second, func() bool {
+		cur, err := s.Cursor(Cursor)
+		return err == nil && cur >= last && len(c.missing(last)) == 0
+	})
+	if miss := c.missing(last); len(miss) > 0 {
+		t.Fatalf("lost seqs: %v", miss)
+	}
+	c.mu.Lock()
+	conns, hellos := c.conns, append([]Hello(nil), c.hellos...)
+	resent := 0
+	for _, n := range c.got {
+		if n > 1 {
+			resent++
+		}
+	}
+	c.mu.Unlock()
+	if resent == 0 {
+		t.Errorf("no record was sent twice: the drop did not hit unacknowledged records")
+	}
+	if conns < 3 {
+		t.Errorf("connections = %d, want at least 3 (drop, restart)", conns)
+	}
+	// A connection killed by the restart may die before its HELLO is read.
+	if len(hellos) < 2 || hellos[0].GatewayID != "gw-1" || hellos[0].BootID != "boot-1" || hellos[0].SkippedSeq == nil {
+		t.Errorf("HELLOs = %+v", hellos)
+	}
+	for i := 1; i < len(hellos); i++ {
+		if hellos[i].AckedSeq < hellos[i-1].AckedSeq {
+			t.Errorf("HELLO acked_seq went back: %+v", hellos)
+		}
+	}
+	stop()
+	if u.Connected() {
+		t.Errorf("Connected after Run returned")
+	}
+}
+
+func TestCursorAdvancesOnlyOnAck(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.noAck = true })
+	s := openStore(t)
+	last := appendRecords(t, s, 60) // 3 messages of 20: within the window
+	o := testOptions(c.url())
+	o.AckTimeout = time.Hour // this test acks by hand
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "every record received", 10*time.Second, func() bool { return len(c.missing(last)) == 0 })
+	// Two heartbeats (and many cursor intervals) pass with nothing acked.
+	c.mu.Lock()
+	beats := c.beats
+	c.mu.Unlock()
+	waitFor(t, "two more heartbeats", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.beats >= beats+2
+	})
+	if cur, _ := s.Cursor(Cursor); cur != 0 || u.Acked() != 0 {
+		t.Fatalf("cursor %d, acked %d before any ACK; want 0", cur, u.Acked())
+	}
+	// Ack the first message only: the cursor moves to its last seq.
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ACK", Payload: json.RawMessage(`{"seq":20}`)})
+	waitFor(t, "cursor at 20", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == 20 })
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ack", Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, last))})
+	waitFor(t, "cursor at the last seq", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
+}
+
+func TestAckTimeoutReconnectsAndResends(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.noAck = true })
+	s := openStore(t)
+	last := appendRecords(t, s, 20)
+	o := testOptions(c.url())
+	o.AckTimeout = 100 * time.Millisecond
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "a resend on a new connection", 20*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.conns >= 2 && c.got[last] >= 2
+	})
+	if cur, _ := s.Cursor(Cursor); cur != 0 {
+		t.Fatalf("cursor = %d without any ACK", cur)
+	}
+}
+
+type commander struct{}
+
+func (commander) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
+	switch name {
+	case "ping":
+		if len(args) > 0 {
+			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
+		}
+		return map[string]bool{"pong": true}, nil
+	}
+	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
+}
+
+func TestCommands(t *testing.T) {
+	c := newCentral(t)
+	c.token = "secret-token"
+	s := openStore(t)
+	o := testOptions(c.url())
+	o.Token = "secret-token"
+	u, err := New(s, commander{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "connected", 10*time.Second, u.Connected)
+	next := func() aether.Message {
+		t.Helper()
+		for {
+			select {
+			case m := <-c.inbox:
+				if m.Cmd == aether.CmdResult {
+					return m
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no RESULT")
+			}
+		}
+	}
+	// A group command nobody here runs gets no answer; the direct ping
+	// that follows is the first answer.
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetGroup, Cmd: "RELOAD_UI", FromID: "ui-1"})
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", FromID: "op-7", Cmd: "PING", Payload: json.RawMessage(`{"request_id":"r1"}`)})
+	r := next()
+	if r.Target != aether.TargetDirect || r.ToID != "op-7" || r.Msg != "PING" ||
+		!strings.Contains(string(r.Payload), `"ok":true`) || !strings.Contains(string(r.Payload), `"pong":true`) || !strings.Contains(string(r.Payload), `"request_id":"r1"`) {
+		t.Errorf("ping reply = %+v payload %s", r, r.Payload)
+	}
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", FromID: "op-7", Cmd: "reboot"})
+	r = next()
+	if !strings.Contains(string(r.Payload), `"error":"unknown_command"`) {
+		t.Errorf("unknown command reply payload %s", r.Payload)
+	}
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", FromID: "op-7", Cmd: "ping", Payload: json.RawMessage(`{"x":1}`)})
+	r = next()
+	if !strings.Contains(string(r.Payload), `"error":"bad_args"`) {
+		t.Errorf("bad args reply payload %s", r.Payload)
+	}
+}
+
+func TestBackoffAndCancel(t *testing.T) {
+	// A port nothing listens on: every dial fails at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	s := openStore(t)
+	o := testOptions("ws://" + addr + "/v3/ws/group/site-1/client/gw-1")
+	var mu sync.Mutex
+	var delays []time.Duration
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.Backoff = backoff.Options{
+		Initial: time.Second, Max: 8 * time.Second,
+		Rand: func(n int64) int64 { return n - 1 }, // the ceiling: shows the growth
+		After: func(d time.Duration) <-chan time.Time {
+			mu.Lock()
+			delays = append(delays, d)
+			if len(delays) == 6 {
+				cancel()
+			}
+			mu.Unlock()
+			ch := make(chan time.Time, 1)
+			ch <- time.Now() // no real waiting in the test
+			return ch
+		},
+	}
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
+	for i, w := range want {
+		if delays[i] != w {
+			t.Fatalf("delays = %v, want %v...", delays, want)
+		}
+	}
+	if err := u.Run(context.Background()); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Run = %v, want ErrRunning", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	s := openStore(t)
+	good := "wss://central.example/v3/ws/group/site-1/client/gw-1"
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{}, "URL is required"},
+		{Options{URL: "http://x/v3/ws/group/a/client/b"}, "scheme"},
+		{Options{URL: "ws://x/v3/ws/client/b"}, "path must end"},
+		{Options{URL: "ws://x/v3/ws/group/a b/client/b"}, "group id"},
+		{Options{URL: "ws://x/v3/ws/group/a/client/" + strings.Repeat("b", 65)}, "client id"},
+		{Options{URL: good, GatewayID: "gw-2"}, "differs"},
+		{Options{URL: good, HeartbeatInterval: 10 * time.Second}, "between"},
+		{Options{URL: good, HeartbeatInterval: 61 * time.Second}, "between"},
+		{Options{URL: good, BatchSize: -1}, "negative"},
+		{Options{URL: good, AckTimeout: -1}, "negative"},
+		{Options{URL: good, CAFile: "/nonexistent/ca.pem"}, "CAFile"},
+		{Options{URL: good, CertFile: "/x.pem"}, "go together"},
+		{Options{URL: "ws://x/v3/ws/group/a/client/b", CAFile: "/x.pem"}, "wss"},
+	} {
+		_, err := New(s, nil, tc.o)
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want ErrOptions containing %q", tc.o, err, tc.want)
+		}
+	}
+	u, err := New(s, nil, Options{URL: good, HeartbeatInterval: 45 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.o.GatewayID != "gw-1" || u.group != "site-1" || u.o.AckTimeout != 90*time.Second || u.o.BatchSize != 100 {
+		t.Errorf("defaults: %+v group %q", u.o, u.group)
+	}
+	if u.Connected() {
+		t.Error("Connected before Run")
+	}
+}
