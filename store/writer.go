@@ -49,6 +49,8 @@ func (s *Store) run() {
 	tick := time.NewTicker(s.o.CommitInterval)
 	defer tick.Stop()
 	var lastAge time.Time
+	var failing bool
+	var failLogged time.Time // failures are logged once a minute, not per retry
 	for {
 		ticked, closing := false, false
 		select {
@@ -96,7 +98,12 @@ func (s *Store) run() {
 
 		s.mu.Lock()
 		if err != nil {
-			s.log.Error("store: commit failed; records stay queued for a retry", "path", s.path, "records", len(batch), "err", err)
+			if !failing || time.Since(failLogged) >= time.Minute {
+				s.log.Error("store: commit failed; records stay queued and are retried every commit interval",
+					"path", s.path, "queued", len(batch)+len(s.queue), "err", err)
+				failLogged = time.Now()
+			}
+			failing = true
 			s.queue = append(batch, s.queue...)
 			s.commitErr = fmt.Errorf("store: commits are failing: %w", err)
 			close(s.failCh)
@@ -107,6 +114,10 @@ func (s *Store) run() {
 		} else {
 			if len(batch) > 0 {
 				st.CommittedSeq = batch[len(batch)-1].seq
+			}
+			if failing {
+				s.log.Info("store: commits work again", "path", s.path, "records", len(batch))
+				failing = false
 			}
 			s.st = st
 			s.ceiling = ceiling
