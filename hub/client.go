@@ -48,9 +48,10 @@ type chanSubs struct {
 }
 
 type entry struct {
-	f    filter
-	job  *replayJob         // set while the subscription's replay runs
-	freq map[int]*freqState // by device (0 for system); period > 0 only
+	f     filter
+	floor uint64             // records at or below it were replayed: not sent live
+	job   *replayJob         // set while the subscription's replay runs
+	freq  map[int]*freqState // by device (0 for system); period > 0 only
 }
 
 // freqState limits one device's updates to one per period.
@@ -276,12 +277,9 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	}
 	var job *replayJob
 	if hasSince {
+		// A since above the target is legitimate (the fan-out may lag
+		// the store): nothing at or below since is sent either way.
 		job = &replayJob{ch: ch, f: f, since: since, target: c.h.lastSeq.Load()}
-		if job.target > 0 && since > job.target {
-			pe := perr(codeInvalidSince, "since=%d is ahead of the newest seq %d: live data only", since, job.target)
-			c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: pe.code, Message: pe.msg, Request: typeSubscribe})})
-			job = nil
-		}
 	}
 	now := c.h.o.Now()
 	newEntry := func() *entry {
@@ -426,7 +424,7 @@ func (c *client) deliver(ch channel, r *store.Record, enc *encoding) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entryFor(ch, r.DeviceID)
-	if e == nil || !e.f.match(ch, r) {
+	if e == nil || r.Seq <= e.floor || !e.f.match(ch, r) {
 		return
 	}
 	if j := e.job; j != nil {

@@ -64,7 +64,7 @@ func (c *client) replay(job *replayJob) {
 		recs, err := rp.Read(cur, replayBatch, kindOf(job.ch))
 		if err != nil {
 			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", cur, err)
-			c.goLive(job)
+			c.goLive(job, cur)
 			return
 		}
 		for i := range recs {
@@ -101,7 +101,7 @@ func (c *client) replay(job *replayJob) {
 			}
 			job.buf = nil
 			if len(held) == 0 {
-				c.switchLive(job)
+				c.switchLive(job, cur)
 				c.mu.Unlock()
 				return
 			}
@@ -128,7 +128,7 @@ func (c *client) replay(job *replayJob) {
 		probe, err := rp.Read(target-1, 1)
 		if err != nil {
 			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", target-1, err)
-			c.goLive(job)
+			c.goLive(job, cur)
 			return
 		}
 		if len(probe) > 0 {
@@ -154,11 +154,11 @@ func (c *client) replay(job *replayJob) {
 }
 
 // goLive switches the job to live delivery after a failed replay.
-func (c *client) goLive(job *replayJob) {
+func (c *client) goLive(job *replayJob, cur uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	job.buf = nil
-	c.switchLive(job)
+	c.switchLive(job, cur)
 }
 
 // jobAlive reports whether a subscription still waits for job; c.mu held.
@@ -168,11 +168,14 @@ func (c *client) jobAlive(job *replayJob) bool {
 	return alive
 }
 
-// switchLive makes the job's subscriptions live; c.mu held.
-func (c *client) switchLive(job *replayJob) {
+// switchLive makes the job's subscriptions live; c.mu held. Live records
+// at or below cur were sent by the replay (or precede since): the floor
+// keeps them from being sent again when the fan-out lags the store.
+func (c *client) switchLive(job *replayJob, cur uint64) {
 	c.eachEntry(job.ch, func(e *entry) {
 		if e.job == job {
 			e.job = nil
+			e.floor = cur
 		}
 	})
 }
