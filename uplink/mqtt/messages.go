@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,8 +121,8 @@ type CommandResult struct {
 	Cmd       string          `json:"cmd"` // the command's name, from the topic
 	OK        bool            `json:"ok"`
 	Result    any             `json:"result,omitempty"`
-	// Error is "malformed", "unknown_command", "bad_args", "failed" or
-	// "refused"; Message says why in words.
+	// Error is "malformed", "unknown_command", "bad_args", "failed",
+	// "refused" or "busy"; Message says why in words.
 	Error   string `json:"error,omitempty"`
 	Message string `json:"message,omitempty"`
 	TS      string `json:"ts"`
@@ -133,24 +134,72 @@ func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Mes
 	for {
 		select {
 		case m := <-in:
-			res := u.runCommand(ctx, m.Topic(), m.Payload(), m.Retained())
-			res.TS = time.Now().UTC().Format(time.RFC3339Nano)
-			b, err := json.Marshal(res)
-			if err != nil {
-				b, _ = json.Marshal(CommandResult{RequestID: res.RequestID, Cmd: res.Cmd,
-					Error: "failed", Message: "result not encodable as JSON: " + err.Error(), TS: res.TS})
-			}
-			c.Publish(u.topic.cmdResult, 1, false, b)
+			u.publishResult(c, u.runCommand(ctx, m.Topic(), m.Payload(), m.Retained()))
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// runCommand decodes and runs one command. The payload is the argument
-// object itself, as on the Aether uplink: {"device_id": 1}, with an
-// optional "request_id" (any JSON value) that is echoed in the result and
-// not passed on. An empty payload means no arguments.
+// refuseBusy answers the commands that found the queue full, so that even
+// those get a result, until ctx ends.
+func (u *Uplink) refuseBusy(ctx context.Context, c paho.Client, in <-chan paho.Message) {
+	for {
+		select {
+		case m := <-in:
+			res := CommandResult{Cmd: strings.TrimPrefix(m.Topic(), u.topic.cmd), Error: "busy",
+				Message: "too many commands waiting; try again later"}
+			if _, id, err := decodeCommand(m.Payload()); err == nil {
+				res.RequestID = id
+			}
+			u.publishResult(c, res)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (u *Uplink) publishResult(c paho.Client, res CommandResult) {
+	res.TS = time.Now().UTC().Format(time.RFC3339Nano)
+	b, err := json.Marshal(res)
+	if err != nil {
+		b, _ = json.Marshal(CommandResult{RequestID: res.RequestID, Cmd: res.Cmd,
+			Error: "failed", Message: "result not encodable as JSON: " + err.Error(), TS: res.TS})
+	}
+	// Not waited for: a result lost with the connection is lost, like
+	// the command's sender would lose it; it may send again.
+	c.Publish(u.topic.cmdResult, 1, false, b)
+}
+
+// decodeCommand splits a command payload into the arguments for the
+// Commander and the request_id. The payload is the argument object itself,
+// as on the Aether uplink: {"device_id": 1}, with an optional "request_id"
+// (any JSON value) that is echoed in the result and not passed on. An empty
+// payload means no arguments.
+func decodeCommand(payload []byte) (args, requestID json.RawMessage, err error) {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil, nil, nil
+	}
+	var fields map[string]json.RawMessage
+	d := json.NewDecoder(bytes.NewReader(payload))
+	if err := d.Decode(&fields); err != nil {
+		return nil, nil, err
+	}
+	if fields == nil {
+		return nil, nil, errors.New("null is not an object")
+	}
+	if d.More() {
+		return nil, nil, errors.New("trailing data after the JSON object")
+	}
+	requestID = fields["request_id"]
+	delete(fields, "request_id")
+	if len(fields) > 0 {
+		args, _ = json.Marshal(fields) // raw values re-encoded: cannot fail
+	}
+	return args, requestID, nil
+}
+
+// runCommand decodes and runs one command.
 func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, retained bool) (res CommandResult) {
 	res.Cmd = strings.TrimPrefix(topic, u.topic.cmd)
 	fail := func(code, format string, args ...any) CommandResult {
@@ -158,22 +207,11 @@ func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, r
 		u.log.Info("mqtt: command refused", "cmd", res.Cmd, "error", code, "message", res.Message)
 		return res
 	}
-	var args json.RawMessage
-	if len(bytes.TrimSpace(payload)) > 0 {
-		var fields map[string]json.RawMessage
-		d := json.NewDecoder(bytes.NewReader(payload))
-		if err := d.Decode(&fields); err != nil || fields == nil {
-			return fail("malformed", "payload must be a JSON object of arguments (optionally with request_id): %v", err)
-		}
-		if d.More() {
-			return fail("malformed", "trailing data after the JSON object")
-		}
-		res.RequestID = fields["request_id"]
-		delete(fields, "request_id")
-		if len(fields) > 0 {
-			args, _ = json.Marshal(fields) // raw values re-encoded: cannot fail
-		}
+	args, id, err := decodeCommand(payload)
+	if err != nil {
+		return fail("malformed", "payload must be a JSON object of arguments (optionally with request_id): %v", err)
 	}
+	res.RequestID = id
 	if retained {
 		// A retained command would run again on every reconnect.
 		return fail("refused", "retained commands are not run; publish commands with retain=false")

@@ -431,12 +431,18 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmds := make(chan paho.Message, 32)
+	busy := make(chan paho.Message, 256)
 	sub := client.Subscribe(u.topic.cmd+"+", 1, func(_ paho.Client, m paho.Message) {
 		// paho calls this on its reading goroutine: never block it.
 		select {
 		case cmds <- m:
+			return
 		default:
-			u.log.Warn("mqtt: command queue full; command dropped", "topic", m.Topic())
+		}
+		select {
+		case busy <- m:
+		default:
+			u.log.Warn("mqtt: command queues full; command dropped without a result", "topic", m.Topic())
 		}
 	})
 	if err := waitToken(ctx, sub, u.o.ConnectTimeout); err != nil {
@@ -457,7 +463,7 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 	}
 	snd := sender{c: client, t: &u.topic}
 	eventsCaughtUp := make(chan struct{})
-	wg.Add(5)
+	wg.Add(6)
 	go func() {
 		defer wg.Done()
 		if err := u.events.Run(sctx, snd, func() { close(eventsCaughtUp) }); err != nil {
@@ -483,6 +489,10 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 	go func() {
 		defer wg.Done()
 		u.commands(sctx, client, cmds)
+	}()
+	go func() {
+		defer wg.Done()
+		u.refuseBusy(sctx, client, busy)
 	}()
 	go func() {
 		defer wg.Done()

@@ -18,11 +18,19 @@ import (
 )
 
 // testCommander is a small real Commander: ping, a validated set_interval,
-// and a command that panics.
-type testCommander struct{}
+// a command that panics, and one that waits for release.
+type testCommander struct{ started, release chan struct{} }
 
-func (testCommander) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
+func (c testCommander) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	switch name {
+	case "slow":
+		c.started <- struct{}{}
+		select {
+		case <-c.release:
+			return "done", nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	case "ping":
 		if len(args) > 0 {
 			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
@@ -351,5 +359,43 @@ func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
 			t.Fatalf("device %d: seq %d arrived after %d", r.DeviceID, seq, lastPer[r.DeviceID])
 		}
 		lastPer[r.DeviceID] = seq
+	}
+}
+
+func TestCommandsWhenBusyStillGetAResult(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/cmd_result")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	u, err := New(st, testCommander{started: started, release: release}, testOptions(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	waitCond(t, "connected", 30*time.Second, u.Connected)
+	col.client.Publish("floorhub/gw1/cmd/slow", 1, false, []byte(`{"request_id":"slow"}`)).Wait()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow command did not start")
+	}
+	const n = 60
+	for i := 0; i < n; i++ {
+		col.client.Publish("floorhub/gw1/cmd/ping", 1, false, []byte(fmt.Sprintf(`{"request_id":%d}`, i))).Wait()
+	}
+	// While slow runs, the 32 queued wait and the rest are refused as busy.
+	col.waitUntil("busy results", 10*time.Second, func() bool { return len(col.results) >= n-32 })
+	close(release)
+	col.waitUntil("every result", 10*time.Second, func() bool { return len(col.results) == n+1 })
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	count := map[string]int{}
+	for _, r := range col.results {
+		var res CommandResult
+		json.Unmarshal(r, &res)
+		count[fmt.Sprint(res.OK, " ", res.Error)]++
+	}
+	if count["false busy"] != n-32 || count["true "] != 33 {
+		t.Errorf("results: %v; want %d busy and 33 ok", count, n-32)
 	}
 }
