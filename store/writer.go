@@ -70,7 +70,8 @@ func (s *Store) run() {
 		}
 		n := len(s.queue)
 		ageDue := s.o.MaxAge > 0 && ticked && time.Since(lastAge) >= time.Minute
-		due := closing || s.flushWant || n >= s.o.MaxBatch || (ticked && n > 0) ||
+		// A Flush with nothing queued waits for the commit in flight.
+		due := closing || (s.flushWant && n > 0) || n >= s.o.MaxBatch || (ticked && n > 0) ||
 			s.last >= s.ceiling || ageDue
 		if !due {
 			s.mu.Unlock()
