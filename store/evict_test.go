@@ -1,8 +1,10 @@
 package store
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +13,9 @@ import (
 func TestByteCap(t *testing.T) {
 	const capBytes = 512 << 10
 	path := filepath.Join(t.TempDir(), "db")
-	s := openT(t, path, &Options{MaxBytes: capBytes, MaxBatch: 512, CommitInterval: time.Hour})
+	var logs logBuf
+	s := openT(t, path, &Options{MaxBytes: capBytes, MaxBatch: 512, CommitInterval: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	// Two active alerts and a cleared one, early, so they are the oldest.
 	a1 := mustAppend(t, s, raise(1))
@@ -95,6 +99,11 @@ func TestByteCap(t *testing.T) {
 	}
 	if st.FirstSeq != a1.Seq {
 		t.Fatalf("FirstSeq %d, want %d", st.FirstSeq, a1.Seq)
+	}
+	// Thousands of records evicted over dozens of commits: one summary
+	// line, since the writer logs at most once a minute.
+	if n := strings.Count(logs.String(), "evicted records"); n != 1 {
+		t.Fatalf("%d eviction log lines:\n%s", n, logs.String())
 	}
 	// Backlog agrees with Read, and the eviction count survives a restart.
 	if n, _, _ := s.Backlog(0); n != len(all) {
