@@ -59,7 +59,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startBroker(t testing.TB) *broker {
+// startBroker starts Mosquitto with a plain listener on b.Port; extra is
+// appended to its configuration (more listeners, for example).
+func startBroker(t testing.TB, extra ...string) *broker {
 	t.Helper()
 	b := &broker{t: t, bin: mosquittoPath(t), dir: t.TempDir(), Port: freePort(t)}
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
@@ -75,6 +77,9 @@ log_dest stderr
 log_type error
 log_type warning
 `, b.Port, b.dir)
+	for _, e := range extra {
+		conf += e + "\n"
+	}
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // else mosquitto drops to "mosquitto", which cannot write to the temp dir
 	}

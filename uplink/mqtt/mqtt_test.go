@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,7 @@ func TestHappyPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	goroutines := runtime.NumGoroutine()
 	stop := runUplink(t, u)
 	col.waitUntil("every record", 30*time.Second, func() bool { return col.haveAll(dev.Seq, nil) })
 	if !u.Connected() {
@@ -195,6 +197,7 @@ func TestHappyPath(t *testing.T) {
 		t.Errorf("retained status: %+v %s", s, s.Payload)
 	}
 	late.mu.Unlock()
+	late.client.Disconnect(0) // not to count its goroutines below
 
 	// Heartbeat: eventually says everything is acknowledged.
 	col.waitUntil("a heartbeat with everything acknowledged", 10*time.Second, func() bool {
@@ -236,10 +239,21 @@ func TestHappyPath(t *testing.T) {
 		}
 	}
 
-	// Clean shutdown: offline status, cursors written.
+	// Clean shutdown: offline status, cursors written, no goroutine left
+	// (paho's last ones end just after Disconnect returns: wait a little).
 	stop()
 	if u.Connected() {
 		t.Error("Connected() after Run returned")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > goroutines {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Errorf("%d goroutines after Run returned, %d before it started:\n%s",
+				runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling, deadline above
 	}
 	col.waitUntil("offline status", 10*time.Second, func() bool {
 		return strings.Contains(string(col.status[len(col.status)-1].Payload), `"state":"offline","gateway_id":"gw1","boot_id":"boot-1","version":"1.2.3"`)
