@@ -195,7 +195,20 @@ func (s *Store) ActiveAlerts() ([]Record, error) {
 // so that the next call (usually with a cursor that moved a little) only
 // walks the keys that changed.
 func (s *Store) Backlog(after uint64) (n int, oldest time.Time, err error) {
-	m, ok, gen := s.bl.get()
+	for try := 0; ; try++ {
+		m, ok, gen := s.bl.get()
+		ok = ok && try < 2 // a commit raced us twice: count every key
+		n, oldest, m, err = s.backlog(after, m, ok)
+		// The answer is exact if it did not use the memo, or if no commit
+		// started since get (which waited for any in flight).
+		if err != nil || s.bl.put(m, gen) || !ok {
+			return n, oldest, err
+		}
+	}
+}
+
+// backlog computes one Backlog answer, from the memo m if ok.
+func (s *Store) backlog(after uint64, m memo, ok bool) (n int, oldest time.Time, _ memo, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
 		tb, eb := tx.Bucket(bTelemetry), tx.Bucket(bEvents)
 		upTo := lastKey(tb, eb)
@@ -216,10 +229,7 @@ func (s *Store) Backlog(after uint64) (n int, oldest time.Time, err error) {
 		}
 		return nil
 	})
-	if err == nil {
-		s.bl.put(m, gen)
-	}
-	return n, oldest, err
+	return n, oldest, m, err
 }
 
 // countRange counts the keys in (lo, hi] of both buckets.
@@ -269,10 +279,11 @@ type memo struct {
 
 // backlogMemo keeps the last Backlog answer valid across commits. A
 // commit that evicts changes counts behind Backlog's back, so the writer
-// brackets its transaction with begin/evicted: an answer computed while a
-// commit was in flight is neither used nor kept.
+// brackets its transaction with begin/end, which adjust the answer; an
+// answer computed while a commit was in flight is not kept.
 type backlogMemo struct {
 	mu       sync.Mutex
+	idle     *sync.Cond // signalled when no commit is in flight
 	m        memo
 	valid    bool
 	gen      uint64 // bumped at the start and end of every commit
@@ -280,20 +291,29 @@ type backlogMemo struct {
 }
 
 // get returns the kept answer, whether it may be used, and the generation
-// to hand back to put.
+// to hand back to put. It waits for a commit in flight (milliseconds), so
+// that the answer can be used instead of counting every key again.
 func (b *backlogMemo) get() (memo, bool, uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.m, b.valid && !b.inflight, b.gen
+	if b.idle == nil {
+		b.idle = sync.NewCond(&b.mu)
+	}
+	for b.inflight {
+		b.idle.Wait()
+	}
+	return b.m, b.valid, b.gen
 }
 
-// put keeps m unless a commit started since get.
-func (b *backlogMemo) put(m memo, gen uint64) {
+// put keeps m unless a commit started since get, and reports whether none did.
+func (b *backlogMemo) put(m memo, gen uint64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.gen == gen && !b.inflight {
-		b.m, b.valid = m, true
+	if b.gen != gen || b.inflight {
+		return false
 	}
+	b.m, b.valid = m, true
+	return true
 }
 
 // begin is called by the writer before a transaction.
@@ -311,6 +331,9 @@ func (b *backlogMemo) end(n int, low, high uint64) {
 	defer b.mu.Unlock()
 	b.gen++
 	b.inflight = false
+	if b.idle != nil {
+		b.idle.Broadcast()
+	}
 	if n == 0 || !b.valid {
 		return
 	}
