@@ -329,6 +329,7 @@ func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
 	}
 	o := testOptions(t, b)
 	o.MaxRate = 30000 // records/s: the backlog takes about a second
+	o.HeartbeatInterval = 50 * time.Millisecond
 	u, err := New(st, nil, o)
 	if err != nil {
 		t.Fatal(err)
@@ -351,6 +352,16 @@ func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
 	if tel > backlog*4/5 {
 		t.Errorf("an alert raised during the drain waited for %d of %d backlog records", tel, backlog)
 	}
+	col.waitUntil("a heartbeat showing the backlog", 10*time.Second, func() bool {
+		for _, raw := range col.heartbeat {
+			var h Heartbeat
+			json.Unmarshal(raw, &h)
+			if h.Backlog > 0 && h.AckedSeq < h.LastSeq && h.OldestUnsentAgeS >= 0 {
+				return true
+			}
+		}
+		return false
+	})
 	last := appendN(t, st, backlog, 10)
 	col.waitUntil("everything", 30*time.Second, func() bool { return col.haveAll(last, nil) })
 	if d := time.Since(start); d < 700*time.Millisecond {
