@@ -244,11 +244,12 @@ type Session interface {
 }
 
 // Serve admits the request (origin, shutdown, global and per-address
-// limits, answering with 403, 503 or 429 when it refuses), upgrades it,
-// builds the session with open and runs the connection until it ends. It
-// returns when the connection is finished and every goroutine of it has
-// exited. open runs before any message is read; it may send, set the user
-// and close.
+// limits, answering with 403, 503 or 429 when it refuses), upgrades it and
+// builds the session with open, which runs before any message is read (it
+// may send, set the user and close). Serve then returns; the connection
+// runs in a goroutine of its own, which Shutdown waits for. (Returning
+// frees what net/http holds for the request: its buffers and its
+// goroutine's grown stack, most of an idle connection's memory.)
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) Session) {
 	if !s.originAllowed(r) {
 		http.Error(w, "wsconn: origin not allowed", http.StatusForbidden)
@@ -274,7 +275,6 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 	s.n++
 	s.sessions.Add(1)
 	s.mu.Unlock()
-	defer s.sessions.Done()
 
 	ws, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
@@ -282,6 +282,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		s.mu.Lock()
 		s.n--
 		s.mu.Unlock()
+		s.sessions.Done()
 		return
 	}
 	c := newConn(s, ws, addr)
@@ -293,10 +294,13 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		c.Close(CloseGoingAway, "server shutting down")
 	}
 	sess := open(c)
-	c.readLoop(sess)
-	c.readerExited() // ends Context, so the session's goroutines stop
-	sess.Closed()
-	<-c.done
+	go func() {
+		defer s.sessions.Done()
+		c.readLoop(sess)
+		c.readerExited() // ends Context, so the session's goroutines stop
+		sess.Closed()
+		<-c.done
+	}()
 }
 
 // Shutdown stops admitting connections, sends a close frame (1001) to every

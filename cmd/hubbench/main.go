@@ -1,0 +1,513 @@
+// Command hubbench measures the hub under load: N authenticated clients
+// subscribed to telemetry on loopback while R readings per second are
+// published (N x R deliveries per second), reporting the delivered rate,
+// the p50/p99 latency from Publish to client receipt and the server's RSS
+// per idle connection; then the same with extra clients that never read,
+// and the ratio of the two p99s.
+//
+// By default it runs the hub in this process and the clients in child
+// processes (hubbench -clients), so that the RSS it reads is the server's
+// alone:
+//
+//	hubbench -n 1000 -rate 100 -duration 15s -stalled 10
+//
+// With -clients and -url it only runs clients, against a running agent
+// (latency is then measured from each reading's timestamp):
+//
+//	hubbench -clients -url ws://127.0.0.1:8000/ws/telemetry -token "$(agent token -user bench)" -duration 20s
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/store"
+)
+
+func main() {
+	var (
+		clients  = flag.Bool("clients", false, "run clients only (child mode, or against -url)")
+		url      = flag.String("url", "", "with -clients: the telemetry endpoint, e.g. ws://127.0.0.1:8000/ws/telemetry")
+		tok      = flag.String("token", "", "with -clients: the JWT to authenticate with")
+		n        = flag.Int("n", 1000, "reading clients")
+		stalled  = flag.Int("stalled", 10, "clients that never read, added in the second phase")
+		rate     = flag.Int("rate", 100, "readings published per second")
+		devices  = flag.Int("devices", 10, "devices the readings are spread over")
+		duration = flag.Duration("duration", 15*time.Second, "length of each measured phase")
+		stall    = flag.Bool("stall", false, "child mode: the clients never read")
+	)
+	flag.Parse()
+	raiseFileLimit()
+	if *clients {
+		if err := runClients(*url, *tok, *n, *stall, *duration); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := runServer(*n, *stalled, *rate, *devices, *duration); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	l.Cur = l.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+}
+
+// rssKB reads the process's resident set size after a GC that returns
+// freed memory to the OS.
+func rssKB() int {
+	runtime.GC()
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
+}
+
+// child is a client process driven through its stdin and stdout.
+type child struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startChild(args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, append([]string{"-clients"}, args...)...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	c.out.Buffer(make([]byte, 1<<20), 1<<20)
+	return c, nil
+}
+
+// line waits for the child's next output line.
+func (c *child) line() (string, error) {
+	if !c.out.Scan() {
+		if err := c.out.Err(); err != nil {
+			return "", err
+		}
+		return "", errors.New("hubbench: client process ended")
+	}
+	return c.out.Text(), nil
+}
+
+// reset zeroes the child's counters.
+func (c *child) reset() error {
+	if _, err := io.WriteString(c.in, "reset\n"); err != nil {
+		return err
+	}
+	_, err := c.line()
+	return err
+}
+
+func (c *child) report() (stats, error) {
+	var s stats
+	if _, err := io.WriteString(c.in, "report\n"); err != nil {
+		return s, err
+	}
+	l, err := c.line()
+	if err != nil {
+		return s, err
+	}
+	return s, json.Unmarshal([]byte(l), &s)
+}
+
+func (c *child) stop() {
+	c.in.Close()
+	c.cmd.Wait()
+}
+
+// stats is what a client process reports for one phase.
+type stats struct {
+	Clients  int     `json:"clients"`
+	Messages uint64  `json:"messages"`
+	Seconds  float64 `json:"seconds"`
+	P50us    float64 `json:"p50_us"`
+	P99us    float64 `json:"p99_us"`
+	P999us   float64 `json:"p999_us"`
+	MaxUs    float64 `json:"max_us"`
+	Errors   uint64  `json:"errors"`
+}
+
+func runServer(n, stalled, rate, devices int, duration time.Duration) error {
+	secret := []byte("hubbench-secret-hubbench-secret!")
+	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
+	if err != nil {
+		return err
+	}
+	tok, err := auth.Mint(secret, "bench", 24*time.Hour, auth.Claims{})
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Options{
+		Verifier: v,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Conn: wsconn.Options{
+			MaxConns:          n + stalled + 10,
+			MaxConnsPerUser:   -1,
+			ConnectsPerMinute: -1,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h.Handler())
+	mux.Handle("/ws/", h.Handler())
+	srv := &http.Server{Handler: mux, ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- h.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-runDone
+		srv.Close()
+	}()
+	url := "ws://" + ln.Addr().String() + "/ws/telemetry"
+
+	fmt.Printf("hubbench: %d clients, %d readings/s over %d devices, %v per phase, %d stalled clients in phase 2\n",
+		n, rate, devices, duration, stalled)
+	rss0 := rssKB()
+	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n), "-duration", duration.String())
+	if err != nil {
+		return err
+	}
+	defer readers.stop()
+	if l, err := readers.line(); err != nil || l != "ready" {
+		return fmt.Errorf("hubbench: clients: %q %v", l, err)
+	}
+	waitConns(h, n)
+	rss1 := rssKB()
+	fmt.Printf("server RSS: %d KB before, %d KB with %d idle connections: %.1f KB per connection\n",
+		rss0, rss1, n, float64(rss1-rss0)/float64(n))
+
+	seq := uint64(0)
+	publish := func() uint64 {
+		// One reading every 1/rate s, stamped at Publish.
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		end := time.Now().Add(duration)
+		var sent uint64
+		for time.Now().Before(end) {
+			<-tick.C
+			seq++
+			sent++
+			h.Publish(store.Record{Seq: seq, Kind: store.KindTelemetry, DeviceID: int(seq % uint64(devices)),
+				TS: time.Now(), ClockSynced: true, Metrics: []store.Metric{
+					{Name: "temperature", Value: 20 + float64(seq%100)/10, Unit: "°C"},
+					{Name: "humidity", Value: 45.2, Unit: "%"},
+					{Name: "pressure", Value: 1013.2, Unit: "hPa"},
+				}})
+		}
+		return sent
+	}
+	phase := func(name string) (stats, error) {
+		if err := readers.reset(); err != nil {
+			return stats{}, err
+		}
+		start := time.Now()
+		sent := publish()
+		// Let the last deliveries land.
+		drainUntil := time.Now().Add(2 * time.Second)
+		var s stats
+		for {
+			var err error
+			if s, err = readers.report(); err != nil {
+				return s, err
+			}
+			if s.Messages >= sent*uint64(n) || time.Now().After(drainUntil) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		el := time.Since(start).Seconds()
+		fmt.Printf("%s: published %d readings; delivered %d of %d (%.2f%%), %.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %d connections\n",
+			name, sent, s.Messages, sent*uint64(n), 100*float64(s.Messages)/float64(sent*uint64(n)),
+			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000, h.Connections())
+		return s, nil
+	}
+	base, err := phase("baseline")
+	if err != nil {
+		return err
+	}
+	if stalled == 0 {
+		return nil
+	}
+	st, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(stalled), "-stall")
+	if err != nil {
+		return err
+	}
+	defer st.stop()
+	if l, err := st.line(); err != nil || l != "ready" {
+		return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
+	}
+	waitConns(h, n+stalled)
+	with, err := phase(fmt.Sprintf("with %d stalled", stalled))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("p99 with stalled clients / baseline: %.3f\n", with.P99us/base.P99us)
+	return nil
+}
+
+func waitConns(h *hub.Hub, want int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for h.Connections() < want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// histogram of latencies in 10 µs buckets up to 5 s.
+const (
+	bucketUs = 10
+	buckets  = 500000
+)
+
+type histogram struct {
+	counts [buckets + 1]atomic.Uint32
+	n      atomic.Uint64
+	max    atomic.Int64
+}
+
+func (h *histogram) add(d time.Duration) {
+	us := d.Microseconds()
+	if us < 0 {
+		us = 0
+	}
+	i := us / bucketUs
+	if i > buckets {
+		i = buckets
+	}
+	h.counts[i].Add(1)
+	h.n.Add(1)
+	for {
+		m := h.max.Load()
+		if us <= m || h.max.CompareAndSwap(m, us) {
+			break
+		}
+	}
+}
+
+func (h *histogram) quantile(q float64) float64 {
+	total := h.n.Load()
+	if total == 0 {
+		return 0
+	}
+	want := uint64(q * float64(total))
+	var acc uint64
+	for i := range h.counts {
+		acc += uint64(h.counts[i].Load())
+		if acc > want {
+			return float64(i*bucketUs + bucketUs/2)
+		}
+	}
+	return float64(h.max.Load())
+}
+
+func (h *histogram) reset() {
+	for i := range h.counts {
+		h.counts[i].Store(0)
+	}
+	h.n.Store(0)
+	h.max.Store(0)
+}
+
+// runClients connects n clients and reports their latencies on "report"
+// lines from stdin (in child mode), or after duration (standalone).
+func runClients(url, tok string, n int, stall bool, duration time.Duration) error {
+	if url == "" {
+		return errors.New("hubbench: -clients needs -url")
+	}
+	var hist histogram
+	var errs atomic.Uint64
+	var msgs atomic.Uint64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var conns []*websocket.Conn
+	var mu sync.Mutex
+	dialer := *websocket.DefaultDialer
+	dialer.ReadBufferSize, dialer.WriteBufferSize = 4096, 1024
+	if stall {
+		dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetReadBuffer(4 << 10)
+			}
+			return c, err
+		}
+	}
+	sem := make(chan struct{}, 16)
+	var dialErr error
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			hdr := http.Header{"Authorization": {"Bearer " + tok}}
+			ws, _, err := dialer.DialContext(ctx, url, hdr)
+			if err != nil {
+				mu.Lock()
+				dialErr = err
+				mu.Unlock()
+				return
+			}
+			// auth_response, subscribed.
+			for range 2 {
+				ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+				if _, _, err := ws.ReadMessage(); err != nil {
+					mu.Lock()
+					dialErr = err
+					mu.Unlock()
+					return
+				}
+			}
+			ws.SetReadDeadline(time.Time{})
+			mu.Lock()
+			conns = append(conns, ws)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if dialErr != nil {
+		return fmt.Errorf("hubbench: dial: %w", dialErr)
+	}
+	var readers sync.WaitGroup
+	if !stall {
+		for _, ws := range conns {
+			readers.Add(1)
+			go func() {
+				defer readers.Done()
+				read(ws, &hist, &msgs, &errs)
+			}()
+		}
+	}
+	fmt.Println("ready")
+	start := time.Now()
+	report := func() {
+		s := stats{Clients: len(conns), Messages: msgs.Load(), Seconds: time.Since(start).Seconds(),
+			P50us: hist.quantile(0.50), P99us: hist.quantile(0.99), P999us: hist.quantile(0.999),
+			MaxUs: float64(hist.max.Load()), Errors: errs.Load()}
+		b, _ := json.Marshal(s)
+		fmt.Println(string(b))
+	}
+	if stdinIsPipe() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			switch sc.Text() {
+			case "report":
+				report()
+			case "reset":
+				hist.reset()
+				msgs.Store(0)
+				errs.Store(0)
+				start = time.Now()
+				fmt.Println("ok")
+			}
+		}
+	} else {
+		time.Sleep(duration)
+		report()
+	}
+	for _, ws := range conns {
+		ws.Close()
+	}
+	readers.Wait()
+	return nil
+}
+
+func stdinIsPipe() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice == 0
+}
+
+// read receives telemetry and records the latency from each update's
+// timestamp, parsed without a full JSON decode to keep the client cheap.
+func read(ws *websocket.Conn, hist *histogram, msgs, errs *atomic.Uint64) {
+	key := []byte(`"timestamp":"`)
+	for {
+		_, data, err := ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if !bytes.Contains(data[:min(len(data), 40)], []byte("telemetry_update")) {
+			continue
+		}
+		i := bytes.Index(data, key)
+		if i < 0 {
+			errs.Add(1)
+			continue
+		}
+		rest := data[i+len(key):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 {
+			errs.Add(1)
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+		if err != nil {
+			errs.Add(1)
+			continue
+		}
+		msgs.Add(1)
+		hist.add(now.Sub(ts))
+	}
+}
