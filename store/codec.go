@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -210,7 +211,7 @@ func (d *decoder) str() string {
 	if x&1 == 1 {
 		if x>>1 >= uint64(len(d.strs)) {
 			if d.err == nil {
-				d.err = fmt.Errorf("%w: dictionary entry %d of %d", ErrCorrupt, x>>1, len(d.strs))
+				d.err = fmt.Errorf("dictionary entry %d of %d", x>>1, len(d.strs))
 			}
 			d.b = nil
 			return ""
@@ -229,17 +230,17 @@ func (d *decoder) str() string {
 
 func (d *decoder) float() float64 { return math.Float64frombits(d.u64()) }
 
-var errShort = fmt.Errorf("%w: truncated record", ErrCorrupt)
+var errShort = errors.New("truncated")
 
 // decode rebuilds the record stored under seq, with the dictionary strs.
 // It copies everything out of v, which bbolt owns only for the life of the
 // transaction.
 func decode(strs []string, seq uint64, v []byte) (Record, error) {
 	if len(v) < headerLen {
-		return Record{}, fmt.Errorf("store: record %d: %w", seq, errShort)
+		return Record{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, seq, errShort)
 	}
 	if v[offVersion] != formatV1 {
-		return Record{}, fmt.Errorf("store: record %d: %w: format version %d, want %d", seq, ErrCorrupt, v[offVersion], formatV1)
+		return Record{}, fmt.Errorf("%w: record %d: format version %d, want %d", ErrCorrupt, seq, v[offVersion], formatV1)
 	}
 	r := Record{
 		Seq:         seq,
@@ -275,13 +276,13 @@ func decode(strs []string, seq uint64, v []byte) (Record, error) {
 		st.LastSeen = decodeTime(int64(d.u64()))
 		r.Status = st
 	default:
-		return Record{}, fmt.Errorf("store: record %d: %w: unknown kind %d", seq, ErrCorrupt, r.Kind)
+		return Record{}, fmt.Errorf("%w: record %d: unknown kind %d", ErrCorrupt, seq, r.Kind)
 	}
 	if d.err != nil {
-		return Record{}, fmt.Errorf("store: record %d: %w", seq, d.err)
+		return Record{}, fmt.Errorf("%w: record %d: %v", ErrCorrupt, seq, d.err)
 	}
 	if len(d.b) != 0 {
-		return Record{}, fmt.Errorf("store: record %d: %w: %d trailing bytes", seq, ErrCorrupt, len(d.b))
+		return Record{}, fmt.Errorf("%w: record %d: %d trailing bytes", ErrCorrupt, seq, len(d.b))
 	}
 	return r, nil
 }

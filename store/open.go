@@ -247,6 +247,11 @@ func check(tx *bolt.Tx, strs []string, full bool) error {
 		}
 		return nil
 	}
+	// A file cut short (a copy interrupted, a filesystem repair) may
+	// still open; its missing pages would fault later.
+	if fi, err := os.Stat(tx.DB().Path()); err == nil && fi.Size() < tx.Size() {
+		return fmt.Errorf("%w: file is %d bytes, its pages need %d: truncated", ErrCorrupt, fi.Size(), tx.Size())
+	}
 	if v := mb.Get(mLayout); len(v) != 1 || v[0] != layoutVersion {
 		if len(v) == 1 && v[0] > layoutVersion {
 			return fmt.Errorf("store: layout version %d is newer than this program's %d: refusing to touch it", v[0], layoutVersion)

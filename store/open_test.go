@@ -106,10 +106,12 @@ func openCorrupt(t *testing.T, path string, wantSeqAfter uint64) {
 
 func TestOpenGarbage(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	for _, size := range []int{1, 100, 4096, 1 << 16} {
+	for _, size := range []int{1, 100, 4096, 1 << 16, -(16 << 10)} {
 		path := filepath.Join(t.TempDir(), "db")
-		b := make([]byte, size)
-		rng.Read(b)
+		b := make([]byte, max(size, -size))
+		if size > 0 {
+			rng.Read(b) // else zeros
+		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -132,14 +134,23 @@ func makeDB(t *testing.T, path string, n int) uint64 {
 }
 
 func TestOpenTruncated(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db")
-	last := makeDB(t, path, 20000)
-	fi, _ := os.Stat(path)
-	if err := os.Truncate(path, fi.Size()/2); err != nil {
-		t.Fatal(err)
+	for _, frac := range []float64{0.02, 0.5, 0.99} {
+		path := filepath.Join(t.TempDir(), "db")
+		last := makeDB(t, path, 20000)
+		// Cut into the pages in use (the file's tail may be preallocated).
+		db, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hwm int64
+		db.View(func(tx *bolt.Tx) error { hwm = tx.Size(); return nil })
+		db.Close()
+		if err := os.Truncate(path, int64(float64(hwm)*frac)); err != nil {
+			t.Fatal(err)
+		}
+		// The sidecar hint lets the new store continue after the old seqs.
+		openCorrupt(t, path, last)
 	}
-	// The sidecar hint lets the new store continue after the old seqs.
-	openCorrupt(t, path, last)
 }
 
 func TestOpenDamagedPages(t *testing.T) {
