@@ -76,6 +76,12 @@ func Open(path string, opts *Options) (*Store, error) {
 	}
 	if err != nil && errors.Is(err, ErrCorrupt) {
 		aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+		for i := 2; ; i++ { // never overwrite an earlier one
+			if _, serr := os.Lstat(aside); errors.Is(serr, os.ErrNotExist) {
+				break
+			}
+			aside = fmt.Sprintf("%s.corrupt-%d-%d", path, time.Now().Unix(), i)
+		}
 		if rerr := os.Rename(path, aside); rerr != nil {
 			return nil, fmt.Errorf("store: %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
 		}

@@ -299,3 +299,24 @@ func TestCommitFailure(t *testing.T) {
 		t.Fatal("Close reported no lost records")
 	}
 }
+
+// Two corrupt files met in the same second keep both copies.
+func TestOpenCorruptTwiceKeepsBoth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	for i := 0; i < 2; i++ {
+		if err := os.WriteFile(path, []byte("not a database, take "+string(rune('1'+i))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := Open(path, &Options{Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) != 2 {
+		t.Fatalf("moved-aside files: %v", m)
+	}
+}
