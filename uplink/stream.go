@@ -118,6 +118,7 @@ func (s *Stream) Sent() uint64 {
 type pending struct {
 	ack  Ack
 	upto uint64
+	buf  []byte // the payload, reused once acknowledged
 }
 
 // Run sends records over one connection until ctx ends or a message is not
@@ -138,12 +139,15 @@ func (s *Stream) Run(ctx context.Context, snd Sender, onCaughtUp func()) error {
 	slots := make(chan struct{}, s.o.MaxInFlight)
 	queue := make(chan pending, s.o.MaxInFlight)
 	advanced := make(chan struct{}, 1)
+	// Payload buffers come back once acknowledged: a drain then allocates
+	// (and the GC clears) almost nothing.
+	free := make(chan []byte, s.o.MaxInFlight)
 	var ackErr error // written by the acker before it exits
 
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
-		ackErr = s.ackLoop(ackCtx, queue, slots, advanced)
+		ackErr = s.ackLoop(ackCtx, queue, slots, free, advanced)
 		if ackErr != nil {
 			stopSending()
 		}
@@ -155,7 +159,7 @@ func (s *Stream) Run(ctx context.Context, snd Sender, onCaughtUp func()) error {
 		s.writeLoop(writerStop, advanced)
 	}()
 
-	readErr := s.sendLoop(sendCtx, snd, queue, slots, onCaughtUp)
+	readErr := s.sendLoop(sendCtx, snd, queue, slots, free, onCaughtUp)
 	close(queue)
 	grace := time.NewTimer(s.o.ShutdownGrace)
 	select {
@@ -189,7 +193,7 @@ func (s *Stream) load() error {
 
 // sendLoop reads, batches and sends until ctx ends. It returns nil when ctx
 // ended; a failing Source is logged and retried after Poll, never fatal.
-func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending, slots chan struct{}, onCaughtUp func()) error {
+func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending, slots chan struct{}, free <-chan []byte, onCaughtUp func()) error {
 	after := s.Acked()
 	poll := time.NewTimer(s.o.Poll)
 	defer poll.Stop()
@@ -217,7 +221,7 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 		}
 		return true
 	}
-	var buf []byte
+	lastSize := 0
 	for ctx.Err() == nil {
 		committed := s.src.Committed() // before Read: no commit is missed
 		bound := s.src.Stats().CommittedSeq
@@ -259,11 +263,19 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			case <-ctx.Done():
 				return nil
 			}
-			// A fresh buffer per message: the transport may hold it until
-			// the acknowledgement (paho keeps it for a resend).
-			buf = AppendBatch(make([]byte, 0, len(buf)+len(buf)/8), s.o.GatewayID, run)
+			// The transport holds the payload until the acknowledgement
+			// (paho keeps it for a resend): only an acknowledged buffer
+			// is reused.
+			var buf []byte
+			select {
+			case buf = <-free:
+			default:
+				buf = make([]byte, 0, lastSize+lastSize/8)
+			}
+			buf = AppendBatch(buf, s.o.GatewayID, run)
+			lastSize = len(buf)
 			last := run[len(run)-1].Seq
-			queue <- pending{ack: snd.Send(run[0].Kind, buf), upto: last}
+			queue <- pending{ack: snd.Send(run[0].Kind, buf), upto: last, buf: buf}
 			after = last
 			s.mu.Lock()
 			s.sent += uint64(len(run))
@@ -295,7 +307,7 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 // sent, so the cursor only ever moves to a point up to which everything is
 // acknowledged, however the acknowledgements arrive. It returns when queue
 // is closed and empty, when ctx ends, or at the first failed message.
-func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan struct{}, advanced chan<- struct{}) error {
+func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan struct{}, free chan<- []byte, advanced chan<- struct{}) error {
 	for {
 		var p pending
 		var ok bool
@@ -315,6 +327,10 @@ func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan
 			}
 			if err := p.ack.Error(); err != nil {
 				return fmt.Errorf("%w: %w", ErrNotAcked, err)
+			}
+			select {
+			case free <- p.buf[:0]:
+			default:
 			}
 		}
 		s.mu.Lock()
