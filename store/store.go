@@ -33,11 +33,14 @@ type Options struct {
 	// MaxBatch commits early once this many records are pending. Default 4096.
 	// Append blocks once 4 x MaxBatch records are pending (back-pressure).
 	MaxBatch int
-	// MaxBytes caps the data kept, in bytes. Default 256 MiB; at most 1.5 GiB
-	// on 32-bit builds.
+	// MaxBytes caps the data kept, in bytes in use (the file's pages less
+	// its free pages; the file itself can be a few MiB larger, as bbolt
+	// preallocates and never shrinks it). Default 256 MiB; at most 1.5 GiB
+	// on 32-bit builds. See doc.go for what is evicted first.
 	MaxBytes int64
-	// MaxAge evicts records older than this. Zero keeps records until the
-	// byte cap needs the room.
+	// MaxAge evicts records whose TS is older than this, checked at every
+	// commit and at least once a minute. Zero keeps records until the byte
+	// cap needs the room.
 	MaxAge time.Duration
 	// OpenTimeout bounds waiting for the file lock. Default 5 s.
 	OpenTimeout time.Duration
