@@ -43,7 +43,7 @@ func (c *v3clock) advance(d time.Duration) {
 
 // v3env is a running hub with the V3 endpoint on a real socket.
 type v3env struct {
-	t     *testing.T
+	t     testing.TB
 	hub   *Hub
 	v3    *V3
 	srv   *httptest.Server
@@ -67,7 +67,7 @@ func (v3commander) Command(ctx context.Context, name string, args json.RawMessag
 	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
 }
 
-func newV3Env(t *testing.T, edit func(*Options, *V3Options)) *v3env {
+func newV3Env(t testing.TB, edit func(*Options, *V3Options)) *v3env {
 	t.Helper()
 	ver, err := auth.NewVerifier(auth.VerifierOptions{Secret: v3Secret})
 	if err != nil {
@@ -111,7 +111,7 @@ func newV3Env(t *testing.T, edit func(*Options, *V3Options)) *v3env {
 	return e
 }
 
-func v3token(t *testing.T, user string, extra auth.Claims) string {
+func v3token(t testing.TB, user string, extra auth.Claims) string {
 	t.Helper()
 	tok, err := auth.Mint(v3Secret, user, time.Hour, extra)
 	if err != nil {
@@ -122,7 +122,7 @@ func v3token(t *testing.T, user string, extra auth.Claims) string {
 
 // v3client is one real WebSocket client of the endpoint.
 type v3client struct {
-	t    *testing.T
+	t    testing.TB
 	id   string
 	ws   *websocket.Conn
 	msgs chan aether.Message
