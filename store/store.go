@@ -21,6 +21,9 @@ const (
 	// maxBytes32 caps MaxBytes on 32-bit builds, where bbolt's mmap of the
 	// whole file must fit in a 2 GiB address range.
 	maxBytes32 = 3 << 29 // 1.5 GiB
+	// minMaxBytes is the smallest cap that leaves room for records next to
+	// bbolt's own pages (meta, freelist, bucket roots).
+	minMaxBytes = 128 << 10
 	// maxSkipped bounds the list of skipped ranges kept in meta.
 	maxSkipped = 100
 )
@@ -36,7 +39,7 @@ type Options struct {
 	// MaxBytes caps the data kept, in bytes in use (the file's pages less
 	// its free pages; the file itself can be a few MiB larger, as bbolt
 	// preallocates and never shrinks it). Default 256 MiB; at most 1.5 GiB
-	// on 32-bit builds. See doc.go for what is evicted first.
+	// on 32-bit builds; at least 128 KiB. See doc.go for what is evicted first.
 	MaxBytes int64
 	// MaxAge evicts records whose TS is older than this, checked at every
 	// commit and at least once a minute. Zero keeps records until the byte
@@ -62,8 +65,8 @@ func (o *Options) resolve() (Options, error) {
 		return r, fmt.Errorf("%w: Options.CommitInterval %v is negative", ErrInvalid, r.CommitInterval)
 	case r.MaxBatch < 0:
 		return r, fmt.Errorf("%w: Options.MaxBatch %d is negative", ErrInvalid, r.MaxBatch)
-	case r.MaxBytes < 0:
-		return r, fmt.Errorf("%w: Options.MaxBytes %d is negative", ErrInvalid, r.MaxBytes)
+	case r.MaxBytes < 0 || (r.MaxBytes > 0 && r.MaxBytes < minMaxBytes):
+		return r, fmt.Errorf("%w: Options.MaxBytes %d: want 0 (default) or at least %d", ErrInvalid, r.MaxBytes, minMaxBytes)
 	case r.MaxAge < 0:
 		return r, fmt.Errorf("%w: Options.MaxAge %v is negative", ErrInvalid, r.MaxAge)
 	case r.OpenTimeout < 0:

@@ -161,7 +161,7 @@ func TestBadRecords(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	dir := t.TempDir()
-	for _, o := range []Options{{CommitInterval: -1}, {MaxBatch: -1}, {MaxBytes: -1}, {MaxAge: -1}, {OpenTimeout: -1}} {
+	for _, o := range []Options{{CommitInterval: -1}, {MaxBatch: -1}, {MaxBytes: -1}, {MaxBytes: 1000}, {MaxAge: -1}, {OpenTimeout: -1}} {
 		if _, err := Open(filepath.Join(dir, "db"), &o); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(%+v): %v, want ErrInvalid", o, err)
 		}
