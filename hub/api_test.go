@@ -504,3 +504,36 @@ func TestShutdown(t *testing.T) {
 		t.Fatalf("%d connections after Run returned", n)
 	}
 }
+
+// A connection whose token expires is closed; a fresh auth renews it.
+func TestTokenExpiryOnOpenConnection(t *testing.T) {
+	var th *testHub
+	th = newTestHub(t, limitless, func(o *Options) { o.Now = func() time.Time { return th.now.Now() } })
+	th.now.Add(time.Since(th.now.Now()) + time.Minute) // the fake clock at the real time, plus a minute
+	short := func(ttl time.Duration) string {
+		tok, err := auth.Mint(testSecret, "alice", ttl, auth.Claims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	a := th.dial("/ws", nil)
+	a.send(map[string]any{"type": "auth", "token": short(10 * time.Minute)})
+	a.readType("auth_response")
+	b := th.dial("/ws", nil)
+	b.send(map[string]any{"type": "auth", "token": short(10 * time.Minute)})
+	b.readType("auth_response")
+	th.now.Add(5 * time.Minute)
+	b.send(map[string]any{"type": "auth", "token": short(time.Hour)}) // renewed
+	b.readType("auth_response")
+	th.now.Add(10 * time.Minute)
+	th.tick <- time.Time{}
+	if m := a.read(); m["error"] != "token_expired" {
+		t.Fatalf("expired: %v", m)
+	}
+	if code, _ := a.closeCode(); code != websocket.ClosePolicyViolation {
+		t.Fatalf("close %d", code)
+	}
+	b.send(map[string]any{"type": "ping"})
+	b.readType("pong")
+}

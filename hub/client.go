@@ -33,6 +33,7 @@ type client struct {
 	limitedSent bool
 
 	mu        sync.Mutex
+	exp       time.Time // the token's expiry; zero when it has none
 	subs      [numChannels]*chanSubs
 	jobs      []*replayJob // waiting for the replay goroutine
 	replaying bool
@@ -147,8 +148,27 @@ func (c *client) Closed() {
 		c.h.index(c, ch, false)
 	}
 	c.h.setTimed(c, false)
+	c.h.track(c, false)
 	c.wg.Wait()
 }
+
+// expireBy closes the connection if its token expired before t (a client
+// renews by sending a fresh auth message).
+func (c *client) expireBy(t time.Time) {
+	c.mu.Lock()
+	exp := c.exp
+	c.mu.Unlock()
+	if exp.IsZero() || !t.After(exp.Add(tokenLeeway)) {
+		return
+	}
+	c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: codeTokenExpired,
+		Message: "the token expired: reconnect with a fresh one"})})
+	c.conn.Close(wsconn.ClosePolicy, "token expired")
+}
+
+// tokenLeeway is the clock skew allowed on an authenticated connection's
+// token expiry, as auth allows on exp.
+const tokenLeeway = auth.DefaultLeeway
 
 func (c *client) handle(data []byte, inBatch bool) {
 	req, pe := decodeRequest(data)
@@ -228,6 +248,13 @@ func (c *client) auth(token string) {
 	}
 	first := !c.authed
 	c.authed = true
+	c.mu.Lock()
+	c.exp = time.Time{}
+	if claims.ExpiresAt != nil {
+		c.exp = claims.ExpiresAt.Time
+	}
+	c.mu.Unlock()
+	c.h.track(c, true)
 	c.reply(authResponse{Type: "auth_response", Success: true, Message: "authenticated", User: claims.User()})
 	if first && c.hasEndpoint {
 		c.subscribe(c.endpoint, c.epFilter, 0, false)

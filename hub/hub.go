@@ -142,6 +142,7 @@ type Hub struct {
 	subs  [numChannels]map[*client]struct{}
 	snap  [numChannels]atomic.Pointer[[]*client]
 	timed map[*client]struct{} // clients with frequency-limited entries
+	all   map[*client]struct{} // authenticated clients, for token expiry
 
 	sysMu  sync.Mutex
 	system *System
@@ -185,7 +186,7 @@ func New(o Options) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h := &Hub{o: o, srv: srv, log: o.Logger, wake: make(chan struct{}, 1), timed: make(map[*client]struct{})}
+	h := &Hub{o: o, srv: srv, log: o.Logger, wake: make(chan struct{}, 1), timed: make(map[*client]struct{}), all: make(map[*client]struct{})}
 	for i := range h.subs {
 		h.subs[i] = make(map[*client]struct{})
 		h.snap[i].Store(&[]*client{})
@@ -323,6 +324,8 @@ func (h *Hub) fanSystem(s System) {
 	}
 }
 
+// tickTimed runs every second: it flushes frequency-limited
+// subscriptions that are due and closes connections whose token expired.
 func (h *Hub) tickTimed() {
 	now := h.o.Now()
 	h.mu.Lock()
@@ -330,9 +333,26 @@ func (h *Hub) tickTimed() {
 	for c := range h.timed {
 		cs = append(cs, c)
 	}
+	all := make([]*client, 0, len(h.all))
+	for c := range h.all {
+		all = append(all, c)
+	}
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.flushDue(now)
+	}
+	for _, c := range all {
+		c.expireBy(now)
+	}
+}
+
+func (h *Hub) track(c *client, on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if on {
+		h.all[c] = struct{}{}
+	} else {
+		delete(h.all, c)
 	}
 }
 

@@ -581,3 +581,35 @@ func TestNewV3Validates(t *testing.T) {
 		t.Error("NewV3(nil) accepted")
 	}
 }
+
+func TestV3SharedLimits(t *testing.T) {
+	e := newV3Env(t, func(o *Options, vo *V3Options) {
+		o.Conn.MessagesPerSecond = 3
+		o.Conn.RateGrace = 100
+		// The core's rate clock is the test's: no tokens come back while
+		// the clock stands still.
+		o.Conn.Now = vo.Now
+	})
+	a1, _, _ := v3JoinGroups(e)
+	for i := 0; i < 5; i++ {
+		a1.send(`{"msg_type":"msg","target":"echo","msg":"m"}`)
+	}
+	got := map[string]int{}
+	for i := 0; i < 4; i++ { // 3 echoes and one rate_limited error
+		m := a1.next()
+		if m.Cmd == aether.CmdError {
+			got[v3ErrorOf(t, m).Code]++
+		} else {
+			got[m.Msg]++
+		}
+	}
+	if got["m"] != 3 || got[aether.CodeRateLimited] != 1 {
+		t.Errorf("got %v, want 3 echoes and one rate_limited error", got)
+	}
+	// A message over the size limit closes with 1009, like the first API.
+	b1 := e.dial("B", "big", nil)
+	b1.send(`{"msg_type":"msg","target":"echo","msg":"` + strings.Repeat("x", 2000) + `"}`)
+	if code, _ := b1.closed(); code != websocket.CloseMessageTooBig {
+		t.Errorf("oversized message closed with %d, want 1009", code)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,9 +61,18 @@ func main() {
 		devices  = flag.Int("devices", 10, "devices the readings are spread over")
 		duration = flag.Duration("duration", 15*time.Second, "length of each measured phase")
 		stall    = flag.Bool("stall", false, "child mode: the clients never read")
+		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
 	)
 	flag.Parse()
 	raiseFileLimit()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if *clients {
 		if err := runClients(*url, *tok, *n, *stall, *duration); err != nil {
 			log.Fatal(err)
@@ -70,6 +80,7 @@ func main() {
 		return
 	}
 	if err := runServer(*n, *stalled, *rate, *devices, *duration); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }

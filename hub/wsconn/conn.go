@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
@@ -83,6 +84,19 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 	ws.SetReadDeadline(time.Now().Add(s.o.AuthTimeout))
 	ws.SetPongHandler(func(string) error {
 		c.extendRead()
+		return nil
+	})
+	ws.SetCloseHandler(func(code int, _ string) error {
+		// Nothing may follow our reply: drop the queue first.
+		c.mu.Lock()
+		c.closing, c.closeSent = true, true
+		c.cancel()
+		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+		c.mu.Unlock()
+		if code == websocket.CloseNoStatusReceived {
+			code = websocket.CloseNormalClosure
+		}
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
 		return nil
 	})
 	c.mu.Lock()
@@ -294,7 +308,16 @@ func (c *Conn) startWriter() {
 	go c.writeLoop()
 }
 
+// maxWriteBatch bounds the bytes the writer frames into one write.
+const maxWriteBatch = 32 << 10
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWriteBatch+64); return &b }}
+
+// writeLoop writes the queue and exits when it is empty. Messages waiting
+// together are framed into one buffer and written with one system call: a
+// client that falls behind costs fewer writes, not more.
 func (c *Conn) writeLoop() {
+	var deadline time.Time
 	for {
 		c.mu.Lock()
 		m, ok := c.pop()
@@ -314,26 +337,78 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
-		c.mu.Unlock()
-		var err error
 		if m.ping {
-			err = c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.o.WriteWait))
-		} else {
-			c.ws.SetWriteDeadline(time.Now().Add(c.s.o.WriteWait))
-			err = c.ws.WriteMessage(websocket.TextMessage, m.Data)
+			c.mu.Unlock()
+			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.o.WriteWait)) != nil {
+				c.fail()
+			}
+			continue
+		}
+		bp := batchPool.Get().(*[]byte)
+		buf := appendFrame((*bp)[:0], m.Data)
+		seq := m.Seq
+		for len(buf) < maxWriteBatch {
+			next, ok := c.peek()
+			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch {
+				break
+			}
+			m, _ = c.pop()
+			buf = appendFrame(buf, m.Data)
+			seq = max(seq, m.Seq)
+		}
+		c.mu.Unlock()
+		// Refreshing the deadline costs a timer update; once a second
+		// is precise enough for a wait of seconds.
+		now := time.Now()
+		if now.Add(c.s.o.WriteWait).Sub(deadline) > time.Second {
+			deadline = now.Add(c.s.o.WriteWait)
+			c.ws.NetConn().SetWriteDeadline(deadline)
+		}
+		_, err := c.ws.NetConn().Write(buf)
+		if cap(buf) <= 2*maxWriteBatch {
+			*bp = buf[:0]
+			batchPool.Put(bp)
 		}
 		if err != nil {
 			c.fail()
 			continue
 		}
-		if m.Seq != 0 {
+		if seq != 0 {
 			c.mu.Lock()
-			if m.Seq > c.lastSeq {
-				c.lastSeq = m.Seq
-			}
+			c.lastSeq = max(c.lastSeq, seq)
 			c.mu.Unlock()
 		}
 	}
+}
+
+// appendFrame appends a final, unmasked text frame (RFC 6455 5.2) holding
+// p. Writing frames here rather than through gorilla lets several go out
+// in one write; gorilla's own control frames (pongs, close replies) are
+// single writes on the same socket, which the runtime never interleaves
+// with ours.
+func appendFrame(b, p []byte) []byte {
+	const text, fin = 0x1, 0x80
+	b = append(b, fin|text)
+	switch n := len(p); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xffff:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, p...)
+}
+
+// peek returns the next waiting message without taking it; c.mu held.
+func (c *Conn) peek() (Message, bool) {
+	for i := c.head; i < len(c.q); i++ {
+		if !c.dead[i] {
+			return c.q[i], true
+		}
+	}
+	return Message{}, false
 }
 
 // writeClose sends the close frame and arranges for the TCP connection to
