@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -44,12 +47,15 @@ type central struct {
 	token     string                    // required bearer token, if set
 	handlers  sync.WaitGroup
 
-	srv  *httptest.Server
-	addr string
+	srv    *httptest.Server
+	addr   string
+	secure bool // serve wss
 }
 
-func newCentral(t *testing.T) *central {
-	c := &central{t: t, got: map[uint64]int{}, live: map[*gws.Conn]*sync.Mutex{}, inbox: make(chan aether.Message, 64)}
+func newCentral(t *testing.T) *central { return newCentralTLS(t, false) }
+
+func newCentralTLS(t *testing.T, secure bool) *central {
+	c := &central{t: t, got: map[uint64]int{}, live: map[*gws.Conn]*sync.Mutex{}, inbox: make(chan aether.Message, 64), secure: secure}
 	c.start("127.0.0.1:0")
 	t.Cleanup(func() {
 		c.stop()
@@ -66,7 +72,11 @@ func (c *central) start(addr string) {
 	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
 	c.srv.Listener.Close()
 	c.srv.Listener = l
-	c.srv.Start()
+	if c.secure {
+		c.srv.StartTLS()
+	} else {
+		c.srv.Start()
+	}
 	c.addr = l.Addr().String()
 }
 
@@ -87,7 +97,11 @@ func (c *central) restart() {
 }
 
 func (c *central) url() string {
-	return "ws://" + c.addr + "/v3/ws/group/site-1/client/gw-1"
+	scheme := "ws://"
+	if c.secure {
+		scheme = "wss://"
+	}
+	return scheme + c.addr + "/v3/ws/group/site-1/client/gw-1"
 }
 
 var upgrader = gws.Upgrader{}
@@ -582,4 +596,40 @@ func TestNewValidates(t *testing.T) {
 	if u.Connected() {
 		t.Error("Connected before Run")
 	}
+}
+
+func TestTLSWithCAFile(t *testing.T) {
+	c := newCentralTLS(t, true)
+	c.set(func(c *central) { c.ackEvery = 1 })
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.srv.Certificate().Raw})
+	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t)
+	last := appendRecords(t, s, 30)
+
+	// Without the CA the server's certificate is refused.
+	o := testOptions(c.url())
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err = u.session(ctx, backoff.New(backoff.Options{}))
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("session without the CA = %v, want a certificate error", err)
+	}
+
+	o.CAFile = ca
+	u, err = New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "delivery over wss", 10*time.Second, func() bool {
+		cur, _ := s.Cursor(Cursor)
+		return cur == last
+	})
 }
