@@ -363,7 +363,22 @@ func (u *Uplink) Run(ctx context.Context) error {
 // session makes one connection and serves it until it drops or ctx ends.
 // connected tells whether the connection was established.
 func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected bool, err error) {
-	lost := make(chan error, 1)
+	client, lost, err := u.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	if ctx.Err() != nil {
+		client.Disconnect(0)
+		return true, nil
+	}
+	b.Connected()
+	return true, u.serve(ctx, client, lost)
+}
+
+// connect makes a paho client (one per connection: no state carries over)
+// and connects it. lost receives the error that ends the connection.
+func (u *Uplink) connect(ctx context.Context) (client paho.Client, lost <-chan error, err error) {
+	lostc := make(chan error, 1)
 	var dialMu sync.Mutex
 	var stopDialWatch func() bool
 	opts := paho.NewClientOptions().
@@ -384,7 +399,7 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 		SetBinaryWill(u.topic.status, u.statusPayload("offline", "connection lost"), 1, true).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
-			case lost <- err:
+			case lostc <- err:
 			default:
 			}
 		}).
@@ -400,7 +415,7 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 			dialMu.Unlock()
 			return conn, nil
 		})
-	client := paho.NewClient(opts)
+	client = paho.NewClient(opts)
 	tok := client.Connect()
 	<-tok.Done() // bounded by ConnectTimeout, and by ctx through the dial watch
 	dialMu.Lock()
@@ -409,13 +424,15 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 	}
 	dialMu.Unlock()
 	if err := tok.Error(); err != nil {
-		return false, fmt.Errorf("mqtt: connecting to %s: %w", u.broker.Redacted(), err)
+		return nil, nil, fmt.Errorf("mqtt: connecting to %s: %w", u.broker.Redacted(), err)
 	}
-	if ctx.Err() != nil {
-		client.Disconnect(0)
-		return true, nil
-	}
-	b.Connected()
+	return client, lostc, nil
+}
+
+// serve runs one connection: birth, command subscription, the two
+// streams, heartbeats and commands, until the connection drops or ctx
+// ends. On a clean shutdown it publishes the offline status itself.
+func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan error) error {
 	u.connected.Store(true)
 	defer u.connected.Store(false)
 	u.log.Info("mqtt: connected", "broker", u.broker.Redacted(), "client_id", u.o.ClientID)
@@ -424,8 +441,8 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 	// skipped seqs) before any record of this connection.
 	birth := client.Publish(u.topic.status, 1, true, u.statusPayload("online", ""))
 	if err := waitToken(ctx, birth, u.o.ConnectTimeout); err != nil {
-		client.Disconnect(0)
-		return true, fmt.Errorf("mqtt: publishing birth: %w", err)
+		u.disconnect(ctx, client)
+		return fmt.Errorf("mqtt: publishing birth: %w", err)
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -446,8 +463,8 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 		}
 	})
 	if err := waitToken(ctx, sub, u.o.ConnectTimeout); err != nil {
-		client.Disconnect(0)
-		return true, fmt.Errorf("mqtt: subscribing to commands: %w", err)
+		u.disconnect(ctx, client)
+		return fmt.Errorf("mqtt: subscribing to commands: %w", err)
 	}
 
 	var wg sync.WaitGroup
@@ -503,18 +520,22 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected boo
 		}
 	}()
 	wg.Wait()
+	u.disconnect(ctx, client)
+	return sessErr
+}
 
-	if ctx.Err() != nil && client.IsConnected() {
-		// Clean shutdown: replace the retained status ourselves; the
-		// broker does not send the will after a DISCONNECT.
-		off := client.Publish(u.topic.status, 1, true, u.statusPayload("offline", "shutdown"))
-		_ = waitToken(context.Background(), off, 2*time.Second)
-		client.Disconnect(250)
-		u.log.Info("mqtt: disconnected (shutdown)")
-		return true, nil
+// disconnect ends the connection. On shutdown (ctx ended) it first
+// replaces the retained status with "offline": the broker does not send
+// the will after a DISCONNECT.
+func (u *Uplink) disconnect(ctx context.Context, client paho.Client) {
+	if ctx.Err() == nil || !client.IsConnected() {
+		client.Disconnect(0)
+		return
 	}
-	client.Disconnect(0)
-	return true, sessErr
+	off := client.Publish(u.topic.status, 1, true, u.statusPayload("offline", "shutdown"))
+	_ = waitToken(context.Background(), off, 2*time.Second)
+	client.Disconnect(250)
+	u.log.Info("mqtt: disconnected (shutdown)")
 }
 
 // dial opens the network connection for paho, so that a shutdown stops it
