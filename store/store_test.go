@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -470,4 +471,25 @@ func TestRecordSize(t *testing.T) {
 		t.Fatalf("a two-metric record takes %d bytes", len(enc))
 	}
 	t.Logf("two-metric telemetry record: %d bytes", len(enc))
+}
+
+// Close returns only after the store's goroutines have exited.
+func TestNoGoroutineOutlivesClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 10; i++ {
+		s, err := Open(filepath.Join(t.TempDir(), "db"), &Options{Logger: quiet, CommitInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, s, tele(1, 1))
+		s.Backlog(0)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Close already waited for the writer: no polling needed.
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
 }
