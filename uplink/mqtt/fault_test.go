@@ -387,12 +387,13 @@ func TestKill9MidStream(t *testing.T) {
 }
 
 // silentServer accepts TCP connections and never answers: a broker that
-// hangs during CONNECT.
-func silentServer(t *testing.T) string {
+// hangs during CONNECT. accepted gets a value per connection.
+func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	acc := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -407,6 +408,10 @@ func silentServer(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
+			select {
+			case acc <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() {
@@ -416,7 +421,7 @@ func silentServer(t *testing.T) string {
 			c.Close()
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), acc
 }
 
 func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
@@ -464,13 +469,18 @@ func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
 	}
 
 	// Cancel during a connection attempt that hangs.
-	u, err = New(st, nil, Options{URL: "tcp://" + silentServer(t), GatewayID: "gw1", ConnectTimeout: time.Hour})
+	addr, accepted := silentServer(t)
+	u, err = New(st, nil, Options{URL: "tcp://" + addr, GatewayID: "gw1", ConnectTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() { done <- u.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond) // let it reach the CONNECT (either way, Run must return)
+	select {
+	case <-accepted: // the uplink is now waiting for a CONNACK that never comes
+	case <-time.After(10 * time.Second):
+		t.Fatal("the uplink did not connect to the silent server")
+	}
 	begin := time.Now()
 	cancel()
 	select {
