@@ -78,8 +78,8 @@ type Options struct {
 	// MaxRate caps the telemetry records sent per second while draining a
 	// backlog. Default 0: no cap beyond MaxInFlight.
 	MaxRate float64 `yaml:"max_rate"`
-	// KeepAlive is the MQTT keepalive: a dead link is noticed within about
-	// 1.5 times this. Default 30 s; at least 1 s.
+	// KeepAlive is the MQTT keepalive: a dead link is noticed within this
+	// plus 10 s (the ping timeout). Default 30 s; at least 1 s.
 	KeepAlive time.Duration `yaml:"keepalive"`
 	// HeartbeatInterval is the period of the heartbeat message. Default 30 s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
