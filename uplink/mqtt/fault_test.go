@@ -496,3 +496,21 @@ func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
 		t.Fatalf("second Run: %v", err)
 	}
 }
+
+func TestBrokerDownAtStart(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	b.stop() // the gateway boots before its network
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	last := appendN(t, st, 0, 2000)
+	u, err := New(st, nil, testOptions(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u) // does not wait for the broker
+	if u.Connected() {
+		t.Fatal("connected to a stopped broker")
+	}
+	b.start()
+	checkNoLoss(t, col, last, 0)
+}
