@@ -60,7 +60,8 @@ func main() {
 		rate     = flag.Int("rate", 100, "readings published per second")
 		devices  = flag.Int("devices", 10, "devices the readings are spread over")
 		duration = flag.Duration("duration", 15*time.Second, "length of each measured phase")
-		stall    = flag.Bool("stall", false, "child mode: the clients never read")
+		stall    = flag.Bool("stall", false, "with -clients: the clients never read")
+		isChild  = flag.Bool("child", false, "with -clients: driven by a parent hubbench through stdin")
 		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
 	)
 	flag.Parse()
@@ -74,7 +75,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if *clients {
-		if err := runClients(*url, *tok, *n, *stall, *duration); err != nil {
+		if err := runClients(*url, *tok, *n, *stall, *isChild, *duration); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -124,7 +125,7 @@ func startChild(args ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, append([]string{"-clients"}, args...)...)
+	cmd := exec.Command(exe, append([]string{"-clients", "-child"}, args...)...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -235,7 +236,7 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 	fmt.Printf("hubbench: %d clients, %d readings/s over %d devices, %v per phase, %d stalled clients in phase 2\n",
 		n, rate, devices, duration, stalled)
 	rss0 := rssKB()
-	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n), "-duration", duration.String())
+	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n))
 	if err != nil {
 		return err
 	}
@@ -293,6 +294,13 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000, h.Connections())
 		return s, nil
 	}
+	// Warm up (goroutine stacks, heap, TCP windows) before measuring.
+	warm := duration
+	duration = min(duration, 3*time.Second)
+	if _, err := phase("warm-up (not measured)"); err != nil {
+		return err
+	}
+	duration = warm
 	base, err := phase("baseline")
 	if err != nil {
 		return err
@@ -304,7 +312,6 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer st.stop()
 	if l, err := st.line(); err != nil || l != "ready" {
 		return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
 	}
@@ -313,13 +320,33 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("p99 with stalled clients / baseline: %.3f\n", with.P99us/base.P99us)
+	st.stop()
+	waitConns(h, -n)
+	base2, err := phase("baseline again")
+	if err != nil {
+		return err
+	}
+	ref := (base.P99us + base2.P99us) / 2
+	fmt.Printf("p99 with stalled clients / mean baseline p99: %.3f (baselines differ by %.1f%%: the noise floor)\n",
+		with.P99us/ref, 100*abs(base.P99us-base2.P99us)/ref)
 	return nil
 }
 
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+// waitConns waits until the hub has want connections (at most -want when
+// want is negative).
 func waitConns(h *hub.Hub, want int) {
 	deadline := time.Now().Add(30 * time.Second)
-	for h.Connections() < want && time.Now().Before(deadline) {
+	for time.Now().Before(deadline) {
+		if n := h.Connections(); want >= 0 && n >= want || want < 0 && n <= -want {
+			return
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
@@ -381,7 +408,7 @@ func (h *histogram) reset() {
 
 // runClients connects n clients and reports their latencies on "report"
 // lines from stdin (in child mode), or after duration (standalone).
-func runClients(url, tok string, n int, stall bool, duration time.Duration) error {
+func runClients(url, tok string, n int, stall, isChild bool, duration time.Duration) error {
 	if url == "" {
 		return errors.New("hubbench: -clients needs -url")
 	}
@@ -459,7 +486,7 @@ func runClients(url, tok string, n int, stall bool, duration time.Duration) erro
 		b, _ := json.Marshal(s)
 		fmt.Println(string(b))
 	}
-	if stdinIsPipe() {
+	if isChild {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			switch sc.Text() {
@@ -482,11 +509,6 @@ func runClients(url, tok string, n int, stall bool, duration time.Duration) erro
 	}
 	readers.Wait()
 	return nil
-}
-
-func stdinIsPipe() bool {
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice == 0
 }
 
 // read receives telemetry and records the latency from each update's
