@@ -305,6 +305,7 @@ const (
 	CodeForbidden      = "forbidden"       // the token does not allow it
 	CodeNotConnected   = "not_connected"   // direct to a client that is not connected
 	CodeRateLimited    = "rate_limited"    // over the message rate
+	CodeTokenExpired   = "token_expired"   // the token expired: the connection closes
 	CodeUnknownCommand = "unknown_command" // cmd to the agent it does not run
 	CodeBadArgs        = "bad_args"        // cmd arguments refused
 	CodeFailed         = "failed"          // cmd failed

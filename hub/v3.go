@@ -163,7 +163,8 @@ func NewV3(h *Hub, o V3Options) (*V3, error) {
 // and the core's 403/429/503.
 func (v *V3) Handler() http.Handler { return http.HandlerFunc(v.serveHTTP) }
 
-// Run runs the agent's commands and the presence sweep until ctx ends, and
+// Run runs the agent's commands and the presence and token-expiry sweep
+// (every quarter heartbeat interval) until ctx ends, and
 // returns when both have stopped. The connections themselves end with the
 // Hub's Run (shared shutdown).
 func (v *V3) Run(ctx context.Context) error {
@@ -329,17 +330,30 @@ func (v *V3) announce(group, who, event string) {
 	}
 }
 
-// sweep removes the members silent for two heartbeat intervals.
+// sweep removes the members silent for two heartbeat intervals, and closes
+// the connections whose token expired (like the first API).
 func (v *V3) sweep() {
-	limit := v.o.Now().Add(-2 * v.o.HeartbeatInterval).UnixNano()
+	now := v.o.Now()
+	limit := now.Add(-2 * v.o.HeartbeatInterval).UnixNano()
 	v.mu.RLock()
-	var silent []*v3member
+	var silent, expired []*v3member
 	for _, m := range v.clients {
-		if m.conn != nil && m.lastSeen.Load() < limit {
+		switch {
+		case m.conn == nil:
+		case m.claims.ExpiresAt != nil && now.After(m.claims.ExpiresAt.Time):
+			expired = append(expired, m)
+		case m.lastSeen.Load() < limit:
 			silent = append(silent, m)
 		}
 	}
 	v.mu.RUnlock()
+	for _, m := range expired {
+		env := aether.ErrorEnvelope(aether.CodeTokenExpired, errors.New("hub: V3: the token expired: reconnect with a fresh one"))
+		env.GroupID = m.group
+		m.conn.Send(wsconn.Message{Data: v.encode(&env)})
+		m.conn.Close(wsconn.ClosePolicy, "token expired")
+		v.leave(m, PresenceLeave)
+	}
 	for _, m := range silent {
 		m.conn.Close(ClosePresenceTimeout, fmt.Sprintf("presence timeout: nothing received for %v (send a heartbeat every %v)", 2*v.o.HeartbeatInterval, v.o.HeartbeatInterval))
 		v.leave(m, PresenceTimeout)

@@ -219,6 +219,11 @@ func (c *v3client) nextAny() aether.Message {
 	case m := <-c.msgs:
 		return m
 	case <-c.done:
+		select { // what arrived before the close comes first
+		case m := <-c.msgs:
+			return m
+		default:
+		}
 		c.t.Fatalf("%s: connection closed (%d %q) while waiting for a message", c.id, c.code, c.why)
 	case <-time.After(10 * time.Second):
 		c.t.Fatalf("%s: no message in 10 s", c.id)
@@ -611,5 +616,30 @@ func TestV3SharedLimits(t *testing.T) {
 	b1.send(`{"msg_type":"msg","target":"echo","msg":"` + strings.Repeat("x", 2000) + `"}`)
 	if code, _ := b1.closed(); code != websocket.CloseMessageTooBig {
 		t.Errorf("oversized message closed with %d, want 1009", code)
+	}
+}
+
+func TestV3TokenExpiry(t *testing.T) {
+	e := newV3Env(t, nil)
+	a1, a2, _ := v3JoinGroups(e)
+	// Tokens last an hour from now (the real clock); the endpoint's clock
+	// goes past that while a1 and a2 keep heartbeating.
+	e.clock.advance(time.Since(e.clock.Now())) // to the real now
+	e.clock.advance(2 * time.Hour)
+	for _, c := range []*v3client{a1, a2} {
+		c.send(`{"msg_type":"heartbeat","target":"echo"}`)
+		c.next()
+	}
+	e.tick <- e.clock.Now()
+	for _, c := range []*v3client{a1, a2} {
+		if p := v3ErrorOf(t, c.next()); p.Code != aether.CodeTokenExpired {
+			t.Errorf("%s: error %+v", c.id, p)
+		}
+		if code, why := c.closed(); code != websocket.ClosePolicyViolation || why != "token expired" {
+			t.Errorf("%s closed with %d %q", c.id, code, why)
+		}
+	}
+	if got := e.v3.Members("A"); len(got) != 0 {
+		t.Errorf("Members(A) = %v after expiry", got)
 	}
 }
