@@ -4,7 +4,7 @@
 //
 // Dev implements periph's onewire.Bus and onewire.BusSearcher: Tx issues a
 // 1-Wire reset, writes and reads bytes, and can leave the strong pull-up on
-// to power a temperature conversion. It also implements sync.Locker so a
+// to power a temperature conversion. It also has LockBus/UnlockBus so a
 // driver can hold the bus across a multi-transaction exchange (convert,
 // wait, read) while other probes on the same bridge wait.
 //

@@ -63,7 +63,7 @@ type Dev struct {
 	addr uint16
 	cfg  byte
 
-	txn sync.Mutex // held by a driver across several Tx (see Lock)
+	txn sync.Mutex // held by a driver across several Tx (see LockBus)
 	mu  sync.Mutex // held for one Tx or triplet
 }
 
@@ -92,12 +92,14 @@ func New(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 
 func (d *Dev) String() string { return fmt.Sprintf("DS2482 at 0x%02X on %s", d.addr, d.bus) }
 
-// Lock reserves the 1-Wire bus for a sequence of transactions. Tx does not
-// need it; drivers that must not be interleaved (convert, then read) do.
-func (d *Dev) Lock() { d.txn.Lock() }
+// LockBus reserves the 1-Wire bus for a sequence of transactions. Tx does
+// not need it; drivers whose exchanges must not be interleaved (convert,
+// wait, read) do. It is not sync.Locker on purpose: periph's fakes embed a
+// mutex, and a driver looking for sync.Locker would deadlock on them.
+func (d *Dev) LockBus() { d.txn.Lock() }
 
-// Unlock releases the bus reserved by Lock.
-func (d *Dev) Unlock() { d.txn.Unlock() }
+// UnlockBus releases the bus reserved by LockBus.
+func (d *Dev) UnlockBus() { d.txn.Unlock() }
 
 // reset resets the bridge and writes its configuration. Caller holds d.mu.
 func (d *Dev) reset() error {
@@ -219,5 +221,4 @@ func (d *Dev) Search(alarmOnly bool) ([]onewire.Address, error) {
 var (
 	_ onewire.Bus         = (*Dev)(nil)
 	_ onewire.BusSearcher = (*Dev)(nil)
-	_ sync.Locker         = (*Dev)(nil)
 )

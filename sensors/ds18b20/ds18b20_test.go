@@ -1,0 +1,357 @@
+package ds18b20
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"periph.io/x/conn/v3/i2c/i2ctest"
+	"periph.io/x/conn/v3/onewire"
+	"periph.io/x/conn/v3/onewire/onewiretest"
+
+	"github.com/floorhub/floorhub/sensors/ds18b20/ds2482"
+)
+
+func rom(t *testing.T, s string) onewire.Address {
+	t.Helper()
+	a, err := ParseROM(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// scratchpad lays out the nine bytes (datasheet figure "DS18B20 Memory
+// Map"): temperature LSB and MSB, TH, TL, configuration, FFh, reserved,
+// 10h, CRC.
+func scratchpad(raw uint16, cfg byte) []byte {
+	sp := []byte{byte(raw), byte(raw >> 8), 0x4B, 0x46, cfg, 0xFF, 0x0C, 0x10, 0}
+	sp[8] = onewire.CalcCRC(sp[:8])
+	return sp
+}
+
+// Configuration bytes: 0 R1 R0 1 1 1 1 1.
+const (
+	cfg9  = 0x1F
+	cfg12 = 0x7F
+)
+
+func matchROM(a onewire.Address, cmd ...byte) []byte {
+	w := []byte{0x55}
+	for i := 0; i < 8; i++ {
+		w = append(w, byte(a>>(8*i)))
+	}
+	return append(w, cmd...)
+}
+
+func noWait(d *Dev) *Dev {
+	d.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	return d
+}
+
+func TestParseROM(t *testing.T) {
+	a := rom(t, "28-0000075e6b1a")
+	if byte(a) != 0x28 || uint64(a)>>8&(1<<48-1) != 0x0000075e6b1a {
+		t.Fatalf("address %016x", uint64(a))
+	}
+	b := make([]byte, 8)
+	for i := range b {
+		b[i] = byte(a >> (8 * i))
+	}
+	if !onewire.CheckCRC(b) {
+		t.Errorf("ROM CRC wrong: % x", b)
+	}
+	if s := ROMString(a); s != "28-0000075e6b1a" {
+		t.Errorf("ROMString %q", s)
+	}
+	for _, bad := range []string{"", "28", "28-xyz", "10-0000075e6b1a", "28-0000075e6b1a00", "280000075e6b1a"} {
+		if _, err := ParseROM(bad); err == nil {
+			t.Errorf("ParseROM(%q): no error", bad)
+		}
+	}
+}
+
+// The datasheet's table of temperature/data relationships, at 12 bits.
+var datasheetTable = []struct {
+	raw uint16
+	c   float64
+}{
+	{0x07D0, 125}, {0x0191, 25.0625}, {0x00A2, 10.125}, {0x0008, 0.5}, {0x0000, 0},
+	{0xFFF8, -0.5}, {0xFF5E, -10.125}, {0xFE6F, -25.0625}, {0xFC90, -55},
+}
+
+func TestOneWireBus(t *testing.T) {
+	a := rom(t, "28-0000075e6b1a")
+	ops := []onewiretest.IO{{W: matchROM(a, 0xBE), R: scratchpad(0x0550, cfg12)}} // New: power-on value is fine here
+	for _, e := range datasheetTable {
+		ops = append(ops,
+			onewiretest.IO{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
+			onewiretest.IO{W: matchROM(a, 0xBE), R: scratchpad(e.raw, cfg12)})
+	}
+	bus := &onewiretest.Playback{Ops: ops}
+	d, err := New(bus, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWait(d)
+	for _, e := range datasheetTable {
+		rs, err := d.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rs) != 1 || rs[0].Metric != "temperature" || rs[0].Unit != "°C" || rs[0].Value != e.c {
+			t.Errorf("raw 0x%04X: %+v, want %v °C", e.raw, rs, e.c)
+		}
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestResolution(t *testing.T) {
+	a := rom(t, "28-0000075e6b1a")
+	var waited []time.Duration
+	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
+		{W: matchROM(a, 0xBE), R: scratchpad(0x0191, cfg12)},
+		// Write scratchpad: TH and TL kept, 9 bits.
+		{W: matchROM(a, 0x4E, 0x4B, 0x46, cfg9)},
+		{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
+		// At 9 bits the three low bits are undefined: 0x0197 reads as
+		// 0x0190, 25.0 °C.
+		{W: matchROM(a, 0xBE), R: scratchpad(0x0197, cfg9)},
+	}}
+	d, err := New(bus, a, &Opts{Resolution: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.sleep = func(_ context.Context, w time.Duration) error { waited = append(waited, w); return nil }
+	c, err := d.Sense(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != 25 {
+		t.Errorf("%v °C, want 25", c)
+	}
+	// 9 bits convert in at most 93.75 ms.
+	if len(waited) != 1 || waited[0] != 93750*time.Microsecond {
+		t.Errorf("waited %v", waited)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(bus, a, &Opts{Resolution: 13}); err == nil {
+		t.Error("resolution 13 accepted")
+	}
+}
+
+func TestTwoProbesOneBus(t *testing.T) {
+	a, b := rom(t, "28-0000075e6b1a"), rom(t, "28-00000a1b2c3d")
+	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
+		{W: matchROM(a, 0xBE), R: scratchpad(0, cfg12)},
+		{W: matchROM(b, 0xBE), R: scratchpad(0, cfg12)},
+		{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
+		{W: matchROM(a, 0xBE), R: scratchpad(0x0191, cfg12)},
+		{W: matchROM(b, 0x44), Pull: onewire.StrongPullup},
+		{W: matchROM(b, 0xBE), R: scratchpad(0xFF5E, cfg12)},
+	}}
+	da, err := New(bus, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := New(bus, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWait(da)
+	noWait(db)
+	if c, err := da.Sense(context.Background()); err != nil || c != 25.0625 {
+		t.Errorf("probe a: %v, %v", c, err)
+	}
+	if c, err := db.Sense(context.Background()); err != nil || c != -10.125 {
+		t.Errorf("probe b: %v, %v", c, err)
+	}
+}
+
+func TestFaultsAndRecovery(t *testing.T) {
+	a := rom(t, "28-0000075e6b1a")
+	garbled := scratchpad(0x0191, cfg12)
+	garbled[0] ^= 0x04
+	ff := []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
+	conv := onewiretest.IO{W: matchROM(a, 0x44), Pull: onewire.StrongPullup}
+	read := func(sp []byte) onewiretest.IO { return onewiretest.IO{W: matchROM(a, 0xBE), R: sp} }
+	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
+		read(scratchpad(0, cfg12)),
+		conv, read(garbled), // CRC error
+		read(ff),                                                          // re-init: the probe is gone
+		read(scratchpad(0, cfg12)), conv, read(scratchpad(0x0550, cfg12)), // power-on value
+		read(scratchpad(0, cfg12)), conv, read(make([]byte, 9)), // all zeros: passes the CRC
+		read(scratchpad(0, cfg12)), conv, read(scratchpad(0x0191, cfg12)), // back
+	}}
+	d, err := New(bus, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWait(d)
+	for i, want := range []error{ErrCRC, ErrNotFound, ErrStuck, ErrCRC} {
+		if _, err := d.Read(context.Background()); !errors.Is(err, want) {
+			t.Fatalf("read %d: err %v, want %v", i, err, want)
+		} else {
+			t.Log(err)
+		}
+	}
+	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
+		t.Fatalf("after recovery: %v, %v", c, err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Through the DS2482 bridge on a fake I²C bus: the whole chain a gateway
+// with a bridge uses. The bridge's transcript pieces follow its datasheet.
+type bridgeScript struct{ ops []i2ctest.IO }
+
+func (s *bridgeScript) add(ops ...i2ctest.IO) { s.ops = append(s.ops, ops...) }
+func (s *bridgeScript) status(st byte)        { s.add(i2ctest.IO{Addr: 0x18, R: []byte{st}}) }
+func (s *bridgeScript) reset(st byte) {
+	s.add(i2ctest.IO{Addr: 0x18, W: []byte{0xB4}})
+	s.status(st)
+}
+func (s *bridgeScript) write(bs ...byte) {
+	for _, b := range bs {
+		s.add(i2ctest.IO{Addr: 0x18, W: []byte{0xA5, b}})
+		s.status(0x08)
+	}
+}
+func (s *bridgeScript) read(bs ...byte) {
+	for _, b := range bs {
+		s.add(i2ctest.IO{Addr: 0x18, W: []byte{0x96}})
+		s.status(0x08)
+		s.add(i2ctest.IO{Addr: 0x18, W: []byte{0xE1, 0xE1}, R: []byte{b}})
+	}
+}
+func (s *bridgeScript) config(c byte) {
+	s.add(i2ctest.IO{Addr: 0x18, W: []byte{0xD2, c | (^c)<<4}, R: []byte{c}})
+}
+
+func TestThroughDS2482(t *testing.T) {
+	a := rom(t, "28-0000075e6b1a")
+	var s bridgeScript
+	s.add(i2ctest.IO{Addr: 0x18, W: []byte{0xF0}, R: []byte{0x18}})
+	s.config(0x01)
+	// New: read the scratchpad.
+	s.reset(0x0A)
+	s.write(matchROM(a, 0xBE)...)
+	s.read(scratchpad(0, cfg12)...)
+	// Read: convert with the strong pull-up armed before the last byte...
+	s.reset(0x0A)
+	w := matchROM(a, 0x44)
+	s.write(w[:len(w)-1]...)
+	s.config(0x05)
+	s.write(0x44)
+	// ...then the scratchpad.
+	s.reset(0x0A)
+	s.write(matchROM(a, 0xBE)...)
+	s.read(scratchpad(0xFE6F, cfg12)...)
+	// Probe unplugged: no presence pulse.
+	s.reset(0x08)
+	bus := &i2ctest.Playback{Ops: s.ops}
+	br, err := ds2482.New(bus, 0x18, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(br, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noWait(d)
+	if c, err := d.Sense(context.Background()); err != nil || c != -25.0625 {
+		t.Fatalf("%v °C, %v; want -25.0625", c, err)
+	}
+	if _, err := d.Sense(context.Background()); !errors.Is(err, ds2482.ErrNoPresence) {
+		t.Fatalf("err %v, want the bridge's ErrNoPresence", err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// w1Probe writes a probe's w1_slave the way the kernel's w1_therm formats
+// it.
+func w1Probe(t *testing.T, dir, id string, sp []byte, verdict string) {
+	t.Helper()
+	p := filepath.Join(dir, id)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hexs := strings.TrimSpace(fmt.Sprintf("% x", sp))
+	raw := int16(uint16(sp[1])<<8 | uint16(sp[0]))
+	body := fmt.Sprintf("%s : crc=%02x %s\n%s t=%d\n", hexs, sp[8], verdict, hexs, int(raw)*1000/16)
+	if err := os.WriteFile(filepath.Join(p, "w1_slave"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKernelW1(t *testing.T) {
+	dir := t.TempDir()
+	const id = "28-0000075e6b1a"
+	w1Probe(t, dir, id, scratchpad(0x0191, cfg12), "YES")
+	if err := os.WriteFile(filepath.Join(dir, id, "resolution"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewW1(dir, rom(t, id), &Opts{Resolution: 12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, id, "resolution")); string(b) != "12\n" {
+		t.Errorf("resolution file %q", b)
+	}
+	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
+		t.Fatalf("%v, %v", c, err)
+	}
+	bad := scratchpad(0x0191, cfg12)
+	bad[8] ^= 1
+	w1Probe(t, dir, id, bad, "NO")
+	if _, err := d.Sense(context.Background()); !errors.Is(err, ErrCRC) {
+		t.Fatalf("err %v, want ErrCRC", err)
+	}
+	// The kernel's answer for a probe on a line with no pull-up: zeros
+	// with a "valid" CRC.
+	w1Probe(t, dir, id, make([]byte, 9), "YES")
+	if _, err := d.Sense(context.Background()); !errors.Is(err, ErrCRC) {
+		t.Fatalf("err %v, want ErrCRC", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, id)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Sense(context.Background()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err %v, want ErrNotFound", err)
+	}
+	// Plugged back in: the kernel lists it again.
+	w1Probe(t, dir, id, scratchpad(0xFC90, cfg12), "YES")
+	if err := os.WriteFile(filepath.Join(dir, id, "resolution"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := d.Sense(context.Background()); err != nil || c != -55 {
+		t.Fatalf("after recovery: %v, %v", c, err)
+	}
+}
+
+func TestKernelW1Missing(t *testing.T) {
+	if _, err := NewW1(filepath.Join(t.TempDir(), "nope"), rom(t, "28-0000075e6b1a"), nil); err == nil {
+		t.Fatal("missing w1 directory accepted")
+	} else if !strings.Contains(err.Error(), "w1-gpio") {
+		t.Errorf("error %q gives no hint", err)
+	}
+	if _, err := NewW1(t.TempDir(), rom(t, "28-0000075e6b1a"), nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("err %v, want ErrNotFound", err)
+	}
+}
+
+// The bridge is held across a probe's convert and read.
+var _ BusLocker = (*ds2482.Dev)(nil)
