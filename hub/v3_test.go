@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,6 +70,23 @@ func (v3commander) Command(ctx context.Context, name string, args json.RawMessag
 
 func newV3Env(t testing.TB, edit func(*Options, *V3Options)) *v3env {
 	t.Helper()
+	return startV3Env(t, false, edit)
+}
+
+// v3SmallBuf gives the server's sockets small kernel send buffers, so that
+// a client that stops reading stalls its writer after a few kilobytes.
+type v3SmallBuf struct{ net.Listener }
+
+func (l v3SmallBuf) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(8 << 10)
+	}
+	return c, err
+}
+
+func startV3Env(t testing.TB, smallBuf bool, edit func(*Options, *V3Options)) *v3env {
+	t.Helper()
 	ver, err := auth.NewVerifier(auth.VerifierOptions{Secret: v3Secret})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +111,11 @@ func newV3Env(t testing.TB, edit func(*Options, *V3Options)) *v3env {
 	mux.Handle("/v3/ws/", e.v3.Handler())
 	mux.Handle("/ws", e.hub.Handler())
 	mux.Handle("/ws/", e.hub.Handler())
-	e.srv = httptest.NewServer(mux)
+	e.srv = httptest.NewUnstartedServer(mux)
+	if smallBuf {
+		e.srv.Listener = v3SmallBuf{e.srv.Listener}
+	}
+	e.srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -641,5 +663,70 @@ func TestV3TokenExpiry(t *testing.T) {
 	}
 	if got := e.v3.Members("A"); len(got) != 0 {
 		t.Errorf("Members(A) = %v after expiry", got)
+	}
+}
+
+func TestV3SlowMemberDoesNotSlowOthers(t *testing.T) {
+	e := startV3Env(t, true, func(o *Options, _ *V3Options) {
+		o.Conn.MessagesPerSecond = 1 << 20
+		o.Conn.QueueLen = 32
+		o.Conn.WriteWait = 500 * time.Millisecond // a stuck writer gives up soon
+	})
+	fast := e.dial("A", "fast", nil)
+	fast.presence(PresenceJoin, "fast")
+	// slow connects with a small receive buffer and never reads again.
+	hdr := http.Header{"Authorization": {"Bearer " + v3token(t, "u-slow", auth.Claims{})}}
+	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}
+	slow, _, err := d.Dial(e.url("A", "slow"), hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fast.presence(PresenceJoin, "slow")
+	sender := e.dial("A", "sender", nil)
+	sender.presence(PresenceJoin, "sender")
+	fast.presence(PresenceJoin, "sender")
+
+	// Far more 900-byte messages than the slow client's socket and queue
+	// hold, sent as fast as the fast member reads them (8 in flight): the
+	// fast member gets them all, the slow one is dropped (1013) and
+	// announced.
+	const n, window = 400, 8
+	msg := []byte(`{"msg_type":"msg","target":"group","msg":"` + strings.Repeat("x", 800) + `"}`)
+	sent := 0
+	for ; sent < window; sent++ {
+		sender.send(string(msg))
+	}
+	got, left := 0, false
+	for got < n || !left {
+		m := fast.nextAny()
+		switch {
+		case m.MsgType == aether.TypeMsg && m.FromID == "sender":
+			got++
+			if sent < n {
+				sender.send(string(msg))
+				sent++
+			}
+		case m.MsgType == aether.TypePresence && strings.Contains(string(m.Payload), `"event":"leave","client_id":"slow"`):
+			left = true
+		}
+	}
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		if _, _, err := slow.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			// 1013 if the close frame got through the full socket, else
+			// the connection was just dropped (1006).
+			if errors.As(err, &ce) && ce.Code != websocket.CloseTryAgainLater && ce.Code != websocket.CloseAbnormalClosure {
+				t.Errorf("slow member closed with %d %q, want 1013 or 1006", ce.Code, ce.Text)
+			}
+			break
+		}
 	}
 }
