@@ -21,6 +21,9 @@ const (
 	// maxBytes32 caps MaxBytes on 32-bit builds, where bbolt's mmap of the
 	// whole file must fit in a 2 GiB address range.
 	maxBytes32 = 3 << 29 // 1.5 GiB
+	// maxMaxBatch bounds MaxBatch, and with it the queue (4 x MaxBatch
+	// records in memory) and the seq reserve (8 x MaxBatch).
+	maxMaxBatch = 1 << 20
 	// minMaxBytes is the smallest cap that leaves room for records next to
 	// bbolt's own pages (meta, freelist, bucket roots).
 	minMaxBytes = 128 << 10
@@ -33,8 +36,9 @@ type Options struct {
 	// CommitInterval is the longest a record waits before its batch is
 	// committed (one transaction, one fsync). Default 1 s.
 	CommitInterval time.Duration
-	// MaxBatch commits early once this many records are pending. Default 4096.
-	// Append blocks once 4 x MaxBatch records are pending (back-pressure).
+	// MaxBatch commits early once this many records are pending. Default
+	// 4096, at most 1<<20. Append blocks once 4 x MaxBatch records are
+	// pending (back-pressure).
 	MaxBatch int
 	// MaxBytes caps the data kept, in bytes in use (the file's pages less
 	// its free pages; the file itself can be a few MiB larger, as bbolt
@@ -63,8 +67,8 @@ func (o *Options) resolve() (Options, error) {
 	switch {
 	case r.CommitInterval < 0:
 		return r, fmt.Errorf("%w: Options.CommitInterval %v is negative", ErrInvalid, r.CommitInterval)
-	case r.MaxBatch < 0:
-		return r, fmt.Errorf("%w: Options.MaxBatch %d is negative", ErrInvalid, r.MaxBatch)
+	case r.MaxBatch < 0 || r.MaxBatch > maxMaxBatch:
+		return r, fmt.Errorf("%w: Options.MaxBatch %d: want 0 (default) to %d", ErrInvalid, r.MaxBatch, maxMaxBatch)
 	case r.MaxBytes < 0 || (r.MaxBytes > 0 && r.MaxBytes < minMaxBytes):
 		return r, fmt.Errorf("%w: Options.MaxBytes %d: want 0 (default) or at least %d", ErrInvalid, r.MaxBytes, minMaxBytes)
 	case r.MaxAge < 0:
@@ -169,7 +173,9 @@ type Stats struct {
 //
 // An alert record that raises an alert (State AlertActive) with a zero
 // Alert.ID gets its own Seq as ID: the returned record carries it, and the
-// record that clears the alert must carry the same ID. A bad record is
+// record that clears the alert must carry the same ID. An active record
+// with the ID of an alert still active updates it: ActiveAlerts keeps
+// returning the first raising record. A bad record is
 // refused with an error wrapping ErrInvalid, and spends no seq.
 func (s *Store) Append(r Record) (Record, error) {
 	if err := validate(&r); err != nil {

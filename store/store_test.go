@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -162,7 +163,7 @@ func TestBadRecords(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	dir := t.TempDir()
-	for _, o := range []Options{{CommitInterval: -1}, {MaxBatch: -1}, {MaxBytes: -1}, {MaxBytes: 1000}, {MaxAge: -1}, {OpenTimeout: -1}} {
+	for _, o := range []Options{{CommitInterval: -1}, {MaxBatch: -1}, {MaxBytes: -1}, {MaxBytes: 1000}, {MaxBatch: 1<<20 + 1}, {MaxAge: -1}, {OpenTimeout: -1}} {
 		if _, err := Open(filepath.Join(dir, "db"), &o); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(%+v): %v, want ErrInvalid", o, err)
 		}
@@ -496,5 +497,20 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestMaxBytesDefaultAndCap(t *testing.T) {
+	o, err := (&Options{}).resolve()
+	if err != nil || o.MaxBytes != 256<<20 || o.MaxBatch != 4096 || o.CommitInterval != time.Second || o.OpenTimeout != 5*time.Second {
+		t.Fatalf("defaults: %+v %v", o, err)
+	}
+	o, _ = (&Options{MaxBytes: 3 << 30}).resolve()
+	want := int64(3 << 30)
+	if strconv.IntSize == 32 {
+		want = 3 << 29 // bbolt maps the whole file: keep well inside 2 GiB
+	}
+	if o.MaxBytes != want {
+		t.Fatalf("MaxBytes 3 GiB resolved to %d on a %d-bit build, want %d", o.MaxBytes, strconv.IntSize, want)
 	}
 }
