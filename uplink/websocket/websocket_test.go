@@ -633,3 +633,30 @@ func TestTLSWithCAFile(t *testing.T) {
 		return cur == last
 	})
 }
+
+// crashedStore is a real store that reports seq ranges skipped by a crash
+// (a real crash needs kill -9; the store's own tests cover that).
+type crashedStore struct{ *store.Store }
+
+func (crashedStore) Skipped() [][2]uint64 { return [][2]uint64{{5, 9}, {40, 41}} }
+
+func TestHelloTellsSkippedSeqs(t *testing.T) {
+	c := newCentral(t)
+	s := openStore(t)
+	u, err := New(crashedStore{s}, nil, testOptions(c.url()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	waitFor(t, "a HELLO", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.hellos) > 0
+	})
+	c.mu.Lock()
+	h := c.hellos[0]
+	c.mu.Unlock()
+	if fmt.Sprint(h.SkippedSeq) != "[[5 9] [40 41]]" || h.GatewayID != "gw-1" || h.Version != "test" {
+		t.Errorf("HELLO = %+v", h)
+	}
+}
