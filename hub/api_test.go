@@ -451,7 +451,9 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	a1.ws.Close()
 	eventually(t, "a closed connection to free its slot", func() bool { return th.Connections() == 2 })
-	th.dial("/ws", nil).ws.Close() // the fifth connect of the minute (the 503 took none)
+	fifth := th.dial("/ws", nil) // the fifth connect of the minute (the 503 took none)
+	eventually(t, "the fifth connection", func() bool { return th.Connections() == 3 })
+	fifth.ws.Close()
 	eventually(t, "the fifth connection to go", func() bool { return th.Connections() == 2 })
 	if s := th.dialStatus("/ws", nil); s != http.StatusTooManyRequests {
 		t.Fatalf("beyond ConnectsPerMinute: HTTP %d, want 429", s)
@@ -536,4 +538,35 @@ func TestTokenExpiryOnOpenConnection(t *testing.T) {
 	}
 	b.send(map[string]any{"type": "ping"})
 	b.readType("pong")
+}
+
+// The devices and system endpoints take their filters from the query and
+// start with the current state.
+func TestDevicesAndSystemEndpoints(t *testing.T) {
+	st := &fixedState{devs: []DeviceState{{DeviceID: 1, Status: "online"}, {DeviceID: 2, Status: "offline"}, {DeviceID: 3, Status: "offline"}},
+		sys: System{CPUUsage: 12.5, DiskUsage: 40, Timestamp: t0}}
+	th := newTestHub(t, limitless, func(o *Options) { o.State = st })
+	d := th.dial("/ws/devices?status_types=offline&device_id=1,2&token="+token(t, "a"), nil)
+	d.readType("auth_response")
+	d.readType("subscribed")
+	if m := d.readType("device_status_update"); m["device_id"] != 2.0 || m["new_status"] != "offline" {
+		t.Fatalf("snapshot: %v", m)
+	}
+	th.Publish(status(1, 1, "online", "warning"))
+	th.Publish(status(2, 2, "offline", "offline"))
+	th.Publish(status(3, 3, "online", "offline"))
+	if m := d.readType("device_status_update"); seqOf(m) != 2 {
+		t.Fatalf("filtered update: %v", m)
+	}
+	s := th.dial("/ws/system?metrics=cpu_usage,disk_usage&token="+token(t, "a"), nil)
+	s.readType("auth_response")
+	s.readType("subscribed")
+	m := s.readType("system_status_update")
+	if met := m["metrics"].(map[string]any); len(met) != 2 || met["cpu_usage"] != 12.5 {
+		t.Fatalf("system snapshot: %v", m)
+	}
+	th.PublishSystem(System{CPUUsage: 99, DiskUsage: 41, Timestamp: t0})
+	if m := s.readType("system_status_update"); m["metrics"].(map[string]any)["cpu_usage"] != 99.0 {
+		t.Fatalf("system update: %v", m)
+	}
 }

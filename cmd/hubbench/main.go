@@ -274,6 +274,7 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 			return stats{}, err
 		}
 		start := time.Now()
+		cpu0, ccpu0 := selfCPU(), procCPU(readers.cmd.Process.Pid)
 		sent := publish()
 		// Let the last deliveries land.
 		drainUntil := time.Now().Add(2 * time.Second)
@@ -289,9 +290,11 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 		el := time.Since(start).Seconds()
-		fmt.Printf("%s: published %d readings; delivered %d of %d (%.2f%%), %.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %d connections\n",
+		cpu, ccpu := selfCPU()-cpu0, procCPU(readers.cmd.Process.Pid)-ccpu0
+		fmt.Printf("%s: published %d readings; delivered %d of %d (%.2f%%), %.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %d connections; CPU: server %.2f cores (%.1f µs per delivery), clients %.2f cores\n",
 			name, sent, s.Messages, sent*uint64(n), 100*float64(s.Messages)/float64(sent*uint64(n)),
-			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000, h.Connections())
+			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000, h.Connections(),
+			cpu.Seconds()/el, float64(cpu.Microseconds())/float64(max(s.Messages, 1)), ccpu.Seconds()/el)
 		return s, nil
 	}
 	// Warm up (goroutine stacks, heap, TCP windows) before measuring.
@@ -337,6 +340,31 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// selfCPU is the CPU time this process used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is the CPU time process pid used so far (Linux, 100 Hz ticks).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
 }
 
 // waitConns waits until the hub has want connections (at most -want when
@@ -515,11 +543,27 @@ func runClients(url, tok string, n int, stall, isChild bool, duration time.Durat
 // timestamp, parsed without a full JSON decode to keep the client cheap.
 func read(ws *websocket.Conn, hist *histogram, msgs, errs *atomic.Uint64) {
 	key := []byte(`"timestamp":"`)
+	buf := make([]byte, 0, 1024)
 	for {
-		_, data, err := ws.ReadMessage()
+		_, r, err := ws.NextReader()
 		if err != nil {
 			return
 		}
+		buf = buf[:0]
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			k, err := r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+k]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return
+			}
+		}
+		data := buf
 		now := time.Now()
 		if !bytes.Contains(data[:min(len(data), 40)], []byte("telemetry_update")) {
 			continue

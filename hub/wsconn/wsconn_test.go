@@ -20,6 +20,13 @@ type echo struct {
 }
 
 func (e *echo) Message(data []byte) {
+	if string(data) == "sizes" {
+		// Frames of every length encoding, batched into one write.
+		for _, n := range []int{0, 125, 126, 65535, 65536, 200000} {
+			e.c.Send(Message{Data: []byte(strings.Repeat("s", n))})
+		}
+		return
+	}
 	if u, ok := strings.CutPrefix(string(data), "login:"); ok {
 		if err := e.c.SetUser(u); err != nil {
 			e.c.SendWait(context.Background(), Message{Data: []byte("refused: " + err.Error())})
@@ -289,5 +296,16 @@ func TestQueue(t *testing.T) {
 	}
 	if len(c.q) > 1000 {
 		t.Fatalf("backing array grew to %d", len(c.q))
+	}
+}
+
+func TestFrameLengths(t *testing.T) {
+	_, url, _ := start(t, Options{ConnectsPerMinute: -1, QueueLen: 10})
+	ws := dial(t, url)
+	ws.WriteMessage(websocket.TextMessage, []byte("sizes"))
+	for _, n := range []int{0, 125, 126, 65535, 65536, 200000} {
+		if got := readText(t, ws); got != strings.Repeat("s", n) {
+			t.Fatalf("frame of %d bytes read back as %d bytes", n, len(got))
+		}
 	}
 }
