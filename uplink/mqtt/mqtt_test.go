@@ -400,7 +400,7 @@ func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
 
 func TestCommandsWhenBusyStillGetAResult(t *testing.T) {
 	b := startBroker(t)
-	col := newCollector(t, b, "central", "floorhub/gw1/cmd_result")
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	started, release := make(chan struct{}, 1), make(chan struct{})
 	u, err := New(st, testCommander{started: started, release: release}, testOptions(t, b))
@@ -408,7 +408,9 @@ func TestCommandsWhenBusyStillGetAResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUplink(t, u)
-	waitCond(t, "connected", 30*time.Second, u.Connected)
+	col.waitUntil("connected and subscribed", 30*time.Second, func() bool {
+		return len(col.heartbeat) > 0
+	})
 	col.client.Publish("floorhub/gw1/cmd/slow", 1, false, []byte(`{"request_id":"slow"}`)).Wait()
 	select {
 	case <-started:
