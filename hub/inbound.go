@@ -50,6 +50,7 @@ const (
 	codeRateLimited      = "rate_limited"
 	codeReplayFailed     = "replay_failed"
 	codeReplayUnavail    = "replay_unavailable"
+	codeReplayIncomplete = "replay_incomplete"
 
 	codeMissingToken  = "missing_token"
 	codeInvalidToken  = "invalid_token"

@@ -60,6 +60,13 @@ func (c *client) replay(job *replayJob) {
 		pe := perr(code, format, args...)
 		c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: pe.code, Message: pe.msg, Request: typeSubscribe})})
 	}
+	if cur > 0 {
+		// Tell the client if what it missed is no longer stored.
+		if first, err := rp.Read(cur, 1); err == nil && len(first) > 0 && first[0].Seq > cur+1 {
+			fail(codeReplayIncomplete, "records %d to %d are not stored any more (evicted by the store's cap, or lost in a crash before their commit); replaying from %d",
+				cur+1, first[0].Seq-1, first[0].Seq)
+		}
+	}
 	for ctx.Err() == nil {
 		recs, err := rp.Read(cur, replayBatch, kindOf(job.ch))
 		if err != nil {
@@ -67,6 +74,7 @@ func (c *client) replay(job *replayJob) {
 			c.goLive(job, cur)
 			return
 		}
+		from := cur
 		for i := range recs {
 			r := &recs[i]
 			if r.Seq <= cur {
@@ -81,7 +89,7 @@ func (c *client) replay(job *replayJob) {
 				return
 			}
 		}
-		if len(recs) == replayBatch {
+		if len(recs) == replayBatch && cur > from {
 			continue
 		}
 		c.mu.Lock()

@@ -196,3 +196,31 @@ func TestResumeUnavailable(t *testing.T) {
 	}
 	c.readType("subscribed")
 }
+
+// memReplayer is a store whose oldest records were evicted.
+type memReplayer struct{ recs []store.Record }
+
+func (m *memReplayer) Read(after uint64, max int, kinds ...store.Kind) ([]store.Record, error) {
+	var out []store.Record
+	for _, r := range m.recs {
+		if r.Seq > after && (len(kinds) == 0 || kinds[0] == r.Kind) && len(out) < max {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func TestResumeAfterEviction(t *testing.T) {
+	mr := &memReplayer{}
+	for s := uint64(100); s <= 110; s++ {
+		mr.recs = append(mr.recs, alert(s, 1, "info", "r"))
+	}
+	th := newTestHub(t, func(o *Options) { o.Replay = mr })
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": 42})
+	c.readType("subscribed")
+	if m := c.read(); m["error"] != "replay_incomplete" || !strings.Contains(m["message"].(string), "43 to 99") {
+		t.Fatalf("evicted records: %v", m)
+	}
+	readSeqs(t, c, "alert", 100, 110)
+}
