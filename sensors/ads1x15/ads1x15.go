@@ -173,16 +173,35 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 	if addr < AddrGND || addr > AddrSCL {
 		return nil, fmt.Errorf("ads1x15: address 0x%02X: the chip answers only on 0x48 to 0x4B", addr)
 	}
-	if opts == nil || len(opts.Channels) == 0 {
+	chs, err := opts.channels()
+	if err != nil {
+		return nil, err
+	}
+	d := &Dev{bus: b, addr: addr, chip: opts.Chip, chs: chs, sleep: sleepCtx}
+	var cfg [2]byte
+	if err := d.bus.Tx(addr, []byte{regConfig}, cfg[:]); err != nil {
+		return nil, fmt.Errorf("ads1x15: probe 0x%02X: %w", addr, err)
+	}
+	return d, nil
+}
+
+// Validate checks the options without touching hardware.
+func (o *Opts) Validate() error {
+	_, err := o.channels()
+	return err
+}
+
+func (o *Opts) channels() ([]channel, error) {
+	if o == nil || len(o.Channels) == 0 {
 		return nil, errors.New("ads1x15: no channels configured")
 	}
-	if opts.Chip != ADS1115 && opts.Chip != ADS1015 {
-		return nil, fmt.Errorf("ads1x15: unknown chip %d", opts.Chip)
+	if o.Chip != ADS1115 && o.Chip != ADS1015 {
+		return nil, fmt.Errorf("ads1x15: unknown chip %d", o.Chip)
 	}
-	d := &Dev{bus: b, addr: addr, chip: opts.Chip, sleep: sleepCtx}
+	var chs []channel
 	metrics := map[string]bool{}
-	for i, c := range opts.Channels {
-		ch, err := prepare(opts.Chip, c)
+	for i, c := range o.Channels {
+		ch, err := prepare(o.Chip, c)
 		if err != nil {
 			return nil, fmt.Errorf("ads1x15: channel %d: %w", i, err)
 		}
@@ -190,13 +209,9 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 			return nil, fmt.Errorf("ads1x15: channel %d: metric %q is reported twice", i, ch.Metric)
 		}
 		metrics[ch.Metric] = true
-		d.chs = append(d.chs, ch)
+		chs = append(chs, ch)
 	}
-	var cfg [2]byte
-	if err := d.bus.Tx(addr, []byte{regConfig}, cfg[:]); err != nil {
-		return nil, fmt.Errorf("ads1x15: probe 0x%02X: %w", addr, err)
-	}
-	return d, nil
+	return chs, nil
 }
 
 func prepare(chip Chip, c Channel) (channel, error) {

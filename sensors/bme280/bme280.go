@@ -141,22 +141,13 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 	if opts != nil {
 		d.opts = *opts
 	}
-	if d.opts.Chip != Any && d.opts.Chip != BME280 && d.opts.Chip != BMP280 {
-		return nil, fmt.Errorf("bme280: unknown chip %s", d.opts.Chip)
-	}
-	var err error
-	for _, o := range []struct {
-		name string
-		v    int
-		code *byte
-	}{{"temperature", d.opts.Temperature, &d.osrsT}, {"pressure", d.opts.Pressure, &d.osrsP}, {"humidity", d.opts.Humidity, &d.osrsH}} {
-		if *o.code, err = OversamplingCode(o.v); err != nil {
-			return nil, fmt.Errorf("%w (%s)", err, o.name)
-		}
-	}
-	if d.filter, err = FilterCode(d.opts.Filter); err != nil {
+	if err := d.opts.Validate(); err != nil {
 		return nil, err
 	}
+	d.osrsT, _ = OversamplingCode(d.opts.Temperature)
+	d.osrsP, _ = OversamplingCode(d.opts.Pressure)
+	d.osrsH, _ = OversamplingCode(d.opts.Humidity)
+	d.filter, _ = FilterCode(d.opts.Filter)
 	if d.opts.StuckAfter == 0 {
 		d.opts.StuckAfter = 20
 	}
@@ -166,6 +157,23 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Validate checks the options without touching hardware.
+func (o *Opts) Validate() error {
+	if o.Chip != Any && o.Chip != BME280 && o.Chip != BMP280 {
+		return fmt.Errorf("bme280: unknown chip %s", o.Chip)
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"temperature", o.Temperature}, {"pressure", o.Pressure}, {"humidity", o.Humidity}} {
+		if _, err := OversamplingCode(v.n); err != nil {
+			return fmt.Errorf("%w (%s)", err, v.name)
+		}
+	}
+	_, err := FilterCode(o.Filter)
+	return err
 }
 
 // OversamplingCode returns the register code of an oversampling factor

@@ -57,16 +57,11 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 	if opts != nil {
 		d.opts = *opts
 	}
-	switch d.opts.Pull {
-	case gpio.PullNoChange, gpio.Float, gpio.PullDown, gpio.PullUp:
-	default:
-		return nil, fmt.Errorf("gpioin: unknown pull %d", d.opts.Pull)
+	if err := d.opts.Validate(); err != nil {
+		return nil, err
 	}
 	if d.opts.Debounce == 0 {
 		d.opts.Debounce = 20 * time.Millisecond
-	}
-	if d.opts.Poll < 0 {
-		return nil, fmt.Errorf("gpioin: poll %v is negative", d.opts.Poll)
 	}
 	if d.opts.Poll == 0 {
 		d.opts.Poll = 500 * time.Millisecond
@@ -80,6 +75,19 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 	d.level = d.sample()
 	go d.watch()
 	return d, nil
+}
+
+// Validate checks the options without touching hardware.
+func (o *Opts) Validate() error {
+	switch o.Pull {
+	case gpio.PullNoChange, gpio.Float, gpio.PullDown, gpio.PullUp:
+	default:
+		return fmt.Errorf("gpioin: unknown pull %d", o.Pull)
+	}
+	if o.Poll < 0 {
+		return fmt.Errorf("gpioin: poll %v is negative", o.Poll)
+	}
+	return nil
 }
 
 func (d *Dev) String() string { return "gpioin " + d.pin.String() }

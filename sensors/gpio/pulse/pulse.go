@@ -71,23 +71,11 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 		d.opts = *opts
 	}
 	o := &d.opts
-	switch o.Edge {
-	case gpio.NoEdge:
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Edge == gpio.NoEdge {
 		o.Edge = gpio.RisingEdge
-	case gpio.RisingEdge, gpio.FallingEdge, gpio.BothEdges:
-	default:
-		return nil, fmt.Errorf("pulse: unknown edge %d", o.Edge)
-	}
-	switch o.Pull {
-	case gpio.PullNoChange, gpio.Float, gpio.PullDown, gpio.PullUp:
-	default:
-		return nil, fmt.Errorf("pulse: unknown pull %d", o.Pull)
-	}
-	if o.Debounce < 0 || o.Poll < 0 {
-		return nil, errors.New("pulse: debounce and poll must not be negative")
-	}
-	if o.PerPulse < 0 || math.IsNaN(o.PerPulse) || math.IsInf(o.PerPulse, 0) {
-		return nil, fmt.Errorf("pulse: per_pulse %v: want a positive number", o.PerPulse)
 	}
 	if o.PerPulse == 0 {
 		o.PerPulse = 1
@@ -95,15 +83,7 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 	if o.Poll == 0 {
 		o.Poll = 500 * time.Millisecond
 	}
-	if o.Total == "" {
-		o.Total = "pulses"
-	}
-	if o.Rate == "" {
-		o.Rate = "pulse_rate"
-	}
-	if o.Total == o.Rate {
-		return nil, fmt.Errorf("pulse: total and rate are both named %q", o.Total)
-	}
+	o.Total, o.Rate = o.names()
 	if o.Unit == "" {
 		o.Unit = "count"
 	}
@@ -120,6 +100,41 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 	d.prevAt = o.Now()
 	go d.run()
 	return d, nil
+}
+
+// Validate checks the options without touching hardware.
+func (o *Opts) Validate() error {
+	switch o.Edge {
+	case gpio.NoEdge, gpio.RisingEdge, gpio.FallingEdge, gpio.BothEdges:
+	default:
+		return fmt.Errorf("pulse: unknown edge %d", o.Edge)
+	}
+	switch o.Pull {
+	case gpio.PullNoChange, gpio.Float, gpio.PullDown, gpio.PullUp:
+	default:
+		return fmt.Errorf("pulse: unknown pull %d", o.Pull)
+	}
+	if o.Debounce < 0 || o.Poll < 0 {
+		return errors.New("pulse: debounce and poll must not be negative")
+	}
+	if o.PerPulse < 0 || math.IsNaN(o.PerPulse) || math.IsInf(o.PerPulse, 0) {
+		return fmt.Errorf("pulse: per_pulse %v: want a positive number", o.PerPulse)
+	}
+	if t, r := o.names(); t == r {
+		return fmt.Errorf("pulse: total and rate are both named %q", t)
+	}
+	return nil
+}
+
+func (o *Opts) names() (total, rate string) {
+	total, rate = o.Total, o.Rate
+	if total == "" {
+		total = "pulses"
+	}
+	if rate == "" {
+		rate = "pulse_rate"
+	}
+	return total, rate
 }
 
 func (d *Dev) String() string { return "pulse " + d.pin.String() }
