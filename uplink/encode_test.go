@@ -96,3 +96,43 @@ func BenchmarkAppendBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 }
+
+// FuzzAppendRecord: whatever the strings and numbers, the message is valid
+// JSON that reads back to the same values.
+func FuzzAppendRecord(f *testing.F) {
+	f.Add("temperature", "°C", "boot", 21.5, int64(7))
+	f.Add("a\"b\\c\x00\x1f", "\xff\xfe", "\u2028", math.Inf(1), int64(-1))
+	f.Fuzz(func(t *testing.T, name, unit, boot string, v float64, mono int64) {
+		r := store.Record{Seq: 1, Kind: store.KindTelemetry, DeviceID: 2, TS: time.Unix(0, mono), BootID: boot, Mono: mono,
+			Metrics: []store.Metric{{Name: name, Value: v, Unit: unit}}}
+		b := AppendRecord(nil, &r)
+		var back struct {
+			BootID  string `json:"boot_id"`
+			Mono    int64  `json:"mono_ns"`
+			Metrics map[string]struct {
+				Value *float64
+				Unit  string
+			}
+		}
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, b)
+		}
+		valid := func(s string) string { // what encoding/json makes of s
+			var out string
+			raw, _ := json.Marshal(s)
+			json.Unmarshal(raw, &out)
+			return out
+		}
+		m, ok := back.Metrics[valid(name)]
+		if back.BootID != valid(boot) || back.Mono != mono || !ok || m.Unit != valid(unit) {
+			t.Fatalf("read back %+v from %s", back, b)
+		}
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			if m.Value != nil {
+				t.Fatalf("%v encoded as %v", v, *m.Value)
+			}
+		} else if m.Value == nil || *m.Value != v {
+			t.Fatalf("%v read back as %v", v, m.Value)
+		}
+	})
+}
