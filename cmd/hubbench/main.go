@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -63,6 +64,7 @@ func main() {
 		stall    = flag.Bool("stall", false, "with -clients: the clients never read")
 		isChild  = flag.Bool("child", false, "with -clients: driven by a parent hubbench through stdin")
 		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
+		serve    = flag.String("serve", "", "only serve a hub on this address (e.g. 127.0.0.1:8000) with -rate simulated readings/s and an alert every 5 s, printing a token: for trying clients by hand")
 	)
 	flag.Parse()
 	raiseFileLimit()
@@ -76,6 +78,12 @@ func main() {
 	}
 	if *clients {
 		if err := runClients(*url, *tok, *n, *stall, *isChild, *duration); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *serve != "" {
+		if err := runServe(*serve, *rate, *devices); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -340,6 +348,61 @@ func abs(f float64) float64 {
 		return -f
 	}
 	return f
+}
+
+// runServe serves a hub with simulated data until interrupted.
+func runServe(addr string, rate, devices int) error {
+	secret := []byte("hubbench-secret-hubbench-secret!")
+	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
+	if err != nil {
+		return err
+	}
+	tok, err := auth.Mint(secret, "bench", 24*time.Hour, auth.Claims{})
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Options{Verifier: v, Conn: wsconn.Options{ConnectsPerMinute: -1}})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h.Handler())
+	mux.Handle("/ws/", h.Handler())
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ctx, stop := signalContext()
+	defer stop()
+	go h.Run(ctx)
+	fmt.Printf("serving ws://%s/ws\ntoken: %s\n", ln.Addr(), tok)
+	tick := time.NewTicker(time.Second / time.Duration(max(rate, 1)))
+	defer tick.Stop()
+	for seq := uint64(1); ; seq++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		now := time.Now()
+		dev := int(seq % uint64(max(devices, 1)))
+		if seq%uint64(5*max(rate, 1)) == 0 {
+			h.Publish(store.Record{Seq: seq, Kind: store.KindAlert, DeviceID: dev, TS: now, ClockSynced: true,
+				Alert: &store.Alert{ID: seq, Rule: "temp_high", Severity: "critical", Title: "High Temperature Alert",
+					Message: "Temperature exceeds safe threshold", State: store.AlertActive, Threshold: 30, Actual: 32.5, Metric: "temperature"}})
+			h.PublishSystem(hub.System{CPUUsage: 12, MemoryUsage: 30, DiskUsage: 40, Timestamp: now, ClockSynced: true, LastSeq: seq})
+			continue
+		}
+		h.Publish(store.Record{Seq: seq, Kind: store.KindTelemetry, DeviceID: dev, TS: now, ClockSynced: true,
+			Metrics: []store.Metric{{Name: "temperature", Value: 23.5, Unit: "°C"}, {Name: "humidity", Value: 45.2, Unit: "%"}}})
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // selfCPU is the CPU time this process used so far.
