@@ -40,7 +40,7 @@ const leafOverhead = 16
 // and at most evictChunkBytes (or twice the batch, if larger).
 const (
 	evictChunkRecords = 1 << 16
-	evictChunkBytes   = 4 << 20
+	evictChunkBytes   = 1 << 20
 )
 
 // run is the single writer: it owns every write transaction but cursors'.
