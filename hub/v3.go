@@ -244,6 +244,10 @@ func (v *V3) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("hub: V3: client_id %q is the gateway's own", id), http.StatusConflict)
 		return
 	}
+	if err := v.mayReplace(id, claims); err != nil {
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	}
 	v.h.srv.Serve(w, r, func(conn *wsconn.Conn) wsconn.Session {
 		if err := conn.SetUser(claims.User()); err != nil {
 			conn.Close(wsconn.ClosePolicy, err.Error())
@@ -251,9 +255,28 @@ func (v *V3) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		m := &v3member{id: id, group: group, conn: conn, claims: claims}
 		m.lastSeen.Store(v.o.Now().UnixNano())
-		v.join(m)
+		if err := v.join(m); err != nil {
+			conn.Close(wsconn.ClosePolicy, err.Error())
+			return v3closed{}
+		}
 		return &v3session{v: v, m: m}
 	})
+}
+
+// mayReplace refuses to let a token restricted to some groups take over a
+// client id connected in a group it may not join: replacing would
+// disconnect another tenant's client.
+func (v *V3) mayReplace(id string, claims *auth.Claims) error {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.mayReplaceLocked(id, claims)
+}
+
+func (v *V3) mayReplaceLocked(id string, claims *auth.Claims) error {
+	if old := v.clients[id]; old != nil && !claims.MayJoin(old.group) {
+		return fmt.Errorf("hub: V3: client_id %q is in use in a group your token does not allow", id)
+	}
+	return nil
 }
 
 // v3closed is the session of a connection refused after the upgrade.
@@ -265,8 +288,12 @@ func (v3closed) Closed()        {}
 
 // join registers m, replacing any connection with the same client id, and
 // announces it.
-func (v *V3) join(m *v3member) {
+func (v *V3) join(m *v3member) error {
 	v.mu.Lock()
+	if err := v.mayReplaceLocked(m.id, m.claims); err != nil {
+		v.mu.Unlock()
+		return err
+	}
 	old := v.clients[m.id]
 	if old != nil {
 		old.gone.Store(true)
@@ -288,6 +315,7 @@ func (v *V3) join(m *v3member) {
 		}
 	}
 	v.announce(m.group, m.id, PresenceJoin)
+	return nil
 }
 
 // leave removes m (unless it was replaced or removed already) and

@@ -437,6 +437,11 @@ func TestV3AuthAndGroupRestriction(t *testing.T) {
 			t.Errorf("dial %s: %d %q, want %d containing %q", tc.url, code, body, tc.code, tc.body)
 		}
 	}
+	// A restricted token cannot take over (and so disconnect) a client id
+	// connected in a group it may not join.
+	if code, body := e.dialStatus(e.url("A", "b1"), bearer(*onlyA)); code != http.StatusConflict || !strings.Contains(body, "in use") {
+		t.Errorf("taking over b1 from group A: %d %q", code, body)
+	}
 	// ?token= works like the header.
 	if code, _ := e.dialStatus(e.url("A", "q1")+"?token="+v3token(t, "q", auth.Claims{}), nil); code != http.StatusSwitchingProtocols {
 		t.Errorf("?token= refused: %d", code)
