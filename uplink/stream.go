@@ -122,7 +122,7 @@ type pending struct {
 }
 
 // Run sends records over one connection until ctx ends or a message is not
-// acknowledged. onCaughtUp, if not nil, is called once, when the stream has
+// acknowledged. Calls of Run must not overlap. onCaughtUp, if not nil, is called once, when the stream has
 // sent everything committed at the time (so a caller can let one stream go
 // before another). After ctx ends Run waits up to ShutdownGrace for the
 // outstanding acknowledgements, writes the cursor, and returns nil. A
@@ -222,17 +222,23 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 		return true
 	}
 	lastSize := 0
+	var readWarned time.Time
 	for ctx.Err() == nil {
 		committed := s.src.Committed() // before Read: no commit is missed
 		bound := s.src.Stats().CommittedSeq
 		recs, err := s.src.Read(after, s.o.BatchSize, s.o.Kinds...)
 		if err != nil {
-			s.o.Logger.Warn("uplink: reading records failed; retrying", "consumer", s.o.Consumer, "err", err)
+			// Rate-limited: a store that stays broken logs once a minute.
+			if time.Since(readWarned) >= time.Minute {
+				s.o.Logger.Warn("uplink: reading records failed; retrying", "consumer", s.o.Consumer, "err", err)
+				readWarned = time.Now()
+			}
 			if !wait(nil) {
 				return nil
 			}
 			continue
 		}
+		readWarned = time.Time{}
 		got := len(recs)
 		for len(recs) > 0 {
 			// One message holds records of one kind (one topic).

@@ -523,3 +523,28 @@ func TestBrokerDownAtStart(t *testing.T) {
 	b.start()
 	checkNoLoss(t, col, u, last, 0, false)
 }
+
+func TestStoreClosedUnderTheUplink(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	last := appendN(t, st, 0, 100)
+	u, err := New(st, nil, testOptions(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUplink(t, u)
+	col.waitUntil("the records", 30*time.Second, func() bool { return col.haveAll(last, nil) })
+	// An agent that closes its store first: the uplink logs the failing
+	// reads, keeps its connection, and still stops promptly.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !u.Connected() {
+		t.Error("a closed store dropped the connection")
+	}
+	stop()
+	col.waitUntil("the offline status", 10*time.Second, func() bool {
+		return len(col.status) > 0 && bytes.Contains(col.status[len(col.status)-1].Payload, []byte(`"offline"`))
+	})
+}
