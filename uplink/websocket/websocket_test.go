@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -659,4 +660,23 @@ func TestHelloTellsSkippedSeqs(t *testing.T) {
 	if fmt.Sprint(h.SkippedSeq) != "[[5 9] [40 41]]" || h.GatewayID != "gw-1" || h.Version != "test" {
 		t.Errorf("HELLO = %+v", h)
 	}
+}
+
+func TestRunLeavesNoGoroutines(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.ackEvery = 1 })
+	s := openStore(t)
+	last := appendRecords(t, s, 50)
+	before := runtime.NumGoroutine()
+	u, err := New(s, commander{}, testOptions(c.url()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, u)
+	waitFor(t, "delivery", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ping"})
+	stop()
+	c.stop()
+	c.handlers.Wait()
+	waitFor(t, "the uplink's goroutines to exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 }
