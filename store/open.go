@@ -114,16 +114,28 @@ func Open(path string, opts *Options) (*Store, error) {
 
 // openBolt opens the file with the lock timeout, turning a panic in bbolt
 // (garbage in the meta or freelist pages) into ErrCorrupt.
+//
+// After a panic bbolt returns no handle to close: the file is closed here
+// (releasing its lock), but its mapping stays until the process exits.
 func (s *Store) openBolt() (*bolt.DB, error) {
 	var db *bolt.DB
+	var f *os.File
 	err := guard(func() error {
 		var err error
 		db, err = bolt.Open(s.path, 0o600, &bolt.Options{
 			Timeout:      s.o.OpenTimeout,
 			FreelistType: bolt.FreelistMapType,
+			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				var err error
+				f, err = os.OpenFile(name, flag, perm)
+				return f, err
+			},
 		})
 		return err
 	})
+	if db == nil && f != nil && errors.Is(err, ErrCorrupt) {
+		f.Close()
+	}
 	switch {
 	case err == nil:
 		return db, nil
