@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -588,13 +589,26 @@ func TestV3AgentCommands(t *testing.T) {
 }
 
 func TestV3Shutdown(t *testing.T) {
+	before := runtime.NumGoroutine()
 	e := newV3Env(t, nil)
 	a1, _, b1 := v3JoinGroups(e)
+	// A command in the agent's queue when shutdown comes.
+	op := e.dial("plant", "op", nil)
+	op.send(`{"msg_type":"cmd","target":"direct","to_id":"gw","cmd":"ping"}`)
 	e.stop()
 	for _, c := range []*v3client{a1, b1} {
 		if code, _ := c.closed(); code != websocket.CloseGoingAway {
 			t.Errorf("%s closed with %d, want 1001", c.id, code)
 		}
+	}
+	op.closed()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }
 
