@@ -38,8 +38,9 @@
 //
 // The data is capped by Options.MaxBytes (bytes really in use: the file's
 // pages less its free pages) and optionally Options.MaxAge. When over the
-// cap, the writer evicts in its own transaction, in bounded chunks: the
-// oldest telemetry first; alerts and device status only once no telemetry
+// cap, the writer evicts in its own transaction, in bounded chunks (about
+// 1 MiB, or twice the batch, per commit; down to a little under the cap so
+// that not every commit evicts): the oldest telemetry first; alerts and device status only once no telemetry
 // is left; never the raising record of an active alert. By age, records
 // older than MaxAge go, oldest first (a record stamped before the clock was
 // synced goes with the first synced expired record after it). Every
@@ -51,10 +52,25 @@
 // # Open
 //
 // Open waits at most Options.OpenTimeout for the file lock (ErrTimeout),
-// runs a bounded integrity check (the ends of each bucket, 64 probes through
-// each tree, meta, cursors, the alert index) and turns a panic or memory
-// fault in bbolt into a corrupt verdict. A corrupt file is renamed to
-// "<path>.corrupt-<unix time>", logged with slog.Error, and replaced.
+// runs a bounded integrity check (file size against the pages in use, meta,
+// the ends of each bucket, 64 probes through each tree, the dictionary,
+// cursors, the alert index: about 2 ms on a full 256 MiB file, where bbolt's
+// full tx.Check reads everything) and turns a panic or memory fault in
+// bbolt into a corrupt verdict. A corrupt file is renamed to
+// "<path>.corrupt-<unix time>", logged with slog.Error, and replaced. A
+// file from a newer layout version is refused and left alone.
+//
+// # Failures at run time
+//
+// Every bbolt call runs with panics and memory faults turned into
+// ErrCorrupt. Damage met at run time (a panic, a record that does not
+// decode) is logged once and leaves "<path>.damaged": the next Open then
+// decodes every record, and moves the file aside if one fails. Read skips
+// (and logs) a record it cannot decode, so one bad record never wedges a
+// consumer. A failed commit keeps its records queued and is retried every
+// CommitInterval; meanwhile Flush returns the error, and Append returns it
+// instead of blocking once the queue is full, so that a dead disk never
+// stalls the sensors.
 //
 // # On-disk layout (layout version 1, in meta "layout")
 //
