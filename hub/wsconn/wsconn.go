@@ -97,7 +97,8 @@ type Options struct {
 	// CoalesceAfter is how many messages must be waiting before a
 	// replaceable message (Message.Key) replaces its waiting predecessor:
 	// a client that keeps up sees every message, one that falls behind
-	// gets the latest. Default 8.
+	// gets the latest. Default 64 (a client that is merely descheduled
+	// for a moment still gets every message), at most QueueLen/2.
 	CoalesceAfter int
 	// CloseGrace is how long to wait for the peer's close frame after
 	// sending ours before dropping the TCP connection. Default 1 s.
@@ -145,7 +146,10 @@ func (o *Options) setDefaults() error {
 	def(&o.MaxConnsPerUser, 100)
 	def(&o.ConnectsPerMinute, 10)
 	def(&o.QueueLen, 256)
-	def(&o.CoalesceAfter, 8)
+	def(&o.CoalesceAfter, 64)
+	if o.CoalesceAfter > o.QueueLen/2 {
+		o.CoalesceAfter = max(o.QueueLen/2, 1)
+	}
 	def(&o.ReadBufferSize, 1024)
 	def(&o.WriteBufferSize, 4096)
 	if o.QueueLen < 0 || o.ReadBufferSize < 0 || o.WriteBufferSize < 0 {
