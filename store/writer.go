@@ -194,6 +194,14 @@ func (s *Store) commitTx(batch []pending, dd dictDelta, ceiling uint64, age bool
 		tb.FillPercent, eb.FillPercent = 1.0, 1.0
 		used := tx.Size() - free
 		var added int64
+		// A batch retried after a commit error that reached the disk
+		// anyway rewrites keys already there: count only new ones.
+		var lastK [2]uint64
+		for i, b := range [...]*bolt.Bucket{tb, eb} {
+			if k, _ := b.Cursor().Last(); k != nil {
+				lastK[i] = u64(k)
+			}
+		}
 		for i := range batch {
 			p := &batch[i]
 			k := seqKey(p.seq)
@@ -201,10 +209,12 @@ func (s *Store) commitTx(batch []pending, dd dictDelta, ceiling uint64, age bool
 			if p.kind != KindTelemetry {
 				b, ci = eb, 1
 			}
+			if p.seq > lastK[ci] || b.Get(k) == nil {
+				counts[ci]++
+			}
 			if err := b.Put(k, p.enc); err != nil {
 				return err
 			}
-			counts[ci]++
 			added += int64(len(k) + len(p.enc) + leafOverhead)
 			if p.kind == KindAlert {
 				id := seqKey(p.alertID)
