@@ -57,7 +57,16 @@ type Stream struct {
 	acked   uint64 // every record up to here is acknowledged
 	written uint64 // the durable cursor
 	sent    uint64 // records sent since the stream was made
+	// The batch is BatchSize >> shrink. A connection that dies before
+	// acknowledging anything halves it: a broker that drops clients for
+	// packets over its limit (AWS IoT: 128 KB) must not make the uplink
+	// resend the same too-large message forever. It doubles again after
+	// growAfter acknowledged messages.
+	shrink  int
+	ackedAt int // messages acknowledged since shrink last changed
 }
+
+const growAfter = 10000
 
 // NewStream returns a Stream reading from src.
 func NewStream(src Source, o StreamOptions) (*Stream, error) {
@@ -159,6 +168,9 @@ func (s *Stream) Run(ctx context.Context, snd Sender, onCaughtUp func()) error {
 		s.writeLoop(writerStop, advanced)
 	}()
 
+	s.mu.Lock()
+	sentBefore, ackedBefore := s.sent, s.acked
+	s.mu.Unlock()
 	readErr := s.sendLoop(sendCtx, snd, queue, slots, free, onCaughtUp)
 	close(queue)
 	grace := time.NewTimer(s.o.ShutdownGrace)
@@ -172,10 +184,29 @@ func (s *Stream) Run(ctx context.Context, snd Sender, onCaughtUp func()) error {
 	close(writerStop)
 	<-writerDone
 	if ackErr != nil {
+		s.mu.Lock()
+		if s.sent > sentBefore && s.acked == ackedBefore && s.batchSizeLocked() > 1 {
+			s.shrink++
+			s.ackedAt = 0
+			s.o.Logger.Warn("uplink: connection failed before any message was acknowledged; halving the batch (a broker packet size limit?)",
+				"consumer", s.o.Consumer, "batch_size", s.batchSizeLocked())
+		}
+		s.mu.Unlock()
 		return ackErr
 	}
 	return readErr
 }
+
+// BatchSize returns the most records the stream now puts in one message:
+// StreamOptions.BatchSize, halved for each connection that failed before
+// acknowledging anything, down to 1.
+func (s *Stream) BatchSize() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.batchSizeLocked()
+}
+
+func (s *Stream) batchSizeLocked() int { return max(1, s.o.BatchSize>>s.shrink) }
 
 func (s *Stream) load() error {
 	s.mu.Lock()
@@ -226,7 +257,8 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 	for ctx.Err() == nil {
 		committed := s.src.Committed() // before Read: no commit is missed
 		bound := s.src.Stats().CommittedSeq
-		recs, err := s.src.Read(after, s.o.BatchSize, s.o.Kinds...)
+		batch := s.BatchSize()
+		recs, err := s.src.Read(after, batch, s.o.Kinds...)
 		if err != nil {
 			// Rate-limited: a store that stays broken logs once a minute.
 			if time.Since(readWarned) >= time.Minute {
@@ -287,7 +319,7 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			s.sent += uint64(len(run))
 			s.mu.Unlock()
 		}
-		if got < s.o.BatchSize {
+		if got < batch {
 			// Read returned every matching record committed up to bound:
 			// records of other kinds up to bound need no second look.
 			if bound > after {
@@ -342,6 +374,12 @@ func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan
 		s.mu.Lock()
 		if p.upto > s.acked {
 			s.acked = p.upto
+		}
+		if p.ack != nil && s.shrink > 0 {
+			if s.ackedAt++; s.ackedAt >= growAfter {
+				s.shrink--
+				s.ackedAt = 0
+			}
 		}
 		s.mu.Unlock()
 		select {

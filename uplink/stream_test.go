@@ -260,3 +260,54 @@ func TestNewStreamRejectsBadOptions(t *testing.T) {
 		t.Fatal("nil source accepted")
 	}
 }
+
+func TestStreamHalvesTheBatchWhenNothingIsAcknowledged(t *testing.T) {
+	src := newMemSource()
+	src.add(store.KindTelemetry, 100)
+	s, _ := NewStream(src, StreamOptions{Consumer: "t", BatchSize: 40, MaxInFlight: 1, CursorInterval: time.Millisecond})
+	snd := make(chanSender, 16)
+	run := func() (chan error, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, snd, nil) }()
+		return done, cancel
+	}
+	fail := func(m sentMsg) {
+		m.ack.err = errors.New("disconnected: packet too large")
+		close(m.ack.done)
+	}
+	for _, want := range []int{40, 20, 10} {
+		done, cancel := run()
+		m := recv(t, snd)
+		if len(m.seqs) != want {
+			t.Fatalf("message of %d records, want %d", len(m.seqs), want)
+		}
+		if want > 10 {
+			fail(m) // a broker refusing messages this big
+			if err := <-done; !errors.Is(err, ErrNotAcked) {
+				t.Fatal(err)
+			}
+			cancel()
+			continue
+		}
+		close(m.ack.done) // 10 fits
+		for i := 0; i < 9; i++ {
+			m = recv(t, snd)
+			if len(m.seqs) != 10 {
+				t.Fatalf("message of %d records at batch 10", len(m.seqs))
+			}
+			close(m.ack.done)
+		}
+		waitFor(t, "everything acknowledged", func() bool { return s.Acked() == 100 })
+		// A failure after progress does not shrink the batch further.
+		src.add(store.KindTelemetry, 5)
+		fail(recv(t, snd))
+		if err := <-done; !errors.Is(err, ErrNotAcked) {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	if b := s.BatchSize(); b != 10 {
+		t.Fatalf("batch size %d, want 10", b)
+	}
+}

@@ -548,3 +548,25 @@ func TestStoreClosedUnderTheUplink(t *testing.T) {
 		return len(col.status) > 0 && bytes.Contains(col.status[len(col.status)-1].Payload, []byte(`"offline"`))
 	})
 }
+
+func TestBrokerPacketLimitShrinksTheBatch(t *testing.T) {
+	// The broker drops a client that sends a packet over 30 KB; a batch
+	// of 500 records is about 110 KB.
+	b := startBroker(t, "max_packet_size 30000")
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	last := appendN(t, st, 0, 5000)
+	o := testOptions(t, b)
+	o.BatchSize = 500
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	col.waitUntil("every record", 60*time.Second, func() bool { return col.haveAll(last, nil) })
+	if bs := u.telemetry.BatchSize(); bs > 136 {
+		t.Errorf("batch size %d; records of ~220 bytes cannot fit 30 KB at more than ~136", bs)
+	} else {
+		t.Logf("batch size settled at %d", bs)
+	}
+}
