@@ -1,0 +1,93 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+)
+
+// w1Devices is where the kernel lists 1-Wire slaves (w1-gpio overlay).
+const w1Devices = "/sys/bus/w1/devices"
+
+// hostHardware is the real host's buses and pins, handed to the sensor
+// catalog. It is the only place that initialises periph's host drivers.
+// A nil *hostHardware hands out nothing, with a clear error.
+type hostHardware struct {
+	mu    sync.Mutex
+	buses map[string]i2c.BusCloser // by bus number, opened on first use
+}
+
+// openHardware initialises periph's host drivers (sysfs I²C, GPIO through
+// the kernel's character device or memory-mapped registers).
+func openHardware() (*hostHardware, error) {
+	if _, err := host.Init(); err != nil {
+		return nil, fmt.Errorf("hardware: periph host init: %w", err)
+	}
+	return &hostHardware{buses: map[string]i2c.BusCloser{}}, nil
+}
+
+var errNoHost = errors.New("hardware: host not initialised")
+
+// I2C opens the bus named "1", "i2c-1" or "/dev/i2c-1" once and shares it.
+// A failed open is not remembered, so a bus enabled later is found by the
+// next call.
+func (h *hostHardware) I2C(name string) (i2c.Bus, error) {
+	if h == nil {
+		return nil, errNoHost
+	}
+	n := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(name), "/dev/"), "i2c-")
+	if _, err := strconv.Atoi(n); err != nil {
+		return nil, fmt.Errorf("hardware: I²C bus %q: want a number, e.g. 1 or /dev/i2c-1", name)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if b, ok := h.buses[n]; ok {
+		return b, nil
+	}
+	b, err := i2creg.Open(n)
+	if err != nil {
+		return nil, fmt.Errorf("hardware: open I²C bus %s (on a Raspberry Pi: dtparam=i2c_arm=on in config.txt, and the i2c group): %w", n, err)
+	}
+	h.buses[n] = b
+	return b, nil
+}
+
+// Pin returns the GPIO pin periph knows by that name ("GPIO17", "17").
+func (h *hostHardware) Pin(name string) (gpio.PinIO, error) {
+	if h == nil {
+		return nil, errNoHost
+	}
+	p := gpioreg.ByName(name)
+	if p == nil {
+		return nil, fmt.Errorf("hardware: no GPIO pin %q on this host", name)
+	}
+	return p, nil
+}
+
+// W1Dir is the kernel's 1-Wire devices directory.
+func (h *hostHardware) W1Dir() string { return w1Devices }
+
+// Close closes the buses opened so far.
+func (h *hostHardware) Close() error {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var errs []error
+	for n, b := range h.buses {
+		if err := b.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("hardware: close I²C bus %s: %w", n, err))
+		}
+		delete(h.buses, n)
+	}
+	return errors.Join(errs...)
+}
