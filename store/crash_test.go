@@ -17,8 +17,9 @@ import (
 const helperEnv = "FLOORHUB_STORE_HELPER_DB"
 
 // TestHelperProcess is the child of TestCrash: it appends records as fast
-// as it can and prints "A <seq>" for every seq assigned and "D <seq>" each
-// time a commit makes everything up to seq durable, until it is killed.
+// as it can and prints "A <seq>" for every seq assigned, "D <seq>" each
+// time a commit makes everything up to seq durable, and "C <seq>" once its
+// cursor is set there, until it is killed.
 func TestHelperProcess(t *testing.T) {
 	path := os.Getenv(helperEnv)
 	if path == "" {
@@ -38,7 +39,14 @@ func TestHelperProcess(t *testing.T) {
 	go func() {
 		for {
 			<-s.Committed()
-			say('D', s.Stats().CommittedSeq)
+			c := s.Stats().CommittedSeq
+			say('D', c)
+			// An uplink acking what it has: durable when SetCursor returns.
+			if err := s.SetCursor("uplink", c); err != nil {
+				fmt.Printf("E %v\n", err)
+				os.Exit(2)
+			}
+			say('C', c)
 		}
 	}()
 	for i := 0; ; i++ {
@@ -54,7 +62,7 @@ func TestHelperProcess(t *testing.T) {
 // runChild starts the helper on path, reads its lines until it has
 // reported `commits` durable commits, kills it with SIGKILL, and returns
 // the highest seq it reported assigned and durable.
-func runChild(t *testing.T, path string, commits int) (maxAssigned, maxDurable uint64, assigned []uint64) {
+func runChild(t *testing.T, path string, commits int) (maxAssigned, maxDurable, maxCursor uint64, assigned []uint64) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+path)
@@ -87,6 +95,8 @@ func runChild(t *testing.T, path string, commits int) (maxAssigned, maxDurable u
 		case 'A':
 			maxAssigned = max(maxAssigned, n)
 			assigned = append(assigned, n)
+		case 'C':
+			maxCursor = max(maxCursor, n)
 		case 'D':
 			maxDurable = max(maxDurable, n)
 			if n > 0 {
@@ -104,7 +114,7 @@ func runChild(t *testing.T, path string, commits int) (maxAssigned, maxDurable u
 	if !killed {
 		t.Fatalf("child ended before %d commits (saw %d)", commits, seen)
 	}
-	return maxAssigned, maxDurable, assigned
+	return maxAssigned, maxDurable, maxCursor, assigned
 }
 
 func TestCrash(t *testing.T) {
@@ -114,8 +124,10 @@ func TestCrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	var allAssigned uint64
 	var durable []uint64
+	var cursor uint64
 	for round := 0; round < 2; round++ {
-		maxA, maxD, assigned := runChild(t, path, 10)
+		maxA, maxD, maxC, assigned := runChild(t, path, 10)
+		cursor = max(cursor, maxC)
 		t.Logf("round %d: child assigned up to %d, reported durable up to %d", round, maxA, maxD)
 		if maxA <= allAssigned {
 			t.Fatalf("child reused seqs: assigned up to %d, earlier runs up to %d", maxA, allAssigned)
@@ -144,6 +156,9 @@ func TestCrash(t *testing.T) {
 		if !have[d] {
 			t.Fatalf("seq %d was reported durable but is gone", d)
 		}
+	}
+	if c, err := s.Cursor("uplink"); err != nil || c < cursor {
+		t.Fatalf("cursor %d after the crash (%v), the child had set %d", c, err, cursor)
 	}
 	st := s.Stats()
 	next := mustAppend(t, s, tele(1, 1))
