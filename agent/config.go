@@ -15,6 +15,7 @@ import (
 
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/uplink/mqtt"
+	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
 )
 
 // ConfigError is a configuration error: the file, the line and the field
@@ -140,21 +141,9 @@ type ClockConfig struct {
 // unless configured; both may run at once, each with its own cursor.
 type UplinkConfig struct {
 	// MQTT is documented field by field in uplink/mqtt.Options and docs/mqtt.md.
-	MQTT      mqtt.Options    `yaml:"mqtt"`
-	WebSocket WebSocketConfig `yaml:"websocket"`
-}
-
-// WebSocketConfig configures the Aether V3 WebSocket uplink; see docs/aether.md.
-type WebSocketConfig struct {
-	// URL is wss://central/v3/ws/group/{site}/client/{gateway}. Empty: off.
-	URL      string `yaml:"url"`
-	Token    string `yaml:"token"`
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// HeartbeatInterval between heartbeats, 30s to 60s. Default 30s.
-	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
-	BatchSize         int           `yaml:"batch_size"`
+	MQTT mqtt.Options `yaml:"mqtt"`
+	// WebSocket is documented in uplink/websocket.Options and docs/aether.md.
+	WebSocket wsuplink.Options `yaml:"websocket"`
 }
 
 // DeviceConfig is one device to read.
@@ -443,8 +432,12 @@ func (c *Config) fillUplinks() error {
 	}
 	w := &c.Uplink.WebSocket
 	if w.URL != "" {
-		if !regexp.MustCompile(`^wss?://[^/\s]+/`).MatchString(w.URL) {
+		m := regexp.MustCompile(`^wss?://[^/\s]+/(?:.*/)?group/[A-Za-z0-9_-]{1,64}/client/([A-Za-z0-9_-]{1,64})$`).FindStringSubmatch(w.URL)
+		if m == nil {
 			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "%q: want wss://host/v3/ws/group/{site}/client/{gateway}", w.URL)
+		}
+		if m[1] != c.GatewayID {
+			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "the client id %q in the URL must be the gateway_id %q", m[1], c.GatewayID)
 		}
 		if w.HeartbeatInterval != 0 && (w.HeartbeatInterval < 30*time.Second || w.HeartbeatInterval > time.Minute) {
 			return c.errf("uplink.websocket.heartbeat_interval", []string{"uplink", "websocket", "heartbeat_interval"}, "%v: want 30s to 60s", w.HeartbeatInterval)

@@ -53,7 +53,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"rule unknown device", "devices:\n  - {id: 1, driver: sim-env}\nrules:\n  - name: r\n    device_ids: [7]\n    metric: t\n    above: 1\n", 5, "rules[0].device_ids"},
 		{"bad severity", "rules:\n  - {name: r, metric: t, above: 1, severity: doom}\n", 2, "rules[0].severity"},
 		{"bad mqtt url", "uplink:\n  mqtt:\n    url: localhost\n", 3, "uplink.mqtt.url"},
-		{"bad ws heartbeat", "uplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/g\n    heartbeat_interval: 5s\n", 4, "uplink.websocket.heartbeat_interval"},
+		{"bad ws heartbeat", "gateway_id: g\nuplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/g\n    heartbeat_interval: 5s\n", 5, "uplink.websocket.heartbeat_interval"},
+		{"ws url not this gateway", "gateway_id: g\nuplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/other\n", 4, "uplink.websocket.url"},
 		{"yaml syntax", "listen: [\n", 0, ""},
 	}
 	for _, c := range cases {

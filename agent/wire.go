@@ -11,6 +11,7 @@ import (
 	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/uplink/mqtt"
+	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
 	"github.com/floorhub/floorhub/web"
 )
 
@@ -57,6 +58,13 @@ func (a *Agent) wire() (*wiring, error) {
 	w.services = append(w.services, service{"hub", h.Run})
 	w.mux.Handle("/ws", h.Handler())
 	w.mux.Handle("/ws/", h.Handler())
+	v3, err := hub.NewV3(h, hub.V3Options{GatewayID: a.cfg.GatewayID, Group: a.cfg.Hub.V3Group, Commander: a,
+		Logger: a.log.With("component", "v3")})
+	if err != nil {
+		return nil, fmt.Errorf("agent: hub v3: %w", err)
+	}
+	w.services = append(w.services, service{"v3", v3.Run})
+	w.mux.Handle("/v3/ws/", v3.Handler())
 	w.mux.Handle("GET /{$}", web.Handler())
 	w.mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
@@ -75,6 +83,18 @@ func (a *Agent) wire() (*wiring, error) {
 		}
 		a.cursors = append(a.cursors, mqtt.CursorEvents, mqtt.CursorTelemetry)
 		w.services = append(w.services, service{"mqtt", u.Run})
+	}
+	if o := a.cfg.Uplink.WebSocket; o.URL != "" {
+		o.GatewayID = a.cfg.GatewayID
+		o.Version = a.opts.Version
+		o.BootID = a.clock.bootID
+		o.Logger = a.log.With("component", "websocket-uplink")
+		u, err := wsuplink.New(a.store, a, o)
+		if err != nil {
+			return nil, fmt.Errorf("agent: uplink.websocket: %w", err)
+		}
+		a.cursors = append(a.cursors, wsuplink.Cursor)
+		w.services = append(w.services, service{"websocket-uplink", u.Run})
 	}
 	return w, nil
 }
