@@ -240,8 +240,11 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.checkOffline()
-		if a.clock.check() {
-			a.log.Info("wall clock is synced; readings taken before carry clock_synced=false", "now", a.now().UTC())
+		a.mu.Lock()
+		synced := a.clock.check()
+		a.mu.Unlock()
+		if synced {
+			a.restamp(ctx)
 		}
 		if now := a.now(); !now.Before(next) {
 			next = now.Add(a.cfg.System.Interval)
@@ -260,6 +263,20 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			cancel()
 		}
 	}
+}
+
+// restamp corrects the times of this boot's readings taken before the wall
+// clock was synced, now that it is: they keep clock_synced=false and carry
+// restamped=true, never a silent 1970.
+func (a *Agent) restamp(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := a.store.Restamp(rctx, a.clock.bootID, a.clock.offset.Load())
+	if err != nil {
+		a.log.Error("re-stamping readings taken before the clock was synced failed", "err", err)
+		return
+	}
+	a.log.Info("wall clock is synced; re-stamped the readings taken before", "records", n, "now", a.now().UTC())
 }
 
 func (a *Agent) publishSystem() {

@@ -260,3 +260,65 @@ devices:
 		t.Fatalf("healthz: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestClockNotSyncedAtBoot: a Pi without RTC boots in 1970. Readings taken
+// then are flagged, and re-stamped from monotonic time once the clock is set.
+func TestClockNotSyncedAtBoot(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	boot := time.Now()
+	set := false
+	now := func() time.Time { // 1970 until NTP "sets" the clock
+		mu.Lock()
+		defer mu.Unlock()
+		if set {
+			return time.Now()
+		}
+		return time.Unix(0, 0).Add(time.Since(boot))
+	}
+	cfg, err := ParseConfig("t", []byte("data_dir: "+dir+"\nlisten: "+freeAddr(t)+"\nstore: {commit_interval: 50ms}\ndevices:\n  - {id: 1, driver: sim-env, interval: 100ms}\nrules: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var setAt time.Time
+	ready := make(chan string, 1)
+	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now, Ready: func(u string) { ready <- u }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	<-ready
+	waitFor(t, "unsynced readings", 10*time.Second, func() bool { return a.store.Stats().CommittedSeq > 3 })
+	mu.Lock()
+	setAt = time.Now()
+	set = true // NTP set the clock
+	mu.Unlock()
+	waitFor(t, "synced readings", 10*time.Second, func() bool {
+		recs, _ := a.store.Read(0, 1000)
+		return len(recs) > 0 && recs[len(recs)-1].ClockSynced
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs := readAll(t, dir)
+	var early, synced int
+	for _, r := range recs {
+		switch {
+		case r.ClockSynced:
+			synced++
+		case r.Restamped:
+			early++
+			if r.TS.Year() < 2025 || r.TS.After(setAt.Add(time.Second)) {
+				t.Fatalf("restamped TS %v not shortly before the clock was set (%v)", r.TS, setAt)
+			}
+		default:
+			t.Fatalf("record %d taken before sync was neither synced nor restamped: %+v", r.Seq, r)
+		}
+	}
+	if early == 0 || synced == 0 {
+		t.Fatalf("early %d, synced %d", early, synced)
+	}
+}

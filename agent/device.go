@@ -149,13 +149,15 @@ func (a *Agent) readOnce(ctx context.Context, d *device) (store.Record, error) {
 // ingest stamps one successful read, stores it, fans it out, and runs the
 // status and alert logic on it.
 func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, error) {
-	rec := a.stamp(store.Record{Kind: store.KindTelemetry, DeviceID: d.cfg.ID})
-	rec.Metrics = make([]store.Metric, len(readings))
+	metrics := make([]store.Metric, len(readings))
 	for i, r := range readings {
-		rec.Metrics[i] = store.Metric{Name: r.Metric, Value: r.Value, Unit: r.Unit}
+		metrics[i] = store.Metric{Name: r.Metric, Value: r.Value, Unit: r.Unit}
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Stamped under the lock: the clock turns synced under it too, so every
+	// record stamped unsynced is queued before Restamp runs.
+	rec := a.stamp(store.Record{Kind: store.KindTelemetry, DeviceID: d.cfg.ID, Metrics: metrics})
 	rec, err := a.append(rec)
 	if err != nil {
 		return rec, err

@@ -26,7 +26,10 @@ const (
 	headerLen  = 11
 )
 
-const flagSynced = 1 << 0
+const (
+	flagSynced    = 1 << 0
+	flagRestamped = 1 << 1 // TS recomputed from Mono once the clock was synced
+)
 
 // zeroTime encodes time.Time{}, whose UnixNano is not representable.
 const zeroTime = math.MinInt64
@@ -125,6 +128,9 @@ func (d *dict) encode(b []byte, r *Record) ([]byte, error) {
 	var flags byte
 	if r.ClockSynced {
 		flags |= flagSynced
+	}
+	if r.Restamped {
+		flags |= flagRestamped
 	}
 	b = append(b, flags)
 	b = binary.AppendVarint(b, int64(r.DeviceID))
@@ -247,6 +253,7 @@ func decode(strs []string, seq uint64, v []byte) (Record, error) {
 		Kind:        Kind(v[offKind]),
 		TS:          decodeTime(int64(u64(v[offTS:]))),
 		ClockSynced: v[offFlags]&flagSynced != 0,
+		Restamped:   v[offFlags]&flagRestamped != 0,
 	}
 	d := decoder{b: v[headerLen:], strs: strs}
 	r.DeviceID = int(d.varint())

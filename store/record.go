@@ -43,6 +43,9 @@ type Record struct {
 	// ClockSynced is false when TS was taken before the wall clock was
 	// known to be right (a Pi without RTC boots in 1970).
 	ClockSynced bool
+	// Restamped is true when TS was recomputed from Mono after the wall
+	// clock was synced (see Store.Restamp); ClockSynced stays false.
+	Restamped bool
 
 	Metrics []Metric      // KindTelemetry
 	Alert   *Alert        // KindAlert
