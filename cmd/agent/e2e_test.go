@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// buildAgent compiles the real binary once per test run.
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "agent")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(gobin, "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *strings.Builder
+	exited chan error
+}
+
+var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
+
+// startAgent runs the binary in dir and waits for its URL line.
+func startAgent(t *testing.T, bin, dir string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		p.exited <- p.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("agent exited before printing its URL:\n%s", p.stderr)
+			}
+			if m := urlRE.FindStringSubmatch(l); m != nil {
+				p.url = m[1]
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("no URL line within 30 s:\n%s", p.stderr)
+		}
+	}
+}
+
+// stop sends SIGINT and returns the exit code.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("agent did not stop on SIGINT:\n%s", p.stderr)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// TestNewcomer is the README's first command as a new user runs it: no
+// config, the printed URL works, telemetry flows, Ctrl-C exits 0.
+func TestNewcomer(t *testing.T) {
+	bin := buildAgent(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := startAgent(t, bin, dir, "-listen", addr)
+	if !strings.HasPrefix(p.url, "http://localhost:") || !strings.Contains(p.url, "/?token=") {
+		t.Fatalf("URL %q", p.url)
+	}
+	page := strings.Replace(p.url, "localhost", "127.0.0.1", 1)
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "<title>floorhub</title>") {
+		t.Fatalf("dashboard: %d", resp.StatusCode)
+	}
+	token := page[strings.Index(page, "token=")+len("token="):]
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	send := func(v any) {
+		if err := ws.WriteJSON(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(map[string]any{"type": "auth", "token": token})
+	var m map[string]any
+	if err := ws.ReadJSON(&m); err != nil || m["type"] != "auth_response" || m["success"] != true {
+		t.Fatalf("auth: %v %v", m, err)
+	}
+	send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 1})
+	for {
+		m = nil
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("waiting for telemetry: %v", err)
+		}
+		if m["type"] == "telemetry_update" {
+			break
+		}
+	}
+	if m["device_id"] != float64(1) || m["telemetry"].(map[string]any)["temperature"] == nil {
+		t.Fatalf("telemetry_update %v", m)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
+	}
+	// The client got a close frame, not a dropped TCP connection.
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+				t.Fatalf("want close 1001 on shutdown, got %v", err)
+			}
+			break
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "floorhub.db")); err != nil {
+		t.Fatalf("no database under ./data: %v", err)
+	}
+}
+
+func TestBadConfigExits78(t *testing.T) {
+	bin := buildAgent(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("listen: :1\nbogus: 1\n"), 0o644)
+	cmd := exec.Command(bin, "-config", "c.yaml")
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 78 || !strings.Contains(string(out), "c.yaml:2: bogus") {
+		t.Fatalf("exit %d: %s", cmd.ProcessState.ExitCode(), out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "floorhub agent ") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+}

@@ -1,0 +1,158 @@
+// Command agent runs a floorhub gateway: flags, config, run, wait for a
+// signal. Everything else lives in package agent.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/floorhub/floorhub/agent"
+	"github.com/floorhub/floorhub/auth"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes: 78 (EX_CONFIG) tells systemd not to restart a broken config.
+const (
+	exitOK     = 0
+	exitFail   = 1
+	exitUsage  = 2
+	exitConfig = 78
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintln(stdout, "floorhub agent", version)
+			return exitOK
+		case "token":
+			return runToken(args[1:], stdout, stderr)
+		case "scan":
+			return runScan(args[1:])
+		}
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: agent [flags]\n       agent token -user NAME [-ttl 24h]\n       agent scan [-bus 1]\n       agent version\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	configPath := fs.String("config", "", "YAML config `file` (none: simulated sensors, ./data, :8000)")
+	listen := fs.String("listen", "", "HTTP listen `address`, overrides listen:")
+	dataDir := fs.String("data", "", "data `directory`, overrides data_dir:")
+	mqttURL := fs.String("mqtt", "", "MQTT broker `URL`, overrides uplink.mqtt.url:")
+	check := fs.Bool("check-config", false, "validate the config and exit (0 valid, 78 not)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, err := loadConfig(*configPath, agent.Overrides{Listen: *listen, DataDir: *dataDir, MQTTURL: *mqttURL})
+	if err != nil {
+		fmt.Fprintln(stderr, "agent: config:", err)
+		return exitConfig
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: OK (%d devices, %d rules)\n", cfg.Source(), len(cfg.Devices), len(cfg.Rules))
+		return exitOK
+	}
+	log := newLogger(cfg, stderr)
+	hw, err := openHardware()
+	if err != nil {
+		log.Info("no hardware access; hardware drivers will report it as a read error", "err", err)
+		hw = nil
+	} else {
+		defer hw.Close()
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	notify := systemdNotifier(log)
+	o := agent.Options{Logger: log, Version: version, Notify: notify, WatchdogInterval: watchdogInterval(),
+		Ready: func(url string) { fmt.Fprintf(stdout, "floorhub is running: dashboard %s\n", url) }}
+	if hw != nil {
+		o.Hardware = hw
+	}
+	a, err := agent.New(cfg, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "agent:", err)
+		return exitConfig
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("agent failed", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func loadConfig(path string, o agent.Overrides) (*agent.Config, error) {
+	var cfg *agent.Config
+	var err error
+	if path == "" {
+		cfg, err = agent.ParseConfig("(defaults)", nil)
+	} else {
+		cfg, err = agent.LoadConfig(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cfg, cfg.Override(o)
+}
+
+func newLogger(cfg *agent.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	ho := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// runToken implements `agent token -user NAME [-ttl 24h]`.
+func runToken(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("agent token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	user := fs.String("user", "", "the token's user (sub)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	configPath := fs.String("config", "", "config `file` (for data_dir)")
+	dataDir := fs.String("data", "", "data `directory` holding the secret, overrides data_dir:")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *user == "" || *ttl <= 0 {
+		fmt.Fprintln(stderr, "agent token: -user NAME is required and -ttl must be positive")
+		return exitUsage
+	}
+	cfg, err := loadConfig(*configPath, agent.Overrides{DataDir: *dataDir})
+	if err != nil {
+		fmt.Fprintln(stderr, "agent: config:", err)
+		return exitConfig
+	}
+	secret, err := auth.LoadOrCreateSecret(cfg.DataDir)
+	if err != nil {
+		fmt.Fprintln(stderr, "agent token:", err)
+		return exitFail
+	}
+	tok, err := auth.Mint(secret, *user, *ttl, auth.Claims{})
+	if err != nil {
+		fmt.Fprintln(stderr, "agent token:", err)
+		return exitFail
+	}
+	fmt.Fprintln(stdout, tok)
+	return exitOK
+}

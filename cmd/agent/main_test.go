@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/auth"
+)
+
+func runCmd(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("devices:\n  - {id: 1, driver: sim-env}\n"), 0o644)
+	os.WriteFile(bad, []byte("devices:\n  - id: 1\n    driver: sim-env\n    intervall: 5s\n"), 0o644)
+
+	if code, out, errs := runCmd("-check-config", "-config", good); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("good config: %d %q %q", code, out, errs)
+	}
+	code, _, errs := runCmd("-check-config", "-config", bad)
+	if code != 78 || !strings.Contains(errs, bad+":4: intervall") {
+		t.Fatalf("bad config: exit %d, %q (want 78 naming the file, line 4 and the field)", code, errs)
+	}
+	if code, _, errs := runCmd("-check-config", "-config", filepath.Join(dir, "missing.yaml")); code != 78 || !strings.Contains(errs, "missing.yaml") {
+		t.Fatalf("missing config: %d %q", code, errs)
+	}
+	if code, _, _ := runCmd("-check-config", "-mqtt", "nonsense"); code != 78 {
+		t.Fatalf("bad -mqtt flag: exit %d", code)
+	}
+	if code, out, _ := runCmd("-check-config"); code != 0 || !strings.Contains(out, "(defaults)") {
+		t.Fatalf("no config: %d %q", code, out)
+	}
+	if code, _, _ := runCmd("-nosuchflag"); code != 2 {
+		t.Fatalf("bad flag: exit %d", code)
+	}
+}
+
+func TestExampleConfigChecks(t *testing.T) {
+	if code, out, errs := runCmd("-check-config", "-config", "../../systemd/floorhub.example.yaml"); code != 0 {
+		t.Fatalf("example config: %d %q %q", code, out, errs)
+	}
+}
+
+func TestTokenAndVersion(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := runCmd("token", "-user", "alice", "-ttl", "1h", "-data", dir)
+	if code != 0 {
+		t.Fatalf("token: %d %s", code, errs)
+	}
+	st, err := os.Stat(filepath.Join(dir, auth.SecretFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", st, err)
+	}
+	secret, _ := auth.LoadOrCreateSecret(dir)
+	v, _ := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
+	c, err := v.Verify(strings.TrimSpace(out))
+	if err != nil || c.User() != "alice" || time.Until(c.ExpiresAt.Time) > time.Hour {
+		t.Fatalf("minted token: %v %+v", err, c)
+	}
+	if code, _, _ := runCmd("token"); code != 2 {
+		t.Fatalf("token without -user: %d", code)
+	}
+	if code, out, _ := runCmd("version"); code != 0 || !strings.Contains(out, version) {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}
