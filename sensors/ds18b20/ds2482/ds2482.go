@@ -63,8 +63,9 @@ type Dev struct {
 	addr uint16
 	cfg  byte
 
-	txn sync.Mutex // held by a driver across several Tx (see LockBus)
-	mu  sync.Mutex // held for one Tx or triplet
+	txn   sync.Mutex // held by a driver across several Tx (see LockBus)
+	mu    sync.Mutex // held for one Tx or triplet
+	stale bool       // an I²C error happened: reset the bridge before the next use
 }
 
 // New resets the bridge at addr (0x18 to 0x1B) on b and configures it.
@@ -157,6 +158,37 @@ func (d *Dev) command(w ...byte) (byte, error) {
 func (d *Dev) Tx(w, r []byte, power onewire.Pullup) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.recover(); err != nil {
+		return err
+	}
+	err := d.tx(w, r, power)
+	d.noteI2CError(err)
+	return err
+}
+
+// recover resets the bridge after an I²C error: it may have been power
+// cycled and lost its configuration. Caller holds d.mu.
+func (d *Dev) recover() error {
+	if !d.stale {
+		return nil
+	}
+	if err := d.reset(); err != nil {
+		return err
+	}
+	d.stale = false
+	return nil
+}
+
+// noteI2CError marks the bridge for a reset after an error on the I²C side;
+// the 1-Wire line's own conditions (no presence, short) do not need one.
+func (d *Dev) noteI2CError(err error) {
+	if err != nil && !errors.Is(err, ErrNoPresence) && !errors.Is(err, ErrShorted) {
+		d.stale = true
+	}
+}
+
+// tx is Tx without the recovery. Caller holds d.mu.
+func (d *Dev) tx(w, r []byte, power onewire.Pullup) error {
 	st, err := d.command(cmdReset1W)
 	if err != nil {
 		return err
@@ -195,12 +227,16 @@ func (d *Dev) Tx(w, r []byte, power onewire.Pullup) error {
 func (d *Dev) SearchTriplet(direction byte) (onewire.TripletResult, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.recover(); err != nil {
+		return onewire.TripletResult{}, err
+	}
 	dir := byte(0)
 	if direction != 0 {
 		dir = 0x80
 	}
 	st, err := d.command(cmdTriplet, dir)
 	if err != nil {
+		d.noteI2CError(err)
 		return onewire.TripletResult{}, err
 	}
 	tr := onewire.TripletResult{

@@ -163,3 +163,26 @@ func TestSearchOneDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRecoversAfterI2CError(t *testing.T) {
+	// The bridge vanishes (the playback runs dry: every transaction
+	// fails), then comes back power-cycled: the next Tx resets and
+	// configures it before the 1-Wire reset.
+	pb := &i2ctest.Playback{DontPanic: true, Ops: []i2ctest.IO{deviceReset(), config(0x01)}}
+	d, err := New(pb, 0x18, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Tx([]byte{0xCC}, nil, onewire.WeakPullup); err == nil {
+		t.Fatal("Tx on a vanished bridge succeeded")
+	}
+	pb.Lock()
+	pb.Ops = append(pb.Ops, cat([]i2ctest.IO{deviceReset(), config(0x01)}, owReset(0x0A), writeByte(0xCC))...)
+	pb.Unlock()
+	if err := d.Tx([]byte{0xCC}, nil, onewire.WeakPullup); err != nil {
+		t.Fatalf("after the bridge came back: %v", err)
+	}
+	if err := pb.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
