@@ -254,8 +254,8 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 	}
 	waitConns(h, n)
 	rss1 := rssKB()
-	fmt.Printf("server RSS: %d KB before, %d KB with %d idle connections: %.1f KB per connection\n",
-		rss0, rss1, n, float64(rss1-rss0)/float64(n))
+	fmt.Printf("server RSS: %d KB before, %d KB with %d idle connections: %.1f KB per connection (%d goroutines)\n",
+		rss0, rss1, n, float64(rss1-rss0)/float64(n), runtime.NumGoroutine())
 
 	seq := uint64(0)
 	publish := func() uint64 {

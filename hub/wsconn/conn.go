@@ -317,7 +317,7 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWriteBatch+6
 // together are framed into one buffer and written with one system call: a
 // client that falls behind costs fewer writes, not more.
 func (c *Conn) writeLoop() {
-	var deadline time.Time
+	var deadlineSet time.Time
 	for {
 		c.mu.Lock()
 		m, ok := c.pop()
@@ -357,12 +357,12 @@ func (c *Conn) writeLoop() {
 			seq = max(seq, m.Seq)
 		}
 		c.mu.Unlock()
-		// Refreshing the deadline costs a timer update; once a second
-		// is precise enough for a wait of seconds.
+		// Refreshing the deadline costs a timer update: do it when a
+		// quarter of the wait (at most a second) has passed since.
 		now := time.Now()
-		if now.Add(c.s.o.WriteWait).Sub(deadline) > time.Second {
-			deadline = now.Add(c.s.o.WriteWait)
-			c.ws.NetConn().SetWriteDeadline(deadline)
+		if now.Sub(deadlineSet) > min(c.s.o.WriteWait/4, time.Second) {
+			deadlineSet = now
+			c.ws.NetConn().SetWriteDeadline(now.Add(c.s.o.WriteWait))
 		}
 		_, err := c.ws.NetConn().Write(buf)
 		if cap(buf) <= 2*maxWriteBatch {
