@@ -86,6 +86,20 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 		c.extendRead()
 		return nil
 	})
+	ws.SetPingHandler(func(data string) error {
+		// As gorilla's default, but with our write deadline: the socket
+		// has one, and the writer counts on it being WriteWait long.
+		c.extendRead()
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.o.WriteWait))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return err
+		}
+		return nil
+	})
 	ws.SetCloseHandler(func(code int, _ string) error {
 		// Nothing may follow our reply: drop the queue first.
 		c.mu.Lock()
