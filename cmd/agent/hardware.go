@@ -79,9 +79,12 @@ func (h *hostHardware) I2C(name string) (i2c.Bus, error) {
 	if b, ok := h.buses[n]; ok {
 		return b, nil
 	}
+	if len(i2creg.All()) == 0 {
+		return nil, errors.New("hardware: no I²C bus on this host (on a Raspberry Pi: dtparam=i2c_arm=on in config.txt)")
+	}
 	b, err := i2creg.Open(n)
 	if err != nil {
-		return nil, fmt.Errorf("hardware: open I²C bus %s (on a Raspberry Pi: dtparam=i2c_arm=on in config.txt, and the i2c group): %w", n, err)
+		return nil, fmt.Errorf("hardware: I²C bus %s (the agent needs the i2c group for /dev/i2c-%s): %w", n, n, err)
 	}
 	h.buses[n] = b
 	return b, nil

@@ -96,7 +96,7 @@ func init() {
 				}
 				b, err := hw.I2C(bus)
 				if err != nil {
-					return nil, fmt.Errorf("%s: open I²C bus %s: %w", v.name, bus, err)
+					return nil, fmt.Errorf("%s: %w", v.name, err)
 				}
 				return ads1x15.NewI2C(b, addr, o)
 			},

@@ -343,7 +343,7 @@ func TestBuildBME280Renamed(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	hw.i2c = nil
-	if _, err := catalog.Build(&all[0], hw); err == nil || !strings.Contains(err.Error(), "open I²C bus 1") {
+	if _, err := catalog.Build(&all[0], hw); err == nil || !strings.Contains(err.Error(), `no bus "1"`) {
 		t.Fatalf("err %v", err)
 	}
 }

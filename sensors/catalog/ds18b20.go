@@ -90,7 +90,7 @@ type bridge struct {
 func openBridge(hw Hardware, bus string, addr uint16) (*ds2482.Dev, error) {
 	b, err := hw.I2C(bus)
 	if err != nil {
-		return nil, fmt.Errorf("ds18b20: open I²C bus %s for the DS2482: %w", bus, err)
+		return nil, fmt.Errorf("ds18b20: DS2482 bridge: %w", err)
 	}
 	key := fmt.Sprintf("%s 0x%02x", bus, addr)
 	bridges.Lock()

@@ -135,7 +135,7 @@ func pinDriver(parse func(s *Spec) (string, error), build func(s *Spec, p gpio.P
 			}
 			p, err := hw.Pin(pin)
 			if err != nil {
-				return nil, fmt.Errorf("%s: pin %s: %w", s.Driver, pin, err)
+				return nil, fmt.Errorf("%s: %w", s.Driver, err)
 			}
 			return build(s, p)
 		},
