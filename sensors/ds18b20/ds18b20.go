@@ -112,7 +112,13 @@ func New(bus onewire.Bus, rom onewire.Address, opts *Opts) (*Dev, error) {
 	d.bus = bus
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	unlock := d.lockBus()
+	// New has no context; a minute bounds the wait behind other probes.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	unlock, err := d.lockBus(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	if err := d.initBus(); err != nil {
 		return nil, err
@@ -168,17 +174,20 @@ func (d *Dev) String() string {
 func (d *Dev) ROM() onewire.Address { return d.rom }
 
 // BusLocker is a 1-Wire bus that can be held across several transactions.
+// LockBus waits at most until ctx ends.
 type BusLocker interface {
-	LockBus()
+	LockBus(ctx context.Context) error
 	UnlockBus()
 }
 
-func (d *Dev) lockBus() func() {
+func (d *Dev) lockBus(ctx context.Context) (func(), error) {
 	if l, ok := d.bus.(BusLocker); ok {
-		l.LockBus()
-		return l.UnlockBus
+		if err := l.LockBus(ctx); err != nil {
+			return nil, err
+		}
+		return l.UnlockBus, nil
 	}
-	return func() {}
+	return func() {}, nil
 }
 
 // Sense converts once and returns °C.
@@ -232,7 +241,10 @@ func (d *Dev) initBus() error {
 }
 
 func (d *Dev) senseBus(ctx context.Context) (float64, error) {
-	unlock := d.lockBus()
+	unlock, err := d.lockBus(ctx)
+	if err != nil {
+		return 0, err
+	}
 	defer unlock()
 	if !d.ready {
 		if err := d.initBus(); err != nil {

@@ -1,6 +1,7 @@
 package ds2482
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -63,9 +64,9 @@ type Dev struct {
 	addr uint16
 	cfg  byte
 
-	txn   sync.Mutex // held by a driver across several Tx (see LockBus)
-	mu    sync.Mutex // held for one Tx or triplet
-	stale bool       // an I²C error happened: reset the bridge before the next use
+	txn   chan struct{} // a one-slot semaphore held across several Tx (see LockBus)
+	mu    sync.Mutex    // held for one Tx or triplet
+	stale bool          // an I²C error happened: reset the bridge before the next use
 }
 
 // New resets the bridge at addr (0x18 to 0x1B) on b and configures it.
@@ -79,7 +80,7 @@ func New(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 	if addr < defaultAddr || addr > addrLast {
 		return nil, fmt.Errorf("ds2482: address 0x%02X: the DS2482-100 answers only on 0x18 to 0x1B", addr)
 	}
-	d := &Dev{bus: b, addr: addr, cfg: cfgActivePullup}
+	d := &Dev{bus: b, addr: addr, cfg: cfgActivePullup, txn: make(chan struct{}, 1)}
 	if opts != nil && opts.PassivePullup {
 		d.cfg = 0
 	}
@@ -93,14 +94,22 @@ func New(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 
 func (d *Dev) String() string { return fmt.Sprintf("DS2482 at 0x%02X on %s", d.addr, d.bus) }
 
-// LockBus reserves the 1-Wire bus for a sequence of transactions. Tx does
-// not need it; drivers whose exchanges must not be interleaved (convert,
-// wait, read) do. It is not sync.Locker on purpose: periph's fakes embed a
-// mutex, and a driver looking for sync.Locker would deadlock on them.
-func (d *Dev) LockBus() { d.txn.Lock() }
+// LockBus reserves the 1-Wire bus for a sequence of transactions, waiting
+// at most until ctx ends. Tx does not need it; drivers whose exchanges must
+// not be interleaved (convert, wait, read) do. It is not sync.Locker on
+// purpose: waiting must honour the reader's deadline, and periph's fakes
+// embed a mutex that a driver looking for sync.Locker would deadlock on.
+func (d *Dev) LockBus(ctx context.Context) error {
+	select {
+	case d.txn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ds2482: waiting for the 1-Wire bus: %w", ctx.Err())
+	}
+}
 
 // UnlockBus releases the bus reserved by LockBus.
-func (d *Dev) UnlockBus() { d.txn.Unlock() }
+func (d *Dev) UnlockBus() { <-d.txn }
 
 // reset resets the bridge and writes its configuration. Caller holds d.mu.
 func (d *Dev) reset() error {

@@ -1,8 +1,10 @@
 package ds2482
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/i2c/i2ctest"
 	"periph.io/x/conn/v3/onewire"
@@ -185,4 +187,24 @@ func TestRecoversAfterI2CError(t *testing.T) {
 	if err := pb.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestLockBusHonoursDeadline(t *testing.T) {
+	d, err := New(&i2ctest.Playback{Ops: []i2ctest.IO{deviceReset(), config(0x01)}}, 0x18, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.LockBus(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := d.LockBus(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second LockBus: %v, want the deadline", err)
+	}
+	d.UnlockBus()
+	if err := d.LockBus(context.Background()); err != nil {
+		t.Fatalf("after UnlockBus: %v", err)
+	}
+	d.UnlockBus()
 }
