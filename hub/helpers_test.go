@@ -26,7 +26,7 @@ const wait = 10 * time.Second
 
 type testHub struct {
 	*Hub
-	t    *testing.T
+	t    testing.TB
 	srv  *httptest.Server
 	url  string // ws://host
 	tick chan time.Time
@@ -56,7 +56,7 @@ func (c *fakeClock) Add(d time.Duration) {
 func limitless(o *Options) { o.Conn.ConnectsPerMinute = -1 }
 
 // newTestHub starts a hub on an httptest server; edit changes the options.
-func newTestHub(t *testing.T, edits ...func(*Options)) *testHub {
+func newTestHub(t testing.TB, edits ...func(*Options)) *testHub {
 	t.Helper()
 	return startHub(t, false, edits...)
 }
@@ -64,7 +64,7 @@ func newTestHub(t *testing.T, edits ...func(*Options)) *testHub {
 // newSmallBufHub is newTestHub with small kernel send buffers on the
 // server's sockets, so that a client that stops reading stalls its writer
 // after a few kilobytes rather than megabytes.
-func newSmallBufHub(t *testing.T, edits ...func(*Options)) *testHub {
+func newSmallBufHub(t testing.TB, edits ...func(*Options)) *testHub {
 	t.Helper()
 	return startHub(t, true, edits...)
 }
@@ -79,7 +79,7 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-func startHub(t *testing.T, smallBuf bool, edits ...func(*Options)) *testHub {
+func startHub(t testing.TB, smallBuf bool, edits ...func(*Options)) *testHub {
 	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: testSecret})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func startHub(t *testing.T, smallBuf bool, edits ...func(*Options)) *testHub {
 	return th
 }
 
-func token(t *testing.T, user string) string {
+func token(t testing.TB, user string) string {
 	t.Helper()
 	tok, err := auth.Mint(testSecret, user, time.Hour, auth.Claims{})
 	if err != nil {
@@ -132,7 +132,7 @@ func token(t *testing.T, user string) string {
 }
 
 type tclient struct {
-	t  *testing.T
+	t  testing.TB
 	ws *websocket.Conn
 }
 
@@ -276,7 +276,7 @@ func (c *tclient) closeCode() (int, string) {
 }
 
 // eventually waits for cond, failing after wait.
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
