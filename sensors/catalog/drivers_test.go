@@ -68,6 +68,10 @@ devices:
   - id: 3
     driver: ds18b20
     settings: {rom: 28-0000075e6b1a, resolution: 11}
+  - id: 10
+    driver: ds18b20
+    bus: w1
+    settings: {rom: 28-0000075e6b1b}
   - id: 4
     driver: ds18b20
     bus: 1
@@ -360,8 +364,9 @@ func TestBridgeShared(t *testing.T) {
 		{Addr: 0x18, W: []byte{0xB4}}, {Addr: 0x18, R: []byte{0x08}}, // probe 5: no presence
 	}}
 	hw := &hardware{i2c: map[string]i2c.Bus{"1": bus}}
-	for _, id := range []int{4, 5} {
-		_, err := catalog.Build(&all[id-1], hw)
+	for _, i := range []int{4, 5} { // devices 4 and 5
+		id := all[i].ID
+		_, err := catalog.Build(&all[i], hw)
 		if err == nil || !strings.Contains(err.Error(), "no device on the 1-Wire bus") {
 			t.Fatalf("device %d: err %v", id, err)
 		}

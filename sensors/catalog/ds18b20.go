@@ -19,7 +19,7 @@ import (
 //	bus: w1                   # w1 (the kernel's, default) or ds2482
 //	metrics: {temperature: oven_temp}
 //
-// With bus: ds2482, the entry's own bus and address are the bridge's I²C
+// The entry's own bus may also say w1. With bus: ds2482, the entry's own bus and address are the bridge's I²C
 // bus and address (default 0x18); probes on one bridge share it.
 type dsSettings struct {
 	ROM        string            `yaml:"rom"`
@@ -56,8 +56,15 @@ func parseDS18B20(s *Spec) (*dsConfig, error) {
 	if set.Resolution != 0 && (set.Resolution < 9 || set.Resolution > 12) {
 		return nil, fmt.Errorf("settings: resolution %d: want 9 to 12 bits", set.Resolution)
 	}
-	switch set.Bus {
+	mode := set.Bus
+	if mode == "" && s.Bus == "w1" {
+		mode = "w1" // the entry's own bus: w1 says the same
+	}
+	switch mode {
 	case "", "w1":
+		if s.Bus == "w1" {
+			break
+		}
 		if err := unused(s, true, true, false); err != nil {
 			return nil, fmt.Errorf("%w (set settings.bus: ds2482 for a probe behind a DS2482 bridge)", err)
 		}

@@ -129,6 +129,8 @@ func New(bus onewire.Bus, rom onewire.Address, opts *Opts) (*Dev, error) {
 // NewW1 opens the probe with ROM id rom through the kernel's w1 devices
 // directory (normally /sys/bus/w1/devices) and sets the resolution if
 // asked, which needs a kernel whose w1_therm has the resolution file.
+// Each read blocks in the kernel for the conversion (up to 750 ms at 12
+// bits), which a context cannot interrupt.
 func NewW1(dir string, rom onewire.Address, opts *Opts) (*Dev, error) {
 	if dir == "" {
 		return nil, errors.New("ds18b20: no w1 devices directory")
