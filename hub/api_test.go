@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -569,4 +570,38 @@ func TestDevicesAndSystemEndpoints(t *testing.T) {
 	if m := s.readType("system_status_update"); m["metrics"].(map[string]any)["cpu_usage"] != 99.0 {
 		t.Fatalf("system update: %v", m)
 	}
+}
+
+// Every goroutine of the hub and its connections is gone once Run has
+// returned, whatever state the clients were in.
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	st := openStore(t)
+	th := newSmallBufHub(t, limitless, func(o *Options) { o.Replay = st })
+	for i := range 40 {
+		r := telemetry(0, i%4, float64(i))
+		appendPublish(t, st, th.Hub, r)
+	}
+	var cs []*tclient
+	for i := range 12 {
+		var c *tclient
+		switch i % 4 {
+		case 0: // resuming, reading
+			c = th.dial("/ws/telemetry?since=3&token="+token(t, "u"), nil)
+		case 1: // frequency-limited
+			c = th.login("/ws", "u")
+			c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "frequency": "30s"})
+		case 2: // never reads
+			c = th.dialSlow("/ws/telemetry?since=0&token=" + token(t, "u"))
+		case 3: // not authenticated
+			c = th.dial("/ws", nil)
+		}
+		cs = append(cs, c)
+	}
+	for i := range 200 {
+		appendPublish(t, st, th.Hub, telemetry(0, i%4, float64(i)))
+	}
+	cs[0].ws.Close() // one goes away abruptly
+	th.stop()
+	eventually(t, "the goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+2 })
 }
