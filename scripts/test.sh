@@ -16,3 +16,6 @@ fi
 test -z "$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 go vet ./...
 go test -race -count=1 -timeout 20m ./... "$@"
+
+# The gateways' binaries: static, stripped, and the arm64 one under 8 MiB.
+scripts/cross-build.sh
