@@ -41,23 +41,24 @@ func openHardware() (*hostHardware, error) {
 	return &hostHardware{buses: map[string]i2c.BusCloser{}}, nil
 }
 
-// aliasGPIONumbers makes "GPIO<n>" name line n of the SoC's GPIO chip
-// (the "pinctrl-*" chip on a Raspberry Pi: line n is BCM GPIO n) where the
-// device tree named the line otherwise, e.g. GPIO4 is "GPIO_GCLK" and
-// GPIO14 "TXD1" on a Pi 4.
+// aliasGPIONumbers makes "GPIO<n>" name BCM GPIO n (line n of the
+// Raspberry Pi chip that drives the 40-pin header) where the device tree
+// named the line otherwise: on a Pi 4, GPIO4 is "GPIO_GCLK" and GPIO14
+// "TXD1".
 func aliasGPIONumbers() {
+	header := map[string]bool{"pinctrl-bcm2835": true, "pinctrl-bcm2711": true, "pinctrl-rp1": true}
 	for _, c := range gpioioctl.Chips {
-		if !strings.HasPrefix(c.Label(), "pinctrl-") {
+		if !header[c.Label()] {
 			continue
 		}
 		for n, l := range c.Lines() {
 			alias := "GPIO" + strconv.Itoa(n)
-			if l.Name() == "" || l.Name() == alias || gpioreg.ByName(alias) != nil || gpioreg.ByName(l.Name()) == nil {
+			if n > 27 || l.Name() == "" || l.Name() == alias || gpioreg.ByName(alias) != nil || gpioreg.ByName(l.Name()) == nil {
 				continue
 			}
-			_ = gpioreg.RegisterAlias(alias, l.Name()) // best effort: the line name still works
+			_ = gpioreg.RegisterAlias(alias, l.Name()) // best effort: the line's own name still works
 		}
-		return // the first pinctrl chip is the header's
+		return
 	}
 }
 
