@@ -36,6 +36,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ func main() {
 		duration = flag.Duration("duration", 15*time.Second, "length of each measured phase")
 		stall    = flag.Bool("stall", false, "with -clients: the clients never read")
 		isChild  = flag.Bool("child", false, "with -clients: driven by a parent hubbench through stdin")
+		rounds   = flag.Int("rounds", 1, "phases with stalled clients, each between two baselines")
 		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
 		serve    = flag.String("serve", "", "only serve a hub on this address (e.g. 127.0.0.1:8000) with -rate simulated readings/s and an alert every 5 s, printing a token: for trying clients by hand")
 	)
@@ -88,7 +90,7 @@ func main() {
 		}
 		return
 	}
-	if err := runServer(*n, *stalled, *rate, *devices, *duration); err != nil {
+	if err := runServer(*n, *stalled, *rate, *devices, *rounds, *duration); err != nil {
 		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
@@ -200,7 +202,7 @@ type stats struct {
 	Errors   uint64  `json:"errors"`
 }
 
-func runServer(n, stalled, rate, devices int, duration time.Duration) error {
+func runServer(n, stalled, rate, devices, rounds int, duration time.Duration) error {
 	secret := []byte("hubbench-secret-hubbench-secret!")
 	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
 	if err != nil {
@@ -312,35 +314,66 @@ func runServer(n, stalled, rate, devices int, duration time.Duration) error {
 		return err
 	}
 	duration = warm
-	base, err := phase("baseline")
+	base, err := phase("baseline 1")
 	if err != nil {
 		return err
 	}
 	if stalled == 0 {
 		return nil
 	}
-	st, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(stalled), "-stall")
-	if err != nil {
-		return err
+	// Alternate phases with and without stalled clients; each ratio is
+	// against the mean of the baselines on either side, so that the
+	// machine's drift cancels out as far as it can.
+	var ratios, noise []float64
+	for r := 1; r <= rounds; r++ {
+		st, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(stalled), "-stall")
+		if err != nil {
+			return err
+		}
+		if l, err := st.line(); err != nil || l != "ready" {
+			return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
+		}
+		waitConns(h, n+stalled)
+		time.Sleep(time.Second) // let the new process settle
+		with, err := phase(fmt.Sprintf("with %d stalled %d", stalled, r))
+		st.stop()
+		if err != nil {
+			return err
+		}
+		waitConns(h, -n)
+		time.Sleep(time.Second)
+		next, err := phase(fmt.Sprintf("baseline %d", r+1))
+		if err != nil {
+			return err
+		}
+		ref := (base.P99us + next.P99us) / 2
+		ratios = append(ratios, with.P99us/ref)
+		noise = append(noise, abs(base.P99us-next.P99us)/ref)
+		base = next
 	}
-	if l, err := st.line(); err != nil || l != "ready" {
-		return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
-	}
-	waitConns(h, n+stalled)
-	with, err := phase(fmt.Sprintf("with %d stalled", stalled))
-	if err != nil {
-		return err
-	}
-	st.stop()
-	waitConns(h, -n)
-	base2, err := phase("baseline again")
-	if err != nil {
-		return err
-	}
-	ref := (base.P99us + base2.P99us) / 2
-	fmt.Printf("p99 with stalled clients / mean baseline p99: %.3f (baselines differ by %.1f%%: the noise floor)\n",
-		with.P99us/ref, 100*abs(base.P99us-base2.P99us)/ref)
+	fmt.Printf("p99 with stalled clients / mean of the neighbouring baselines: %s; median %.3f\n", fmtList(ratios), median(ratios))
+	fmt.Printf("difference between neighbouring baselines (the noise floor): %s; median %.3f\n", fmtList(noise), median(noise))
 	return nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtList(v []float64) string {
+	var parts []string
+	for _, f := range v {
+		parts = append(parts, fmt.Sprintf("%.3f", f))
+	}
+	return strings.Join(parts, " ")
 }
 
 func abs(f float64) float64 {
