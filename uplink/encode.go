@@ -35,7 +35,8 @@ func AppendBatch(dst []byte, gatewayID string, recs []store.Record) []byte {
 
 // AppendRecord appends r as one JSON object with the documented field names
 // (docs/mqtt.md): seq, kind, device_id, ts, boot_id, mono_ns, clock_synced,
-// and metrics {name: {value, unit}}, alert {...} or status {...} by kind.
+// restamped (only when true), and metrics {name: {value, unit}}, alert {...}
+// or status {...} by kind.
 // Values that JSON cannot hold (NaN, ±Inf) are written as null.
 func AppendRecord(dst []byte, r *store.Record) []byte {
 	dst = append(dst, `{"seq":`...)
@@ -52,6 +53,10 @@ func AppendRecord(dst []byte, r *store.Record) []byte {
 	dst = strconv.AppendInt(dst, r.Mono, 10)
 	dst = append(dst, `,"clock_synced":`...)
 	dst = strconv.AppendBool(dst, r.ClockSynced)
+	if r.Restamped {
+		// Only when set: rare, and every byte counts in a backlog.
+		dst = append(dst, `,"restamped":true`...)
+	}
 	if r.Kind == store.KindTelemetry || len(r.Metrics) > 0 {
 		dst = append(dst, `,"metrics":{`...)
 		for i, m := range r.Metrics {

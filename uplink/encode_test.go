@@ -18,7 +18,7 @@ func TestAppendBatchIsTheDocumentedJSON(t *testing.T) {
 		{Seq: 8, Kind: store.KindAlert, DeviceID: 3, TS: ts, BootID: "b1", Mono: 43,
 			Alert: &store.Alert{ID: 8, Rule: "high_temp", Severity: "critical", Title: "Hot", Message: "too \"hot\"\n",
 				State: store.AlertActive, Threshold: 30, Actual: 32.5, Metric: "temperature"}},
-		{Seq: 9, Kind: store.KindDeviceStatus, DeviceID: 4, TS: ts, BootID: "b1", Mono: 44, ClockSynced: true,
+		{Seq: 9, Kind: store.KindDeviceStatus, DeviceID: 4, TS: ts, BootID: "b1", Mono: 44, Restamped: true,
 			Status: &store.DeviceStatus{Old: "online", New: "offline", Reason: "no answer"}},
 	}
 	b := AppendBatch(nil, "gw-1", recs)
@@ -41,7 +41,7 @@ func TestAppendBatchIsTheDocumentedJSON(t *testing.T) {
 					"title": "Hot", "message": "too \"hot\"\n", "state": "active", "metric": "temperature",
 					"metadata": map[string]any{"threshold_value": 30.0, "actual_value": 32.5}}},
 			map[string]any{"seq": 9.0, "kind": "device_status", "device_id": 4.0, "ts": "2026-11-23T08:00:00.123Z",
-				"boot_id": "b1", "mono_ns": 44.0, "clock_synced": true,
+				"boot_id": "b1", "mono_ns": 44.0, "clock_synced": false, "restamped": true,
 				"status": map[string]any{"old_status": "online", "new_status": "offline", "reason": "no answer", "last_seen": nil}},
 		},
 	}
