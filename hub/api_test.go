@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -604,4 +605,23 @@ func TestNoGoroutineLeft(t *testing.T) {
 	cs[0].ws.Close() // one goes away abruptly
 	th.stop()
 	eventually(t, "the goroutines to exit", func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+func TestNewValidates(t *testing.T) {
+	v, _ := auth.NewVerifier(auth.VerifierOptions{Secret: testSecret})
+	for name, o := range map[string]Options{
+		"no verifier":      {},
+		"negative batch":   {Verifier: v, MaxBatch: -1},
+		"negative wait":    {Verifier: v, CommitWait: -time.Second},
+		"negative ping":    {Verifier: v, Conn: wsconn.Options{PingInterval: -time.Second}},
+		"empty origin":     {Verifier: v, Conn: wsconn.Options{AllowedOrigins: []string{""}}},
+		"negative message": {Verifier: v, Conn: wsconn.Options{MaxMessageBytes: -5}},
+	} {
+		if _, err := New(o); err == nil || !strings.HasPrefix(err.Error(), "hub: ") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := New(Options{Verifier: v}); err != nil {
+		t.Fatal(err)
+	}
 }
