@@ -3,6 +3,7 @@ package hub
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,27 @@ import (
 func BenchmarkTelemetryVsRaw(b *testing.B) {
 	b.Run("raw", func(b *testing.B) { benchDeliveries(b, rawServer) })
 	b.Run("hub", func(b *testing.B) { benchDeliveries(b, hubServer) })
+}
+
+// BenchmarkStalledClients runs the hub's telemetry fan-out to 200
+// subscribers without and with 10 more subscribers that never read
+// (small receive buffers, so their sockets fill at once). With -count N
+// the two alternate; compare their p99-ms (the time until every reading
+// client has a record) and ns/delivery.
+//
+//	go test -run '^$' -bench StalledClients -benchtime 3000x -count 5 ./hub
+func BenchmarkStalledClients(b *testing.B) {
+	b.Run("none", func(b *testing.B) { benchDeliveries(b, hubServer) })
+	b.Run("10-stalled", func(b *testing.B) {
+		benchDeliveries(b, func(b *testing.B) (string, func(int)) {
+			url, publish := hubServer(b)
+			th := &testHub{t: b, url: strings.SplitN(url, "/ws", 2)[0]}
+			for range 10 {
+				th.dialSlow("/ws/telemetry?token=" + token(b, "stalled")) // never read
+			}
+			return url, publish
+		})
+	})
 }
 
 const (
@@ -148,19 +170,26 @@ func benchDeliveries(b *testing.B, server benchServer) {
 			}
 		}()
 	}
+	sentAt := make([]time.Time, n)
+	lat := make([]time.Duration, 0, n)
+	complete := func() {
+		i := <-done
+		lat = append(lat, time.Since(sentAt[i]))
+	}
 	b.ResetTimer()
 	start := time.Now()
 	inflight := 0
 	for i := 0; i < n; i++ {
 		if inflight == benchWindow {
-			<-done
+			complete()
 			inflight--
 		}
+		sentAt[i] = time.Now()
 		publish(i)
 		inflight++
 	}
 	for ; inflight > 0; inflight-- {
-		<-done
+		complete()
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
@@ -168,6 +197,8 @@ func benchDeliveries(b *testing.B, server benchServer) {
 		ws.Close()
 	}
 	wg.Wait()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n*benchClients), "ns/delivery")
 	b.ReportMetric(float64(n*benchClients)/elapsed.Seconds(), "deliveries/s")
 }
