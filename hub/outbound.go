@@ -171,15 +171,19 @@ func (u *telemetryUpdate) merge(older *telemetryUpdate) *telemetryUpdate {
 	return &out
 }
 
-// MergeOlder implements wsconn.Merger.
+// MergeOlder implements wsconn.Merger. The merged update is encoded by
+// the writer, once, rather than at every merge.
 func (u *telemetryUpdate) MergeOlder(older, newer wsconn.Message) wsconn.Message {
 	o, ok := older.Merge.(*telemetryUpdate)
 	if !ok {
 		return newer
 	}
 	m := u.merge(o)
-	return m.message()
+	return wsconn.Message{Key: telemetryKey(m.DeviceID), Seq: m.Seq, Merge: m}
 }
+
+// Encode implements wsconn.Merger.
+func (u *telemetryUpdate) Encode() []byte { return mustJSON(u) }
 
 // telemetryKey is the coalescing key of a device's telemetry; other
 // messages that coalesce use keys outside this range.

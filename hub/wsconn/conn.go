@@ -36,8 +36,13 @@ type Message struct {
 // Merger combines a waiting message into a newer one with the same Key.
 type Merger interface {
 	// MergeOlder returns the message to queue in place of older and newer
-	// (newer being the message whose Merge field holds this Merger).
+	// (newer being the message whose Merge field holds this Merger). The
+	// result may leave Data nil: the writer then calls Encode on its
+	// Merge, once, when it writes it (a client that has fallen behind
+	// may see many merges for each message written).
 	MergeOlder(older, newer Message) Message
+	// Encode returns the frame's payload.
+	Encode() []byte
 }
 
 // Conn is one client connection.
@@ -359,7 +364,7 @@ func (c *Conn) writeLoop() {
 			continue
 		}
 		bp := batchPool.Get().(*[]byte)
-		buf := appendFrame((*bp)[:0], m.Data)
+		buf := appendFrame((*bp)[:0], m.payload())
 		seq := m.Seq
 		for len(buf) < maxWriteBatch {
 			next, ok := c.peek()
@@ -367,7 +372,7 @@ func (c *Conn) writeLoop() {
 				break
 			}
 			m, _ = c.pop()
-			buf = appendFrame(buf, m.Data)
+			buf = appendFrame(buf, m.payload())
 			seq = max(seq, m.Seq)
 		}
 		c.mu.Unlock()
@@ -413,6 +418,15 @@ func appendFrame(b, p []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	return append(b, p...)
+}
+
+// payload returns the message's frame payload, encoding it if a merge
+// left it to the writer.
+func (m *Message) payload() []byte {
+	if m.Data == nil && m.Merge != nil {
+		m.Data = m.Merge.Encode()
+	}
+	return m.Data
 }
 
 // peek returns the next waiting message without taking it; c.mu held.

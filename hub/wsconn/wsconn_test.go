@@ -239,6 +239,8 @@ func (s sum) MergeOlder(older, newer Message) Message {
 	return newer
 }
 
+func (s sum) Encode() []byte { return nil }
+
 // The queue without a writer: coalescing keeps production order and never
 // overflows; other messages overflow and close with 1013.
 func TestQueue(t *testing.T) {
