@@ -267,7 +267,7 @@ func encodeDeviceState(d DeviceState, now time.Time) []byte {
 		Metadata: deviceMetadata{LastSeen: stamp(d.LastSeen)}, Initial: true})
 }
 
-// systemUpdate encodes system_status_update, keeping only the metrics
+// encodeSystem encodes system_status_update, keeping only the metrics
 // named (all when nil).
 func encodeSystem(s System, metrics []string) []byte {
 	all := map[string]any{
