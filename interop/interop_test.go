@@ -1,0 +1,416 @@
+// Package interop runs clients written against the seed documents, unchanged,
+// against the real agent binary: the acceptance check "clients written
+// against the seed document run against go run ./cmd/agent".
+//
+// The clients live in clients/: valtronics.py (the seed 000 Python client's
+// way: asyncio + websockets, filters under "filters"), valtronics.mjs (the
+// seed 000 JavaScript class's way: browser WebSocket API, filters at the top
+// level) and aether.mjs (seed 002's TypeScript example). They need python3
+// with the websockets module (Debian: python3-websockets) and Node with a
+// global WebSocket (Node 22+, or Node 20/21 with --experimental-websocket).
+// Without them the tests skip, or fail when CI=true.
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Bounds for the whole run; the clients get their own, shorter timeouts so a
+// failing one reports what it was missing before it is killed.
+const (
+	buildTimeout   = 3 * time.Minute
+	startTimeout   = 20 * time.Second
+	clientTimeout  = 25 * time.Second // passed to the clients
+	clientKillWait = 40 * time.Second // then the process is killed
+	stopTimeout    = 15 * time.Second
+)
+
+func TestSeedClientsAgainstAgent(t *testing.T) {
+	bin := buildAgent(t)
+	ag := startAgent(t, bin)
+
+	t.Run("valtronics.py", func(t *testing.T) {
+		py := needPython(t)
+		out := runClient(t, py, "clients/valtronics.py", ag.wsURL+"/ws", ag.token, secs(clientTimeout))
+		requireTypes(t, out, "valtronics.py", "auth_response", "telemetry_update", "device_status_update", "system_status_update", "pong")
+	})
+	t.Run("valtronics.py-bad-token", func(t *testing.T) {
+		// The client's auth check must bite: a refused token is exit 1.
+		py := needPython(t)
+		res := runClientResult(t, py, "clients/valtronics.py", ag.wsURL+"/ws", "not-a-token", secs(clientTimeout))
+		if res.code != 1 || !strings.Contains(res.stderr, "authentication failed") {
+			t.Fatalf("bad token: exit %d, want 1 with \"authentication failed\"\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+		}
+		if !strings.Contains(res.stdout, `"success": false`) {
+			t.Errorf("bad token: no auth_response with success false in the output:\n%s", res.stdout)
+		}
+	})
+	t.Run("valtronics.mjs", func(t *testing.T) {
+		node := needNode(t)
+		out := runClient(t, node[0], append(node[1:], "clients/valtronics.mjs", ag.wsURL+"/ws", ag.token, secs(clientTimeout))...)
+		requireTypes(t, out, "valtronics.mjs", "auth_response", "telemetry_update", "device_status_update", "system_status_update", "pong")
+	})
+	t.Run("aether.mjs", func(t *testing.T) {
+		node := needNode(t)
+		gw := gatewayID(t, ag.httpURL)
+		out := runClient(t, node[0], append(node[1:], "clients/aether.mjs", ag.wsURL, ag.token, v3Group, gw, secs(clientTimeout))...)
+		requireSteps(t, out, "presence_join", "heartbeat", "group", "echo", "cmd_ping", "invalid_rejected")
+	})
+
+	ag.stop(t)
+}
+
+// v3Group is the agent's default Aether V3 group (hub.v3_group), which the
+// agent joins as a member.
+const v3Group = "floor"
+
+func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
+
+// buildAgent builds the real ./cmd/agent into a temporary directory.
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join("/usr/local/go/bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "agent")
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", bin, "github.com/floorhub/floorhub/cmd/agent")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("interop: go build ./cmd/agent: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// agentProc is a running agent and what it printed.
+type agentProc struct {
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when Wait returned
+	waitErr error
+	stderr  *lockedBuffer
+	httpURL string // http://127.0.0.1:PORT
+	wsURL   string // ws://127.0.0.1:PORT
+	token   string
+}
+
+// startAgent runs the agent with no config in a temporary directory on a free
+// port (-listen 127.0.0.1:0; the printed URL carries the port chosen) and
+// waits for its "floorhub is running" line. The token is the one it prints.
+func startAgent(t *testing.T, bin string) *agentProc {
+	t.Helper()
+	a := &agentProc{done: make(chan struct{}), stderr: &lockedBuffer{}}
+	a.cmd = exec.Command(bin, "-listen", "127.0.0.1:0")
+	a.cmd.Dir = t.TempDir()
+	a.cmd.Stderr = a.stderr
+	stdout, err := a.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("interop: start agent: %v", err)
+	}
+	lines := make(chan string, 1)
+	go func() {
+		// Reads stdout to EOF (the agent's exit) so it never blocks on it.
+		sc := bufio.NewScanner(stdout)
+		first := true
+		for sc.Scan() {
+			if first && strings.Contains(sc.Text(), "floorhub is running") {
+				lines <- sc.Text()
+				first = false
+			}
+		}
+		close(lines)
+		a.waitErr = a.cmd.Wait()
+		close(a.done)
+	}()
+	t.Cleanup(func() {
+		// Only if the test failed before stop: never leave the agent behind.
+		select {
+		case <-a.done:
+		default:
+			_ = a.cmd.Process.Kill()
+			<-a.done
+		}
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", a.stderr.String())
+		}
+	})
+
+	var line string
+	select {
+	case l, ok := <-lines:
+		if !ok {
+			t.Fatalf("interop: agent exited before it was running\nstderr:\n%s", a.stderr.String())
+		}
+		line = l
+	case <-time.After(startTimeout):
+		t.Fatalf("interop: no \"floorhub is running\" line within %v\nstderr:\n%s", startTimeout, a.stderr.String())
+	}
+	const prefix = "floorhub is running: dashboard "
+	i := strings.Index(line, prefix)
+	if i < 0 {
+		t.Fatalf("interop: unexpected start line %q", line)
+	}
+	u, err := url.Parse(strings.TrimSpace(line[i+len(prefix):]))
+	if err != nil {
+		t.Fatalf("interop: start line %q: %v", line, err)
+	}
+	a.token = u.Query().Get("token")
+	if a.token == "" || u.Port() == "" {
+		t.Fatalf("interop: start line %q has no port or token", line)
+	}
+	// The URL says localhost; the agent listens on 127.0.0.1 only.
+	a.httpURL = "http://127.0.0.1:" + u.Port()
+	a.wsURL = "ws://127.0.0.1:" + u.Port()
+	return a
+}
+
+// stop sends SIGINT and requires a clean exit 0.
+func (a *agentProc) stop(t *testing.T) {
+	t.Helper()
+	if err := a.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatalf("interop: SIGINT: %v", err)
+	}
+	select {
+	case <-a.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("interop: agent still running %v after SIGINT", stopTimeout)
+	}
+	if a.waitErr != nil {
+		t.Fatalf("interop: agent exit after SIGINT: %v (want exit 0)", a.waitErr)
+	}
+}
+
+// gatewayID asks the agent's /healthz for its gateway id (the V3 client id
+// the ping command goes to; by default the host name).
+func gatewayID(t *testing.T, base string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(base + "/healthz")
+	if err != nil {
+		t.Fatalf("interop: /healthz: %v", err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		GatewayID string `json:"gateway_id"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.GatewayID == "" {
+		t.Fatalf("interop: /healthz: no gateway_id (status %d, err %v)", resp.StatusCode, err)
+	}
+	return h.GatewayID
+}
+
+type clientResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runClientResult runs a client to its end (killed after clientKillWait).
+func runClientResult(t *testing.T, name string, args ...string) clientResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), clientKillWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := clientResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	default:
+		t.Fatalf("interop: run %s %s: %v", name, script(args), err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("interop: %s killed after %v\nstdout:\n%s\nstderr:\n%s", script(args), clientKillWait, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// runClient runs a client, requires exit 0 and returns its stdout.
+func runClient(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	res := runClientResult(t, name, args...)
+	if res.code != 0 {
+		t.Fatalf("interop: %s exit %d\nstdout:\n%s\nstderr:\n%s", script(args), res.code, res.stdout, res.stderr)
+	}
+	t.Logf("%s:\n%s", script(args), res.stdout)
+	return res.stdout
+}
+
+// script names the client in args (not the token, which is in args too).
+func script(args []string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "clients/") {
+			return a
+		}
+	}
+	return "client"
+}
+
+// jsonLines decodes a client's stdout, one JSON object per line.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var ms []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("interop: client output line %q is not JSON: %v", l, err)
+		}
+		ms = append(ms, m)
+	}
+	return ms
+}
+
+// requireTypes checks a Valtronics client printed each type and a final ok.
+func requireTypes(t *testing.T, out, client string, types ...string) {
+	t.Helper()
+	seen := map[string]map[string]any{}
+	ok := false
+	for _, m := range jsonLines(t, out) {
+		if m["client"] != client {
+			t.Errorf("line from %v, want %s", m["client"], client)
+		}
+		if typ, _ := m["type"].(string); typ != "" {
+			msg, _ := m["message"].(map[string]any)
+			seen[typ] = msg
+		}
+		if m["result"] == "ok" {
+			ok = true
+		}
+	}
+	for _, typ := range types {
+		if seen[typ] == nil {
+			t.Errorf("%s: no %s in its output", client, typ)
+		}
+	}
+	if !ok {
+		t.Errorf("%s: no final {\"result\":\"ok\"}", client)
+	}
+	if tu := seen["telemetry_update"]; tu != nil {
+		if tu["device_id"] != float64(1) || tu["channel"] != "telemetry" {
+			t.Errorf("%s: telemetry_update %v: want channel telemetry, device_id 1", client, tu)
+		}
+		if tel, _ := tu["telemetry"].(map[string]any); len(tel) == 0 {
+			t.Errorf("%s: telemetry_update without telemetry: %v", client, tu)
+		}
+	}
+}
+
+// requireSteps checks aether.mjs passed each step in order and finished.
+func requireSteps(t *testing.T, out string, steps ...string) {
+	t.Helper()
+	var got []string
+	ok := false
+	for _, m := range jsonLines(t, out) {
+		if s, _ := m["step"].(string); s != "" {
+			got = append(got, s)
+		}
+		if m["result"] == "ok" {
+			ok = true
+		}
+	}
+	if strings.Join(got, " ") != strings.Join(steps, " ") || !ok {
+		t.Errorf("aether.mjs steps %v (ok %v), want %v and ok", got, ok, steps)
+	}
+}
+
+// missing skips the test, or fails it when CI=true, saying what to install.
+func missing(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("interop: %s (CI=true: install it)", what)
+	}
+	t.Skipf("interop: %s; skipping", what)
+}
+
+var (
+	pythonOnce sync.Once
+	pythonPath string
+
+	nodeOnce sync.Once
+	nodeCmd  []string
+)
+
+// needPython returns a python3 that can import websockets: the one on PATH,
+// else the system's (a pyenv python on PATH does not see Debian's modules).
+func needPython(t *testing.T) string {
+	t.Helper()
+	pythonOnce.Do(func() {
+		var cands []string
+		if p, err := exec.LookPath("python3"); err == nil {
+			cands = append(cands, p)
+		}
+		cands = append(cands, "/usr/bin/python3")
+		for _, p := range cands {
+			if exec.Command(p, "-c", "import websockets").Run() == nil {
+				pythonPath = p
+				return
+			}
+		}
+	})
+	if pythonPath == "" {
+		missing(t, "no python3 with the websockets module (Debian/Ubuntu: apt-get install python3-websockets; or pip install websockets)")
+	}
+	return pythonPath
+}
+
+// needNode returns the node command line that has a global WebSocket: plain
+// node on Node 22+, node --experimental-websocket on Node 20/21.
+func needNode(t *testing.T) []string {
+	t.Helper()
+	nodeOnce.Do(func() {
+		node, err := exec.LookPath("node")
+		if err != nil {
+			return
+		}
+		const probe = "process.exit(typeof WebSocket === 'function' ? 0 : 1)"
+		for _, c := range [][]string{{node}, {node, "--experimental-websocket"}} {
+			if exec.Command(c[0], append(c[1:], "-e", probe)...).Run() == nil {
+				nodeCmd = c
+				return
+			}
+		}
+	})
+	if nodeCmd == nil {
+		missing(t, "no node with a global WebSocket (install Node.js 22+, or Node 20/21, run with --experimental-websocket)")
+	}
+	return nodeCmd
+}
+
+// lockedBuffer is a bytes.Buffer safe for the writer goroutine exec starts
+// and a reader in the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
