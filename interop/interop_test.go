@@ -3,7 +3,8 @@
 // against the seed document run against go run ./cmd/agent".
 //
 // The clients live in clients/: valtronics.py (the seed 000 Python client's
-// way: asyncio + websockets, filters under "filters"), valtronics.mjs (the
+// way: asyncio + websockets, filters under "filters"), seed_examples.py
+// (every client message seed 000 prints, sent verbatim), valtronics.mjs (the
 // seed 000 JavaScript class's way: browser WebSocket API, filters at the top
 // level) and aether.mjs (seed 002's TypeScript example). They need python3
 // with the websockets module (Debian: python3-websockets) and Node with a
@@ -42,6 +43,8 @@ const (
 func TestSeedClientsAgainstAgent(t *testing.T) {
 	bin := buildAgent(t)
 	ag := startAgent(t, bin)
+	// Mind the agent's default of 10 new connections per minute per address:
+	// these clients open 7 WebSocket connections together.
 
 	t.Run("valtronics.py", func(t *testing.T) {
 		py := needPython(t)
@@ -55,9 +58,15 @@ func TestSeedClientsAgainstAgent(t *testing.T) {
 		if res.code != 1 || !strings.Contains(res.stderr, "authentication failed") {
 			t.Fatalf("bad token: exit %d, want 1 with \"authentication failed\"\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 		}
-		if !strings.Contains(res.stdout, `"success": false`) {
-			t.Errorf("bad token: no auth_response with success false in the output:\n%s", res.stdout)
+		// The seed's handleAuthResponse branches on error == "invalid_token".
+		if !strings.Contains(res.stdout, `"success": false`) || !strings.Contains(res.stdout, `"error": "invalid_token"`) {
+			t.Errorf("bad token: no auth_response with success false and error invalid_token in the output:\n%s", res.stdout)
 		}
+	})
+	t.Run("seed_examples.py", func(t *testing.T) {
+		py := needPython(t)
+		out := runClient(t, py, "clients/seed_examples.py", ag.wsURL, ag.token, secs(clientTimeout))
+		requireOK(t, out, "seed_examples.py")
 	})
 	t.Run("valtronics.mjs", func(t *testing.T) {
 		node := needNode(t)
@@ -312,6 +321,15 @@ func requireTypes(t *testing.T, out, client string, types ...string) {
 		if tel, _ := tu["telemetry"].(map[string]any); len(tel) == 0 {
 			t.Errorf("%s: telemetry_update without telemetry: %v", client, tu)
 		}
+	}
+}
+
+// requireOK checks a client's output ends with {"result":"ok"}.
+func requireOK(t *testing.T, out, client string) {
+	t.Helper()
+	ms := jsonLines(t, out)
+	if len(ms) == 0 || ms[len(ms)-1]["result"] != "ok" {
+		t.Errorf("%s: no final {\"result\":\"ok\"}", client)
 	}
 }
 
