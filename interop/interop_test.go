@@ -409,7 +409,7 @@ func needNode(t *testing.T) []string {
 		}
 	})
 	if nodeCmd == nil {
-		missing(t, "no node with a global WebSocket (install Node.js 22+, or Node 20/21, run with --experimental-websocket)")
+		missing(t, "no node with a global WebSocket (install Node.js 22+, or Node 20/21, which the test runs with --experimental-websocket)")
 	}
 	return nodeCmd
 }
