@@ -42,7 +42,7 @@ const (
 
 func TestSeedClientsAgainstAgent(t *testing.T) {
 	bin := buildAgent(t)
-	ag := startAgent(t, bin)
+	ag := startAgent(t, bin, t.TempDir(), "127.0.0.1:0")
 	// Mind the agent's default of 10 new connections per minute per address:
 	// these clients open 7 WebSocket connections together.
 
@@ -80,7 +80,68 @@ func TestSeedClientsAgainstAgent(t *testing.T) {
 		requireSteps(t, out, "presence_join", "heartbeat", "group", "echo", "cmd_ping", "invalid_rejected")
 	})
 
+	// The seed JS class's reconnect logic across an agent restart: the
+	// client is connected when the agent stops (close 1001), and must get
+	// back in, with the first agent's token (the secret is kept in the data
+	// directory), and see everything again from the new agent on the same
+	// port. The stop of each agent requires exit 0.
+	t.Run("valtronics.mjs-reconnect", func(t *testing.T) {
+		reconnect(t, bin, ag, needNode(t))
+	})
+	ag.stop(t) // if the subtest did not
+}
+
+// reconnect runs valtronics.mjs in reconnect mode across a restart of ag.
+func reconnect(t *testing.T, bin string, ag *agentProc, node []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), clientKillWait)
+	defer cancel()
+	args := append(node[1:], "clients/valtronics.mjs", ag.wsURL+"/ws", ag.token, secs(clientTimeout), "reconnect")
+	cmd := exec.CommandContext(ctx, node[0], args...)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("interop: start valtronics.mjs: %v", err)
+	}
+	var out lockedBuffer
+	round1 := make(chan struct{})
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			fmt.Fprintln(&out, sc.Text())
+			if strings.Contains(sc.Text(), `"round":1,"result":"ok"`) {
+				close(round1)
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	select {
+	case <-round1:
+	case err := <-exited:
+		t.Fatalf("interop: valtronics.mjs (reconnect) ended before its first round: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), stderr.String())
+	}
+
 	ag.stop(t)
+	ag2 := startAgent(t, bin, ag.dir, ag.listen)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("interop: valtronics.mjs (reconnect): %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), stderr.String())
+		}
+	case <-ctx.Done():
+		<-exited
+		t.Fatalf("interop: valtronics.mjs (reconnect) killed after %v\nstdout:\n%s\nstderr:\n%s", clientKillWait, out.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "reconnecting (1/5)") {
+		t.Errorf("valtronics.mjs: no reconnect in its stderr:\n%s", stderr.String())
+	}
+	requireOK(t, out.String(), "valtronics.mjs")
+	t.Logf("clients/valtronics.mjs reconnect:\n%s\n%s", out.String(), stderr.String())
+	ag2.stop(t)
 }
 
 // v3Group is the agent's default Aether V3 group (hub.v3_group), which the
@@ -109,6 +170,9 @@ func buildAgent(t *testing.T) string {
 // agentProc is a running agent and what it printed.
 type agentProc struct {
 	cmd     *exec.Cmd
+	stopped bool          // stop was called
+	dir     string        // working directory: ./data is there
+	listen  string        // 127.0.0.1:PORT, the port it took
 	done    chan struct{} // closed when Wait returned
 	waitErr error
 	stderr  *lockedBuffer
@@ -117,14 +181,15 @@ type agentProc struct {
 	token   string
 }
 
-// startAgent runs the agent with no config in a temporary directory on a free
-// port (-listen 127.0.0.1:0; the printed URL carries the port chosen) and
-// waits for its "floorhub is running" line. The token is the one it prints.
-func startAgent(t *testing.T, bin string) *agentProc {
+// startAgent runs the agent with no config in dir, listening on listen
+// (127.0.0.1:0 takes a free port; the printed URL carries the port chosen),
+// and waits for its "floorhub is running" line. The token is the one it
+// prints.
+func startAgent(t *testing.T, bin, dir, listen string) *agentProc {
 	t.Helper()
-	a := &agentProc{done: make(chan struct{}), stderr: &lockedBuffer{}}
-	a.cmd = exec.Command(bin, "-listen", "127.0.0.1:0")
-	a.cmd.Dir = t.TempDir()
+	a := &agentProc{dir: dir, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	a.cmd = exec.Command(bin, "-listen", listen)
+	a.cmd.Dir = dir
 	a.cmd.Stderr = a.stderr
 	stdout, err := a.cmd.StdoutPipe()
 	if err != nil {
@@ -185,6 +250,7 @@ func startAgent(t *testing.T, bin string) *agentProc {
 		t.Fatalf("interop: start line %q has no port or token", line)
 	}
 	// The URL says localhost; the agent listens on 127.0.0.1 only.
+	a.listen = "127.0.0.1:" + u.Port()
 	a.httpURL = "http://127.0.0.1:" + u.Port()
 	a.wsURL = "ws://127.0.0.1:" + u.Port()
 	return a
@@ -193,6 +259,10 @@ func startAgent(t *testing.T, bin string) *agentProc {
 // stop sends SIGINT and requires a clean exit 0.
 func (a *agentProc) stop(t *testing.T) {
 	t.Helper()
+	if a.stopped {
+		return
+	}
+	a.stopped = true
 	if err := a.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatalf("interop: SIGINT: %v", err)
 	}

@@ -8,8 +8,12 @@
 // system_status_update and pong, printing one JSON line per message type the
 // first time it sees it; 1 on timeout, on a failed auth or on a server error.
 //
-// usage: node [--experimental-websocket] valtronics.mjs WS_URL TOKEN [TIMEOUT_SECONDS]
+// usage: node [--experimental-websocket] valtronics.mjs WS_URL TOKEN [TIMEOUT_SECONDS [reconnect]]
 // (Node 22 and later have a global WebSocket; Node 20 needs the flag.)
+//
+// With "reconnect", seeing everything once prints {"round":1,"result":"ok"}
+// and the client stays connected; it exits 0 only after the connection was
+// lost, the reconnect logic got it back, and everything was seen again.
 
 const WANTED = ['telemetry_update', 'device_status_update', 'system_status_update', 'pong'];
 
@@ -23,6 +27,7 @@ class ValtronicsWebSocket {
     this.maxReconnectAttempts = 5;
     this.reconnectInterval = 1000; // ms, times the attempt number
     this.closing = false;
+    this.onOpen = null;
     this.onMessage = null;
     this.onFatal = null;
   }
@@ -30,6 +35,9 @@ class ValtronicsWebSocket {
   connect() {
     this.ws = new WebSocket(this.url);
     this.ws.onopen = () => {
+      if (this.onOpen) {
+        this.onOpen();
+      }
       this.authenticate();
       // Pipelined behind auth, without waiting for auth_response: the
       // server handles a connection's messages in order.
@@ -143,7 +151,7 @@ function report(type, message) {
   console.log(JSON.stringify({ client: 'valtronics.mjs', type, message }));
 }
 
-const [url, token, timeoutArg] = process.argv.slice(2);
+const [url, token, timeoutArg, mode] = process.argv.slice(2);
 if (!url || !token) {
   console.error('usage: valtronics.mjs WS_URL TOKEN [TIMEOUT_SECONDS]');
   process.exit(2);
@@ -153,6 +161,8 @@ if (typeof WebSocket !== 'function') {
   process.exit(2);
 }
 const timeoutSeconds = Number(timeoutArg || 30);
+const rounds = mode === 'reconnect' ? 2 : 1;
+let round = 0;
 
 const client = new ValtronicsWebSocket(url, token);
 const seen = new Set();
@@ -175,6 +185,11 @@ function finish(code, why) {
 }
 
 client.onFatal = (why) => finish(1, why);
+// Each connection is a round: what counts is seen again after a reconnect.
+client.onOpen = () => {
+  round++;
+  seen.clear();
+};
 client.onMessage = (data) => {
   if (data.type === 'telemetry_update' && data.device_id !== 1) {
     client.fail(`telemetry for device ${data.device_id} despite the device_id 1 filter: ${JSON.stringify(data)}`);
@@ -191,9 +206,13 @@ client.onMessage = (data) => {
   if (!seen.has(data.type)) {
     seen.add(data.type);
     report(data.type, data);
-  }
-  if (WANTED.every((t) => seen.has(t))) {
-    finish(0);
+    if (WANTED.every((t) => seen.has(t))) {
+      if (round >= rounds) {
+        finish(0);
+      } else {
+        console.log(JSON.stringify({ client: 'valtronics.mjs', round, result: 'ok' }));
+      }
+    }
   }
 };
 
