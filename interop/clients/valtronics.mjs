@@ -33,8 +33,22 @@ class ValtronicsWebSocket {
   }
 
   connect() {
-    this.ws = new WebSocket(this.url);
-    this.ws.onopen = () => {
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    let lost = false;
+    // connectionLost runs once per socket, from onclose or from onerror on a
+    // socket that never opened: Node 20's WebSocket fires only error, no
+    // close, when the connection is refused (browsers fire both), so a
+    // reconnect hung on onclose alone would wait forever.
+    const connectionLost = (why) => {
+      if (lost || this.closing) {
+        return;
+      }
+      lost = true;
+      console.error(`valtronics.mjs: disconnected (${why})`);
+      this.reconnect();
+    };
+    ws.onopen = () => {
       if (this.onOpen) {
         this.onOpen();
       }
@@ -47,7 +61,7 @@ class ValtronicsWebSocket {
       this.ping();
       this.reconnectAttempts = 0;
     };
-    this.ws.onmessage = (event) => {
+    ws.onmessage = (event) => {
       let data;
       try {
         data = JSON.parse(event.data);
@@ -57,14 +71,11 @@ class ValtronicsWebSocket {
       }
       this.handleMessage(data);
     };
-    this.ws.onclose = (event) => {
-      if (!this.closing) {
-        console.error(`valtronics.mjs: disconnected (${event.code} ${event.reason})`);
-        this.reconnect();
+    ws.onclose = (event) => connectionLost(`${event.code} ${event.reason}`);
+    ws.onerror = () => {
+      if (ws.readyState === WebSocket.CONNECTING) {
+        connectionLost('connection failed');
       }
-    };
-    this.ws.onerror = () => {
-      // onclose follows and decides about reconnecting.
     };
   }
 
