@@ -8,8 +8,15 @@
 // seed 000 JavaScript class's way: browser WebSocket API, filters at the top
 // level) and aether.mjs (seed 002's TypeScript example). They need python3
 // with the websockets module (Debian: python3-websockets) and Node with a
-// global WebSocket (Node 22+, or Node 20/21 with --experimental-websocket).
+// global WebSocket (Node 22+, or 20.10+ with --experimental-websocket).
 // Without them the tests skip, or fail when CI=true.
+//
+// By hand, against a running agent (the token from its start line):
+//
+//	python3 interop/clients/valtronics.py ws://127.0.0.1:8000/ws TOKEN
+//	python3 interop/clients/seed_examples.py ws://127.0.0.1:8000 TOKEN
+//	node --experimental-websocket interop/clients/valtronics.mjs ws://127.0.0.1:8000/ws TOKEN
+//	node --experimental-websocket interop/clients/aether.mjs ws://127.0.0.1:8000 TOKEN floor GATEWAY_ID
 package interop
 
 import (
@@ -503,7 +510,7 @@ func needNode(t *testing.T) []string {
 		}
 	})
 	if nodeCmd == nil {
-		missing(t, "no node with a global WebSocket (install Node.js 22+, or Node 20/21, which the test runs with --experimental-websocket)")
+		missing(t, "no node with a global WebSocket (install Node.js 22+, or 20.10+ which the test runs with --experimental-websocket; Debian 12's nodejs 18 has none)")
 	}
 	return nodeCmd
 }

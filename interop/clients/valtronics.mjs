@@ -9,7 +9,7 @@
 // first time it sees it; 1 on timeout, on a failed auth or on a server error.
 //
 // usage: node [--experimental-websocket] valtronics.mjs WS_URL TOKEN [TIMEOUT_SECONDS [reconnect]]
-// (Node 22 and later have a global WebSocket; Node 20 needs the flag.)
+// (Node 22 and later have a global WebSocket; Node 20.10+ needs the flag.)
 //
 // With "reconnect", seeing everything once prints {"round":1,"result":"ok"}
 // and the client stays connected; it exits 0 only after the connection was
