@@ -200,6 +200,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	dev.Add(1)
 	go func() { defer dev.Done(); a.housekeeping(devCtx) }()
 
+	a.publishSystem() // new system subscribers get real figures, not zeros
 	url := a.dashboardURL(ln.Addr())
 	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "listen", ln.Addr().String(),
 		"data_dir", a.cfg.DataDir, "devices", len(a.order), "version", a.opts.Version)

@@ -420,7 +420,7 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (c *Config) fillUplinks() error {
 	m := &c.Uplink.MQTT
 	if m.URL != "" {
-		if !regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts|ws|wss)://[^/\s]+`).MatchString(m.URL) {
+		if !regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts)://[^/\s]+`).MatchString(m.URL) {
 			return c.errf("uplink.mqtt.url", []string{"uplink", "mqtt", "url"}, "%q: want tcp://host:1883 or ssl://host:8883", m.URL)
 		}
 		if (m.CertFile == "") != (m.KeyFile == "") {

@@ -67,7 +67,8 @@ func (d *device) close() error {
 // failing device only ever delays itself.
 func (a *Agent) runDevice(ctx context.Context, d *device) {
 	var changes <-chan struct{}
-	if cn, ok := d.sensor.(changeNotifier); ok {
+	cn, notifies := d.sensor.(changeNotifier)
+	if notifies {
 		changes = cn.Changes()
 	}
 	rng := rand.New(rand.NewPCG(uint64(d.cfg.ID), uint64(a.now().UnixNano())))
@@ -110,6 +111,11 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 			next = time.Duration(rng.Int64N(int64(retry)) + int64(retry)/2)
 		} else {
 			retry = 0
+			if notifies && changes == nil {
+				// The driver was built late (its bus appeared after
+				// start): pick up its change notifications now.
+				changes = cn.Changes()
+			}
 		}
 		resetTimer(timer, max(next, 10*time.Millisecond))
 	}

@@ -5,12 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-	echo "scripts/test.sh: installing mosquitto (needed by the uplink tests)"
+# Debian packages the tests talk to: a real MQTT broker (uplink tests) and
+# Python's websockets (interop tests run clients written against the seeds).
+# The interop tests also need Node.js 20.10+ (for its WebSocket), as this
+# machine image ships.
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+/usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || need+=(python3-websockets)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
 	[ "$(id -u)" = 0 ] || sudo_cmd="sudo"
 	$sudo_cmd apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq mosquitto >/dev/null
+	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 test -z "$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }

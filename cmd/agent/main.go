@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: agent [flags]\n       agent token -user NAME [-ttl 24h]\n       agent scan [-bus 1]\n       agent version\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: agent [flags]\n       agent token -user NAME [-ttl 24h] [-groups a,b] [-broadcast]\n       agent scan [-bus 1]\n       agent version\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "YAML config `file` (none: simulated sensors, ./data, :8000)")
@@ -131,8 +132,14 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	configPath := fs.String("config", "", "config `file` (for data_dir)")
 	dataDir := fs.String("data", "", "data `directory` holding the secret, overrides data_dir:")
+	groups := fs.String("groups", "", "comma-separated Aether V3 `groups` the token may join (default: all)")
+	broadcast := fs.Bool("broadcast", false, "allow target broadcast on the V3 endpoint")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
+	}
+	extra := auth.Claims{Broadcast: *broadcast}
+	if *groups != "" {
+		extra.Groups = strings.Split(*groups, ",")
 	}
 	if *user == "" || *ttl <= 0 {
 		fmt.Fprintln(stderr, "agent token: -user NAME is required and -ttl must be positive")
@@ -148,7 +155,7 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "agent token:", err)
 		return exitFail
 	}
-	tok, err := auth.Mint(secret, *user, *ttl, auth.Claims{})
+	tok, err := auth.Mint(secret, *user, *ttl, extra)
 	if err != nil {
 		fmt.Fprintln(stderr, "agent token:", err)
 		return exitFail

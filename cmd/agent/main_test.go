@@ -67,6 +67,10 @@ func TestTokenAndVersion(t *testing.T) {
 	if err != nil || c.User() != "alice" || time.Until(c.ExpiresAt.Time) > time.Hour {
 		t.Fatalf("minted token: %v %+v", err, c)
 	}
+	_, out, _ = runCmd("token", "-user", "bob", "-data", dir, "-groups", "line-1,line-2", "-broadcast")
+	if c, err := v.Verify(strings.TrimSpace(out)); err != nil || !c.MayJoin("line-2") || c.MayJoin("line-3") || !c.Broadcast {
+		t.Fatalf("claims: %v %+v", err, c)
+	}
 	if code, _, _ := runCmd("token"); code != 2 {
 		t.Fatalf("token without -user: %d", code)
 	}
