@@ -68,7 +68,7 @@ type filterJSON struct {
 	Severity    []string `json:"severity,omitempty"`
 	AlertType   []string `json:"alert_type,omitempty"`
 	StatusTypes []string `json:"status_types,omitempty"`
-	Frequency   string   `json:"frequency"`
+	Frequency   string   `json:"frequency,omitempty"` // telemetry and system only
 }
 
 type subscribedMsg struct {
