@@ -12,13 +12,11 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,24 +298,11 @@ func topicLevel(s string) error {
 }
 
 func tlsConfig(host, caFile, certFile, keyFile string) (*tls.Config, error) {
-	c := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("CAFile: %v", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CAFile %s: no PEM certificate in it", caFile)
-		}
+	c, err := uplink.TLSConfig(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, err
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("CertFile/KeyFile: %v", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
+	c.ServerName = host
 	return c, nil
 }
 
