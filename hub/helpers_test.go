@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	waitpkg "github.com/floorhub/floorhub/internal/eventually"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -278,17 +279,7 @@ func (c *tclient) closeCode() (int, string) {
 // eventually waits for cond, failing after wait.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(wait)
-	defer deadline.Stop()
-	poll := time.NewTicker(2 * time.Millisecond)
-	defer poll.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-poll.C:
-		}
-	}
+	waitpkg.Until(t, what, wait, cond)
 }
 
 // seqOf returns a message's seq (0 when it has none).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/floorhub/floorhub/internal/eventually"
 	"sync"
 	"testing"
 	"time"
@@ -128,13 +129,7 @@ func recv(t *testing.T, c chanSender) sentMsg {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond) // polling a condition, not waiting for an event
-	}
+	eventually.Until(t, what, 10*time.Second, cond)
 }
 
 func TestStreamAdvancesOnlyToContiguousAcks(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/floorhub/floorhub/internal/eventually"
 	"net"
 	"os"
 	"os/exec"
@@ -115,17 +116,16 @@ func (b *broker) start() {
 		b.t.Fatalf("starting mosquitto: %v", err)
 	}
 	b.cmd = cmd
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
-		if err == nil {
+	var err error
+	accepts := func() bool {
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp", b.Addr(), time.Second); err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto did not accept on %s within 20 s: %v\n%s", b.Addr(), err, b.log)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the port, deadline above
+		return err == nil
+	}
+	if !eventually.True(20*time.Second, accepts) {
+		b.t.Fatalf("mosquitto did not accept on %s within 20 s: %v\n%s", b.Addr(), err, b.log)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floorhub/floorhub/internal/eventually"
 	"io"
 	"net"
 	"os"
@@ -46,13 +47,7 @@ func produce(ctx context.Context, t testing.TB, st *store.Store, from, n int) (l
 
 func waitCond(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, deadline above
-	}
+	eventually.Until(t, what, d, cond)
 }
 
 // checkNoLoss fails the test unless every seq from 1 to last arrived, and

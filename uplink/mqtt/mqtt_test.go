@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floorhub/floorhub/internal/eventually"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -245,15 +246,10 @@ func TestHappyPath(t *testing.T) {
 	if u.Connected() {
 		t.Error("Connected() after Run returned")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > goroutines {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Errorf("%d goroutines after Run returned, %d before it started:\n%s",
-				runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // polling, deadline above
+	if !eventually.True(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines }) {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines after Run returned, %d before it started:\n%s",
+			runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
 	}
 	col.waitUntil("offline status", 10*time.Second, func() bool {
 		return strings.Contains(string(col.status[len(col.status)-1].Payload), `"state":"offline","gateway_id":"gw1","boot_id":"boot-1","version":"1.2.3"`)
