@@ -262,24 +262,24 @@ func TestHelperProcess(t *testing.T) {
 	// Each run appends FH_COUNT records (the first is killed on the way),
 	// then waits until everything committed is acknowledged and durable.
 	count, _ := strconv.Atoi(os.Getenv("FH_COUNT"))
+	pace := time.NewTicker(time.Millisecond) // 100 records per tick: a steady producer
+	defer pace.Stop()
 	for i := 0; i < count; i++ {
 		if _, err := st.Append(telemetry(i)); err != nil {
 			t.Fatal(err)
 		}
 		if i%100 == 99 {
-			time.Sleep(time.Millisecond) // the producer's pace
+			<-pace.C
 		}
 	}
 	if err := st.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	last := st.Stats().CommittedSeq
-	for {
-		if c, _ := st.Cursor(CursorTelemetry); c >= last {
-			break
-		}
-		time.Sleep(5 * time.Millisecond) // polling; the parent's deadline bounds it
-	}
+	eventually.Until(t, "the telemetry cursor to reach the last committed seq", time.Minute, func() bool {
+		c, _ := st.Cursor(CursorTelemetry)
+		return c >= last
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
