@@ -330,13 +330,6 @@ func (a *Agent) append(r store.Record) (store.Record, error) {
 	if err != nil {
 		return rec, err
 	}
-	if rec.Kind == store.KindAlert && rec.Alert != nil && rec.Alert.ID == 0 {
-		// The store gives a raised alert its own seq as ID; keep the
-		// caller's view in step with what was stored.
-		al := *rec.Alert
-		al.ID = rec.Seq
-		rec.Alert = &al
-	}
 	for _, p := range a.publish {
 		p(rec)
 	}
@@ -464,11 +457,19 @@ func (noHardware) W1Dir() string                  { return "" }
 func (a *Agent) dashboardURL(addr net.Addr) string {
 	base := a.cfg.PublicURL
 	if base == "" {
-		port := "8000"
+		host, port := "localhost", "8000"
 		if ta, ok := addr.(*net.TCPAddr); ok {
 			port = strconv.Itoa(ta.Port)
+			// Bound to one address (a LAN IP): that is where the operator
+			// reaches it. Bound to all: localhost works on the gateway.
+			if !ta.IP.IsUnspecified() && !ta.IP.IsLoopback() {
+				host = ta.IP.String()
+				if ta.IP.To4() == nil {
+					host = "[" + host + "]"
+				}
+			}
 		}
-		base = "http://localhost:" + port
+		base = "http://" + host + ":" + port
 	}
 	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, auth.Claims{})
 	if err != nil {

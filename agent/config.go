@@ -255,7 +255,12 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(path, raw)
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+var (
+	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+	unknownRE = regexp.MustCompile(`field (\S+) not found`)
+	mqttURLRE = regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts)://[^/\s]+`)
+	wsURLRE   = regexp.MustCompile(`^wss?://[^/\s]+/(?:.*/)?group/[A-Za-z0-9_-]{1,64}/client/([A-Za-z0-9_-]{1,64})$`)
+)
 
 // ParseConfig decodes and validates config text; name is used in errors.
 func ParseConfig(name string, raw []byte) (*Config, error) {
@@ -285,7 +290,7 @@ func yamlError(file string, err error) error {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		field := ""
-		if f := regexp.MustCompile(`field (\S+) not found`).FindStringSubmatch(m[2]); f != nil {
+		if f := unknownRE.FindStringSubmatch(m[2]); f != nil {
 			field = f[1]
 			m[2] = "unknown key (misspelt, or not valid here)"
 		}
@@ -420,7 +425,7 @@ var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 func (c *Config) fillUplinks() error {
 	m := &c.Uplink.MQTT
 	if m.URL != "" {
-		if !regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts)://[^/\s]+`).MatchString(m.URL) {
+		if !mqttURLRE.MatchString(m.URL) {
 			return c.errf("uplink.mqtt.url", []string{"uplink", "mqtt", "url"}, "%q: want tcp://host:1883 or ssl://host:8883", m.URL)
 		}
 		if (m.CertFile == "") != (m.KeyFile == "") {
@@ -432,7 +437,7 @@ func (c *Config) fillUplinks() error {
 	}
 	w := &c.Uplink.WebSocket
 	if w.URL != "" {
-		m := regexp.MustCompile(`^wss?://[^/\s]+/(?:.*/)?group/[A-Za-z0-9_-]{1,64}/client/([A-Za-z0-9_-]{1,64})$`).FindStringSubmatch(w.URL)
+		m := wsURLRE.FindStringSubmatch(w.URL)
 		if m == nil {
 			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "%q: want wss://host/v3/ws/group/{site}/client/{gateway}", w.URL)
 		}

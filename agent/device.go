@@ -255,12 +255,12 @@ func (a *Agent) snapshot() []deviceSnapshot {
 	defer a.mu.Unlock()
 	out := make([]deviceSnapshot, 0, len(a.order))
 	for _, d := range a.order {
-		st := d.status
+		st, reason := d.status, d.reason
 		if st == "" {
-			st = store.StatusOffline
+			st, reason = store.StatusOffline, "not read yet"
 		}
 		out = append(out, deviceSnapshot{ID: d.cfg.ID, Name: d.cfg.Name, Driver: d.cfg.Driver, Status: st,
-			Reason: d.reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load())})
+			Reason: reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load())})
 	}
 	return out
 }
