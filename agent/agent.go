@@ -375,16 +375,6 @@ func (a *Agent) statusReport() map[string]any {
 	}
 }
 
-// recordView is a record as a command result.
-func recordView(r store.Record) map[string]any {
-	metrics := map[string]any{}
-	for _, m := range r.Metrics {
-		metrics[m.Name] = map[string]any{"value": m.Value, "unit": m.Unit}
-	}
-	return map[string]any{"seq": r.Seq, "device_id": r.DeviceID, "ts": r.TS.UTC().Format(time.RFC3339Nano),
-		"clock_synced": r.ClockSynced, "metrics": metrics}
-}
-
 // lazySensor builds its driver on first use and again after a failed
 // build, so a bus that appears late (or a chip plugged in later) is picked
 // up without a restart; meanwhile the failure is an ordinary read error.

@@ -221,8 +221,12 @@ devices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := res.(map[string]any); m["seq"].(uint64) == 0 || m["device_id"] != 1 {
-		t.Fatalf("read_now result %v", res)
+	var m struct {
+		Seq      uint64 `json:"seq"`
+		DeviceID int    `json:"device_id"`
+	}
+	if err := json.Unmarshal(res.(json.RawMessage), &m); err != nil || m.Seq == 0 || m.DeviceID != 1 {
+		t.Fatalf("read_now result %s (%v)", res, err)
 	}
 	if _, err := r.a.Command(ctx, "set_interval", json.RawMessage(`{"device_id": 1, "interval": "250ms"}`)); err != nil {
 		t.Fatal(err)

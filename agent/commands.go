@@ -52,7 +52,8 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 			if r.err != nil {
 				return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, r.err)
 			}
-			return recordView(r.rec), nil
+			// The same JSON as the uplinks send (docs/mqtt.md).
+			return json.RawMessage(uplink.AppendRecord(nil, &r.rec)), nil
 		case <-ctx.Done():
 			return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, ctx.Err())
 		}
