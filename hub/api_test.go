@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -232,6 +233,9 @@ func TestSubscribeErrors(t *testing.T) {
 		{`{"type":"subscribe","channel":"system","metrics":["cpu_usage","mood"]}`, "invalid_filter"},
 		{`{"type":"subscribe","channel":"telemetry","device_id":1,"filters":{"device_id":2}}`, "invalid_filter"},
 		{`{"type":"subscribe","channel":"telemetry","filters":[1]}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"telemetry","filters":{"devce_id":1}}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"alerts","since":3,"filters":{"since":4}}`, "invalid_filter"},
+		{`{"type":"subscribe","channel":"alerts","filters":{"since":"x"}}`, "invalid_since"},
 		{`{"type":"subscribe","channel":"alerts","since":-3}`, "invalid_since"},
 		{`{"type":"unsubscribe","channel":"alerts"}`, "not_subscribed"},
 		{`{"type":"hello"}`, "unknown_type"},
@@ -319,6 +323,56 @@ func TestAlertsAndDevices(t *testing.T) {
 		t.Fatalf("device_status_update: %v", m)
 	}
 }
+
+// The seed's severity filter may be one string as well as a list.
+func TestSeverityAsString(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "filters": map[string]any{"severity": "critical"}})
+	c.readType("subscribed")
+	th.Publish(alert(1, 1, "warning", "r"))
+	th.Publish(alert(2, 1, "critical", "r"))
+	if m := c.readType("alert"); seqOf(m) != 2 {
+		t.Fatalf("got %v, want only the critical alert", m)
+	}
+}
+
+// A status change that races a new subscriber's snapshot is not lost: the
+// subscriber's last word on the device is the current status.
+func TestDeviceSnapshotRace(t *testing.T) {
+	var th *testHub
+	st := &racingState{}
+	th = newTestHub(t, func(o *Options) { o.State = st })
+	// The change lands while the hub reads the state: the snapshot holds
+	// the old status, the change is published and fanned out meanwhile.
+	st.during = func() {
+		th.Publish(status(1, 1, "online", "offline"))
+		eventually(t, "the fan-out of seq 1 to start", func() bool { return th.lastSeq.Load() == 1 })
+	}
+	c := th.login("/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "devices"})
+	c.readType("subscribed")
+	if m := c.readType("device_status_update"); m["initial"] != true || m["new_status"] != "online" {
+		t.Fatalf("snapshot: %v", m)
+	}
+	if m := c.readType("device_status_update"); m["new_status"] != "offline" || seqOf(m) != 1 {
+		t.Fatalf("after the snapshot: %v, want the change to offline", m)
+	}
+}
+
+// racingState reports device 1 online and runs during (once) before
+// returning, as if the status changed just after it was read.
+type racingState struct {
+	during func()
+	once   sync.Once
+}
+
+func (s *racingState) Devices() []DeviceState {
+	out := []DeviceState{{DeviceID: 1, Status: "online"}}
+	s.once.Do(s.during)
+	return out
+}
+func (s *racingState) System() System { return System{} }
 
 type fixedState struct {
 	devs []DeviceState

@@ -279,16 +279,6 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	}
 	c.reply(msg)
 
-	// What a new subscriber learns at once, fetched before taking the lock.
-	var devs []DeviceState
-	if ch == chDevices && c.h.o.State != nil {
-		devs = c.h.o.State.Devices()
-	}
-	sys, haveSys := System{}, false
-	if ch == chSystem {
-		sys, haveSys = c.h.currentSystem()
-	}
-
 	// Index first, then install under the lock and read the target: every
 	// record above the target is then sure to reach the new entries.
 	c.h.index(c, ch, true)
@@ -325,6 +315,21 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 		for _, d := range f.devices {
 			s.dev[d] = newEntry()
 		}
+	}
+	// What a new subscriber learns at once, read once its entries are in
+	// place and sent under the lock that deliver takes: a change fanned
+	// out before this point is already in the state read here (the agent
+	// updates its state before it publishes), and one fanned out after
+	// is queued behind this snapshot, so the client's last word on every
+	// device is the current one. (State and currentSystem take only leaf
+	// locks, never a client's.)
+	var devs []DeviceState
+	if ch == chDevices && c.h.o.State != nil {
+		devs = c.h.o.State.Devices()
+	}
+	sys, haveSys := System{}, false
+	if ch == chSystem {
+		sys, haveSys = c.h.currentSystem()
 	}
 	for _, d := range devs {
 		if (f.devices == nil || slices.Contains(f.devices, d.DeviceID)) &&

@@ -82,11 +82,13 @@ type rawRequest struct {
 	Channel   *string           `json:"channel"`
 	Timestamp json.RawMessage   `json:"timestamp"`
 	Messages  []json.RawMessage `json:"messages"`
-	Since     json.RawMessage   `json:"since"`
 	Filters   json.RawMessage   `json:"filters"`
 	rawFilters
 }
 
+// rawFilters are the fields a subscription may carry at the top level or
+// under "filters" (the seed's Python client nests them, its JavaScript
+// client spreads them; a client may also nest since).
 type rawFilters struct {
 	DeviceID    json.RawMessage `json:"device_id"`
 	Metrics     json.RawMessage `json:"metrics"`
@@ -94,7 +96,13 @@ type rawFilters struct {
 	AlertType   json.RawMessage `json:"alert_type"`
 	StatusTypes json.RawMessage `json:"status_types"`
 	Frequency   json.RawMessage `json:"frequency"`
+	Since       json.RawMessage `json:"since"`
 }
+
+// filterFields names the fields of rawFilters, for errors.
+const filterFields = "device_id, metrics, severity, alert_type, status_types, frequency, since"
+
+var knownFilters = strings.Split(filterFields, ", ")
 
 // request is a decoded, validated client message.
 type request struct {
@@ -168,8 +176,8 @@ func decodeRequest(data []byte) (*request, *protoError) {
 		if r.filter, pe = parseFilter(ch, f); pe != nil {
 			return nil, pe
 		}
-		if !isNull(raw.Since) {
-			s, pe := parseSince(raw.Since)
+		if !isNull(f.Since) {
+			s, pe := parseSince(f.Since)
 			if pe != nil {
 				return nil, pe
 			}
@@ -198,15 +206,30 @@ func isNull(r json.RawMessage) bool {
 }
 
 // mergeFilters combines the top-level filter fields with those under
-// "filters". A field given in both places must have the same value.
+// "filters". A field given in both places must have the same value. Other
+// top-level fields are ignored (clients add their own), but an unknown
+// field under "filters" is refused: it is a filter the client believes
+// applies, most likely misspelt.
 func mergeFilters(top rawFilters, nested json.RawMessage) (rawFilters, *protoError) {
 	if isNull(nested) {
 		return top, nil
 	}
-	var in rawFilters
-	dec := json.NewDecoder(bytes.NewReader(nested))
-	if err := dec.Decode(&in); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(nested, &fields); err != nil {
 		return top, perr(codeInvalidFilter, "\"filters\" must be an object: %v", err)
+	}
+	for name := range fields {
+		switch {
+		case slices.Contains(knownFilters, name):
+		case len(name) > 32:
+			return top, perr(codeInvalidFilter, "unknown filter (%d bytes long; known: %s)", len(name), filterFields)
+		default:
+			return top, perr(codeInvalidFilter, "unknown filter %q (known: %s)", name, filterFields)
+		}
+	}
+	var in rawFilters
+	if err := json.Unmarshal(nested, &in); err != nil {
+		return top, perr(codeInvalidFilter, "\"filters\": %v", err)
 	}
 	out := top
 	for _, f := range []struct {
@@ -220,6 +243,7 @@ func mergeFilters(top rawFilters, nested json.RawMessage) (rawFilters, *protoErr
 		{"alert_type", top.AlertType, in.AlertType, &out.AlertType},
 		{"status_types", top.StatusTypes, in.StatusTypes, &out.StatusTypes},
 		{"frequency", top.Frequency, in.Frequency, &out.Frequency},
+		{"since", top.Since, in.Since, &out.Since},
 	} {
 		if isNull(f.in) {
 			continue

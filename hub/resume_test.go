@@ -92,13 +92,18 @@ func TestResumeSeamUnderLoad(t *testing.T) {
 		eventually(t, fmt.Sprintf("seq %d to be published", at), func() bool { return pub() >= at })
 		since := at - uint64(10+i*40)
 		var c *tclient
-		if i%2 == 0 {
+		switch i {
+		case 0, 2:
 			c = th.dial(fmt.Sprintf("/ws/alerts?since=%d&token=%s", since, token(t, "u")), nil)
 			c.readType("auth_response")
 			c.readType("subscribed")
-		} else {
+		case 1:
 			c = th.login("/ws", "u")
 			c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": since})
+			c.readType("subscribed")
+		default: // nested, as the seed's Python client nests its filters
+			c = th.login("/ws", "u")
+			c.send(map[string]any{"type": "subscribe", "channel": "alerts", "filters": map[string]any{"since": since}})
 			c.readType("subscribed")
 		}
 		rs = append(rs, resumer{c, since})
