@@ -102,24 +102,49 @@ type AuthConfig struct {
 	Algorithm string `yaml:"algorithm"`
 	// PublicKeyFile is the PEM public key for RS256/ES256.
 	PublicKeyFile string `yaml:"public_key_file"`
+	// Leeway is the clock skew allowed on a token's exp, nbf and iat.
+	// Default 30s, at most 10m.
+	Leeway time.Duration `yaml:"leeway"`
 }
 
-// HubConfig configures the local WebSocket hub. Zero means the seed's defaults.
+// HubConfig configures the local WebSocket hub. Zero means the seed's
+// defaults; -1 turns off a limit where that is allowed.
 type HubConfig struct {
 	// AllowedOrigins lists the Origin values accepted besides the same origin.
 	// "*" accepts any.
 	AllowedOrigins []string `yaml:"allowed_origins"`
-	// MaxMessageBytes caps one inbound message. Default 1024.
+	// MaxMessageBytes caps one inbound message, in bytes (a larger one
+	// closes the connection with 1009). Default 1024, 128 to 1 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
-	// MessagesPerSecond per connection. Default 100.
+	// MessagesPerSecond is the inbound rate allowed per connection.
+	// Default 100; -1 for no limit.
 	MessagesPerSecond int `yaml:"messages_per_second"`
-	// MaxConnsPerUser default 100; MaxConns default 1000.
+	// MaxConnsPerUser caps one user's connections. Default 100; -1 for
+	// no limit.
 	MaxConnsPerUser int `yaml:"max_connections_per_user"`
-	MaxConns        int `yaml:"max_connections"`
-	// ConnectsPerMinute per remote address. Default 10.
+	// MaxConns caps all connections (HTTP 503 beyond). Default 1000; -1
+	// for no limit.
+	MaxConns int `yaml:"max_connections"`
+	// ConnectsPerMinute caps new connections per remote address (HTTP 429
+	// beyond). Default 10; -1 for no limit.
 	ConnectsPerMinute int `yaml:"connects_per_minute"`
-	// MaxBatch messages in one batch. Default 50.
+	// MaxBatch caps the messages of one batch. Default 50, at most 1000.
 	MaxBatch int `yaml:"max_batch"`
+	// QueueLen bounds the messages waiting to be written to one client;
+	// alerts that would overflow it disconnect the client (it resumes
+	// with since). Default 256, 16 to 65536.
+	QueueLen int `yaml:"queue_len"`
+	// AuthTimeout is how long a connection may stay unauthenticated.
+	// Default 10s.
+	AuthTimeout time.Duration `yaml:"auth_timeout"`
+	// PingInterval is the period of the hub's pings. Default 25s.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// PongWait is how long a client may stay silent after a ping before
+	// it is dropped. Default 10s.
+	PongWait time.Duration `yaml:"pong_wait"`
+	// WriteWait bounds one write: a client that accepts nothing for this
+	// long is dropped. Default 10s.
+	WriteWait time.Duration `yaml:"write_wait"`
 	// V3Group is the Aether V3 group the agent joins as a member. Default "floor".
 	V3Group string `yaml:"v3_group"`
 }
@@ -338,6 +363,48 @@ func (c *Config) errf(field string, path []string, format string, args ...any) e
 	return &ConfigError{File: c.file, Line: c.lineOf(path...), Field: field, Err: fmt.Errorf(format, args...)}
 }
 
+// checkHub validates the hub's limits; zero leaves each to the hub's
+// default.
+func (c *Config) checkHub() error {
+	h := &c.Hub
+	for _, f := range []struct {
+		key      string
+		v        int
+		min, max int
+		off      bool // -1 turns the limit off
+	}{
+		{"max_message_bytes", h.MaxMessageBytes, 128, 1 << 20, false},
+		{"messages_per_second", h.MessagesPerSecond, 1, 1_000_000, true},
+		{"max_connections_per_user", h.MaxConnsPerUser, 1, 1_000_000, true},
+		{"max_connections", h.MaxConns, 1, 1_000_000, true},
+		{"connects_per_minute", h.ConnectsPerMinute, 1, 1_000_000, true},
+		{"max_batch", h.MaxBatch, 1, 1000, false},
+		{"queue_len", h.QueueLen, 16, 65536, false},
+	} {
+		switch {
+		case f.v == 0, f.v >= f.min && f.v <= f.max, f.off && f.v == -1:
+		case f.off:
+			return c.errf("hub."+f.key, []string{"hub", f.key}, "%d: want %d to %d, or -1 for no limit", f.v, f.min, f.max)
+		default:
+			return c.errf("hub."+f.key, []string{"hub", f.key}, "%d: want %d to %d", f.v, f.min, f.max)
+		}
+	}
+	for _, f := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"auth_timeout", h.AuthTimeout},
+		{"ping_interval", h.PingInterval},
+		{"pong_wait", h.PongWait},
+		{"write_wait", h.WriteWait},
+	} {
+		if f.v != 0 && (f.v < time.Second || f.v > 10*time.Minute) {
+			return c.errf("hub."+f.key, []string{"hub", f.key}, "%v: want 1s to 10m", f.v)
+		}
+	}
+	return nil
+}
+
 // fill sets defaults and validates.
 func (c *Config) fill() error {
 	def := DefaultConfig()
@@ -398,6 +465,12 @@ func (c *Config) fill() error {
 	}
 	if _, err := time.Parse("2006-01-02", c.Clock.ValidAfter); err != nil {
 		return c.errf("clock.valid_after", []string{"clock", "valid_after"}, "%q: want a date like 2025-01-01", c.Clock.ValidAfter)
+	}
+	if c.Auth.Leeway < 0 || c.Auth.Leeway > 10*time.Minute {
+		return c.errf("auth.leeway", []string{"auth", "leeway"}, "%v: want 0s to 10m", c.Auth.Leeway)
+	}
+	if err := c.checkHub(); err != nil {
+		return err
 	}
 	if c.Hub.V3Group == "" {
 		c.Hub.V3Group = "floor"

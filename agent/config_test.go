@@ -56,6 +56,12 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"bad ws heartbeat", "gateway_id: g\nuplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/g\n    heartbeat_interval: 5s\n", 5, "uplink.websocket.heartbeat_interval"},
 		{"ws url not this gateway", "gateway_id: g\nuplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/other\n", 4, "uplink.websocket.url"},
 		{"yaml syntax", "listen: [\n", 0, ""},
+		{"negative message cap", "hub:\n  max_batch: 5\n  max_message_bytes: -5\n", 3, "hub.max_message_bytes"},
+		{"negative batch", "hub:\n  max_batch: -1\n", 2, "hub.max_batch"},
+		{"limit below -1", "hub:\n  max_connections: -2\n", 2, "hub.max_connections"},
+		{"tiny queue", "hub:\n  queue_len: 3\n", 2, "hub.queue_len"},
+		{"ping too often", "hub:\n  ping_interval: 10ms\n", 2, "hub.ping_interval"},
+		{"negative leeway", "auth:\n  leeway: -1s\n", 2, "auth.leeway"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -34,21 +34,7 @@ func (a *Agent) wire() (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := hub.New(hub.Options{
-		Verifier: verifier,
-		Replay:   a.store,
-		State:    hubState{a},
-		Logger:   a.log.With("component", "hub"),
-		MaxBatch: a.cfg.Hub.MaxBatch,
-		Conn: wsconn.Options{
-			MaxMessageBytes:   int64(a.cfg.Hub.MaxMessageBytes),
-			MessagesPerSecond: a.cfg.Hub.MessagesPerSecond,
-			MaxConns:          a.cfg.Hub.MaxConns,
-			MaxConnsPerUser:   a.cfg.Hub.MaxConnsPerUser,
-			ConnectsPerMinute: a.cfg.Hub.ConnectsPerMinute,
-			AllowedOrigins:    a.cfg.Hub.AllowedOrigins,
-		},
-	})
+	h, err := hub.New(a.hubOptions(verifier))
 	if err != nil {
 		return nil, fmt.Errorf("agent: hub: %w", err)
 	}
@@ -99,8 +85,33 @@ func (a *Agent) wire() (*wiring, error) {
 	return w, nil
 }
 
+// hubOptions turns the config's hub section into the hub's options.
+func (a *Agent) hubOptions(v *auth.Verifier) hub.Options {
+	c := a.cfg.Hub
+	return hub.Options{
+		Verifier: v,
+		Replay:   a.store,
+		State:    hubState{a},
+		Logger:   a.log.With("component", "hub"),
+		MaxBatch: c.MaxBatch,
+		Conn: wsconn.Options{
+			MaxMessageBytes:   int64(c.MaxMessageBytes),
+			MessagesPerSecond: c.MessagesPerSecond,
+			MaxConns:          c.MaxConns,
+			MaxConnsPerUser:   c.MaxConnsPerUser,
+			ConnectsPerMinute: c.ConnectsPerMinute,
+			AllowedOrigins:    c.AllowedOrigins,
+			QueueLen:          c.QueueLen,
+			AuthTimeout:       c.AuthTimeout,
+			PingInterval:      c.PingInterval,
+			PongWait:          c.PongWait,
+			WriteWait:         c.WriteWait,
+		},
+	}
+}
+
 func (a *Agent) verifier() (*auth.Verifier, error) {
-	o := auth.VerifierOptions{Algorithm: a.cfg.Auth.Algorithm, Secret: a.secret}
+	o := auth.VerifierOptions{Algorithm: a.cfg.Auth.Algorithm, Secret: a.secret, Leeway: a.cfg.Auth.Leeway}
 	if a.cfg.Auth.PublicKeyFile != "" {
 		pem, err := os.ReadFile(a.cfg.Auth.PublicKeyFile)
 		if err != nil {

@@ -492,6 +492,9 @@ func (c *Conn) extendRead() {
 
 // allow applies the inbound rate limit to one message of cost n.
 func (c *Conn) allow(n int) bool {
+	if c.s.o.MessagesPerSecond < 0 {
+		return true // no limit
+	}
 	now := c.s.o.Now()
 	rate := float64(c.s.o.MessagesPerSecond)
 	c.rateTokens += now.Sub(c.rateLast).Seconds() * rate

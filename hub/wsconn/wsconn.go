@@ -60,7 +60,7 @@ type Options struct {
 	MaxMessageBytes int64
 	// MessagesPerSecond is the sustained inbound rate allowed per
 	// connection, in messages per second, with a burst of the same size.
-	// Default 100.
+	// Default 100; negative for no limit.
 	MessagesPerSecond int
 	// RateGrace is how many messages in a row may be refused for the rate
 	// before the connection is closed with 1008. Default MessagesPerSecond.

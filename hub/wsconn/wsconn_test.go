@@ -170,6 +170,21 @@ func TestPerUserAndRate(t *testing.T) {
 	}
 }
 
+// A negative MessagesPerSecond turns the rate limit off.
+func TestNoRateLimit(t *testing.T) {
+	_, url, _ := start(t, Options{MessagesPerSecond: -1, Now: func() time.Time { return time.Unix(0, 0) }})
+	a := dial(t, url)
+	const n = 500
+	for i := 0; i < n; i++ {
+		a.WriteMessage(websocket.TextMessage, []byte("m"))
+	}
+	for i := 0; i < n; i++ {
+		if got := readText(t, a); got != "m" {
+			t.Fatalf("message %d: %q", i, got)
+		}
+	}
+}
+
 func TestShutdownClosesEveryone(t *testing.T) {
 	s, url, sessions := start(t, Options{ConnectsPerMinute: -1})
 	var wss []*websocket.Conn
