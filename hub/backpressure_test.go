@@ -7,14 +7,17 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/hub/wsconn"
 )
 
 // A client that never reads delays nobody: a reading client gets every
 // alert, in order, while the stalled one fills its buffers and is dropped.
 func TestStalledClientDoesNotDelayOthers(t *testing.T) {
-	th := newSmallBufHub(t, limitless, func(o *Options) { o.Conn.WriteWait = time.Second })
+	// No write deadline to speak of: were the fan-out to wait on the
+	// stalled client even once, the good one would wait an hour.
+	th := newSmallBufHub(t, limitless, func(o *Options) { o.Conn.WriteWait = time.Hour })
 	stalled := th.dialSlow("/ws/alerts?token=" + token(t, "stalled"))
-	_ = stalled // never read
 	good := th.login("/ws/alerts", "good")
 	good.readType("subscribed")
 	eventually(t, "both clients subscribed", func() bool { return len(*th.snap[chAlerts].Load()) == 2 })
@@ -35,8 +38,13 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 			}
 		}
 	}
-	// The stalled client is gone (queue overflow or write deadline); the
-	// good one is still there.
+	// The stalled client's queue overflowed: once it reads again it finds
+	// what was already on its socket, then the close frame telling it
+	// where to resume. The good one is still there.
+	code, reason := stalled.closeCode()
+	if code != wsconn.CloseSlowConsumer || !strings.Contains(reason, "since=") {
+		t.Fatalf("stalled client closed with %d %q, want %d with since=", code, reason, wsconn.CloseSlowConsumer)
+	}
 	eventually(t, "the stalled client to be dropped", func() bool { return th.Connections() == 1 })
 	good.send(map[string]any{"type": "ping"})
 	good.readType("pong")
