@@ -257,7 +257,10 @@ func (c *Conn) closeLocked(code int, reason string, drop bool) {
 
 // push appends m; c.mu held.
 func (c *Conn) push(m Message) {
-	if c.head > 64 && c.head*2 > len(c.q) {
+	// Compact when written entries dominate, or replaced ones do: while
+	// the writer is stuck in a write, coalescing leaves a dead entry per
+	// message and the head does not move.
+	if c.head > 64 && c.head*2 > len(c.q) || len(c.q)-c.head > 2*c.live+64 {
 		c.compact()
 	}
 	if m.Key != 0 {

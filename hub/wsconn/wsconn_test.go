@@ -314,6 +314,14 @@ func TestQueue(t *testing.T) {
 	if len(c.q) > 1000 {
 		t.Fatalf("backing array grew to %d", len(c.q))
 	}
+	// So do replacements while nothing is written (a writer stuck in a
+	// write to a peer that stopped reading).
+	for i := range 10000 {
+		must(c.Send(Message{Data: []byte("k"), Key: uint64(10 + i%3)}))
+	}
+	if len(c.q) > 1000 || c.live > 10 {
+		t.Fatalf("backing array grew to %d (%d live)", len(c.q), c.live)
+	}
 }
 
 func TestFrameLengths(t *testing.T) {
