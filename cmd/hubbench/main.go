@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -66,6 +67,7 @@ func main() {
 		isChild  = flag.Bool("child", false, "with -clients: driven by a parent hubbench through stdin")
 		rounds   = flag.Int("rounds", 1, "phases with stalled clients, each between two baselines")
 		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
+		profDir  = flag.String("phaseprofiles", "", "write the server's CPU profile of each phase to this directory (phase-N.prof), to compare phases with pprof -diff_base")
 		serve    = flag.String("serve", "", "only serve a hub on this address (e.g. 127.0.0.1:8000) with -rate simulated readings/s and an alert every 5 s, printing a token: for trying clients by hand")
 	)
 	flag.Parse()
@@ -90,7 +92,10 @@ func main() {
 		}
 		return
 	}
-	if err := runServer(*n, *stalled, *rate, *devices, *rounds, *duration); err != nil {
+	if *cpuprof != "" && *profDir != "" {
+		log.Fatal("hubbench: -cpuprofile and -phaseprofiles exclude each other")
+	}
+	if err := runServer(*n, *stalled, *rate, *devices, *rounds, *duration, *profDir); err != nil {
 		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
@@ -202,7 +207,7 @@ type stats struct {
 	Errors   uint64  `json:"errors"`
 }
 
-func runServer(n, stalled, rate, devices, rounds int, duration time.Duration) error {
+func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, profDir string) error {
 	secret := []byte("hubbench-secret-hubbench-secret!")
 	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
 	if err != nil {
@@ -279,10 +284,23 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration) er
 		}
 		return sent
 	}
+	phases := 0
 	phase := func(name string) (stats, error) {
 		if err := readers.reset(); err != nil {
 			return stats{}, err
 		}
+		if profDir != "" {
+			f, err := os.Create(filepath.Join(profDir, fmt.Sprintf("phase-%d.prof", phases)))
+			if err != nil {
+				return stats{}, err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return stats{}, err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		phases++
 		start := time.Now()
 		cpu0, ccpu0 := selfCPU(), procCPU(readers.cmd.Process.Pid)
 		sent := publish()
