@@ -109,6 +109,15 @@ type Options struct {
 	// ReadBufferSize is the size of a connection's read buffer, in bytes.
 	// Default 1024 (messages larger than it are still read correctly).
 	ReadBufferSize int
+	// SendBufferBytes sets each connection's kernel send buffer
+	// (SO_SNDBUF), in bytes. It bounds what a client that stopped reading
+	// holds in the kernel, so that its messages wait (and coalesce, or
+	// overflow) in the queue instead; left to autotuning, the kernel keeps
+	// taking them, up to megabytes per client, and appending to such long
+	// unsent queues measurably slowed every client's writes (BENCHMARKS.md).
+	// Default 64 KiB (Linux doubles it for its bookkeeping); negative
+	// leaves the kernel's autotuning.
+	SendBufferBytes int
 	// WriteBufferSize is the size of the pooled write buffers, in bytes.
 	// Buffers are taken from a pool for each write, so an idle connection
 	// holds none. Default 4096.
@@ -152,6 +161,7 @@ func (o *Options) setDefaults() error {
 	}
 	def(&o.ReadBufferSize, 1024)
 	def(&o.WriteBufferSize, 4096)
+	def(&o.SendBufferBytes, 64<<10)
 	if o.QueueLen < 0 || o.ReadBufferSize < 0 || o.WriteBufferSize < 0 {
 		return errors.New("wsconn: QueueLen, ReadBufferSize and WriteBufferSize must not be negative")
 	}
@@ -288,6 +298,11 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		s.mu.Unlock()
 		s.sessions.Done()
 		return
+	}
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok && s.o.SendBufferBytes > 0 {
+		if err := tc.SetWriteBuffer(s.o.SendBufferBytes); err != nil {
+			s.o.Logger.Warn("wsconn: setting the send buffer failed", "addr", addr, "err", err)
+		}
 	}
 	c := newConn(s, ws, addr)
 	s.mu.Lock()
