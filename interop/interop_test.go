@@ -447,11 +447,13 @@ func requireSteps(t *testing.T, out string, steps ...string) {
 	}
 }
 
-// missing skips the test, or fails it when CI=true, saying what to install.
+// missing skips the test, or fails it under CI=true or
+// FLOORHUB_REQUIRE_INTEROP=1 (set by scripts/test.sh, which installs what
+// these tests need), saying what to install.
 func missing(t *testing.T, what string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("interop: %s (CI=true: install it)", what)
+	if os.Getenv("CI") == "true" || os.Getenv("FLOORHUB_REQUIRE_INTEROP") == "1" {
+		t.Fatalf("interop: %s (required here: install it)", what)
 	}
 	t.Skipf("interop: %s; skipping", what)
 }
