@@ -19,6 +19,10 @@ const (
 	CmdHello = "HELLO"
 	// CmdRecords is the cmd of a message carrying stored records.
 	CmdRecords = "RECORDS"
+	// CmdLive is the cmd of a preview: an alert or device status sent at
+	// once while RECORDS drain a backlog. It is not acknowledged; the same
+	// record comes again, in order, in RECORDS.
+	CmdLive = "LIVE"
 )
 
 // ResultPayload is the payload of a RESULT reply.

@@ -80,6 +80,7 @@ func (a *Agent) wire() (*wiring, error) {
 			return nil, fmt.Errorf("agent: uplink.websocket: %w", err)
 		}
 		a.cursors = append(a.cursors, wsuplink.Cursor)
+		a.publish = append(a.publish, u.Publish) // LIVE previews of alerts during a drain
 		w.services = append(w.services, service{"websocket-uplink", u.Run})
 	}
 	return w, nil

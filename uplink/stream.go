@@ -57,6 +57,7 @@ type Stream struct {
 	acked   uint64 // every record up to here is acknowledged
 	written uint64 // the durable cursor
 	sent    uint64 // records sent since the stream was made
+	pos     uint64 // records up to here were sent (or need none) on this connection
 	// The batch is BatchSize >> shrink. A connection that dies before
 	// acknowledging anything halves it: a broker that drops clients for
 	// packets over its limit (AWS IoT: 128 KB) must not make the uplink
@@ -120,6 +121,16 @@ func (s *Stream) Sent() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sent
+}
+
+// Position returns the seq up to which the stream has sent every record it
+// carries over the current connection (records of other kinds up to it
+// need none); 0 before Run. A record above Position plus BatchSize waits
+// behind at least one more message.
+func (s *Stream) Position() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos
 }
 
 // pending is one sent message, or a point the cursor may move to once
@@ -226,6 +237,9 @@ func (s *Stream) load() error {
 // ended; a failing Source is logged and retried after Poll, never fatal.
 func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending, slots chan struct{}, free <-chan []byte, onCaughtUp func()) error {
 	after := s.Acked()
+	s.mu.Lock()
+	s.pos = after
+	s.mu.Unlock()
 	poll := time.NewTimer(s.o.Poll)
 	defer poll.Stop()
 	var (
@@ -317,6 +331,7 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			after = last
 			s.mu.Lock()
 			s.sent += uint64(len(run))
+			s.pos = after
 			s.mu.Unlock()
 		}
 		if got < batch {
@@ -327,6 +342,9 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 					return nil
 				}
 				after = bound
+				s.mu.Lock()
+				s.pos = after
+				s.mu.Unlock()
 			}
 			if onCaughtUp != nil {
 				onCaughtUp()

@@ -26,6 +26,7 @@ type conn struct {
 	ws *gws.Conn
 
 	out  chan []byte // frames for the writer
+	live chan []byte // LIVE previews, written before out's frames
 	cmds chan aether.Message
 	dead chan struct{} // closed by fail: the connection is over
 	stop chan struct{} // closed to make the writer send a close frame and exit
@@ -68,6 +69,7 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) error {
 		u:    u,
 		ws:   ws,
 		out:  make(chan []byte, u.o.MaxInFlight+4),
+		live: make(chan []byte, liveQueue),
 		cmds: make(chan aether.Message, 16),
 		dead: make(chan struct{}),
 		stop: make(chan struct{}),
@@ -86,6 +88,8 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) error {
 	go func() { defer wg.Done(); c.commandLoop(cmdCtx) }()
 
 	c.send(u.hello())
+	u.conn.Store(c)
+	defer u.conn.Store(nil)
 	sctx, stopStream := context.WithCancel(ctx)
 	streamErr := make(chan error, 1)
 	go func() { streamErr <- u.stream.Run(sctx, c, nil) }()
@@ -193,12 +197,7 @@ func (c *conn) Send(kind store.Kind, payload []byte) uplink.Ack {
 		return a
 	}
 	a.last = last
-	frame := make([]byte, 0, len(payload)+128)
-	frame = append(frame, `{"version":"3","msg_type":"msg","target":"group","cmd":"`+aether.CmdRecords+`","msg":"`...)
-	frame = append(frame, kind.String()...)
-	frame = append(frame, `","payload":`...)
-	frame = append(frame, payload...)
-	frame = append(frame, '}')
+	frame := recordsFrame(aether.CmdRecords, kind, payload)
 
 	c.mu.Lock()
 	switch {
@@ -218,6 +217,19 @@ func (c *conn) Send(kind store.Kind, payload []byte) uplink.Ack {
 	c.mu.Unlock()
 	c.send(frame) // if the connection died meanwhile, fail has failed a
 	return a
+}
+
+// recordsFrame wraps an uplink.AppendBatch payload in a msg envelope to the
+// group: cmd RECORDS or LIVE, msg the records' kind.
+func recordsFrame(cmd string, kind store.Kind, payload []byte) []byte {
+	frame := make([]byte, 0, len(payload)+128)
+	frame = append(frame, `{"version":"3","msg_type":"msg","target":"group","cmd":"`...)
+	frame = append(frame, cmd...)
+	frame = append(frame, `","msg":"`...)
+	frame = append(frame, kind.String()...)
+	frame = append(frame, `","payload":`...)
+	frame = append(frame, payload...)
+	return append(frame, '}')
 }
 
 // lastSeq returns the seq of the last record of an uplink.AppendBatch
@@ -278,12 +290,30 @@ func (c *conn) acknowledge(seq uint64) {
 }
 
 func (c *conn) writeLoop() {
+	write := func(f []byte) bool {
+		c.ws.SetWriteDeadline(time.Now().Add(c.u.o.WriteWait))
+		if err := c.ws.WriteMessage(gws.TextMessage, f); err != nil {
+			c.fail(fmt.Errorf("websocket: write: %w", err))
+			return false
+		}
+		return true
+	}
 	for {
+		select { // previews first: they exist to overtake the backlog
+		case f := <-c.live:
+			if !write(f) {
+				return
+			}
+			continue
+		default:
+		}
 		select {
+		case f := <-c.live:
+			if !write(f) {
+				return
+			}
 		case f := <-c.out:
-			c.ws.SetWriteDeadline(time.Now().Add(c.u.o.WriteWait))
-			if err := c.ws.WriteMessage(gws.TextMessage, f); err != nil {
-				c.fail(fmt.Errorf("websocket: write: %w", err))
+			if !write(f) {
 				return
 			}
 		case <-c.stop:

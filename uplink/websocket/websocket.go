@@ -6,7 +6,9 @@
 // go out as msg envelopes to the gateway's group, the center acknowledges
 // with a cmd ACK {"seq": N} ("I hold every seq <= N you sent"), and only
 // then does the cursor advance. What was not acknowledged when a connection
-// dropped is sent again on the next one. The package owns reconnects:
+// dropped is sent again on the next one. An alert or device status that
+// would wait behind a draining backlog also goes out at once as a LIVE
+// preview, never acknowledged (Uplink.Publish). The package owns reconnects:
 // exponential backoff with full jitter (uplink/backoff), never giving up.
 // docs/aether.md documents every message.
 package websocket
@@ -26,6 +28,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/aether"
+	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
 )
@@ -135,7 +138,35 @@ type Uplink struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
+	conn      atomic.Pointer[conn] // the connection records go over, nil between
 	started   time.Time
+}
+
+// liveQueue bounds the LIVE previews waiting for the writer; beyond it
+// previews are dropped (their records still come in RECORDS).
+const liveQueue = 64
+
+// Publish is told of every record as it is stored (the agent calls it under
+// its lock: it never blocks). An alert or device status that would wait
+// behind at least one more RECORDS message, because a backlog is draining,
+// is sent at once as a LIVE preview, so that the center learns of it
+// without waiting for the backlog: live alerts go first, as on MQTT, while
+// RECORDS keep the one seq order their ACK relies on. A preview is not
+// acknowledged and the record comes again in RECORDS (docs/aether.md).
+func (u *Uplink) Publish(r store.Record) {
+	if r.Kind != store.KindAlert && r.Kind != store.KindDeviceStatus {
+		return
+	}
+	c := u.conn.Load()
+	if c == nil || r.Seq <= u.stream.Position()+uint64(u.stream.BatchSize()) {
+		return
+	}
+	frame := recordsFrame(aether.CmdLive, r.Kind, uplink.AppendBatch(nil, u.o.GatewayID, []store.Record{r}))
+	select {
+	case c.live <- frame:
+	default:
+		u.log.Debug("websocket uplink: LIVE preview dropped (queue full); the record follows in RECORDS", "seq", r.Seq)
+	}
 }
 
 // New validates o and returns an Uplink; it never dials. cmd may be nil

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,7 @@ type central struct {
 	noAck     bool           // never ack
 	dropAfter int            // first connection only: drop after n record messages
 	hellos    []Hello
+	previews  []uint64                  // seqs of LIVE previews, in arrival order
 	beats     int                       // heartbeats received
 	live      map[*gws.Conn]*sync.Mutex // open connections and their write locks
 	inbox     chan aether.Message       // everything but records, heartbeats and HELLO
@@ -189,6 +191,23 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 			if doAck {
 				ack(last)
 			}
+		case m.Cmd == aether.CmdLive:
+			// A preview: never acknowledged, never counted as received.
+			var b struct {
+				GatewayID string `json:"gateway_id"`
+				Records   []struct {
+					Seq  uint64 `json:"seq"`
+					Kind string `json:"kind"`
+				} `json:"records"`
+			}
+			if err := json.Unmarshal(m.Payload, &b); err != nil || b.GatewayID != "gw-1" || len(b.Records) != 1 ||
+				m.Msg != b.Records[0].Kind || b.Records[0].Kind == "telemetry" {
+				c.t.Errorf("central: bad LIVE %s: %v", data, err)
+				return
+			}
+			c.mu.Lock()
+			c.previews = append(c.previews, b.Records[0].Seq)
+			c.mu.Unlock()
 		case m.MsgType == aether.TypeHeartbeat:
 			// Late acks: whatever was not acked yet is acked now.
 			c.mu.Lock()
@@ -417,6 +436,73 @@ func TestCursorAdvancesOnlyOnAck(t *testing.T) {
 	waitFor(t, "cursor at 20", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == 20 })
 	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ack", Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, last))})
 	waitFor(t, "cursor at the last seq", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
+}
+
+// While a backlog drains, a new alert goes out at once as a LIVE preview,
+// then again in order in RECORDS; once caught up, no preview is sent.
+func TestLiveAlertsOvertakeTheBacklog(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.noAck = true })
+	s := openStore(t)
+	backlog := appendRecords(t, s, 1000)
+	o := testOptions(c.url())
+	o.AckTimeout = time.Hour // acked by hand
+	u, err := New(s, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	// The stream stops at MaxInFlight unacknowledged messages.
+	var window uint64
+	waitFor(t, "the first window of the backlog", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		window = c.lastSeq
+		return c.recMsgs == u.o.MaxInFlight
+	})
+
+	alert := func() store.Record {
+		r, err := s.Append(store.Record{Kind: store.KindAlert, DeviceID: 2, TS: time.Now(), BootID: "b", ClockSynced: true,
+			Alert: &store.Alert{Rule: "hot", Severity: "critical", Title: "hot", State: store.AlertActive, Metric: "temperature"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Publish(r)
+		return r
+	}
+	a := alert()
+	waitFor(t, "the alert's preview", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Contains(c.previews, a.Seq)
+	})
+	c.mu.Lock()
+	for seq := range c.got {
+		if seq > window {
+			t.Errorf("seq %d received before the window was acknowledged", seq)
+		}
+	}
+	c.mu.Unlock()
+
+	// Acknowledged as it goes, the backlog drains and the alert comes in
+	// RECORDS as well, in its place.
+	c.set(func(c *central) { c.noAck, c.ackEvery = false, 1 })
+	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: aether.CmdAck,
+		Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, window))})
+	waitFor(t, "every record, the alert included", 10*time.Second, func() bool { return len(c.missing(a.Seq)) == 0 })
+	waitFor(t, "the cursor at the alert", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == a.Seq })
+	if a.Seq <= backlog {
+		t.Fatalf("alert seq %d within the backlog (%d)", a.Seq, backlog)
+	}
+
+	// Caught up: the next alert goes in RECORDS only.
+	b := alert()
+	waitFor(t, "the second alert in RECORDS", 10*time.Second, func() bool { return len(c.missing(b.Seq)) == 0 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if slices.Contains(c.previews, b.Seq) || len(c.previews) != 1 {
+		t.Fatalf("previews %v: want only seq %d", c.previews, a.Seq)
+	}
 }
 
 func TestAckTimeoutReconnectsAndResends(t *testing.T) {
