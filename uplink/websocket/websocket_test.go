@@ -159,15 +159,9 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 			c.t.Errorf("central: uplink sent an invalid envelope %s: %v", data, err)
 			return
 		}
+		var b batch
 		switch {
 		case m.Cmd == aether.CmdRecords:
-			var b struct {
-				GatewayID string `json:"gateway_id"`
-				Records   []struct {
-					Seq  uint64 `json:"seq"`
-					Kind string `json:"kind"`
-				} `json:"records"`
-			}
 			if err := json.Unmarshal(m.Payload, &b); err != nil || b.GatewayID != "gw-1" || len(b.Records) == 0 {
 				c.t.Errorf("central: bad records payload %.200s: %v", m.Payload, err)
 				return
@@ -193,13 +187,6 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		case m.Cmd == aether.CmdLive:
 			// A preview: never acknowledged, never counted as received.
-			var b struct {
-				GatewayID string `json:"gateway_id"`
-				Records   []struct {
-					Seq  uint64 `json:"seq"`
-					Kind string `json:"kind"`
-				} `json:"records"`
-			}
 			if err := json.Unmarshal(m.Payload, &b); err != nil || b.GatewayID != "gw-1" || len(b.Records) != 1 ||
 				m.Msg != b.Records[0].Kind || b.Records[0].Kind == "telemetry" {
 				c.t.Errorf("central: bad LIVE %s: %v", data, err)
@@ -232,6 +219,15 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// batch is what central reads of a RECORDS or LIVE payload.
+type batch struct {
+	GatewayID string `json:"gateway_id"`
+	Records   []struct {
+		Seq  uint64 `json:"seq"`
+		Kind string `json:"kind"`
+	} `json:"records"`
+}
+
 // command sends a command to the gateway on every open connection.
 func (c *central) command(m aether.Message) {
 	m.Stamp(time.Now())
@@ -261,6 +257,7 @@ func (c *central) missing(last uint64) []uint64 {
 	return miss
 }
 
+// set changes central's policy under its lock.
 func (c *central) set(f func(c *central)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
