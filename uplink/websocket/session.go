@@ -74,6 +74,13 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) error {
 		dead: make(chan struct{}),
 		stop: make(chan struct{}),
 	}
+	// HELLO first, before any writer runs: nothing (a LIVE preview
+	// included) may go out ahead of it.
+	ws.SetWriteDeadline(time.Now().Add(u.o.WriteWait))
+	if err := ws.WriteMessage(gws.TextMessage, u.hello()); err != nil {
+		ws.Close()
+		return fmt.Errorf("websocket: sending HELLO: %w", err)
+	}
 	ws.SetReadLimit(u.o.MaxMessageBytes)
 	c.extendRead()
 	ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
@@ -87,7 +94,6 @@ func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) error {
 	go func() { defer close(writerDone); c.writeLoop() }()
 	go func() { defer wg.Done(); c.commandLoop(cmdCtx) }()
 
-	c.send(u.hello())
 	u.conn.Store(c)
 	defer u.conn.Store(nil)
 	sctx, stopStream := context.WithCancel(ctx)
