@@ -11,10 +11,14 @@
 //
 //	hubbench -n 1000 -rate 100 -duration 15s -stalled 10
 //
-// With -clients and -url it only runs clients, against a running agent
-// (latency is then measured from each reading's timestamp):
+// With -url it runs the same phases against a running agent, whose own
+// readings are then measured (latency from each reading's timestamp; the
+// agent must allow the clients: hub.max_connections above n, and
+// max_connections_per_user and connects_per_minute -1):
 //
-//	hubbench -clients -url ws://127.0.0.1:8000/ws/telemetry -token "$(agent token -user bench)" -duration 20s
+//	hubbench -url ws://127.0.0.1:8000/ws/telemetry -token "$(agent token -user bench)" -pid "$(pidof agent)" -duration 20s -rounds 4
+//
+// With -clients and -url it only runs clients, reporting after -duration.
 package main
 
 import (
@@ -56,8 +60,9 @@ import (
 func main() {
 	var (
 		clients  = flag.Bool("clients", false, "run clients only (child mode, or against -url)")
-		url      = flag.String("url", "", "with -clients: the telemetry endpoint, e.g. ws://127.0.0.1:8000/ws/telemetry")
-		tok      = flag.String("token", "", "with -clients: the JWT to authenticate with")
+		url      = flag.String("url", "", "measure a running agent at this telemetry endpoint (e.g. ws://127.0.0.1:8000/ws/telemetry) instead of an in-process hub; with -clients: the endpoint the clients use")
+		tok      = flag.String("token", "", "with -url: the JWT to authenticate with")
+		pid      = flag.Int("pid", 0, "with -url: the agent's process id, for its CPU and RSS")
 		n        = flag.Int("n", 1000, "reading clients")
 		stalled  = flag.Int("stalled", 10, "clients that never read, added in the second phase")
 		rate     = flag.Int("rate", 100, "readings published per second")
@@ -88,6 +93,12 @@ func main() {
 	}
 	if *serve != "" {
 		if err := runServe(*serve, *rate, *devices); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if *url != "" {
+		if err := runAgent(*url, *tok, *pid, *n, *stalled, *rounds, *duration); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -259,17 +270,19 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 	if l, err := readers.line(); err != nil || l != "ready" {
 		return fmt.Errorf("hubbench: clients: %q %v", l, err)
 	}
-	waitConns(h, n)
+	for deadline := time.Now().Add(30 * time.Second); h.Connections() < n && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	rss1 := rssKB()
 	fmt.Printf("server RSS: %d KB before, %d KB with %d idle connections: %.1f KB per connection (%d goroutines)\n",
 		rss0, rss1, n, float64(rss1-rss0)/float64(n), runtime.NumGoroutine())
 
 	seq := uint64(0)
-	publish := func() uint64 {
+	publish := func(d time.Duration) uint64 {
 		// One reading every 1/rate s, stamped at Publish.
 		tick := time.NewTicker(time.Second / time.Duration(rate))
 		defer tick.Stop()
-		end := time.Now().Add(duration)
+		end := time.Now().Add(d)
 		var sent uint64
 		for time.Now().Before(end) {
 			<-tick.C
@@ -283,6 +296,72 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 				}})
 		}
 		return sent
+	}
+	return runPhases(target{url: url, tok: tok, publish: publish, cpu: selfCPU, conns: h.Connections},
+		readers, n, stalled, rounds, duration, profDir)
+}
+
+// target is what the phases measure: the in-process hub, or a running
+// agent.
+type target struct {
+	url, tok string
+	// publish makes readings for d and returns how many (0: unknown, the
+	// agent makes them itself).
+	publish func(d time.Duration) uint64
+	// cpu is the server's CPU time so far (nil: unknown).
+	cpu func() time.Duration
+	// conns is the server's connection count (nil: unknown).
+	conns func() int
+}
+
+// runAgent measures a running agent: the same phases as runServer, with
+// the agent's own readings (latency from each reading's timestamp).
+func runAgent(url, tok string, pid, n, stalled, rounds int, duration time.Duration) error {
+	if tok == "" {
+		return errors.New("hubbench: -url needs -token (agent token -user bench)")
+	}
+	t := target{url: url, tok: tok, publish: func(d time.Duration) uint64 { time.Sleep(d); return 0 }}
+	if pid > 0 {
+		t.cpu = func() time.Duration { return procCPU(pid) }
+	}
+	fmt.Printf("hubbench: %d clients against %s, %v per phase, %d stalled clients in the stalled phases\n", n, url, duration, stalled)
+	rss0 := procRSS(pid)
+	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n))
+	if err != nil {
+		return err
+	}
+	defer readers.stop()
+	if l, err := readers.line(); err != nil || l != "ready" {
+		return fmt.Errorf("hubbench: clients: %q %v", l, err)
+	}
+	if pid > 0 {
+		fmt.Printf("agent RSS: %d KB before, %d KB with %d subscribers (not idle: the agent keeps publishing)\n", rss0, procRSS(pid), n)
+	}
+	return runPhases(t, readers, n, stalled, rounds, duration, "")
+}
+
+// runPhases runs a warm-up, a baseline, then rounds of a phase with
+// stalled extra clients followed by another baseline, printing each
+// phase and the stalled/baseline p99 ratios.
+func runPhases(t target, readers *child, n, stalled, rounds int, duration time.Duration, profDir string) error {
+	waitConns := func(want int) {
+		if t.conns == nil {
+			time.Sleep(time.Second) // nothing to poll; the clients said ready
+			return
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if c := t.conns(); want >= 0 && c >= want || want < 0 && c <= -want {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cpuNow := func() time.Duration {
+		if t.cpu == nil {
+			return 0
+		}
+		return t.cpu()
 	}
 	phases := 0
 	phase := func(name string) (stats, error) {
@@ -302,8 +381,8 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 		}
 		phases++
 		start := time.Now()
-		cpu0, ccpu0 := selfCPU(), procCPU(readers.cmd.Process.Pid)
-		sent := publish()
+		cpu0, ccpu0 := cpuNow(), procCPU(readers.cmd.Process.Pid)
+		sent := t.publish(duration)
 		// Let the last deliveries land.
 		drainUntil := time.Now().Add(2 * time.Second)
 		var s stats
@@ -312,17 +391,35 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 			if s, err = readers.report(); err != nil {
 				return s, err
 			}
-			if s.Messages >= sent*uint64(n) || time.Now().After(drainUntil) {
+			if sent == 0 || s.Messages >= sent*uint64(n) || time.Now().After(drainUntil) {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		el := time.Since(start).Seconds()
-		cpu, ccpu := selfCPU()-cpu0, procCPU(readers.cmd.Process.Pid)-ccpu0
-		fmt.Printf("%s: published %d readings; delivered %d of %d (%.2f%%), %.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms; %d connections; CPU: server %.2f cores (%.1f µs per delivery), clients %.2f cores\n",
-			name, sent, s.Messages, sent*uint64(n), 100*float64(s.Messages)/float64(sent*uint64(n)),
-			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000, h.Connections(),
-			cpu.Seconds()/el, float64(cpu.Microseconds())/float64(max(s.Messages, 1)), ccpu.Seconds()/el)
+		if sent == 0 {
+			el = s.Seconds // the readers' own window
+		}
+		cpu, ccpu := cpuNow()-cpu0, procCPU(readers.cmd.Process.Pid)-ccpu0
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s: ", name)
+		if sent > 0 {
+			fmt.Fprintf(&b, "published %d readings; delivered %d of %d (%.2f%%), ", sent, s.Messages, sent*uint64(n),
+				100*float64(s.Messages)/float64(sent*uint64(n)))
+		} else {
+			fmt.Fprintf(&b, "delivered %d, ", s.Messages)
+		}
+		fmt.Fprintf(&b, "%.0f deliveries/s; latency p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
+			float64(s.Messages)/el, s.P50us/1000, s.P99us/1000, s.P999us/1000, s.MaxUs/1000)
+		if t.conns != nil {
+			fmt.Fprintf(&b, "; %d connections", t.conns())
+		}
+		if t.cpu != nil {
+			fmt.Fprintf(&b, "; CPU: server %.2f cores (%.1f µs per delivery)", cpu.Seconds()/el,
+				float64(cpu.Microseconds())/float64(max(s.Messages, 1)))
+		}
+		fmt.Fprintf(&b, "; clients %.2f cores", ccpu.Seconds()/el)
+		fmt.Println(b.String())
 		return s, nil
 	}
 	// Warm up (goroutine stacks, heap, TCP windows, the GC's pacing) for a
@@ -343,21 +440,21 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 	// machine's drift cancels out as far as it can.
 	var ratios, noise []float64
 	for r := 1; r <= rounds; r++ {
-		st, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(stalled), "-stall")
+		st, err := startChild("-url", t.url, "-token", t.tok, "-n", strconv.Itoa(stalled), "-stall")
 		if err != nil {
 			return err
 		}
 		if l, err := st.line(); err != nil || l != "ready" {
 			return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
 		}
-		waitConns(h, n+stalled)
+		waitConns(n + stalled)
 		time.Sleep(time.Second) // let the new process settle
 		with, err := phase(fmt.Sprintf("with %d stalled %d", stalled, r))
 		st.stop()
 		if err != nil {
 			return err
 		}
-		waitConns(h, -n)
+		waitConns(-n)
 		time.Sleep(time.Second)
 		next, err := phase(fmt.Sprintf("baseline %d", r+1))
 		if err != nil {
@@ -480,16 +577,22 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(u+k) * 10 * time.Millisecond
 }
 
-// waitConns waits until the hub has want connections (at most -want when
-// want is negative).
-func waitConns(h *hub.Hub, want int) {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if n := h.Connections(); want >= 0 && n >= want || want < 0 && n <= -want {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+// procRSS is process pid's resident set size in KB (0 if unknown).
+func procRSS(pid int) int {
+	if pid <= 0 {
+		return 0
 	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.Atoi(f[1])
+			return v
+		}
+	}
+	return 0
 }
 
 // histogram of latencies in 10 µs buckets up to 5 s.
