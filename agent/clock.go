@@ -51,6 +51,16 @@ func (c *clock) check() bool {
 	return true
 }
 
+// state is the uplinks' view of the clock (uplink.Clock): synced, and then
+// wall minus monotonic ns, with which a receiver dates records sent before
+// the sync. (check stores the offset before the flag.)
+func (c *clock) state() (synced bool, monoOffsetNS int64) {
+	if !c.synced.Load() {
+		return false, 0
+	}
+	return true, c.offset.Load()
+}
+
 // stamp fills a record's time fields.
 func (c *clock) stamp(r store.Record) store.Record {
 	r.TS = c.now().UTC()

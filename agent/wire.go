@@ -61,7 +61,7 @@ func (a *Agent) wire() (*wiring, error) {
 		m.GatewayID = a.cfg.GatewayID
 		m.Version = a.opts.Version
 		m.BootID = a.clock.bootID
-		m.ClockSynced = a.clock.synced.Load
+		m.Clock = a.clock.state
 		m.Logger = a.log.With("component", "mqtt")
 		u, err := mqtt.New(a.store, a, m)
 		if err != nil {
@@ -74,6 +74,7 @@ func (a *Agent) wire() (*wiring, error) {
 		o.GatewayID = a.cfg.GatewayID
 		o.Version = a.opts.Version
 		o.BootID = a.clock.bootID
+		o.Clock = a.clock.state
 		o.Logger = a.log.With("component", "websocket-uplink")
 		u, err := wsuplink.New(a.store, a, o)
 		if err != nil {

@@ -29,6 +29,27 @@ var (
 	ErrNotAcked = errors.New("uplink: message not acknowledged")
 )
 
+// Clock tells an uplink whether the gateway's wall clock is synced and, once
+// it is, the wall clock minus the monotonic clock of this boot, in ns. The
+// uplinks send both in their status and heartbeat messages, so that a
+// receiver can date records taken (and sent) before the sync: ts = mono_ns
+// + mono_offset_ns, for records of the same boot_id.
+type Clock func() (synced bool, monoOffsetNS int64)
+
+// ClockFields returns what status and heartbeat messages carry of c: the
+// synced flag and, when synced, the offset (nil otherwise). A nil c means
+// a clock that is synced with no offset known.
+func ClockFields(c Clock) (synced bool, monoOffsetNS *int64) {
+	if c == nil {
+		return true, nil
+	}
+	synced, off := c()
+	if !synced {
+		return false, nil
+	}
+	return true, &off
+}
+
 // Source is what an uplink reads from. *store.Store satisfies it; see
 // store/store.go for the exact semantics of each method.
 type Source interface {

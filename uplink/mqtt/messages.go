@@ -25,6 +25,10 @@ type Status struct {
 	TS          string `json:"ts"`               // RFC 3339; when the message was made
 	Reason      string `json:"reason,omitempty"` // offline: "shutdown" or "connection lost"
 	ClockSynced bool   `json:"clock_synced"`
+	// MonoOffsetNS is wall clock minus mono_ns for this boot, once the
+	// clock is synced: records of BootID sent with clock_synced false date
+	// as ts = mono_ns + mono_offset_ns. Absent before the sync.
+	MonoOffsetNS *int64 `json:"mono_offset_ns,omitempty"`
 	// SkippedSeq lists the seq ranges (inclusive) that were reserved but
 	// never stored because the agent died (oldest first, at most 100):
 	// receivers count them as present when checking for gaps. Always
@@ -37,15 +41,17 @@ func (u *Uplink) statusPayload(state, reason string) []byte {
 	if skipped == nil {
 		skipped = [][2]uint64{} // present and empty: nothing skipped
 	}
+	synced, off := uplink.ClockFields(u.o.Clock)
 	b, _ := json.Marshal(Status{ // cannot fail: plain fields
-		State:       state,
-		GatewayID:   u.o.GatewayID,
-		BootID:      u.o.BootID,
-		Version:     u.o.Version,
-		TS:          time.Now().UTC().Format(time.RFC3339Nano),
-		Reason:      reason,
-		ClockSynced: u.o.ClockSynced(),
-		SkippedSeq:  skipped,
+		State:        state,
+		GatewayID:    u.o.GatewayID,
+		BootID:       u.o.BootID,
+		Version:      u.o.Version,
+		TS:           time.Now().UTC().Format(time.RFC3339Nano),
+		Reason:       reason,
+		ClockSynced:  synced,
+		MonoOffsetNS: off,
+		SkippedSeq:   skipped,
 	})
 	return b
 }
@@ -67,12 +73,15 @@ type Heartbeat struct {
 	AckedTelemetrySeq uint64 `json:"acked_telemetry_seq"`
 	Evictions         uint64 `json:"evictions"` // records evicted unsent or sent, since the store was made
 	ClockSynced       bool   `json:"clock_synced"`
+	// MonoOffsetNS: see Status.
+	MonoOffsetNS *int64 `json:"mono_offset_ns,omitempty"`
 }
 
 func (u *Uplink) heartbeat() Heartbeat {
 	ev, tel := u.events.Acked(), u.telemetry.Acked()
 	acked := min(ev, tel)
 	st := u.src.Stats()
+	synced, off := uplink.ClockFields(u.o.Clock)
 	h := Heartbeat{
 		GatewayID:         u.o.GatewayID,
 		BootID:            u.o.BootID,
@@ -83,7 +92,8 @@ func (u *Uplink) heartbeat() Heartbeat {
 		AckedEventsSeq:    ev,
 		AckedTelemetrySeq: tel,
 		Evictions:         st.Evicted,
-		ClockSynced:       u.o.ClockSynced(),
+		ClockSynced:       synced,
+		MonoOffsetNS:      off,
 	}
 	n, oldest, err := u.src.Backlog(acked)
 	if err != nil {

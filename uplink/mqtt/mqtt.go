@@ -94,9 +94,10 @@ type Options struct {
 	Version string `yaml:"-"`
 	// BootID identifies this run of the agent, sent in status messages.
 	BootID string `yaml:"-"`
-	// ClockSynced reports whether the wall clock is known to be right.
-	// Default: always true.
-	ClockSynced func() bool `yaml:"-"`
+	// Clock reports whether the wall clock is known to be right and its
+	// offset from the boot's monotonic clock (status and heartbeat carry
+	// both). Default: synced, offset unknown.
+	Clock uplink.Clock `yaml:"-"`
 	// Logger receives the uplink's log lines. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 	// Backoff tunes the reconnect delays (zero: 1 s initial, 60 s cap,
@@ -264,9 +265,6 @@ func (u *Uplink) setOptions(o Options) error {
 	}
 	if o.MaxRate < 0 {
 		return bad("MaxRate %v is negative", o.MaxRate)
-	}
-	if o.ClockSynced == nil {
-		o.ClockSynced = func() bool { return true }
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

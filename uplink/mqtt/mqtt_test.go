@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +142,10 @@ func TestHappyPath(t *testing.T) {
 
 	o := testOptions(t, b)
 	o.HeartbeatInterval = 100 * time.Millisecond
+	// The clock is not synced at birth, then is: heartbeats say so, with
+	// the offset that dates the records sent before.
+	var synced atomic.Bool
+	o.Clock = func() (bool, int64) { return synced.Load(), 1_795_000_000_000_000_000 }
 	u, err := New(st, testCommander{}, o)
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +179,8 @@ func TestHappyPath(t *testing.T) {
 	}
 	var birth Status
 	if len(col.status) == 0 || json.Unmarshal(col.status[0].Payload, &birth) != nil || birth.State != "online" ||
-		birth.Version != "1.2.3" || birth.BootID != "boot-1" || birth.SkippedSeq == nil {
+		birth.Version != "1.2.3" || birth.BootID != "boot-1" || birth.SkippedSeq == nil ||
+		birth.ClockSynced || birth.MonoOffsetNS != nil {
 		t.Errorf("birth: %+v", col.status)
 	}
 	if dups := len(col.seqs) - int(dev.Seq); dups != 0 {
@@ -207,7 +213,13 @@ func TestHappyPath(t *testing.T) {
 		}
 		var h Heartbeat
 		json.Unmarshal(col.heartbeat[len(col.heartbeat)-1], &h)
-		return h.AckedSeq == last && h.LastSeq == last && h.Backlog == 0 && h.GatewayID == "gw1" && h.ClockSynced
+		return h.AckedSeq == last && h.LastSeq == last && h.Backlog == 0 && h.GatewayID == "gw1" && !h.ClockSynced
+	})
+	synced.Store(true)
+	col.waitUntil("a heartbeat with the clock synced", 10*time.Second, func() bool {
+		var h Heartbeat
+		json.Unmarshal(col.heartbeat[len(col.heartbeat)-1], &h)
+		return h.ClockSynced && h.MonoOffsetNS != nil && *h.MonoOffsetNS == 1_795_000_000_000_000_000
 	})
 
 	// Commands.

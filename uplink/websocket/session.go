@@ -446,6 +446,11 @@ type Hello struct {
 	// stored because the agent died: they will never arrive. Always
 	// present; [] when none.
 	SkippedSeq [][2]uint64 `json:"skipped_seq"`
+	// ClockSynced tells whether the wall clock is known to be right;
+	// MonoOffsetNS, once it is, is wall clock minus mono_ns for this boot
+	// (records of BootID sent unsynced date as mono_ns + mono_offset_ns).
+	ClockSynced  bool   `json:"clock_synced"`
+	MonoOffsetNS *int64 `json:"mono_offset_ns,omitempty"`
 }
 
 func (u *Uplink) hello() []byte {
@@ -453,9 +458,11 @@ func (u *Uplink) hello() []byte {
 	if skipped == nil {
 		skipped = [][2]uint64{}
 	}
+	synced, off := uplink.ClockFields(u.o.Clock)
 	p, _ := json.Marshal(Hello{ // plain fields: cannot fail
 		GatewayID: u.o.GatewayID, BootID: u.o.BootID, Version: u.o.Version,
 		AckedSeq: u.stream.Acked(), LastSeq: u.src.Stats().LastSeq, SkippedSeq: skipped,
+		ClockSynced: synced, MonoOffsetNS: off,
 	})
 	m := aether.Message{Version: aether.Version, MsgType: aether.TypeMsg, Target: aether.TargetGroup,
 		Cmd: aether.CmdHello, Msg: "gateway " + u.o.GatewayID + " online", Payload: p}
@@ -475,6 +482,9 @@ type Heartbeat struct {
 	LastSeq          uint64  `json:"last_seq"`
 	AckedSeq         uint64  `json:"acked_seq"`
 	Evictions        uint64  `json:"evictions"`
+	// ClockSynced and MonoOffsetNS: see Hello.
+	ClockSynced  bool   `json:"clock_synced"`
+	MonoOffsetNS *int64 `json:"mono_offset_ns,omitempty"`
 }
 
 func (u *Uplink) heartbeat() []byte {
@@ -482,6 +492,7 @@ func (u *Uplink) heartbeat() []byte {
 	st := u.src.Stats()
 	h := Heartbeat{GatewayID: u.o.GatewayID, BootID: u.o.BootID, UptimeS: time.Since(u.started).Seconds(),
 		LastSeq: st.LastSeq, AckedSeq: acked, Evictions: st.Evicted}
+	h.ClockSynced, h.MonoOffsetNS = uplink.ClockFields(u.o.Clock)
 	if n, oldest, err := u.src.Backlog(acked); err == nil {
 		h.Backlog = n
 		if n > 0 && !oldest.IsZero() {

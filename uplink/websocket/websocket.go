@@ -112,6 +112,10 @@ type Options struct {
 	// in HELLO and heartbeats.
 	Version string `yaml:"-"`
 	BootID  string `yaml:"-"`
+	// Clock reports whether the wall clock is known to be right and its
+	// offset from the boot's monotonic clock (HELLO and heartbeats carry
+	// both). Default: synced, offset unknown.
+	Clock uplink.Clock `yaml:"-"`
 	// Logger receives the uplink's log lines. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 	// Backoff tunes the reconnect delays (zero: 1 s initial, 60 s cap,

@@ -722,7 +722,9 @@ func (crashedStore) Skipped() [][2]uint64 { return [][2]uint64{{5, 9}, {40, 41}}
 func TestHelloTellsSkippedSeqs(t *testing.T) {
 	c := newCentral(t)
 	s := openStore(t)
-	u, err := New(crashedStore{s}, nil, testOptions(c.url()))
+	o := testOptions(c.url())
+	o.Clock = func() (bool, int64) { return true, 42 }
+	u, err := New(crashedStore{s}, nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,7 +737,8 @@ func TestHelloTellsSkippedSeqs(t *testing.T) {
 	c.mu.Lock()
 	h := c.hellos[0]
 	c.mu.Unlock()
-	if fmt.Sprint(h.SkippedSeq) != "[[5 9] [40 41]]" || h.GatewayID != "gw-1" || h.Version != "test" {
+	if fmt.Sprint(h.SkippedSeq) != "[[5 9] [40 41]]" || h.GatewayID != "gw-1" || h.Version != "test" ||
+		!h.ClockSynced || h.MonoOffsetNS == nil || *h.MonoOffsetNS != 42 {
 		t.Errorf("HELLO = %+v", h)
 	}
 }
