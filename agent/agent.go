@@ -140,7 +140,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	for _, dc := range a.cfg.Devices {
 		spec := dc.Spec(0)
-		d := newDevice(dc, &lazySensor{spec: spec, hw: a.opts.Hardware})
+		d := newDevice(dc, &lazySensor{spec: spec, hw: a.opts.Hardware, last: a.lastReadings(dc.ID)})
 		a.devices[dc.ID] = d
 		a.order = append(a.order, d)
 	}
@@ -381,8 +381,40 @@ func (a *Agent) statusReport() map[string]any {
 type lazySensor struct {
 	spec catalog.Spec
 	hw   catalog.Hardware
+	last func() []sensors.Reading // the device's last stored reading, for a resumer
 	mu   sync.Mutex
 	s    Sensor
+}
+
+// resumer is implemented by drivers whose values accumulate (pulse
+// counters): built, they continue from the device's last stored reading
+// instead of from zero.
+type resumer interface {
+	Resume(last []sensors.Reading)
+}
+
+// resumeScan bounds the stored telemetry records looked at for a device's
+// last reading when its driver is built.
+const resumeScan = 100_000
+
+// lastReadings returns a lookup of device id's last stored reading (nil
+// when there is none among the newest resumeScan telemetry records).
+func (a *Agent) lastReadings(id int) func() []sensors.Reading {
+	return func() []sensors.Reading {
+		rec, ok, err := a.store.LastTelemetry(id, resumeScan)
+		if err != nil {
+			a.log.Warn("reading the device's last stored reading failed; its counters start from zero", "device_id", id, "err", err)
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		out := make([]sensors.Reading, len(rec.Metrics))
+		for i, m := range rec.Metrics {
+			out[i] = sensors.Reading{Metric: m.Name, Value: m.Value, Unit: m.Unit}
+		}
+		return out
+	}
 }
 
 func (l *lazySensor) get() (Sensor, error) {
@@ -398,6 +430,9 @@ func (l *lazySensor) get() (Sensor, error) {
 	s, err := catalog.Build(&l.spec, hw)
 	if err != nil {
 		return nil, err
+	}
+	if r, ok := s.(resumer); ok && l.last != nil {
+		r.Resume(l.last())
 	}
 	l.s = s
 	return s, nil

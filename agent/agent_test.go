@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/floorhub/floorhub/internal/eventually"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+	"periph.io/x/conn/v3/i2c"
+
+	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 )
@@ -63,13 +68,19 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, yaml string) *running {
 	t.Helper()
+	return startWith(t, yaml, nil)
+}
+
+// startWith starts the agent with hw for its real drivers.
+func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
+	t.Helper()
 	cfg, err := ParseConfig("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
 	r := &running{done: make(chan error, 1), url: make(chan string, 1), logs: logs}
-	r.a, err = New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	r.a, err = New(cfg, Options{Hardware: hw, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ready: func(u string) { r.url <- u }})
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +330,72 @@ func TestClockNotSyncedAtBoot(t *testing.T) {
 	}
 	if early == 0 || synced == 0 {
 		t.Fatalf("early %d, synced %d", early, synced)
+	}
+}
+
+// pinHardware hands out one fake GPIO pin and no buses.
+type pinHardware struct{ pin gpio.PinIO }
+
+func (h pinHardware) I2C(string) (i2c.Bus, error)    { return nil, errors.New("no I2C here") }
+func (h pinHardware) Pin(string) (gpio.PinIO, error) { return h.pin, nil }
+func (h pinHardware) W1Dir() string                  { return "" }
+
+// A pulse counter's total continues across a restart of the agent instead
+// of falling back to zero.
+func TestCounterTotalSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `
+data_dir: ` + dir + `
+listen: 127.0.0.1:0
+rules: []
+devices:
+  - id: 7
+    driver: gpio-counter
+    pin: "27"
+    interval: 100ms
+    settings: {edge: falling, debounce: off, per_pulse: 0.5, unit: kWh, metrics: {total: energy, rate: power}}
+`
+	total := func(r *running) float64 {
+		rec, ok, err := r.a.store.LastTelemetry(7, 1000)
+		if err != nil || !ok {
+			return -1
+		}
+		return rec.Metrics[0].Value
+	}
+	newPin := func() *gpiotest.Pin { return &gpiotest.Pin{N: "GPIO27", Num: 27, EdgesChan: make(chan gpio.Level)} }
+	pin := newPin()
+	r := startWith(t, yaml, pinHardware{pin})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(r.logs.String())
+		}
+	})
+	// Edges only once the driver is built: gpiotest's In drops pending ones.
+	waitFor(t, "a first reading", 10*time.Second, func() bool { return total(r) == 0 })
+	for range 6 {
+		pin.EdgesChan <- gpio.Low
+	}
+	waitFor(t, "a stored total of 3 kWh", 10*time.Second, func() bool { return total(r) == 3 })
+	r.stop(t)
+
+	pin = newPin()
+	r = startWith(t, yaml, pinHardware{pin})
+	waitFor(t, "a reading after the restart", 10*time.Second, func() bool { return total(r) >= 3 })
+	for range 2 {
+		pin.EdgesChan <- gpio.Low
+	}
+	waitFor(t, "the total to go on from 3 kWh to 4", 10*time.Second, func() bool { return total(r) == 4 })
+	r.stop(t)
+	// Never back to zero: every total after the first 3 kWh is at least 3.
+	seen3 := false
+	for _, rec := range readAll(t, dir) {
+		if rec.Kind != store.KindTelemetry {
+			continue
+		}
+		v := rec.Metrics[0].Value
+		if seen3 && v < 3 {
+			t.Fatalf("total fell back to %v after reaching 3", v)
+		}
+		seen3 = seen3 || v == 3
 	}
 }

@@ -99,6 +99,40 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 	return out, err
 }
 
+// LastTelemetry returns the newest committed telemetry record of device,
+// looking at no more than the newest scan telemetry records (a device not
+// among them counts as never read: found is false). Drivers whose values
+// accumulate, such as pulse counters, resume from it after a restart.
+func (s *Store) LastTelemetry(device, scan int) (rec Record, found bool, err error) {
+	strs := s.dict.snapshot()
+	err = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bTelemetry).Cursor()
+		n := 0
+		for k, v := c.Last(); k != nil && n < scan; k, v = c.Prev() {
+			n++
+			// The device id follows the fixed header: no full decode
+			// for the records of other devices.
+			if len(v) <= headerLen {
+				continue
+			}
+			d := decoder{b: v[headerLen:], strs: strs}
+			if id := d.varint(); d.err != nil || id != int64(device) {
+				continue
+			}
+			r, derr := decode(strs, u64(k), v)
+			if derr != nil {
+				s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", derr)
+				s.damaged(derr)
+				continue
+			}
+			rec, found = r, true
+			return nil
+		}
+		return nil
+	})
+	return rec, found, err
+}
+
 // Cursor returns the delivery cursor of consumer (0 when it has none).
 func (s *Store) Cursor(consumer string) (uint64, error) {
 	if err := checkConsumer(consumer); err != nil {

@@ -514,3 +514,28 @@ func TestMaxBytesDefaultAndCap(t *testing.T) {
 		t.Fatalf("MaxBytes 3 GiB resolved to %d on a %d-bit build, want %d", o.MaxBytes, strconv.IntSize, want)
 	}
 }
+
+func TestLastTelemetry(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "fh.db"), nil)
+	if _, ok, err := s.LastTelemetry(1, 100); ok || err != nil {
+		t.Fatalf("empty store: found %v, %v", ok, err)
+	}
+	mustAppend(t, s, tele(1, 10))
+	mustAppend(t, s, tele(2, 20))
+	mustAppend(t, s, tele(1, 11))
+	for i := range 50 {
+		mustAppend(t, s, tele(2, float64(i)))
+	}
+	mustAppend(t, s, raise(1)) // events are not telemetry
+	flush(t, s)
+	rec, ok, err := s.LastTelemetry(1, 100)
+	if err != nil || !ok || rec.Seq != 3 || rec.DeviceID != 1 || rec.Metrics[0].Value != 11 {
+		t.Fatalf("device 1: %+v %v %v", rec, ok, err)
+	}
+	if _, ok, _ := s.LastTelemetry(1, 50); ok {
+		t.Fatal("device 1 found beyond the scan bound")
+	}
+	if _, ok, _ := s.LastTelemetry(3, 100); ok {
+		t.Fatal("device 3 never reported")
+	}
+}

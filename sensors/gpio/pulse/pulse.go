@@ -59,6 +59,7 @@ type Dev struct {
 	mu        sync.Mutex
 	prevCount uint64
 	prevAt    time.Time
+	base      float64 // the total resumed from (Resume), in Unit
 }
 
 // New configures p as an input with edge detection and starts counting.
@@ -168,6 +169,22 @@ func (d *Dev) run() {
 // Count returns the pulses counted since New.
 func (d *Dev) Count() uint64 { return d.count.Load() }
 
+// Resume continues the total from an earlier run's last reading (the
+// owner's stored one): the total Read reports is then that value plus what
+// was counted since New. Only a reading of the total's metric name and
+// unit counts; others are ignored, and so is a negative or non-finite
+// value. Pulses between that reading and New were not counted.
+func (d *Dev) Resume(last []sensors.Reading) {
+	for _, r := range last {
+		if r.Metric == d.opts.Total && r.Unit == d.opts.Unit && r.Value >= 0 && !math.IsInf(r.Value, 0) {
+			d.mu.Lock()
+			d.base = r.Value
+			d.mu.Unlock()
+			return
+		}
+	}
+}
+
 // Read returns the total (pulses times PerPulse, in Unit) and the rate per
 // second since the previous Read (or since New, for the first).
 func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
@@ -189,7 +206,7 @@ func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
 	}
 	d.prevCount, d.prevAt = n, now
 	return []sensors.Reading{
-		{Metric: d.opts.Total, Value: float64(n) * d.opts.PerPulse, Unit: d.opts.Unit},
+		{Metric: d.opts.Total, Value: d.base + float64(n)*d.opts.PerPulse, Unit: d.opts.Unit},
 		{Metric: d.opts.Rate, Value: math.Round(rate*d.opts.PerPulse*1e6) / 1e6, Unit: d.rateUnit},
 	}, nil
 }

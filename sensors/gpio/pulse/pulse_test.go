@@ -191,3 +191,26 @@ func TestBadOpts(t *testing.T) {
 		t.Error("pin without edges: no error")
 	}
 }
+
+// Resume continues the total from a stored reading of the same metric and
+// unit; other readings are ignored.
+func TestResume(t *testing.T) {
+	p := newPin()
+	d := open(t, p, &Opts{Poll: 20 * time.Millisecond, PerPulse: 0.5, Unit: "kWh", Total: "energy", Rate: "power"})
+	d.Resume([]sensors.Reading{{Metric: "energy", Value: 7, Unit: "Wh"}, {Metric: "power", Value: 3, Unit: "kWh/s"}})
+	if rs := read(t, d); rs[0].Value != 0 {
+		t.Fatalf("resumed from a reading in another unit: %+v", rs[0])
+	}
+	d.Resume([]sensors.Reading{{Metric: "power", Value: 3, Unit: "kWh/s"}, {Metric: "energy", Value: 120.5, Unit: "kWh"}})
+	for range 3 {
+		p.EdgesChan <- gpio.Low
+	}
+	waitFor(t, "3 pulses", func() bool { return d.Count() == 3 })
+	if rs := read(t, d); rs[0].Value != 122 {
+		t.Fatalf("total %+v, want 120.5 + 3 x 0.5", rs[0])
+	}
+	d.Resume([]sensors.Reading{{Metric: "energy", Value: -1, Unit: "kWh"}})
+	if rs := read(t, d); rs[0].Value != 122 {
+		t.Fatalf("a negative stored total was taken: %+v", rs[0])
+	}
+}
