@@ -102,8 +102,8 @@ type AuthConfig struct {
 	Algorithm string `yaml:"algorithm"`
 	// PublicKeyFile is the PEM public key for RS256/ES256.
 	PublicKeyFile string `yaml:"public_key_file"`
-	// Leeway is the clock skew allowed on a token's exp, nbf and iat.
-	// Default 30s, at most 10m.
+	// Leeway is the clock skew allowed on a token's exp, nbf and iat,
+	// also when an open connection's token expires. Default 30s; 1s to 10m.
 	Leeway time.Duration `yaml:"leeway"`
 }
 
@@ -466,8 +466,8 @@ func (c *Config) fill() error {
 	if _, err := time.Parse("2006-01-02", c.Clock.ValidAfter); err != nil {
 		return c.errf("clock.valid_after", []string{"clock", "valid_after"}, "%q: want a date like 2025-01-01", c.Clock.ValidAfter)
 	}
-	if c.Auth.Leeway < 0 || c.Auth.Leeway > 10*time.Minute {
-		return c.errf("auth.leeway", []string{"auth", "leeway"}, "%v: want 0s to 10m", c.Auth.Leeway)
+	if c.Auth.Leeway != 0 && (c.Auth.Leeway < time.Second || c.Auth.Leeway > 10*time.Minute) {
+		return c.errf("auth.leeway", []string{"auth", "leeway"}, "%v: want 1s to 10m (0: the default, 30s)", c.Auth.Leeway)
 	}
 	if err := c.checkHub(); err != nil {
 		return err

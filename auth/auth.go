@@ -121,6 +121,10 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 	return v, nil
 }
 
+// Leeway is the clock skew the Verifier allows on exp, nbf and iat; a
+// server that closes connections when their token expires allows the same.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
+
 // Verify parses and checks a token: algorithm, signature, exp (required),
 // nbf, iat and sub. The error is one of the sentinels above.
 func (v *Verifier) Verify(token string) (*Claims, error) {

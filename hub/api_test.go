@@ -679,3 +679,34 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An open connection's token expires with the Verifier's leeway, not a
+// fixed one: what was accepted is not closed at once as expired.
+func TestTokenExpiryUsesTheVerifiersLeeway(t *testing.T) {
+	var th *testHub
+	th = newTestHub(t, limitless, func(o *Options) {
+		v, err := auth.NewVerifier(auth.VerifierOptions{Secret: testSecret, Leeway: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Verifier = v
+		o.Now = func() time.Time { return th.now.Now() }
+	})
+	th.now.Add(time.Since(th.now.Now())) // the fake clock at the real time
+	tok, err := auth.Mint(testSecret, "alice", 10*time.Minute, auth.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := th.dial("/ws", nil)
+	a.send(map[string]any{"type": "auth", "token": tok})
+	a.readType("auth_response")
+	th.now.Add(13 * time.Minute) // expired 3 minutes ago: within the leeway
+	th.tick <- time.Time{}
+	a.send(map[string]any{"type": "ping"})
+	a.readType("pong")
+	th.now.Add(3 * time.Minute) // 6 minutes: beyond it
+	th.tick <- time.Time{}
+	if m := a.read(); m["error"] != "token_expired" {
+		t.Fatalf("expired: %v", m)
+	}
+}

@@ -158,17 +158,13 @@ func (c *client) expireBy(t time.Time) {
 	c.mu.Lock()
 	exp := c.exp
 	c.mu.Unlock()
-	if exp.IsZero() || !t.After(exp.Add(tokenLeeway)) {
+	if exp.IsZero() || !t.After(exp.Add(c.h.leeway)) {
 		return
 	}
 	c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: codeTokenExpired,
 		Message: "the token expired: reconnect with a fresh one"})})
 	c.conn.Close(wsconn.ClosePolicy, "token expired")
 }
-
-// tokenLeeway is the clock skew allowed on an authenticated connection's
-// token expiry, as auth allows on exp.
-const tokenLeeway = auth.DefaultLeeway
 
 func (c *client) handle(data []byte, inBatch bool) {
 	req, pe := decodeRequest(data)

@@ -133,6 +133,10 @@ type Hub struct {
 	o   Options
 	srv *wsconn.Server
 	log *slog.Logger
+	// leeway is the clock skew allowed on an open connection's token
+	// expiry: the Verifier's, so that no token is accepted and then
+	// closed at once as expired.
+	leeway time.Duration
 
 	inMu    sync.Mutex
 	inbox   []event
@@ -189,7 +193,11 @@ func New(o Options) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h := &Hub{o: o, srv: srv, log: o.Logger, wake: make(chan struct{}, 1), timed: make(map[*client]struct{}), all: make(map[*client]struct{})}
+	h := &Hub{o: o, srv: srv, log: o.Logger, leeway: auth.DefaultLeeway,
+		wake: make(chan struct{}, 1), timed: make(map[*client]struct{}), all: make(map[*client]struct{})}
+	if lv, ok := o.Verifier.(interface{ Leeway() time.Duration }); ok {
+		h.leeway = lv.Leeway()
+	}
 	for i := range h.subs {
 		h.subs[i] = make(map[*client]struct{})
 		h.snap[i].Store(&[]*client{})

@@ -368,7 +368,7 @@ func (v *V3) sweep() {
 	for _, m := range v.clients {
 		switch {
 		case m.conn == nil:
-		case m.claims.ExpiresAt != nil && now.After(m.claims.ExpiresAt.Time):
+		case m.claims.ExpiresAt != nil && now.After(m.claims.ExpiresAt.Time.Add(v.h.leeway)):
 			expired = append(expired, m)
 		case m.lastSeen.Load() < limit:
 			silent = append(silent, m)
