@@ -73,6 +73,11 @@ type Agent struct {
 	order   []*device // config order
 
 	mu sync.Mutex // guards device status, rule state, and the append order of events
+	// viewMu also guards each device's status, reason and lastSeen (writers
+	// hold both locks), so that snapshot reads them without a.mu, which is
+	// held across store appends: a reader (the hub, under a client's lock)
+	// never waits on the disk. A leaf lock.
+	viewMu sync.Mutex
 
 	// publish fans a record out live (the hub); set before devices start.
 	publish []func(store.Record)

@@ -377,10 +377,15 @@ devices:
 	}
 	waitFor(t, "a stored total of 3 kWh", 10*time.Second, func() bool { return total(r) == 3 })
 	r.stop(t)
+	before := readAll(t, dir)
+	lastSeq := before[len(before)-1].Seq
 
 	pin = newPin()
 	r = startWith(t, yaml, pinHardware{pin})
-	waitFor(t, "a reading after the restart", 10*time.Second, func() bool { return total(r) >= 3 })
+	waitFor(t, "a reading after the restart", 10*time.Second, func() bool {
+		rec, ok, err := r.a.store.LastTelemetry(7, 1000)
+		return err == nil && ok && rec.Seq > lastSeq
+	})
 	for range 2 {
 		pin.EdgesChan <- gpio.Low
 	}

@@ -34,7 +34,8 @@ type device struct {
 	wake     chan struct{}
 	readNow  chan chan readResult
 
-	// Guarded by Agent.mu.
+	// Guarded by Agent.mu; status, reason and lastSeen are written under
+	// Agent.viewMu too (snapshot reads them under that alone).
 	status   string
 	reason   string
 	lastSeen time.Time
@@ -169,7 +170,9 @@ func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, err
 		return rec, err
 	}
 	d.failures = 0
+	a.viewMu.Lock()
 	d.lastSeen = rec.TS
+	a.viewMu.Unlock()
 	switch d.status {
 	case store.StatusOnline:
 	case "":
@@ -229,7 +232,9 @@ func (a *Agent) setStatusLocked(d *device, status, reason string) {
 	if old == "" {
 		old = store.StatusOffline
 	}
+	a.viewMu.Lock()
 	d.status, d.reason = status, reason
+	a.viewMu.Unlock()
 	rec := a.stamp(store.Record{Kind: store.KindDeviceStatus, DeviceID: d.cfg.ID,
 		Status: &store.DeviceStatus{Old: old, New: status, Reason: reason, LastSeen: d.lastSeen}})
 	if _, err := a.append(rec); err != nil {
@@ -251,8 +256,8 @@ type deviceSnapshot struct {
 }
 
 func (a *Agent) snapshot() []deviceSnapshot {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.viewMu.Lock()
+	defer a.viewMu.Unlock()
 	out := make([]deviceSnapshot, 0, len(a.order))
 	for _, d := range a.order {
 		st, reason := d.status, d.reason

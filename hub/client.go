@@ -317,8 +317,8 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	// out before this point is already in the state read here (the agent
 	// updates its state before it publishes), and one fanned out after
 	// is queued behind this snapshot, so the client's last word on every
-	// device is the current one. (State and currentSystem take only leaf
-	// locks, never a client's.)
+	// device is the current one. (State and currentSystem must take only
+	// leaf locks, never a client's, and never wait on I/O: see StateSource.)
 	var devs []DeviceState
 	if ch == chDevices && c.h.o.State != nil {
 		devs = c.h.o.State.Devices()

@@ -57,8 +57,9 @@ type committer interface {
 // StateSource gives the current state to new subscribers of the devices
 // and system channels. The hub calls it with a client's lock held, so that
 // no change slips between the snapshot and live delivery: it must not call
-// into the hub, and it must reflect a change before the change's record is
-// published.
+// into the hub, must not wait (no I/O, no lock held across I/O: the fan-out
+// waits for that client's lock), and must reflect a change before the
+// change's record is published.
 type StateSource interface {
 	// Devices returns every configured device and its current status.
 	Devices() []DeviceState
