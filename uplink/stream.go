@@ -57,7 +57,7 @@ type Stream struct {
 	acked   uint64 // every record up to here is acknowledged
 	written uint64 // the durable cursor
 	sent    uint64 // records sent since the stream was made
-	pos     uint64 // records up to here were sent (or need none) on this connection
+	behind  bool   // the last read filled a batch: more records wait (or no read yet on this connection)
 	// The batch is BatchSize >> shrink. A connection that dies before
 	// acknowledging anything halves it: a broker that drops clients for
 	// packets over its limit (AWS IoT: 128 KB) must not make the uplink
@@ -123,14 +123,21 @@ func (s *Stream) Sent() uint64 {
 	return s.sent
 }
 
-// Position returns the seq up to which the stream has sent every record it
-// carries over the current connection (records of other kinds up to it
-// need none); 0 before Run. A record above Position plus BatchSize waits
-// behind at least one more message.
-func (s *Stream) Position() uint64 {
+// Behind reports whether the stream is draining a backlog: its last read
+// filled a whole batch, so a record stored now waits behind more messages
+// (true, too, between connections and before a connection's first read,
+// since what was in flight is sent again). A stream that is caught up
+// sends a new record at the next commit.
+func (s *Stream) Behind() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pos
+	return s.behind
+}
+
+func (s *Stream) setBehind(b bool) {
+	s.mu.Lock()
+	s.behind = b
+	s.mu.Unlock()
 }
 
 // pending is one sent message, or a point the cursor may move to once
@@ -237,9 +244,8 @@ func (s *Stream) load() error {
 // ended; a failing Source is logged and retried after Poll, never fatal.
 func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending, slots chan struct{}, free <-chan []byte, onCaughtUp func()) error {
 	after := s.Acked()
-	s.mu.Lock()
-	s.pos = after
-	s.mu.Unlock()
+	s.setBehind(true)
+	defer s.setBehind(true) // what is in flight will be sent again
 	poll := time.NewTimer(s.o.Poll)
 	defer poll.Stop()
 	var (
@@ -286,6 +292,7 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 		}
 		readWarned = time.Time{}
 		got := len(recs)
+		s.setBehind(got >= batch)
 		for len(recs) > 0 {
 			// One message holds records of one kind (one topic).
 			n := 1
@@ -331,7 +338,6 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			after = last
 			s.mu.Lock()
 			s.sent += uint64(len(run))
-			s.pos = after
 			s.mu.Unlock()
 		}
 		if got < batch {
@@ -342,9 +348,6 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 					return nil
 				}
 				after = bound
-				s.mu.Lock()
-				s.pos = after
-				s.mu.Unlock()
 			}
 			if onCaughtUp != nil {
 				onCaughtUp()

@@ -151,9 +151,9 @@ type Uplink struct {
 const liveQueue = 64
 
 // Publish is told of every record as it is stored (the agent calls it under
-// its lock: it never blocks). An alert or device status that would wait
-// behind at least one more RECORDS message, because a backlog is draining,
-// is sent at once as a LIVE preview, so that the center learns of it
+// its lock: it never blocks). An alert or device status stored while a
+// backlog drains (Stream.Behind) is sent at once as a LIVE preview, so
+// that the center learns of it
 // without waiting for the backlog: live alerts go first, as on MQTT, while
 // RECORDS keep the one seq order their ACK relies on. A preview is not
 // acknowledged and the record comes again in RECORDS (docs/aether.md).
@@ -162,7 +162,7 @@ func (u *Uplink) Publish(r store.Record) {
 		return
 	}
 	c := u.conn.Load()
-	if c == nil || r.Seq <= u.stream.Position()+uint64(u.stream.BatchSize()) {
+	if c == nil || !u.stream.Behind() {
 		return
 	}
 	frame := recordsFrame(aether.CmdLive, r.Kind, uplink.AppendBatch(nil, u.o.GatewayID, []store.Record{r}))
