@@ -412,6 +412,8 @@ func (a *Agent) lastReadings(id int) func() []sensors.Reading {
 			return nil
 		}
 		if !ok {
+			a.log.Info("no stored reading of the device to resume its counters from; they start from zero",
+				"device_id", id, "looked_at", resumeScan)
 			return nil
 		}
 		out := make([]sensors.Reading, len(rec.Metrics))

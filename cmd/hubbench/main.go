@@ -76,6 +76,9 @@ func main() {
 		serve    = flag.String("serve", "", "only serve a hub on this address (e.g. 127.0.0.1:8000) with -rate simulated readings/s and an alert every 5 s, printing a token: for trying clients by hand")
 	)
 	flag.Parse()
+	if *url != "" && !*clients && (*cpuprof != "" || *profDir != "") {
+		log.Fatal("hubbench: -cpuprofile and -phaseprofiles profile the in-process hub: with -url, profile the agent itself")
+	}
 	raiseFileLimit()
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
