@@ -129,17 +129,7 @@ func raiseFileLimit() {
 func rssKB() int {
 	runtime.GC()
 	debug.FreeOSMemory()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return 0
+	return procRSS(os.Getpid())
 }
 
 // child is a client process driven through its stdin and stdout.
