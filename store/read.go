@@ -86,17 +86,26 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 			if len(v) > offKind && int(v[offKind]) < len(want) && !want[v[offKind]] {
 				continue
 			}
-			r, err := decode(strs, u64(k), v)
-			if err != nil {
-				s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", err)
-				s.damaged(err)
-				continue
+			if r, ok := s.decodeOrSkip(strs, k, v); ok {
+				out = append(out, r)
 			}
-			out = append(out, r)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// decodeOrSkip decodes the record stored under key k; one that cannot be
+// decoded (damage in the file) is logged and reported not ok, so that one
+// bad record never wedges a reader.
+func (s *Store) decodeOrSkip(strs []string, k, v []byte) (Record, bool) {
+	r, err := decode(strs, u64(k), v)
+	if err != nil {
+		s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", err)
+		s.damaged(err)
+		return Record{}, false
+	}
+	return r, true
 }
 
 // LastTelemetry returns the newest committed telemetry record of device,
@@ -119,10 +128,8 @@ func (s *Store) LastTelemetry(device, scan int) (rec Record, found bool, err err
 			if id := d.varint(); d.err != nil || id != int64(device) {
 				continue
 			}
-			r, derr := decode(strs, u64(k), v)
-			if derr != nil {
-				s.log.Error("store: skipping a record that cannot be decoded", "path", s.path, "err", derr)
-				s.damaged(derr)
+			r, ok := s.decodeOrSkip(strs, k, v)
+			if !ok {
 				continue
 			}
 			rec, found = r, true
