@@ -162,6 +162,24 @@ func startChild(args ...string) (*child, error) {
 	return c, nil
 }
 
+// startClients starts a child process of n clients (that never read, with
+// stall) and waits until they are connected and subscribed.
+func startClients(url, tok string, n int, stall bool) (*child, error) {
+	args := []string{"-url", url, "-token", tok, "-n", strconv.Itoa(n)}
+	if stall {
+		args = append(args, "-stall")
+	}
+	c, err := startChild(args...)
+	if err != nil {
+		return nil, err
+	}
+	if l, err := c.line(); err != nil || l != "ready" {
+		c.stop()
+		return nil, fmt.Errorf("hubbench: clients (stall %v): %q %v", stall, l, err)
+	}
+	return c, nil
+}
+
 // line waits for the child's next output line.
 func (c *child) line() (string, error) {
 	if !c.out.Scan() {
@@ -255,14 +273,11 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 	fmt.Printf("hubbench: %d clients, %d readings/s over %d devices, %v per phase, %d stalled clients in phase 2\n",
 		n, rate, devices, duration, stalled)
 	rss0 := rssKB()
-	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n))
+	readers, err := startClients(url, tok, n, false)
 	if err != nil {
 		return err
 	}
 	defer readers.stop()
-	if l, err := readers.line(); err != nil || l != "ready" {
-		return fmt.Errorf("hubbench: clients: %q %v", l, err)
-	}
 	for deadline := time.Now().Add(30 * time.Second); h.Connections() < n && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -319,14 +334,11 @@ func runAgent(url, tok string, pid, n, stalled, rounds int, duration time.Durati
 	}
 	fmt.Printf("hubbench: %d clients against %s, %v per phase, %d stalled clients in the stalled phases\n", n, url, duration, stalled)
 	rss0 := procRSS(pid)
-	readers, err := startChild("-url", url, "-token", tok, "-n", strconv.Itoa(n))
+	readers, err := startClients(url, tok, n, false)
 	if err != nil {
 		return err
 	}
 	defer readers.stop()
-	if l, err := readers.line(); err != nil || l != "ready" {
-		return fmt.Errorf("hubbench: clients: %q %v", l, err)
-	}
 	if pid > 0 {
 		fmt.Printf("agent RSS: %d KB before, %d KB with %d subscribers (not idle: the agent keeps publishing)\n", rss0, procRSS(pid), n)
 	}
@@ -433,12 +445,9 @@ func runPhases(t target, readers *child, n, stalled, rounds int, duration time.D
 	// machine's drift cancels out as far as it can.
 	var ratios, noise []float64
 	for r := 1; r <= rounds; r++ {
-		st, err := startChild("-url", t.url, "-token", t.tok, "-n", strconv.Itoa(stalled), "-stall")
+		st, err := startClients(t.url, t.tok, stalled, true)
 		if err != nil {
 			return err
-		}
-		if l, err := st.line(); err != nil || l != "ready" {
-			return fmt.Errorf("hubbench: stalled clients: %q %v", l, err)
 		}
 		waitConns(n + stalled)
 		time.Sleep(time.Second) // let the new process settle
