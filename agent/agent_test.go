@@ -19,7 +19,7 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c"
 
-	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
@@ -28,7 +28,7 @@ import (
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	eventually.Until(t, what, d, cond)
+	testkit.Eventually(t, what, d, cond)
 }
 
 func freeAddr(t *testing.T) string {

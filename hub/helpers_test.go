@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	waitpkg "github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -279,7 +279,7 @@ func (c *tclient) closeCode() (int, string) {
 // eventually waits for cond, failing after wait.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	waitpkg.Until(t, what, wait, cond)
+	testkit.Eventually(t, what, wait, cond)
 }
 
 // seqOf returns a message's seq (0 when it has none).

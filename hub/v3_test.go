@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	waitpkg "github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -603,7 +603,7 @@ func TestV3Shutdown(t *testing.T) {
 		}
 	}
 	op.closed()
-	if !waitpkg.True(5*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
+	if !testkit.WaitTrue(5*time.Second, func() bool { return runtime.NumGoroutine() <= before }) {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines left behind (%d before):\n%s", runtime.NumGoroutine()-before, before, buf[:runtime.Stack(buf, true)])
 	}

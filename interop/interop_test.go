@@ -9,7 +9,8 @@
 // level) and aether.mjs (seed 002's TypeScript example). They need python3
 // with the websockets module (Debian: python3-websockets) and Node with a
 // global WebSocket (Node 22+, or 20.10+ with --experimental-websocket).
-// Without them the tests skip, or fail when CI=true.
+// Without them the tests skip, or fail when FLOORHUB_REQUIRE_PARTS=1 (as
+// scripts/test.sh sets it).
 //
 // By hand, against a running agent (the token from its start line):
 //
@@ -36,6 +37,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // Bounds for the whole run; the clients get their own, shorter timeouts so a
@@ -447,17 +450,6 @@ func requireSteps(t *testing.T, out string, steps ...string) {
 	}
 }
 
-// missing skips the test, or fails it under CI=true or
-// FLOORHUB_REQUIRE_INTEROP=1 (set by scripts/test.sh, which installs what
-// these tests need), saying what to install.
-func missing(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" || os.Getenv("FLOORHUB_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("interop: %s (required here: install it)", what)
-	}
-	t.Skipf("interop: %s; skipping", what)
-}
-
 var (
 	pythonOnce sync.Once
 	pythonPath string
@@ -484,7 +476,7 @@ func needPython(t *testing.T) string {
 		}
 	})
 	if pythonPath == "" {
-		missing(t, "no python3 with the websockets module (Debian/Ubuntu: apt-get install python3-websockets; or pip install websockets)")
+		testkit.Missing(t, "interop: no python3 with the websockets module (Debian/Ubuntu: apt-get install python3-websockets; or pip install websockets)")
 	}
 	return pythonPath
 }
@@ -512,7 +504,7 @@ func needNode(t *testing.T) []string {
 		}
 	})
 	if nodeCmd == nil {
-		missing(t, "no node with a global WebSocket (install Node.js 22+, or 20.10+ which the test runs with --experimental-websocket; Debian 12's nodejs 18 has none)")
+		testkit.Missing(t, "interop: no node with a global WebSocket (install Node.js 22+, or 20.10+ which the test runs with --experimental-websocket; Debian 12's nodejs 18 has none)")
 	}
 	return nodeCmd
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"sync"
 	"testing"
 	"time"
@@ -129,7 +129,7 @@ func recv(t *testing.T, c chanSender) sentMsg {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	eventually.Until(t, what, 10*time.Second, cond)
+	testkit.Eventually(t, what, 10*time.Second, cond)
 }
 
 func TestStreamAdvancesOnlyToContiguousAcks(t *testing.T) {

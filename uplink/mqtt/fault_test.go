@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"io"
 	"net"
 	"os"
@@ -47,7 +47,7 @@ func produce(ctx context.Context, t testing.TB, st *store.Store, from, n int) (l
 
 func waitCond(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	eventually.Until(t, what, d, cond)
+	testkit.Eventually(t, what, d, cond)
 }
 
 // checkNoLoss fails the test unless every seq from 1 to last arrived, and
@@ -276,7 +276,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := st.Stats().CommittedSeq
-	eventually.Until(t, "the telemetry cursor to reach the last committed seq", time.Minute, func() bool {
+	testkit.Eventually(t, "the telemetry cursor to reach the last committed seq", time.Minute, func() bool {
 		c, _ := st.Cursor(CursorTelemetry)
 		return c >= last
 	})

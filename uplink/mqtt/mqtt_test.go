@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -258,7 +258,7 @@ func TestHappyPath(t *testing.T) {
 	if u.Connected() {
 		t.Error("Connected() after Run returned")
 	}
-	if !eventually.True(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines }) {
+	if !testkit.WaitTrue(5*time.Second, func() bool { return runtime.NumGoroutine() <= goroutines }) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines after Run returned, %d before it started:\n%s",
 			runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])

@@ -6,7 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/eventually"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -267,7 +267,7 @@ func (c *central) set(f func(c *central)) {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	eventually.Until(t, what, d, cond)
+	testkit.Eventually(t, what, d, cond)
 }
 
 func openStore(t *testing.T) *store.Store {
