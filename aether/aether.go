@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/floorhub/floorhub/command"
 )
 
 // Version is the only protocol version spoken; the server stamps it on
@@ -306,9 +308,10 @@ const (
 	CodeNotConnected   = "not_connected"   // direct to a client that is not connected
 	CodeRateLimited    = "rate_limited"    // over the message rate
 	CodeTokenExpired   = "token_expired"   // the token expired: the connection closes
-	CodeUnknownCommand = "unknown_command" // cmd to the agent it does not run
-	CodeBadArgs        = "bad_args"        // cmd arguments refused
-	CodeFailed         = "failed"          // cmd failed
+	// The codes of a failed command are package command's.
+	CodeUnknownCommand = command.CodeUnknownCommand // cmd to the agent it does not run
+	CodeBadArgs        = command.CodeBadArgs        // cmd arguments refused
+	CodeFailed         = command.CodeFailed         // cmd failed
 )
 
 // ErrorEnvelope builds the envelope a server sends back to a client whose

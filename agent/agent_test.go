@@ -19,10 +19,10 @@ import (
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c"
 
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/store"
-	"github.com/floorhub/floorhub/uplink"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -250,11 +250,11 @@ devices:
 		{"set_interval", `{"device_id": 1, "interval": "1ns"}`}, {"set_interval", `{"device_id": 1}`},
 		{"ping", `{"x": 1}`}, {"status", `[1,2]`}, {"read_now", `{"device_id": 1, "extra": true}`},
 	} {
-		if _, err := r.a.Command(ctx, c.name, json.RawMessage(c.args)); !errors.Is(err, uplink.ErrBadArgs) {
+		if _, err := r.a.Command(ctx, c.name, json.RawMessage(c.args)); !errors.Is(err, command.ErrBadArgs) {
 			t.Errorf("%s %s: got %v, want ErrBadArgs", c.name, c.args, err)
 		}
 	}
-	if _, err := r.a.Command(ctx, "reboot", nil); !errors.Is(err, uplink.ErrUnknownCommand) {
+	if _, err := r.a.Command(ctx, "reboot", nil); !errors.Is(err, command.ErrUnknownCommand) {
 		t.Errorf("unknown command: %v", err)
 	}
 	if res, err := r.a.Command(ctx, "status", nil); err != nil || res.(map[string]any)["gateway_id"] == nil {

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/uplink"
 )
 
 // Command runs one remote command. Every uplink and the hub's V3 endpoint
 // call this one implementation. Unknown commands fail with an error that
-// wraps uplink.ErrUnknownCommand, malformed arguments with uplink.ErrBadArgs.
+// wraps command.ErrUnknownCommand, malformed arguments with command.ErrBadArgs.
 //
 //	ping                                      -> {"pong": true, "time": ...}
 //	read_now     {"device_id": 1}             -> the record of a fresh read
@@ -20,17 +21,17 @@ import (
 //	status                                    -> devices and system status
 func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	switch name {
-	case "ping":
+	case command.Ping:
 		if err := noArgs(args); err != nil {
 			return nil, err
 		}
 		return map[string]any{"pong": true, "time": a.now().UTC().Format(time.RFC3339Nano), "gateway_id": a.cfg.GatewayID}, nil
-	case "status":
+	case command.Status:
 		if err := noArgs(args); err != nil {
 			return nil, err
 		}
 		return a.statusReport(), nil
-	case "read_now":
+	case command.ReadNow:
 		var p struct {
 			DeviceID *int `json:"device_id"`
 		}
@@ -57,7 +58,7 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		case <-ctx.Done():
 			return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, ctx.Err())
 		}
-	case "set_interval":
+	case command.SetInterval:
 		var p struct {
 			DeviceID *int            `json:"device_id"`
 			Interval json.RawMessage `json:"interval"`
@@ -81,7 +82,7 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		a.log.Info("device interval changed by command", "device_id", d.cfg.ID, "interval", iv)
 		return map[string]any{"device_id": d.cfg.ID, "interval": iv.String()}, nil
 	}
-	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status)", uplink.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status)", command.ErrUnknownCommand, name)
 }
 
 func noArgs(args json.RawMessage) error {
@@ -90,7 +91,7 @@ func noArgs(args json.RawMessage) error {
 		return err
 	}
 	if len(m) > 0 {
-		return fmt.Errorf("%w: this command takes no arguments", uplink.ErrBadArgs)
+		return fmt.Errorf("%w: this command takes no arguments", command.ErrBadArgs)
 	}
 	return nil
 }
@@ -105,21 +106,21 @@ func strictArgs(args json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(args))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", uplink.ErrBadArgs, err)
+		return fmt.Errorf("%w: %v", command.ErrBadArgs, err)
 	}
 	if dec.More() {
-		return fmt.Errorf("%w: trailing data after the arguments", uplink.ErrBadArgs)
+		return fmt.Errorf("%w: trailing data after the arguments", command.ErrBadArgs)
 	}
 	return nil
 }
 
 func (a *Agent) deviceArg(id *int) (*device, error) {
 	if id == nil {
-		return nil, fmt.Errorf("%w: device_id is required", uplink.ErrBadArgs)
+		return nil, fmt.Errorf("%w: device_id is required", command.ErrBadArgs)
 	}
 	d := a.devices[*id]
 	if d == nil {
-		return nil, fmt.Errorf("%w: no device has device_id %d", uplink.ErrBadArgs, *id)
+		return nil, fmt.Errorf("%w: no device has device_id %d", command.ErrBadArgs, *id)
 	}
 	return d, nil
 }
@@ -127,7 +128,7 @@ func (a *Agent) deviceArg(id *int) (*device, error) {
 // parseInterval takes "10s" or a number of seconds.
 func parseInterval(raw json.RawMessage) (time.Duration, error) {
 	if len(raw) == 0 {
-		return 0, fmt.Errorf("%w: interval is required (e.g. \"10s\" or 10)", uplink.ErrBadArgs)
+		return 0, fmt.Errorf("%w: interval is required (e.g. \"10s\" or 10)", command.ErrBadArgs)
 	}
 	var d time.Duration
 	var s string
@@ -136,16 +137,16 @@ func parseInterval(raw json.RawMessage) (time.Duration, error) {
 	case json.Unmarshal(raw, &s) == nil:
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return 0, fmt.Errorf("%w: interval %q: %v", uplink.ErrBadArgs, s, err)
+			return 0, fmt.Errorf("%w: interval %q: %v", command.ErrBadArgs, s, err)
 		}
 		d = v
 	case json.Unmarshal(raw, &secs) == nil:
 		d = time.Duration(secs * float64(time.Second))
 	default:
-		return 0, fmt.Errorf("%w: interval must be a duration string or seconds", uplink.ErrBadArgs)
+		return 0, fmt.Errorf("%w: interval must be a duration string or seconds", command.ErrBadArgs)
 	}
 	if d < 100*time.Millisecond || d > 24*time.Hour {
-		return 0, fmt.Errorf("%w: interval %v: want 100ms to 24h", uplink.ErrBadArgs, d)
+		return 0, fmt.Errorf("%w: interval %v: want 100ms to 24h", command.ErrBadArgs, d)
 	}
 	return d, nil
 }

@@ -15,23 +15,14 @@ import (
 
 	"github.com/floorhub/floorhub/aether"
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/hub/wsconn"
-	"github.com/floorhub/floorhub/uplink"
 )
 
 // This file is the Aether V3 front end (seed 002): routed messaging among
 // the clients of /v3/ws/group/{group_id}/client/{client_id}, on the same
 // connection core, limits and shutdown as the first API. docs/aether.md
 // documents the protocol.
-
-// Commander runs a command addressed to the agent. It has the method set
-// of uplink.Commander, so the agent's one implementation serves the hub and
-// the uplinks; errors wrapping uplink.ErrUnknownCommand or
-// uplink.ErrBadArgs are answered with the codes unknown_command and
-// bad_args.
-type Commander interface {
-	Command(ctx context.Context, name string, args json.RawMessage) (any, error)
-}
 
 // Close codes of the V3 endpoint besides the core's.
 const (
@@ -61,7 +52,7 @@ type V3Options struct {
 	Group string
 	// Commander runs the agent's commands. Without it every command to
 	// the agent is answered unknown_command.
-	Commander Commander
+	Commander command.Commander
 	// HeartbeatInterval is how often clients are expected to send a
 	// heartbeat (the seed says every 30–60 s); a member that sent nothing
 	// for two intervals is removed, announced and disconnected. Default
@@ -551,10 +542,10 @@ func (v *V3) runCommand(ctx context.Context, c *v3command) {
 	cctx, cancel := context.WithTimeout(ctx, v.o.CommandTimeout)
 	res, err := v.o.Commander.Command(cctx, aether.CommandName(c.req.Cmd), args)
 	cancel()
-	if err != nil && !direct && errors.Is(err, uplink.ErrUnknownCommand) {
+	if err != nil && !direct && errors.Is(err, command.ErrUnknownCommand) {
 		return // meant for other members
 	}
-	v.replyTo(c.from, &c.req, reqID, res, uplink.ErrorCode(err), err)
+	v.replyTo(c.from, &c.req, reqID, res, command.ErrorCode(err), err)
 }
 
 // replyTo sends the agent's RESULT to the member that sent req, if it is

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -21,7 +20,8 @@ import (
 
 	"github.com/floorhub/floorhub/aether"
 	"github.com/floorhub/floorhub/auth"
-	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/command"
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 var v3Secret = []byte("v3-test-secret-0123456789abcdef")
@@ -61,13 +61,13 @@ func (v3commander) Command(ctx context.Context, name string, args json.RawMessag
 	switch name {
 	case "ping":
 		if len(args) > 0 {
-			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
+			return nil, fmt.Errorf("%w: ping takes no arguments", command.ErrBadArgs)
 		}
 		return map[string]bool{"pong": true}, nil
 	case "fail":
 		return nil, errors.New("sensor bus error")
 	}
-	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q", command.ErrUnknownCommand, name)
 }
 
 func newV3Env(t testing.TB, edit func(*Options, *V3Options)) *v3env {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/floorhub/floorhub/internal/testkit"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 )
 

@@ -1,29 +1,22 @@
 // Package uplink holds the transport-neutral parts of forwarding floorhub's
 // records to the central side: what the uplinks need from the store
-// (Source), how they run commands (Commander), the JSON encoding of records,
-// and Stream, the drain loop that reads from a delivery cursor, batches,
-// sends, and advances the cursor only on acknowledgement.
+// (Source), the JSON encoding of records, and Stream, the drain loop that
+// reads from a delivery cursor, batches, sends, and advances the cursor only
+// on acknowledgement. The commands the uplinks carry are package command's.
 //
 // A transport (uplink/mqtt, the WebSocket uplink) owns the connection and
 // provides a Sender per connection; Stream does the rest.
 package uplink
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
 	"github.com/floorhub/floorhub/store"
 )
 
-// Sentinel errors. Commander implementations wrap ErrUnknownCommand and
-// ErrBadArgs so that every uplink can answer with the right error code.
+// Sentinel errors. (The commands' own errors are in package command.)
 var (
-	// ErrUnknownCommand is returned (wrapped) for a command name nobody runs.
-	ErrUnknownCommand = errors.New("uplink: unknown command")
-	// ErrBadArgs is returned (wrapped) for arguments that fail validation.
-	ErrBadArgs = errors.New("uplink: bad command arguments")
 	// ErrNotAcked is returned by Stream.Run when the transport reports that
 	// a message was not acknowledged (typically: the connection dropped).
 	ErrNotAcked = errors.New("uplink: message not acknowledged")
@@ -62,17 +55,6 @@ type Source interface {
 	Stats() store.Stats
 }
 
-// Commander runs a command received from the central side. The agent
-// implements it once for every uplink (and the hub).
-//
-// name is e.g. "ping", "read_now", "set_interval", "status"; args is the raw
-// JSON object (may be empty). The error for an unknown command must satisfy
-// errors.Is(err, ErrUnknownCommand); for bad arguments, ErrBadArgs. The
-// result is encoded with encoding/json.
-type Commander interface {
-	Command(ctx context.Context, name string, args json.RawMessage) (any, error)
-}
-
 // Ack reports the fate of one sent message. A paho Token satisfies it.
 type Ack interface {
 	// Done is closed when the message was acknowledged or failed.
@@ -87,16 +69,4 @@ type Sender interface {
 	// kind (see AppendBatch). It may block for back-pressure, but must not
 	// wait for the acknowledgement: the returned Ack reports it.
 	Send(kind store.Kind, payload []byte) Ack
-}
-
-// ErrorCode maps a Commander error to the code sent to the central side:
-// "unknown_command", "bad_args" or "failed".
-func ErrorCode(err error) string {
-	switch {
-	case errors.Is(err, ErrUnknownCommand):
-		return "unknown_command"
-	case errors.Is(err, ErrBadArgs):
-		return "bad_args"
-	}
-	return "failed"
 }

@@ -11,6 +11,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/uplink"
 )
 
@@ -227,13 +228,13 @@ func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, r
 		return fail("refused", "retained commands are not run; publish commands with retain=false")
 	}
 	if u.cmd == nil {
-		return fail("unknown_command", "this gateway runs no commands")
+		return fail(command.CodeUnknownCommand, "this gateway runs no commands")
 	}
 	cctx, cancel := context.WithTimeout(ctx, u.o.CommandTimeout)
 	defer cancel()
 	out, err := u.call(cctx, strings.ToLower(res.Cmd), args)
 	if err != nil {
-		return fail(uplink.ErrorCode(err), "%v", err)
+		return fail(command.ErrorCode(err), "%v", err)
 	}
 	res.OK, res.Result = true, out
 	return res

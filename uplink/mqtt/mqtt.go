@@ -24,6 +24,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
@@ -109,7 +110,7 @@ type Options struct {
 type Uplink struct {
 	o      Options
 	src    uplink.Source
-	cmd    uplink.Commander
+	cmd    command.Commander
 	broker *url.URL
 	tls    *tls.Config
 	log    *slog.Logger
@@ -129,7 +130,7 @@ type topics struct {
 // New validates o and returns an Uplink. It never dials: Run does, in the
 // background, for as long as its context lives. cmd may be nil, in which
 // case every command is answered as unknown.
-func New(src uplink.Source, cmd uplink.Commander, o Options) (*Uplink, error) {
+func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	if src == nil {
 		return nil, fmt.Errorf("%w: nil Source", ErrOptions)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/testkit"
 	"log/slog"
 	"path/filepath"
 	"reflect"
@@ -15,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floorhub/floorhub/command"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
-	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
 )
 
@@ -36,7 +36,7 @@ func (c testCommander) Command(ctx context.Context, name string, args json.RawMe
 		}
 	case "ping":
 		if len(args) > 0 {
-			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
+			return nil, fmt.Errorf("%w: ping takes no arguments", command.ErrBadArgs)
 		}
 		return map[string]any{"pong": true}, nil
 	case "set_interval":
@@ -45,13 +45,13 @@ func (c testCommander) Command(ctx context.Context, name string, args json.RawMe
 			Interval string `json:"interval"`
 		}
 		if err := json.Unmarshal(args, &a); err != nil || a.DeviceID <= 0 {
-			return nil, fmt.Errorf("%w: device_id must be a positive number", uplink.ErrBadArgs)
+			return nil, fmt.Errorf("%w: device_id must be a positive number", command.ErrBadArgs)
 		}
 		return a, nil
 	case "boom":
 		panic("boom")
 	}
-	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q", command.ErrUnknownCommand, name)
 }
 
 func openStore(t testing.TB, path string) *store.Store {

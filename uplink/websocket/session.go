@@ -13,6 +13,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/aether"
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
@@ -408,17 +409,17 @@ func (c *conn) commandLoop(ctx context.Context) {
 func (c *conn) runCommand(ctx context.Context, m *aether.Message) {
 	args, reqID := aether.CommandArgs(m)
 	if c.u.cmd == nil {
-		c.reply(m, reqID, nil, aether.CodeUnknownCommand, fmt.Errorf("%w: %q (this gateway runs no commands)", uplink.ErrUnknownCommand, m.Cmd))
+		c.reply(m, reqID, nil, aether.CodeUnknownCommand, fmt.Errorf("%w: %q (this gateway runs no commands)", command.ErrUnknownCommand, m.Cmd))
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.u.o.CommandTimeout)
 	res, err := c.u.cmd.Command(cctx, aether.CommandName(m.Cmd), args)
 	cancel()
-	if err != nil && m.Target != aether.TargetDirect && errors.Is(err, uplink.ErrUnknownCommand) {
+	if err != nil && m.Target != aether.TargetDirect && errors.Is(err, command.ErrUnknownCommand) {
 		// A group or broadcast command for other members, not for us.
 		return
 	}
-	c.reply(m, reqID, res, uplink.ErrorCode(err), err)
+	c.reply(m, reqID, res, command.ErrorCode(err), err)
 }
 
 func (c *conn) reply(m *aether.Message, reqID json.RawMessage, res any, code string, err error) {

@@ -28,6 +28,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/aether"
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
@@ -131,7 +132,7 @@ type Options struct {
 type Uplink struct {
 	o      Options
 	src    uplink.Source
-	cmd    uplink.Commander
+	cmd    command.Commander
 	url    string
 	group  string
 	self   string
@@ -175,7 +176,7 @@ func (u *Uplink) Publish(r store.Record) {
 
 // New validates o and returns an Uplink; it never dials. cmd may be nil
 // (every command is then answered unknown_command).
-func New(src uplink.Source, cmd uplink.Commander, o Options) (*Uplink, error) {
+func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	if src == nil {
 		return nil, fmt.Errorf("%w: nil Source", ErrOptions)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/floorhub/floorhub/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -24,8 +23,9 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/aether"
+	"github.com/floorhub/floorhub/command"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
-	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
 )
 
@@ -530,11 +530,11 @@ func (commander) Command(ctx context.Context, name string, args json.RawMessage)
 	switch name {
 	case "ping":
 		if len(args) > 0 {
-			return nil, fmt.Errorf("%w: ping takes no arguments", uplink.ErrBadArgs)
+			return nil, fmt.Errorf("%w: ping takes no arguments", command.ErrBadArgs)
 		}
 		return map[string]bool{"pong": true}, nil
 	}
-	return nil, fmt.Errorf("%w: %q", uplink.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q", command.ErrUnknownCommand, name)
 }
 
 func TestCommands(t *testing.T) {

@@ -1,0 +1,25 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestErrorCode(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: %q", ErrUnknownCommand, "reboot"), CodeUnknownCommand},
+		{fmt.Errorf("%w: device_id is required", ErrBadArgs), CodeBadArgs},
+		{fmt.Errorf("outer: %w", fmt.Errorf("%w: twice wrapped", ErrBadArgs)), CodeBadArgs},
+		{errors.New("sensor not answering"), CodeFailed},
+		{context.DeadlineExceeded, CodeFailed},
+	} {
+		if got := ErrorCode(c.err); got != c.want {
+			t.Errorf("ErrorCode(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
