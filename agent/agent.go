@@ -105,6 +105,11 @@ func New(cfg *Config, o Options) (*Agent, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// The same checks as `agent -check-config`: a config that passed it
+	// fails nowhere below for its values.
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	validAfter, err := time.Parse("2006-01-02", cfg.Clock.ValidAfter)
 	if err != nil {
 		return nil, fmt.Errorf("agent: clock.valid_after: %w", err)
@@ -127,13 +132,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	a.store, err = store.Open(filepath.Join(a.cfg.DataDir, DBFile), &store.Options{
-		CommitInterval: a.cfg.Store.CommitInterval,
-		MaxBatch:       a.cfg.Store.MaxBatch,
-		MaxBytes:       int64(a.cfg.Store.MaxBytes),
-		MaxAge:         a.cfg.Store.MaxAge,
-		Logger:         a.log.With("component", "store"),
-	})
+	so := a.cfg.storeOptions()
+	so.Logger = a.log.With("component", "store")
+	a.store, err = store.Open(filepath.Join(a.cfg.DataDir, DBFile), &so)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -207,8 +208,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.publishSystem() // new system subscribers get real figures, not zeros
 	url := a.dashboardURL(ln.Addr())
-	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "listen", ln.Addr().String(),
+	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "gateway_id_from", a.cfg.GatewayIDSource(), "listen", ln.Addr().String(),
 		"data_dir", a.cfg.DataDir, "devices", len(a.order), "version", a.opts.Version)
+	if a.cfg.GatewayIDSource() == "hostname" {
+		a.log.Warn("gateway_id is the host name: there is no machine id, and gateways flashed from one image share host names; set gateway_id", "gateway_id", a.cfg.GatewayID)
+	}
 	a.notify("READY=1")
 	if a.opts.Ready != nil {
 		a.opts.Ready(url)

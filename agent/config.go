@@ -1,12 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +46,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // default; Load fills the defaults.
 type Config struct {
 	// GatewayID names this gateway in topics and on the central side.
-	// Default: the host name.
+	// Default: an id derived from /etc/machine-id ("fh-" and 12 hex
+	// digits), stable across restarts and unique per installation; the
+	// host name only where there is no machine id.
 	GatewayID string `yaml:"gateway_id"`
 	// DataDir holds the database and the token secret. Default ./data.
 	DataDir string `yaml:"data_dir"`
@@ -74,6 +75,14 @@ type Config struct {
 	// file and root locate errors found after decoding.
 	file string
 	root *yaml.Node
+	// gatewaySource says where GatewayID came from (config, machine-id,
+	// hostname), for the start-up log.
+	gatewaySource string
+	// metrics are the names each device reports, by device id.
+	metrics map[int][]string
+	// defaultRules: the file has no rules; the defaults' metric rules
+	// apply only where some device reports the metric.
+	defaultRules bool
 }
 
 // LogConfig configures logging.
@@ -281,47 +290,23 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 var (
-	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownRE = regexp.MustCompile(`field (\S+) not found`)
 	mqttURLRE = regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts)://[^/\s]+`)
 	wsURLRE   = regexp.MustCompile(`^wss?://[^/\s]+/(?:.*/)?group/[A-Za-z0-9_-]{1,64}/client/([A-Za-z0-9_-]{1,64})$`)
 )
 
-// ParseConfig decodes and validates config text; name is used in errors.
+// ParseConfig decodes and validates config text (Validate); name is used
+// in errors.
 func ParseConfig(name string, raw []byte) (*Config, error) {
 	c := &Config{file: name}
-	var root yaml.Node
-	if err := yaml.Unmarshal(raw, &root); err != nil {
-		return nil, yamlError(name, err)
+	root, err := decode(name, raw, c)
+	if err != nil {
+		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // empty file: all defaults
-		return nil, yamlError(name, err)
-	}
-	c.root = &root
-	if err := c.fill(); err != nil {
+	c.root = root
+	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func yamlError(file string, err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		err = errors.New(te.Errors[0])
-	}
-	msg := err.Error()
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		field := ""
-		if f := unknownRE.FindStringSubmatch(m[2]); f != nil {
-			field = f[1]
-			m[2] = "unknown key (misspelt, or not valid here)"
-		}
-		return &ConfigError{File: file, Line: line, Field: field, Err: errors.New(m[2])}
-	}
-	return &ConfigError{File: file, Err: err}
 }
 
 // lineOf finds the line of a key path in the document, e.g.
@@ -357,6 +342,38 @@ func (c *Config) lineOf(path ...string) int {
 		}
 	}
 	return line
+}
+
+// lineOfExact is lineOf, but 0 unless the whole path is in the document.
+func (c *Config) lineOfExact(path ...string) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	for depth, p := range path {
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == p {
+					next = n.Content[i+1]
+					if depth == len(path)-1 {
+						return n.Content[i].Line
+					}
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(p); err == nil && i < len(n.Content) {
+				next = n.Content[i]
+			}
+		}
+		if next == nil {
+			return 0
+		}
+		n = next
+	}
+	return n.Line
 }
 
 func (c *Config) errf(field string, path []string, format string, args ...any) error {
@@ -409,11 +426,9 @@ func (c *Config) checkHub() error {
 func (c *Config) fill() error {
 	def := DefaultConfig()
 	if c.GatewayID == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			h = "gateway"
-		}
-		c.GatewayID = h
+		c.GatewayID, c.gatewaySource = defaultGatewayID()
+	} else if c.gatewaySource == "" {
+		c.gatewaySource = "config"
 	}
 	if !idRE.MatchString(c.GatewayID) {
 		return c.errf("gateway_id", []string{"gateway_id"}, "%q: use letters, digits, '_' and '-' (1-64)", c.GatewayID)
@@ -438,15 +453,15 @@ func (c *Config) fill() error {
 	default:
 		return c.errf("log.level", []string{"log", "level"}, "%q: want debug, info, warn or error", c.Log.Level)
 	}
-	if c.Store.CommitInterval < 0 || c.Store.MaxBatch < 0 || c.Store.MaxBytes < 0 || c.Store.MaxAge < 0 {
-		return c.errf("store", []string{"store"}, "negative values are not allowed")
-	}
 	if c.Store.MaxBytes != 0 && c.Store.MaxBytes < 1<<20 {
 		return c.errf("store.max_bytes", []string{"store", "max_bytes"}, "%d bytes is below the 1MiB minimum", c.Store.MaxBytes)
 	}
 	switch c.Auth.Algorithm {
 	case "", "HS256":
 		c.Auth.Algorithm = "HS256"
+		if c.Auth.PublicKeyFile != "" {
+			return c.errf("auth.public_key_file", []string{"auth", "public_key_file"}, "is for RS256 and ES256; HS256 uses the secret in the data directory (set auth.algorithm)")
+		}
 	case "RS256", "ES256":
 		if c.Auth.PublicKeyFile == "" {
 			return c.errf("auth.public_key_file", []string{"auth"}, "%s needs a public key file", c.Auth.Algorithm)
@@ -485,7 +500,7 @@ func (c *Config) fill() error {
 		c.Devices = def.Devices
 	}
 	if c.Rules == nil {
-		c.Rules = def.Rules
+		c.Rules, c.defaultRules = def.Rules, true
 	}
 	if err := c.fillDevices(); err != nil {
 		return err
@@ -569,10 +584,23 @@ func (c *Config) fillDevices() error {
 		if d.OfflineAfter < d.Interval {
 			return c.errf(field("offline_after"), append(at, "offline_after"), "%v is shorter than the interval", d.OfflineAfter)
 		}
-		specs = append(specs, d.Spec(c.lineOf(at...)))
+		spec := d.Spec(c.lineOf(at...))
+		if err := catalog.Validate([]catalog.Spec{spec}); err != nil {
+			return c.deviceError(i, err)
+		}
+		specs = append(specs, spec)
 	}
+	// Resources two devices claim at once.
 	if err := catalog.Validate(specs); err != nil {
-		return &ConfigError{File: c.file, Field: "devices", Err: err}
+		return &ConfigError{File: c.file, Line: c.lineOf("devices"), Field: "devices", Err: err}
+	}
+	c.metrics = make(map[int][]string, len(specs))
+	for i := range specs {
+		m, err := catalog.Metrics(&specs[i])
+		if err != nil {
+			return c.deviceError(i, err)
+		}
+		c.metrics[specs[i].ID] = m
 	}
 	return nil
 }
@@ -618,6 +646,14 @@ func (c *Config) fillRules() error {
 		case r.Clear != nil && r.Below != nil && *r.Clear < *r.Below:
 			return c.errf(field("clear"), append(at, "clear"), "%v is below the threshold %v: the alert could never clear", *r.Clear, *r.Below)
 		}
+		for _, t := range []struct {
+			key string
+			v   *float64
+		}{{"above", r.Above}, {"below", r.Below}, {"clear", r.Clear}} {
+			if !finite(t.v) {
+				return c.errf(field(t.key), append(at, t.key), "%v: want a finite number", *t.v)
+			}
+		}
 		if r.For < 0 {
 			return c.errf(field("for"), append(at, "for"), "negative duration")
 		}
@@ -632,7 +668,12 @@ func (c *Config) fillRules() error {
 			r.Title = r.Name
 		}
 	}
-	return nil
+	if c.defaultRules {
+		c.Rules = slices.DeleteFunc(c.Rules, func(r RuleConfig) bool {
+			return r.Metric != "" && !reportedBy(c.Devices, c.metrics, r.Metric)
+		})
+	}
+	return c.checkRuleMetrics(c.metrics)
 }
 
 // Defaults returns DefaultConfig with defaults filled, as `agent` runs with
@@ -652,25 +693,33 @@ type Overrides struct {
 	MQTTURL string
 }
 
-// Override applies flags over the file's values and validates them.
+// Override applies flags over the file's values and validates the
+// result; an error about a flag's value names the flag.
 func (c *Config) Override(o Overrides) error {
+	flags := map[string]string{}
 	if o.Listen != "" {
 		c.Listen = o.Listen
+		flags["listen"] = "-listen"
 	}
 	if o.DataDir != "" {
 		c.DataDir = o.DataDir
+		flags["data_dir"] = "-data"
 	}
 	if o.MQTTURL != "" {
 		c.Uplink.MQTT.URL = o.MQTTURL
-		if err := c.fillUplinks(); err != nil {
-			var ce *ConfigError
-			if errors.As(err, &ce) {
-				ce.File, ce.Line, ce.Field = "flag", 0, "-mqtt"
-			}
-			return err
+		flags["uplink.mqtt.url"] = "-mqtt"
+	}
+	if len(flags) == 0 {
+		return nil
+	}
+	err := c.Validate()
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		if f, ok := flags[ce.Field]; ok {
+			ce.File, ce.Line, ce.Field = "flag", 0, f
 		}
 	}
-	return nil
+	return err
 }
 
 // Source names where the config came from: its file, or "(defaults)".

@@ -9,7 +9,6 @@ import (
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/hub"
-	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/uplink/mqtt"
 	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
 	"github.com/floorhub/floorhub/web"
@@ -44,8 +43,9 @@ func (a *Agent) wire() (*wiring, error) {
 	w.services = append(w.services, service{"hub", h.Run})
 	w.mux.Handle("/ws", h.Handler())
 	w.mux.Handle("/ws/", h.Handler())
-	v3, err := hub.NewV3(h, hub.V3Options{GatewayID: a.cfg.GatewayID, Group: a.cfg.Hub.V3Group, Commander: a,
-		Logger: a.log.With("component", "v3")})
+	vo := a.cfg.v3Options()
+	vo.Commander, vo.Logger = a, a.log.With("component", "v3")
+	v3, err := hub.NewV3(h, vo)
 	if err != nil {
 		return nil, fmt.Errorf("agent: hub v3: %w", err)
 	}
@@ -57,8 +57,7 @@ func (a *Agent) wire() (*wiring, error) {
 		_ = json.NewEncoder(rw).Encode(map[string]any{"ok": true, "gateway_id": a.cfg.GatewayID, "version": a.opts.Version})
 	})
 
-	if m := a.cfg.Uplink.MQTT; m.URL != "" {
-		m.GatewayID = a.cfg.GatewayID
+	if m := a.cfg.mqttOptions(); m.URL != "" {
 		m.Version = a.opts.Version
 		m.BootID = a.clock.bootID
 		m.Clock = a.clock.state
@@ -70,8 +69,7 @@ func (a *Agent) wire() (*wiring, error) {
 		a.cursors = append(a.cursors, mqtt.CursorEvents, mqtt.CursorTelemetry)
 		w.services = append(w.services, service{"mqtt", u.Run})
 	}
-	if o := a.cfg.Uplink.WebSocket; o.URL != "" {
-		o.GatewayID = a.cfg.GatewayID
+	if o := a.cfg.websocketOptions(); o.URL != "" {
 		o.Version = a.opts.Version
 		o.BootID = a.clock.bootID
 		o.Clock = a.clock.state
@@ -87,29 +85,13 @@ func (a *Agent) wire() (*wiring, error) {
 	return w, nil
 }
 
-// hubOptions turns the config's hub section into the hub's options.
+// hubOptions are the config's hub options (those Config.Validate checked)
+// with what the running agent adds.
 func (a *Agent) hubOptions(v *auth.Verifier) hub.Options {
-	c := a.cfg.Hub
-	return hub.Options{
-		Verifier: v,
-		Replay:   a.store,
-		State:    hubState{a},
-		Logger:   a.log.With("component", "hub"),
-		MaxBatch: c.MaxBatch,
-		Conn: wsconn.Options{
-			MaxMessageBytes:   int64(c.MaxMessageBytes),
-			MessagesPerSecond: c.MessagesPerSecond,
-			MaxConns:          c.MaxConns,
-			MaxConnsPerUser:   c.MaxConnsPerUser,
-			ConnectsPerMinute: c.ConnectsPerMinute,
-			AllowedOrigins:    c.AllowedOrigins,
-			QueueLen:          c.QueueLen,
-			AuthTimeout:       c.AuthTimeout,
-			PingInterval:      c.PingInterval,
-			PongWait:          c.PongWait,
-			WriteWait:         c.WriteWait,
-		},
-	}
+	o := a.cfg.hubOptions()
+	o.Verifier, o.Replay, o.State = v, a.store, hubState{a}
+	o.Logger = a.log.With("component", "hub")
+	return o
 }
 
 func (a *Agent) verifier() (*auth.Verifier, error) {

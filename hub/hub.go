@@ -32,10 +32,29 @@ import (
 	"github.com/floorhub/floorhub/store"
 )
 
-// Errors returned by New.
+// Errors returned by New and NewV3.
 var (
 	ErrNoVerifier = errors.New("hub: Options.Verifier is required")
+	// ErrOptions is wrapped by every *FieldError of Options.Validate and
+	// V3Options.Validate (those of Options.Conn wrap wsconn.ErrOptions).
+	ErrOptions = errors.New("hub: invalid options")
 )
+
+// FieldError is an Options or V3Options field that Validate refuses.
+// Field is the Go name of the field; it wraps ErrOptions.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return "hub: invalid options: " + e.Field + " " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrOptions) true.
+func (e *FieldError) Unwrap() error { return ErrOptions }
+
+func invalidOption(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
 
 // TokenVerifier checks a JWT; *auth.Verifier satisfies it. Verify returns
 // auth.ErrMissing, ErrTooLong, ErrExpired, ErrInvalid or ErrNoSubject.
@@ -161,6 +180,27 @@ type event struct {
 	sys *System
 }
 
+// Validate reports the first value of o that cannot mean anything: its own
+// fields as a *FieldError, then Conn's (a *wsconn.FieldError). It does not
+// require the Verifier, which is not configuration. New calls it, and so
+// does the agent's config check.
+func (o *Options) Validate() error {
+	switch {
+	case o.MaxBatch < 0:
+		return invalidOption("MaxBatch", "is negative (%d)", o.MaxBatch)
+	case o.ReplayBuffer < 0:
+		return invalidOption("ReplayBuffer", "is negative (%d)", o.ReplayBuffer)
+	case o.CommitWait < 0:
+		return invalidOption("CommitWait", "is negative (%v)", o.CommitWait)
+	case o.InboxLen < 0:
+		return invalidOption("InboxLen", "is negative (%d)", o.InboxLen)
+	}
+	if err := o.Conn.Validate(); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	return nil
+}
+
 // New returns a Hub. Call Run to start it and mount Handler.
 func New(o Options) (*Hub, error) {
 	if o.Verifier == nil {
@@ -172,8 +212,8 @@ func New(o Options) (*Hub, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.MaxBatch < 0 || o.ReplayBuffer < 0 || o.CommitWait < 0 || o.InboxLen < 0 {
-		return nil, errors.New("hub: MaxBatch, ReplayBuffer, CommitWait and InboxLen must not be negative")
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = 50

@@ -100,6 +100,30 @@ type v3command struct {
 	from *v3member
 }
 
+// Validate reports the first field of o that cannot mean anything, as a
+// *FieldError. NewV3 calls it, and so does the agent's config check.
+func (o *V3Options) Validate() error {
+	if o.GatewayID != "" {
+		if err := aether.ValidID(o.GatewayID); err != nil {
+			return invalidOption("GatewayID", "%v", err)
+		}
+	}
+	if o.Group != "" {
+		if err := aether.ValidID(o.Group); err != nil {
+			return invalidOption("Group", "%v", err)
+		}
+	}
+	switch {
+	case o.HeartbeatInterval < 0:
+		return invalidOption("HeartbeatInterval", "is negative (%v)", o.HeartbeatInterval)
+	case o.CommandTimeout < 0:
+		return invalidOption("CommandTimeout", "is negative (%v)", o.CommandTimeout)
+	case o.CommandQueue < 0:
+		return invalidOption("CommandQueue", "is negative (%d)", o.CommandQueue)
+	}
+	return nil
+}
+
 // NewV3 returns the V3 endpoint of h.
 func NewV3(h *Hub, o V3Options) (*V3, error) {
 	if h == nil {
@@ -111,14 +135,8 @@ func NewV3(h *Hub, o V3Options) (*V3, error) {
 	if o.Group == "" {
 		o.Group = "floorhub"
 	}
-	if err := aether.ValidID(o.GatewayID); err != nil {
-		return nil, fmt.Errorf("hub: V3Options.GatewayID: %w", err)
-	}
-	if err := aether.ValidID(o.Group); err != nil {
-		return nil, fmt.Errorf("hub: V3Options.Group: %w", err)
-	}
-	if o.HeartbeatInterval < 0 || o.CommandTimeout < 0 || o.CommandQueue < 0 {
-		return nil, errors.New("hub: V3Options: HeartbeatInterval, CommandTimeout and CommandQueue must not be negative")
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = 60 * time.Second

@@ -1,6 +1,9 @@
 package store
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error the store returns wraps one of these or an
 // error from the operating system, and its message starts with "store: ".
@@ -16,3 +19,21 @@ var (
 	// itself (see Open); other methods report it and skip what they cannot read.
 	ErrCorrupt = errors.New("store: corrupt database")
 )
+
+// FieldError is an Options field that Validate refuses. Field is the Go
+// name of the field; it wraps ErrInvalid.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return "store: invalid argument: Options." + e.Field + " " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+func invalidOption(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}

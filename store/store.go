@@ -57,24 +57,36 @@ type Options struct {
 	Now func() time.Time
 }
 
-// resolve returns o with every default filled in, or an error for values
-// that cannot mean anything.
+// Validate reports the first field of o that cannot mean anything, as a
+// *FieldError wrapping ErrInvalid. Open calls it; so does the agent's
+// config check, so that a config that passes never fails here.
+func (o *Options) Validate() error {
+	if o == nil {
+		return nil
+	}
+	switch {
+	case o.CommitInterval < 0:
+		return invalidOption("CommitInterval", "%v is negative", o.CommitInterval)
+	case o.MaxBatch < 0 || o.MaxBatch > maxMaxBatch:
+		return invalidOption("MaxBatch", "%d: want 0 (default) to %d", o.MaxBatch, maxMaxBatch)
+	case o.MaxBytes < 0 || (o.MaxBytes > 0 && o.MaxBytes < minMaxBytes):
+		return invalidOption("MaxBytes", "%d: want 0 (default) or at least %d", o.MaxBytes, minMaxBytes)
+	case o.MaxAge < 0:
+		return invalidOption("MaxAge", "%v is negative", o.MaxAge)
+	case o.OpenTimeout < 0:
+		return invalidOption("OpenTimeout", "%v is negative", o.OpenTimeout)
+	}
+	return nil
+}
+
+// resolve returns o with every default filled in, or Validate's error.
 func (o *Options) resolve() (Options, error) {
 	var r Options
 	if o != nil {
 		r = *o
 	}
-	switch {
-	case r.CommitInterval < 0:
-		return r, fmt.Errorf("%w: Options.CommitInterval %v is negative", ErrInvalid, r.CommitInterval)
-	case r.MaxBatch < 0 || r.MaxBatch > maxMaxBatch:
-		return r, fmt.Errorf("%w: Options.MaxBatch %d: want 0 (default) to %d", ErrInvalid, r.MaxBatch, maxMaxBatch)
-	case r.MaxBytes < 0 || (r.MaxBytes > 0 && r.MaxBytes < minMaxBytes):
-		return r, fmt.Errorf("%w: Options.MaxBytes %d: want 0 (default) or at least %d", ErrInvalid, r.MaxBytes, minMaxBytes)
-	case r.MaxAge < 0:
-		return r, fmt.Errorf("%w: Options.MaxAge %v is negative", ErrInvalid, r.MaxAge)
-	case r.OpenTimeout < 0:
-		return r, fmt.Errorf("%w: Options.OpenTimeout %v is negative", ErrInvalid, r.OpenTimeout)
+	if err := r.Validate(); err != nil {
+		return r, err
 	}
 	if r.CommitInterval == 0 {
 		r.CommitInterval = defaultCommitInterval

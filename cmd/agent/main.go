@@ -68,7 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: OK (%d devices, %d rules)\n", cfg.Source(), len(cfg.Devices), len(cfg.Rules))
+		fmt.Fprintf(stdout, "%s: OK (%d devices, %d rules, gateway_id %s from %s)\n", cfg.Source(), len(cfg.Devices), len(cfg.Rules),
+			cfg.GatewayID, cfg.GatewayIDSource())
 		return exitOK
 	}
 	log := newLogger(cfg, stderr)

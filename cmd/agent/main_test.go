@@ -28,7 +28,7 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("good config: %d %q %q", code, out, errs)
 	}
 	code, _, errs := runCmd("-check-config", "-config", bad)
-	if code != 78 || !strings.Contains(errs, bad+":4: intervall") {
+	if code != 78 || !strings.Contains(errs, bad+":4: devices[0].intervall") {
 		t.Fatalf("bad config: exit %d, %q (want 78 naming the file, line 4 and the field)", code, errs)
 	}
 	if code, _, errs := runCmd("-check-config", "-config", filepath.Join(dir, "missing.yaml")); code != 78 || !strings.Contains(errs, "missing.yaml") {

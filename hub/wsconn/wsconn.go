@@ -50,7 +50,21 @@ var (
 	ErrOverflow       = errors.New("wsconn: send queue overflow")
 	ErrTooManyForUser = errors.New("wsconn: too many connections for this user")
 	ErrUserSet        = errors.New("wsconn: connection already belongs to another user")
+	// ErrOptions is wrapped by every *FieldError of Options.Validate.
+	ErrOptions = errors.New("wsconn: invalid options")
 )
+
+// FieldError is an Options field that Validate refuses. Field is the Go
+// name of the field; it wraps ErrOptions.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return "wsconn: invalid options: " + e.Field + " " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrOptions) true.
+func (e *FieldError) Unwrap() error { return ErrOptions }
 
 // Options configures a Server. The zero value of every field means its
 // default; for the count limits a negative value means "no limit".
@@ -128,23 +142,50 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Validate reports the first field of o that cannot mean anything, as a
+// *FieldError. NewServer calls it, and so does the agent's config check.
+func (o *Options) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)},
+		{"ReadBufferSize", int64(o.ReadBufferSize)}, {"WriteBufferSize", int64(o.WriteBufferSize)},
+	} {
+		if f.v < 0 {
+			return bad(f.name, "is negative (%d)", f.v)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"AuthTimeout", o.AuthTimeout}, {"PingInterval", o.PingInterval}, {"PongWait", o.PongWait},
+		{"WriteWait", o.WriteWait}, {"CloseGrace", o.CloseGrace}, {"ShutdownWait", o.ShutdownWait},
+	} {
+		if d.v < 0 {
+			return bad(d.name, "is negative (%v)", d.v)
+		}
+	}
+	for _, a := range o.AllowedOrigins {
+		if strings.TrimSpace(a) == "" {
+			return bad("AllowedOrigins", "has an empty entry")
+		}
+	}
+	return nil
+}
+
 func (o *Options) setDefaults() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	def := func(p *int, d int) {
 		if *p == 0 {
 			*p = d
 		}
-	}
-	defDur := func(p *time.Duration, d time.Duration, name string) error {
-		if *p < 0 {
-			return fmt.Errorf("wsconn: %s is negative (%v)", name, *p)
-		}
-		if *p == 0 {
-			*p = d
-		}
-		return nil
-	}
-	if o.MaxMessageBytes < 0 {
-		return fmt.Errorf("wsconn: MaxMessageBytes is negative (%d)", o.MaxMessageBytes)
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = 1024
@@ -162,23 +203,15 @@ func (o *Options) setDefaults() error {
 	def(&o.ReadBufferSize, 1024)
 	def(&o.WriteBufferSize, 4096)
 	def(&o.SendBufferBytes, 64<<10)
-	if o.QueueLen < 0 || o.ReadBufferSize < 0 || o.WriteBufferSize < 0 {
-		return errors.New("wsconn: QueueLen, ReadBufferSize and WriteBufferSize must not be negative")
-	}
 	for _, d := range []struct {
-		p    *time.Duration
-		v    time.Duration
-		name string
+		p *time.Duration
+		v time.Duration
 	}{
-		{&o.AuthTimeout, 10 * time.Second, "AuthTimeout"},
-		{&o.PingInterval, 25 * time.Second, "PingInterval"},
-		{&o.PongWait, 10 * time.Second, "PongWait"},
-		{&o.WriteWait, 10 * time.Second, "WriteWait"},
-		{&o.CloseGrace, time.Second, "CloseGrace"},
-		{&o.ShutdownWait, 5 * time.Second, "ShutdownWait"},
+		{&o.AuthTimeout, 10 * time.Second}, {&o.PingInterval, 25 * time.Second}, {&o.PongWait, 10 * time.Second},
+		{&o.WriteWait, 10 * time.Second}, {&o.CloseGrace, time.Second}, {&o.ShutdownWait, 5 * time.Second},
 	} {
-		if err := defDur(d.p, d.v, d.name); err != nil {
-			return err
+		if *d.p == 0 {
+			*d.p = d.v
 		}
 	}
 	if o.Logger == nil {
@@ -186,11 +219,6 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	for _, a := range o.AllowedOrigins {
-		if strings.TrimSpace(a) == "" {
-			return errors.New("wsconn: empty entry in AllowedOrigins")
-		}
 	}
 	return nil
 }

@@ -191,6 +191,20 @@ func (o *Opts) Validate() error {
 	return err
 }
 
+// Metrics returns the names the channels report, in order (defaults
+// filled in: "ain0", "a0_1"...), so that a configuration can check what
+// its rules watch.
+func (o *Opts) Metrics() []string {
+	out := make([]string, 0, len(o.Channels))
+	for _, c := range o.Channels {
+		if c.Metric == "" {
+			c.Metric = "ain" + inputMetric(c.Input)
+		}
+		out = append(out, c.Metric)
+	}
+	return out
+}
+
 func (o *Opts) channels() ([]channel, error) {
 	if o == nil || len(o.Channels) == 0 {
 		return nil, errors.New("ads1x15: no channels configured")

@@ -89,6 +89,13 @@ func init() {
 				}
 				return []string{i2cClaim(bus, addr)}
 			},
+			Metrics: func(s *Spec) []string {
+				_, _, o, err := parseADS(s, v.chip)
+				if err != nil {
+					return nil
+				}
+				return o.Metrics()
+			},
 			Build: func(s *Spec, hw Hardware) (Sensor, error) {
 				bus, addr, o, err := parseADS(s, v.chip)
 				if err != nil {

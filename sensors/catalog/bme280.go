@@ -88,6 +88,16 @@ func init() {
 				}
 				return []string{i2cClaim(bus, addr)}
 			},
+			Metrics: func(s *Spec) []string {
+				_, _, _, names, err := parse(s)
+				if err != nil {
+					return nil
+				}
+				if v.chip == bme280.BMP280 {
+					return renamedMetrics(names, "temperature", "pressure")
+				}
+				return renamedMetrics(names, "temperature", "humidity", "pressure")
+			},
 			Build: func(s *Spec, hw Hardware) (Sensor, error) {
 				bus, addr, o, names, err := parse(s)
 				if err != nil {

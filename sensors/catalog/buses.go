@@ -115,6 +115,19 @@ func checkRenames(m map[string]string, known ...string) error {
 	return nil
 }
 
+// renamedMetrics returns known with the renames of a checked `metrics:`
+// block applied.
+func renamedMetrics(m map[string]string, known ...string) []string {
+	out := make([]string, len(known))
+	for i, k := range known {
+		out[i] = k
+		if n, ok := m[k]; ok {
+			out[i] = n
+		}
+	}
+	return out
+}
+
 // renamed reports a sensor's metrics under configured names.
 type renamed struct {
 	s     Sensor

@@ -100,6 +100,9 @@ type Driver struct {
 	// Claims lists the resources the device takes exclusively, such as
 	// "i2c 1 0x76" or "pin GPIO17", so that two devices cannot share one.
 	Claims func(s *Spec) []string
+	// Metrics lists the metric names the device reports (after renames),
+	// for the rules that watch it; called only on a spec Check accepted.
+	Metrics func(s *Spec) []string
 	// Build opens the device.
 	Build func(s *Spec, hw Hardware) (Sensor, error)
 }
@@ -155,6 +158,21 @@ func Validate(specs []Spec) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Metrics returns the metric names a device reports, without hardware.
+// Call Validate first.
+func Metrics(s *Spec) ([]string, error) {
+	d, ok := drivers[s.Driver]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w %q", s.Label(), ErrUnknownDriver, s.Driver)
+	}
+	if d.Check != nil {
+		if err := d.Check(s); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Label(), err)
+		}
+	}
+	return d.Metrics(s), nil
 }
 
 // Build opens one device. Call Validate first.

@@ -129,6 +129,13 @@ func init() {
 			}
 			return []string{"w1 " + ds18b20.ROMString(c.rom)}
 		},
+		Metrics: func(s *Spec) []string {
+			c, err := parseDS18B20(s)
+			if err != nil {
+				return nil
+			}
+			return renamedMetrics(c.names, "temperature")
+		},
 		Build: func(s *Spec, hw Hardware) (Sensor, error) {
 			c, err := parseDS18B20(s)
 			if err != nil {

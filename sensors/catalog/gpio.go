@@ -115,8 +115,9 @@ func parseCounter(s *Spec) (string, *pulse.Opts, error) {
 	return pin, o, o.Validate()
 }
 
-func pinDriver(parse func(s *Spec) (string, error), build func(s *Spec, p gpio.PinIO) (Sensor, error)) Driver {
+func pinDriver(parse func(s *Spec) (string, error), metrics func(s *Spec) []string, build func(s *Spec, p gpio.PinIO) (Sensor, error)) Driver {
 	return Driver{
+		Metrics: metrics,
 		Check: func(s *Spec) error {
 			_, err := parse(s)
 			return err
@@ -145,6 +146,12 @@ func pinDriver(parse func(s *Spec) (string, error), build func(s *Spec, p gpio.P
 func init() {
 	Register("gpio-input", pinDriver(
 		func(s *Spec) (string, error) { pin, _, err := parseInput(s); return pin, err },
+		func(s *Spec) []string {
+			if _, o, err := parseInput(s); err == nil {
+				return o.Metrics()
+			}
+			return nil
+		},
 		func(s *Spec, p gpio.PinIO) (Sensor, error) {
 			_, o, err := parseInput(s)
 			if err != nil {
@@ -154,6 +161,12 @@ func init() {
 		}))
 	Register("gpio-counter", pinDriver(
 		func(s *Spec) (string, error) { pin, _, err := parseCounter(s); return pin, err },
+		func(s *Spec) []string {
+			if _, o, err := parseCounter(s); err == nil {
+				return o.Metrics()
+			}
+			return nil
+		},
 		func(s *Spec, p gpio.PinIO) (Sensor, error) {
 			_, o, err := parseCounter(s)
 			if err != nil {

@@ -33,6 +33,7 @@ func init() {
 				_, err = sim.New(o)
 				return err
 			},
+			Metrics: func(*Spec) []string { return sim.Metrics(kind) },
 			Build: func(s *Spec, _ Hardware) (Sensor, error) {
 				o, err := opts(s)
 				if err != nil {

@@ -130,6 +130,22 @@ func New(o *Opts) (*Dev, error) {
 	return d, nil
 }
 
+// Metrics returns the names a device of kind reports (nil for an unknown
+// kind; "" is Env).
+func Metrics(kind string) []string {
+	switch kind {
+	case Env, "":
+		return []string{"temperature", "humidity", "pressure"}
+	case Hot:
+		return []string{"temperature"}
+	case Door:
+		return []string{"door_open"}
+	case Counter:
+		return []string{"pulses", "pulse_rate"}
+	}
+	return nil
+}
+
 // Read returns the device's next values, or an injected fault.
 func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
 	if err := ctx.Err(); err != nil {

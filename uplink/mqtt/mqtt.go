@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -44,6 +45,26 @@ var (
 	// ErrRunning is returned by a second call of Run.
 	ErrRunning = errors.New("mqtt: Run called more than once")
 )
+
+// FieldError is an Options field that Validate refuses. Field is the Go
+// name of the field; it wraps ErrOptions.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return "mqtt: invalid options: " + e.Field + " " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrOptions) true.
+func (e *FieldError) Unwrap() error { return ErrOptions }
+
+// Validate reports the first field of o that New would refuse, as a
+// *FieldError; it loads the TLS files as New does. New runs exactly these
+// checks, and so does the agent's config check.
+func (o *Options) Validate() error {
+	var u Uplink
+	return u.setOptions(*o)
+}
 
 // Options configures an Uplink. The zero value of each field means its
 // default; URL and GatewayID are required. The yaml tags are the keys under
@@ -168,15 +189,15 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 }
 
 func (u *Uplink) setOptions(o Options) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrOptions}, args...)...)
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	if o.URL == "" {
-		return bad("URL is required")
+		return bad("URL", "is required")
 	}
 	b, err := url.Parse(o.URL)
 	if err != nil {
-		return bad("URL %q: %v", o.URL, err)
+		return bad("URL", "%q: %v", o.URL, err)
 	}
 	secure := false
 	switch b.Scheme {
@@ -184,10 +205,10 @@ func (u *Uplink) setOptions(o Options) error {
 	case "ssl", "tls", "mqtts":
 		secure = true
 	default:
-		return bad("URL %q: scheme must be tcp, mqtt, ssl, tls or mqtts", o.URL)
+		return bad("URL", "%q: scheme must be tcp, mqtt, ssl, tls or mqtts", o.URL)
 	}
 	if b.Hostname() == "" {
-		return bad("URL %q has no host", o.URL)
+		return bad("URL", "%q has no host", o.URL)
 	}
 	if b.Port() == "" {
 		port := "1883"
@@ -197,38 +218,38 @@ func (u *Uplink) setOptions(o Options) error {
 		b.Host = net.JoinHostPort(b.Hostname(), port)
 	}
 	if (b.Path != "" && b.Path != "/") || b.RawQuery != "" {
-		return bad("URL %q: a broker URL has no path or query", o.URL)
+		return bad("URL", "%q: a broker URL has no path or query", o.URL)
 	}
 	if b.User != nil {
-		return bad("URL %q: put credentials in Username and Password, not the URL", o.URL)
+		return bad("URL", "%q: put credentials in Username and Password, not the URL", o.URL)
 	}
 	u.broker = b
 	if err := topicLevel(o.GatewayID); err != nil {
-		return bad("GatewayID %v", err)
+		return bad("GatewayID", "%v", err)
 	}
 	if o.TopicPrefix == "" {
 		o.TopicPrefix = "floorhub"
 	}
 	for _, l := range strings.Split(o.TopicPrefix, "/") {
 		if err := topicLevel(l); err != nil {
-			return bad("TopicPrefix %q: %v", o.TopicPrefix, err)
+			return bad("TopicPrefix", "%q: %v", o.TopicPrefix, err)
 		}
 	}
 	if o.ClientID == "" {
 		o.ClientID = o.GatewayID
 	}
 	if o.Password != "" && o.Username == "" {
-		return bad("Password without Username")
+		return bad("Password", "without Username")
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
-		return bad("CertFile and KeyFile go together")
+		return bad("CertFile", "and KeyFile go together")
 	}
 	if !secure && (o.CAFile != "" || o.CertFile != "") {
-		return bad("CAFile, CertFile and KeyFile need a TLS URL (ssl://, tls:// or mqtts://), not %q", o.URL)
+		return bad("CAFile", "(and CertFile, KeyFile) need a TLS URL (ssl://, tls:// or mqtts://), not %q", o.URL)
 	}
 	if secure {
 		if u.tls, err = tlsConfig(b.Hostname(), o.CAFile, o.CertFile, o.KeyFile); err != nil {
-			return bad("%v", err)
+			return tlsError(err)
 		}
 	}
 	for _, d := range []struct {
@@ -243,29 +264,29 @@ func (u *Uplink) setOptions(o Options) error {
 		{"CursorInterval", &o.CursorInterval, time.Second},
 	} {
 		if *d.v < 0 {
-			return bad("%s is negative (%v)", d.name, *d.v)
+			return bad(d.name, "is negative (%v)", *d.v)
 		}
 		if *d.v == 0 {
 			*d.v = d.def
 		}
 	}
 	if o.KeepAlive < time.Second {
-		return bad("KeepAlive %v is under 1 s (MQTT counts it in seconds)", o.KeepAlive)
+		return bad("KeepAlive", "%v is under 1 s (MQTT counts it in seconds)", o.KeepAlive)
 	}
 	if o.BatchSize < 0 || o.BatchSize > 100000 {
-		return bad("BatchSize %d is not in [1, 100000]", o.BatchSize)
+		return bad("BatchSize", "%d is not in [1, 100000]", o.BatchSize)
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 500
 	}
 	if o.MaxInFlight < 0 || o.MaxInFlight > 1000 {
-		return bad("MaxInFlight %d is not in [1, 1000]", o.MaxInFlight)
+		return bad("MaxInFlight", "%d is not in [1, 1000]", o.MaxInFlight)
 	}
 	if o.MaxInFlight == 0 {
 		o.MaxInFlight = 8
 	}
-	if o.MaxRate < 0 {
-		return bad("MaxRate %v is negative", o.MaxRate)
+	if o.MaxRate < 0 || math.IsNaN(o.MaxRate) || math.IsInf(o.MaxRate, 0) {
+		return bad("MaxRate", "%v: want 0 (no cap) or a positive number", o.MaxRate)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -283,6 +304,18 @@ func (u *Uplink) setOptions(o Options) error {
 		cmdResult: base + "cmd_result",
 	}
 	return nil
+}
+
+// tlsError names the option that uplink.TLSConfig's error is about.
+func tlsError(err error) *FieldError {
+	msg := err.Error()
+	if r, ok := strings.CutPrefix(msg, "CAFile"); ok {
+		return &FieldError{Field: "CAFile", Reason: strings.TrimPrefix(r, ": ")}
+	}
+	if r, ok := strings.CutPrefix(msg, "CertFile/KeyFile: "); ok {
+		return &FieldError{Field: "CertFile", Reason: "(or KeyFile): " + r}
+	}
+	return &FieldError{Field: "CertFile", Reason: msg}
 }
 
 // topicLevel checks that s can be one level of a topic name.

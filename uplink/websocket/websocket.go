@@ -59,6 +59,26 @@ var (
 	ErrConnLost = errors.New("websocket: connection lost")
 )
 
+// FieldError is an Options field that Validate refuses. Field is the Go
+// name of the field; it wraps ErrOptions.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return "websocket: invalid options: " + e.Field + " " + e.Reason }
+
+// Unwrap makes errors.Is(err, ErrOptions) true.
+func (e *FieldError) Unwrap() error { return ErrOptions }
+
+// Validate reports the first field of o that New would refuse, as a
+// *FieldError; it loads the TLS files as New does. New runs exactly these
+// checks, and so does the agent's config check.
+func (o *Options) Validate() error {
+	var u Uplink
+	return u.setOptions(*o)
+}
+
 // Options configures an Uplink. The zero value of each field means its
 // default; URL is required. The yaml tags are the keys under
 // uplink.websocket in the agent's configuration.
@@ -200,43 +220,43 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 }
 
 func (u *Uplink) setOptions(o Options) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrOptions}, args...)...)
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
 	}
 	p, err := url.Parse(o.URL)
 	switch {
 	case o.URL == "":
-		return bad("URL is required")
+		return bad("URL", "is required")
 	case err != nil:
-		return bad("URL: %v", err)
+		return bad("URL", "%v", err)
 	case p.Scheme != "ws" && p.Scheme != "wss":
-		return bad("URL %q: scheme must be ws or wss", o.URL)
+		return bad("URL", "%q: scheme must be ws or wss", o.URL)
 	case p.Host == "":
-		return bad("URL %q: no host", o.URL)
+		return bad("URL", "%q: no host", o.URL)
 	}
 	// .../v3/ws/group/{group}/client/{client}
 	seg := strings.Split(strings.TrimSuffix(p.Path, "/"), "/")
 	n := len(seg)
 	if n < 4 || seg[n-4] != "group" || seg[n-2] != "client" {
-		return bad("URL %q: path must end in /group/{group_id}/client/{client_id}", o.URL)
+		return bad("URL", "%q: path must end in /group/{group_id}/client/{client_id}", o.URL)
 	}
 	u.group, u.self = seg[n-3], seg[n-1]
 	if err := aether.ValidID(u.group); err != nil {
-		return bad("URL group id: %v", err)
+		return bad("URL", "group id: %v", err)
 	}
 	if err := aether.ValidID(u.self); err != nil {
-		return bad("URL client id: %v", err)
+		return bad("URL", "client id: %v", err)
 	}
 	if o.GatewayID == "" {
 		o.GatewayID = u.self
 	} else if o.GatewayID != u.self {
-		return bad("GatewayID %q differs from the URL's client id %q", o.GatewayID, u.self)
+		return bad("GatewayID", "%q differs from the URL's client id %q", o.GatewayID, u.self)
 	}
 	switch {
 	case o.HeartbeatInterval == 0:
 		o.HeartbeatInterval = DefaultHeartbeat
 	case o.HeartbeatInterval < MinHeartbeat || o.HeartbeatInterval > MaxHeartbeat:
-		return bad("HeartbeatInterval %v: must be between %v and %v", o.HeartbeatInterval, MinHeartbeat, MaxHeartbeat)
+		return bad("HeartbeatInterval", "%v: must be between %v and %v", o.HeartbeatInterval, MinHeartbeat, MaxHeartbeat)
 	}
 	if o.heartbeat == 0 {
 		o.heartbeat = o.HeartbeatInterval
@@ -253,14 +273,19 @@ func (u *Uplink) setOptions(o Options) error {
 		{&o.CursorInterval, time.Second, "CursorInterval"},
 	} {
 		if *d.p < 0 {
-			return bad("%s %v is negative", d.name, *d.p)
+			return bad(d.name, "%v is negative", *d.p)
 		}
 		if *d.p == 0 {
 			*d.p = d.def
 		}
 	}
-	if o.BatchSize < 0 || o.MaxInFlight < 0 || o.MaxMessageBytes < 0 {
-		return bad("BatchSize, MaxInFlight and MaxMessageBytes must not be negative")
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"BatchSize", int64(o.BatchSize)}, {"MaxInFlight", int64(o.MaxInFlight)}, {"MaxMessageBytes", o.MaxMessageBytes}} {
+		if f.v < 0 {
+			return bad(f.name, "%d is negative", f.v)
+		}
 	}
 	if o.BatchSize == 0 {
 		o.BatchSize = 100
@@ -295,17 +320,40 @@ func (u *Uplink) setOptions(o Options) error {
 // path fails at start-up instead of at every reconnect.
 func tlsConfig(secure bool, o *Options) (*tls.Config, error) {
 	if !secure {
-		if o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" || o.InsecureSkipVerify {
-			return nil, fmt.Errorf("%w: CAFile, CertFile, KeyFile and InsecureSkipVerify need a wss:// URL", ErrOptions)
+		field := ""
+		switch {
+		case o.CAFile != "":
+			field = "CAFile"
+		case o.CertFile != "":
+			field = "CertFile"
+		case o.KeyFile != "":
+			field = "KeyFile"
+		case o.InsecureSkipVerify:
+			field = "InsecureSkipVerify"
+		}
+		if field != "" {
+			return nil, &FieldError{Field: field, Reason: "needs a wss:// URL (so do CAFile, CertFile, KeyFile and InsecureSkipVerify)"}
 		}
 		return nil, nil
 	}
 	c, err := uplink.TLSConfig(o.CAFile, o.CertFile, o.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
+		return nil, tlsError(err)
 	}
 	c.InsecureSkipVerify = o.InsecureSkipVerify
 	return c, nil
+}
+
+// tlsError names the option that uplink.TLSConfig's error is about.
+func tlsError(err error) *FieldError {
+	msg := err.Error()
+	if r, ok := strings.CutPrefix(msg, "CAFile"); ok {
+		return &FieldError{Field: "CAFile", Reason: strings.TrimPrefix(r, ": ")}
+	}
+	if r, ok := strings.CutPrefix(msg, "CertFile/KeyFile: "); ok {
+		return &FieldError{Field: "CertFile", Reason: "(or KeyFile): " + r}
+	}
+	return &FieldError{Field: "CertFile", Reason: msg}
 }
 
 // Connected reports whether a connection to the server is up.

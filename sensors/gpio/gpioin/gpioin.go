@@ -78,6 +78,16 @@ func New(p gpio.PinIO, opts *Opts) (*Dev, error) {
 }
 
 // Validate checks the options without touching hardware.
+// Metrics returns the names the input reports: its level and the count of
+// its changes (level + "_changes").
+func (o *Opts) Metrics() []string {
+	m := o.Metric
+	if m == "" {
+		m = "level"
+	}
+	return []string{m, m + "_changes"}
+}
+
 func (o *Opts) Validate() error {
 	switch o.Pull {
 	case gpio.PullNoChange, gpio.Float, gpio.PullDown, gpio.PullUp:

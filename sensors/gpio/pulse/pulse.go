@@ -127,6 +127,12 @@ func (o *Opts) Validate() error {
 	return nil
 }
 
+// Metrics returns the names the counter reports: the total and the rate.
+func (o *Opts) Metrics() []string {
+	t, r := o.names()
+	return []string{t, r}
+}
+
 func (o *Opts) names() (total, rate string) {
 	total, rate = o.Total, o.Rate
 	if total == "" {
