@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,45 +25,28 @@ import (
 	"github.com/floorhub/floorhub/store"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testkit.Eventually(t, what, d, cond)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// anyPort is the listen address of an agent under test: the kernel picks
+// the port, and the test reads it back from the agent's dashboard URL.
+const anyPort = "127.0.0.1:0"
 
 type running struct {
 	a      *Agent
+	addr   string // host:port the agent listens on
 	cancel context.CancelFunc
 	done   chan error
 	url    chan string
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// listenAddr returns the address in a dashboard URL (Options.Ready), with
+// the loopback IP in place of "localhost", which may resolve to ::1 first.
+func listenAddr(t testing.TB, dashboard string) string {
+	t.Helper()
+	u, err := url.Parse(dashboard)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("dashboard URL %q: no port (%v)", dashboard, err)
+	}
+	return net.JoinHostPort("127.0.0.1", u.Port())
 }
 
 func start(t *testing.T, yaml string) *running {
@@ -78,7 +61,7 @@ func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	r := &running{done: make(chan error, 1), url: make(chan string, 1), logs: logs}
 	r.a, err = New(cfg, Options{Hardware: hw, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Ready: func(u string) { r.url <- u }})
@@ -89,7 +72,8 @@ func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
 	r.cancel = cancel
 	go func() { r.done <- r.a.Run(ctx) }()
 	select {
-	case <-r.url:
+	case u := <-r.url:
+		r.addr = listenAddr(t, u)
 	case err := <-r.done:
 		t.Fatalf("agent stopped at start: %v\n%s", err, logs)
 	case <-time.After(20 * time.Second):
@@ -134,7 +118,7 @@ func TestRunsStoresAlertsAndStopsCleanly(t *testing.T) {
 	dir := t.TempDir()
 	r := start(t, `
 data_dir: `+dir+`
-listen: `+freeAddr(t)+`
+listen: `+anyPort+`
 store: {commit_interval: 50ms}
 devices:
   - {id: 1, driver: sim-env, interval: 100ms}
@@ -143,12 +127,12 @@ rules:
   - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert, message: "{device} at {value}"}
   - {name: gone, offline: true, severity: warning}
 `)
-	waitFor(t, "device 2 offline", 10*time.Second, func() bool {
+	testkit.Eventually(t, "device 2 offline", 10*time.Second, func() bool {
 		r.a.mu.Lock()
 		defer r.a.mu.Unlock()
 		return r.a.devices[2].status == store.StatusOffline
 	})
-	waitFor(t, "telemetry committed", 10*time.Second, func() bool { return r.a.store.Stats().CommittedSeq > 10 })
+	testkit.Eventually(t, "telemetry committed", 10*time.Second, func() bool { return r.a.store.Stats().CommittedSeq > 10 })
 	r.stop(t)
 
 	recs := readAll(t, dir)
@@ -191,14 +175,14 @@ rules:
 	// A restart keeps the active alerts: nothing is raised twice.
 	r2 := start(t, `
 data_dir: `+dir+`
-listen: `+freeAddr(t)+`
+listen: `+anyPort+`
 store: {commit_interval: 50ms}
 devices:
   - {id: 1, driver: sim-env, interval: 100ms}
 rules:
   - {name: warm, metric: temperature, above: 0, severity: critical}
 `)
-	waitFor(t, "more telemetry", 10*time.Second, func() bool { return r2.a.store.Stats().CommittedSeq > last+5 })
+	testkit.Eventually(t, "more telemetry", 10*time.Second, func() bool { return r2.a.store.Stats().CommittedSeq > last+5 })
 	r2.stop(t)
 	after := readAll(t, dir)
 	raisedAgain, clearedGone := 0, 0
@@ -222,7 +206,7 @@ func TestCommands(t *testing.T) {
 	dir := t.TempDir()
 	r := start(t, `
 data_dir: `+dir+`
-listen: `+freeAddr(t)+`
+listen: `+anyPort+`
 devices:
   - {id: 1, driver: sim-env, interval: 1h}
 `)
@@ -260,7 +244,7 @@ devices:
 	if res, err := r.a.Command(ctx, "status", nil); err != nil || res.(map[string]any)["gateway_id"] == nil {
 		t.Fatalf("status: %v %v", res, err)
 	}
-	resp, err := http.Get("http://" + r.a.cfg.Listen + "/healthz")
+	resp, err := http.Get("http://" + r.addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +270,7 @@ func TestClockNotSyncedAtBoot(t *testing.T) {
 		}
 		return time.Unix(0, 0).Add(time.Since(boot))
 	}
-	cfg, err := ParseConfig("t", []byte("data_dir: "+dir+"\nlisten: "+freeAddr(t)+"\nstore: {commit_interval: 50ms}\ndevices:\n  - {id: 1, driver: sim-env, interval: 100ms}\nrules: []\n"))
+	cfg, err := ParseConfig("t", []byte("data_dir: "+dir+"\nlisten: "+anyPort+"\nstore: {commit_interval: 50ms}\ndevices:\n  - {id: 1, driver: sim-env, interval: 100ms}\nrules: []\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,13 +283,17 @@ func TestClockNotSyncedAtBoot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	<-ready
-	waitFor(t, "unsynced readings", 10*time.Second, func() bool { return a.store.Stats().CommittedSeq > 3 })
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped at start: %v", err)
+	}
+	testkit.Eventually(t, "unsynced readings", 10*time.Second, func() bool { return a.store.Stats().CommittedSeq > 3 })
 	mu.Lock()
 	setAt = time.Now()
 	set = true // NTP set the clock
 	mu.Unlock()
-	waitFor(t, "synced readings", 10*time.Second, func() bool {
+	testkit.Eventually(t, "synced readings", 10*time.Second, func() bool {
 		recs, _ := a.store.Read(0, 1000)
 		return len(recs) > 0 && recs[len(recs)-1].ClockSynced
 	})
@@ -371,25 +359,25 @@ devices:
 		}
 	})
 	// Edges only once the driver is built: gpiotest's In drops pending ones.
-	waitFor(t, "a first reading", 10*time.Second, func() bool { return total(r) == 0 })
+	testkit.Eventually(t, "a first reading", 10*time.Second, func() bool { return total(r) == 0 })
 	for range 6 {
 		pin.EdgesChan <- gpio.Low
 	}
-	waitFor(t, "a stored total of 3 kWh", 10*time.Second, func() bool { return total(r) == 3 })
+	testkit.Eventually(t, "a stored total of 3 kWh", 10*time.Second, func() bool { return total(r) == 3 })
 	r.stop(t)
 	before := readAll(t, dir)
 	lastSeq := before[len(before)-1].Seq
 
 	pin = newPin()
 	r = startWith(t, yaml, pinHardware{pin})
-	waitFor(t, "a reading after the restart", 10*time.Second, func() bool {
+	testkit.Eventually(t, "a reading after the restart", 10*time.Second, func() bool {
 		rec, ok, err := r.a.store.LastTelemetry(7, 1000)
 		return err == nil && ok && rec.Seq > lastSeq
 	})
 	for range 2 {
 		pin.EdgesChan <- gpio.Low
 	}
-	waitFor(t, "the total to go on from 3 kWh to 4", 10*time.Second, func() bool { return total(r) == 4 })
+	testkit.Eventually(t, "the total to go on from 3 kWh to 4", 10*time.Second, func() bool { return total(r) == 4 })
 	r.stop(t)
 	// Never back to zero: every total after the first 3 kWh is at least 3.
 	seen3 := false

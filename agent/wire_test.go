@@ -86,7 +86,7 @@ func TestPublicKeyAuthFromConfig(t *testing.T) {
 			}
 			r := start(t, `
 data_dir: `+dir+`/data
-listen: `+freeAddr(t)+`
+listen: `+anyPort+`
 auth:
   algorithm: `+tc.alg+`
   public_key_file: `+keyFile+`
@@ -108,7 +108,7 @@ devices:
 				name, token string
 				ok          bool
 			}{{"signed by the key", good, true}, {"local HS256 secret", local, false}} {
-				ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.a.cfg.Listen+"/ws", http.Header{})
+				ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.addr+"/ws", http.Header{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -138,7 +138,7 @@ func TestV3CommandsReachTheAgent(t *testing.T) {
 	r := start(t, `
 gateway_id: gw-7
 data_dir: `+dir+`
-listen: `+freeAddr(t)+`
+listen: `+anyPort+`
 devices:
   - {id: 1, driver: sim-env, interval: 1h}
 `)
@@ -146,7 +146,7 @@ devices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.a.cfg.Listen+"/v3/ws/group/floor/client/term-1?token="+tok, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.addr+"/v3/ws/group/floor/client/term-1?token="+tok, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

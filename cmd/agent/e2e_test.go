@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // buildAgent compiles the real binary once per test run.
@@ -35,20 +38,11 @@ func buildAgent(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *strings.Builder
+	addr   string // where it listens, read back from url (with -listen 127.0.0.1:0)
+	stderr *testkit.Buffer
 	exited chan error
 }
 
@@ -57,7 +51,7 @@ var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
 // startAgent runs the binary in dir and waits for its URL line.
 func startAgent(t *testing.T, bin, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stderr: &strings.Builder{}, exited: make(chan error, 1)}
+	p := &proc{cmd: exec.Command(bin, args...), stderr: &testkit.Buffer{}, exited: make(chan error, 1)}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
 	out, err := p.cmd.StdoutPipe()
@@ -91,6 +85,9 @@ func startAgent(t *testing.T, bin, dir string, args ...string) *proc {
 			}
 			if m := urlRE.FindStringSubmatch(l); m != nil {
 				p.url = m[1]
+				if u, err := url.Parse(p.url); err == nil && u.Port() != "" {
+					p.addr = net.JoinHostPort("127.0.0.1", u.Port())
+				}
 				return p
 			}
 		case <-deadline:
@@ -116,8 +113,9 @@ func (p *proc) stop(t *testing.T) int {
 func TestNewcomer(t *testing.T) {
 	bin := buildAgent(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	p := startAgent(t, bin, dir, "-listen", addr)
+	// The kernel picks the port; the agent prints it in its URL.
+	p := startAgent(t, bin, dir, "-listen", "127.0.0.1:0")
+	addr := p.addr
 	if !strings.HasPrefix(p.url, "http://localhost:") || !strings.Contains(p.url, "/?token=") {
 		t.Fatalf("URL %q", p.url)
 	}

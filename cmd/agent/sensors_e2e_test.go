@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	"github.com/floorhub/floorhub/agent"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -97,38 +96,15 @@ func (h *e2eHardware) Pin(name string) (gpio.PinIO, error) {
 
 func (h *e2eHardware) W1Dir() string { return "" }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // The issue's fault story, end to end through the agent: a BME280 that
 // stops answering turns warning with the bus's reason, is retried, and
 // comes back online by itself, while a door contact on the same gateway
 // keeps being read (and reported at once when it changes).
 func TestSensorFaultsThroughTheAgent(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
 	cfg, err := agent.ParseConfig("e2e.yaml", []byte(`
 data_dir: `+dir+`
-listen: `+listen+`
+listen: 127.0.0.1:0
 devices:
   - {id: 1, name: hall, driver: bme280, bus: 1, address: 0x76, interval: 100ms}
   - id: 2
@@ -143,7 +119,7 @@ devices:
 	}
 	chip := newFakeBME280()
 	door := &gpiotest.Pin{N: "GPIO17", Num: 17, EdgesChan: make(chan gpio.Level)}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	a, err := agent.New(cfg, agent.Options{Hardware: &e2eHardware{bus: chip, pin: door},
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -172,17 +148,22 @@ devices:
 
 	await := func(what string, cond func(string) bool) {
 		t.Helper()
-		deadline := time.After(20 * time.Second)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for !cond(logs.String()) {
+		exited := false
+		var runErr error
+		ok := testkit.WaitTrue(20*time.Second, func() bool {
 			select {
-			case <-deadline:
-				t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs)
-			case err := <-done:
-				t.Fatalf("agent stopped: %v; logs:\n%s", err, logs)
-			case <-tick.C:
+			case runErr = <-done:
+				exited, stopped = true, true
+				return true
+			default:
 			}
+			return cond(logs.String())
+		})
+		switch {
+		case exited:
+			t.Fatalf("agent stopped: %v; logs:\n%s", runErr, logs)
+		case !ok:
+			t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs)
 		}
 	}
 	statusLines := func(logs, id, status string) int {
