@@ -122,14 +122,14 @@ func reconnect(t *testing.T, bin string, ag *agentProc, node []string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("interop: start valtronics.mjs: %v", err)
 	}
-	var out, errOut lockedBuffer
+	var out, errOut testkit.Buffer
 	round1 := make(chan struct{})  // the first round is complete
 	refused := make(chan struct{}) // a reconnect attempt failed
 	exited := make(chan error, 1)
 	// scan copies a pipe to buf and closes signal at the first line with
 	// mark; Wait comes after both pipes were read to EOF.
 	var wg sync.WaitGroup
-	scan := func(r io.Reader, buf *lockedBuffer, mark string, signal chan struct{}) {
+	scan := func(r io.Reader, buf *testkit.Buffer, mark string, signal chan struct{}) {
 		defer wg.Done()
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
@@ -160,6 +160,8 @@ func reconnect(t *testing.T, bin string, ag *agentProc, node []string) {
 	case err := <-exited:
 		t.Fatalf("interop: valtronics.mjs (reconnect) ended while the agent was down: %v\n%s", err, dump())
 	}
+	// The same port: the client reconnects to the URL it was given. (The
+	// port was free for a moment; a restart cannot hand a listener on.)
 	ag2 := startAgent(t, bin, ag.dir, ag.listen)
 	if err := <-exited; err != nil {
 		t.Fatalf("interop: valtronics.mjs (reconnect): %v (killed: %v)\n%s", err, ctx.Err() != nil, dump())
@@ -204,7 +206,7 @@ type agentProc struct {
 	listen  string        // 127.0.0.1:PORT, the port it took
 	done    chan struct{} // closed when Wait returned
 	waitErr error
-	stderr  *lockedBuffer
+	stderr  *testkit.Buffer
 	httpURL string // http://127.0.0.1:PORT
 	wsURL   string // ws://127.0.0.1:PORT
 	token   string
@@ -216,7 +218,7 @@ type agentProc struct {
 // prints.
 func startAgent(t *testing.T, bin, dir, listen string) *agentProc {
 	t.Helper()
-	a := &agentProc{dir: dir, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	a := &agentProc{dir: dir, done: make(chan struct{}), stderr: &testkit.Buffer{}}
 	a.cmd = exec.Command(bin, "-listen", listen)
 	a.cmd.Dir = dir
 	a.cmd.Stderr = a.stderr
@@ -507,23 +509,4 @@ func needNode(t *testing.T) []string {
 		testkit.Missing(t, "interop: no node with a global WebSocket (install Node.js 22+, or 20.10+ which the test runs with --experimental-websocket; Debian 12's nodejs 18 has none)")
 	}
 	return nodeCmd
-}
-
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine exec starts
-// and a reader in the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -8,12 +8,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 func TestByteCap(t *testing.T) {
 	const capBytes = 512 << 10
 	path := filepath.Join(t.TempDir(), "db")
-	var logs logBuf
+	var logs testkit.Buffer
 	s := openT(t, path, &Options{MaxBytes: capBytes, MaxBatch: 512, CommitInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,30 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
-
-// logBuf collects log lines for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestOpenTimeout(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
@@ -77,7 +59,7 @@ func TestOpenCreatesWithModes(t *testing.T) {
 // logged and replaced, with seqs continuing after wantSeqAfter.
 func openCorrupt(t *testing.T, path string, wantSeqAfter uint64) {
 	t.Helper()
-	var logs logBuf
+	var logs testkit.Buffer
 	s, err := Open(path, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("Open of a corrupt file: %v", err)
@@ -171,7 +153,7 @@ func TestOpenDamagedPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.Close()
-		var logs logBuf
+		var logs testkit.Buffer
 		s, err := Open(path, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatalf("case %d: Open: %v", i, err)
@@ -252,7 +234,7 @@ func TestDamageMarkerFullCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var logs logBuf
+	var logs testkit.Buffer
 	s, err := Open(path, &Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatalf("bounded check should not see seq %d: %v", bad, err)

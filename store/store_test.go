@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // quiet discards log lines in tests that expect warnings.
@@ -490,10 +492,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 	}
 	// Close waited for the writer to finish its work; the runtime may still
 	// be tearing the goroutine down for a moment after its last defer.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
+	testkit.WaitTrue(5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("%d goroutines before, %d after:\n%s", before, after, buf[:runtime.Stack(buf, true)])

@@ -11,6 +11,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/sensors"
 )
 
@@ -49,19 +50,10 @@ func open(t *testing.T, p gpio.PinIO, o *Opts) *Dev {
 	return d
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
+// waitFor waits, with a generous deadline, for cond.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	testkit.Eventually(t, what, 10*time.Second, cond)
 }
 
 func read(t *testing.T, d *Dev) []sensors.Reading {
