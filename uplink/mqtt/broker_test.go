@@ -3,13 +3,17 @@ package mqtt
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -38,22 +42,32 @@ func mosquittoPath(t testing.TB) string {
 // port with its persistent state (so a persistent subscriber keeps its
 // subscription and queue across a restart, as a central broker would).
 type broker struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	Port int
+	t     testing.TB
+	bin   string
+	dir   string
+	extra []string
+	// Port is the plain listener's port; ExtraPort, when an extra line
+	// holds extraPortMark, the port that line listens on.
+	Port, ExtraPort int
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	log *bytes.Buffer
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has exited
+	started bool          // it ran once: its ports are final
+	log     testkit.Buffer
 }
 
+// extraPortMark in an extra configuration line of startBroker stands for
+// b.ExtraPort, a second port chosen like b.Port (for a TLS listener).
+const extraPortMark = "{extra_port}"
+
+// freePort returns a port that was free a moment ago. Mosquitto 2.0 cannot
+// listen on port 0 ("listener 0" means a Unix socket) nor take a listener
+// from its parent, so, unlike testkit.Listen, this is a guess: start
+// detects a port taken in between and tries other ones.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testkit.Listen(t)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
@@ -62,7 +76,57 @@ func freePort(t testing.TB) int {
 // appended to its configuration (more listeners, for example).
 func startBroker(t testing.TB, extra ...string) *broker {
 	t.Helper()
-	b := &broker{t: t, bin: mosquittoPath(t), dir: t.TempDir(), Port: freePort(t)}
+	b := &broker{t: t, bin: mosquittoPath(t), dir: t.TempDir(), extra: extra}
+	b.start()
+	t.Cleanup(func() {
+		b.stop()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", b.log.String())
+		}
+	})
+	return b
+}
+
+func (b *broker) URL() string { return "tcp://" + b.Addr() }
+func (b *broker) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port))
+}
+
+// errPortTaken is startOnce's error when mosquitto could not listen.
+var errPortTaken = errors.New("address already in use")
+
+// start runs mosquitto and waits until it says it is running: its
+// listeners are open then. The first start chooses the ports, and chooses
+// again when one was taken before mosquitto could listen on it; a restart
+// keeps them (a port taken meanwhile fails the test).
+func (b *broker) start() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		if !b.started {
+			b.Port = freePort(b.t)
+			if slices.ContainsFunc(b.extra, func(e string) bool { return strings.Contains(e, extraPortMark) }) {
+				b.ExtraPort = freePort(b.t)
+			}
+		}
+		err := b.startOnce()
+		switch {
+		case err == nil:
+			b.started = true
+			return
+		case errors.Is(err, errPortTaken) && !b.started && attempt < 5:
+			b.t.Logf("mosquitto: a port (%d, extra %d) was taken before it listened; choosing again", b.Port, b.ExtraPort)
+			continue
+		}
+		b.t.Fatalf("mosquitto on %s: %v\n%s", b.Addr(), err, b.log.String())
+	}
+}
+
+// running is what mosquitto logs once every listener is open.
+var running = regexp.MustCompile(`mosquitto version \S+ running`)
+
+func (b *broker) startOnce() error {
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
 persistence true
@@ -75,56 +139,48 @@ max_inflight_messages 0
 log_dest stderr
 log_type error
 log_type warning
+# "running" (information) tells the test the listeners are open.
+log_type information
 `, b.Port, b.dir)
-	for _, e := range extra {
-		conf += e + "\n"
+	for _, e := range b.extra {
+		conf += strings.ReplaceAll(e, extraPortMark, strconv.Itoa(b.ExtraPort)) + "\n"
 	}
 	if os.Geteuid() == 0 {
 		conf += "user root\n" // else mosquitto drops to "mosquitto", which cannot write to the temp dir
 	}
 	if err := os.WriteFile(filepath.Join(b.dir, "mosquitto.conf"), []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return err
 	}
-	b.start()
-	t.Cleanup(func() {
-		b.stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", b.log)
-		}
-	})
-	return b
-}
-
-func (b *broker) URL() string { return "tcp://" + b.Addr() }
-func (b *broker) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port))
-}
-
-// start runs mosquitto and waits until its port accepts connections.
-func (b *broker) start() {
-	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.log == nil {
-		b.log = &bytes.Buffer{}
-	}
+	from := len(b.log.String())
+	since := func() string { return b.log.String()[from:] }
 	cmd := exec.Command(b.bin, "-c", filepath.Join(b.dir, "mosquitto.conf"))
-	cmd.Stdout, cmd.Stderr = b.log, b.log
+	cmd.Stdout, cmd.Stderr = &b.log, &b.log
 	if err := cmd.Start(); err != nil {
-		b.t.Fatalf("starting mosquitto: %v", err)
+		return err
 	}
-	b.cmd = cmd
-	var err error
-	accepts := func() bool {
-		var c net.Conn
-		if c, err = net.DialTimeout("tcp", b.Addr(), time.Second); err == nil {
-			c.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	b.cmd, b.exited = cmd, exited
+	hasExited := func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return false
 		}
-		return err == nil
 	}
-	if !testkit.WaitTrue(20*time.Second, accepts) {
-		b.t.Fatalf("mosquitto did not accept on %s within 20 s: %v\n%s", b.Addr(), err, b.log)
+	if !testkit.WaitTrue(20*time.Second, func() bool { return hasExited() || running.MatchString(since()) }) {
+		b.kill()
+		return errors.New("not running after 20 s")
 	}
+	if hasExited() {
+		b.cmd = nil
+		if strings.Contains(since(), "Address already in use") {
+			return errPortTaken
+		}
+		return fmt.Errorf("exited at start: %v", cmd.ProcessState)
+	}
+	return nil
 }
 
 // stop ends mosquitto with SIGTERM (it saves its state) and waits.
@@ -135,14 +191,18 @@ func (b *broker) stop() {
 		return
 	}
 	b.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-b.exited:
 	case <-time.After(10 * time.Second):
-		b.cmd.Process.Kill()
-		<-done
+		b.kill()
 	}
+	b.cmd = nil
+}
+
+// kill ends mosquitto at once and waits; b.mu is held.
+func (b *broker) kill() {
+	b.cmd.Process.Kill()
+	<-b.exited
 	b.cmd = nil
 }
 

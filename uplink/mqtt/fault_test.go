@@ -100,34 +100,25 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	}
 }
 
-// proxy is a TCP proxy that the test can cut.
+// proxy is a TCP proxy that the test can cut, or take down for a while.
 type proxy struct {
 	t      testing.TB
 	target string
 	addr   string
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	isDown bool // new connections are closed at once
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
+// startProxy listens until the test ends: a link that is down refuses
+// connections (closes them at once) instead of giving its port up, which
+// another process could take before the link came back.
 func startProxy(t testing.TB, target string) *proxy {
 	p := &proxy{t: t, target: target, conns: map[net.Conn]bool{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() { p.down(); p.wg.Wait() })
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
+	ln, addr := testkit.ListenAddr(t)
+	p.addr = addr
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -135,6 +126,13 @@ func (p *proxy) serve(ln net.Listener) {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			down := p.isDown
+			p.mu.Unlock()
+			if down {
+				c.Close()
+				continue
 			}
 			s, err := net.Dial("tcp", p.target)
 			if err != nil {
@@ -155,6 +153,8 @@ func (p *proxy) serve(ln net.Listener) {
 			go pipe(c, s)
 		}
 	}()
+	t.Cleanup(func() { ln.Close(); p.down(); p.wg.Wait() })
+	return p
 }
 
 // cut closes every proxied connection, like a link that drops.
@@ -167,23 +167,18 @@ func (p *proxy) cut() {
 	}
 }
 
-// down stops listening and cuts; up listens again on the same address.
+// down cuts and refuses new connections until up.
 func (p *proxy) down() {
 	p.mu.Lock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
+	p.isDown = true
 	p.mu.Unlock()
 	p.cut()
 }
 
 func (p *proxy) up() {
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		p.t.Fatalf("proxy: listening again on %s: %v", p.addr, err)
-	}
-	p.serve(ln)
+	p.mu.Lock()
+	p.isDown = false
+	p.mu.Unlock()
 }
 
 func TestTCPCutMidStream(t *testing.T) {
@@ -390,13 +385,30 @@ func TestKill9MidStream(t *testing.T) {
 		last, skipped, cursorAtKill, seenMax, len(dups))
 }
 
+// refusingServer returns the address of a listener that closes every
+// connection at once: a broker that is not there. (A port nothing listens
+// on could be taken by another process during the test.)
+func refusingServer(t *testing.T) string {
+	ln, addr := testkit.ListenAddr(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return addr
+}
+
 // silentServer accepts TCP connections and never answers: a broker that
 // hangs during CONNECT. accepted gets a value per connection.
 func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := testkit.Listen(t)
 	acc := make(chan struct{}, 16)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -430,10 +442,10 @@ func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 
 func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
-	dead := freePort(t) // nothing listens there
+	dead := refusingServer(t)
 	delays := make(chan time.Duration)
 	fire := make(chan time.Time)
-	u, err := New(st, nil, Options{URL: "tcp://127.0.0.1:" + strconv.Itoa(dead), GatewayID: "gw1",
+	u, err := New(st, nil, Options{URL: "tcp://" + dead, GatewayID: "gw1",
 		Backoff: backoff.Options{
 			Rand: func(n int64) int64 { return n - 1 }, // the ceiling, to see the growth
 			After: func(d time.Duration) <-chan time.Time {

@@ -88,9 +88,9 @@ func newPKI(t *testing.T) *pki {
 
 func TestTLSWithClientCertificate(t *testing.T) {
 	p := newPKI(t)
-	tlsPort := freePort(t)
-	b := startBroker(t, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true",
-		tlsPort, p.ca, p.serverCert, p.serverKey))
+	b := startBroker(t, fmt.Sprintf("listener %s 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true",
+		extraPortMark, p.ca, p.serverCert, p.serverKey))
+	tlsPort := b.ExtraPort
 	col := newCollector(t, b, "central", "floorhub/gw1/#")
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	last := appendN(t, st, 0, 500)
