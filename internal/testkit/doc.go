@@ -8,7 +8,8 @@
 //     os/exec starts for a child's output) may write while the test reads it;
 //   - [Listen] and [ListenAddr] listen on 127.0.0.1:0 and read the chosen
 //     address back. A test never listens, closes and hands the port on:
-//     another process may take it in between;
+//     another process may take it in between; [RefusedAddr] is an address
+//     that refuses connections (a server that is down), held for the test;
 //   - [Missing] reports that a real part a test needs (a binary, a Debian
 //     package) is absent. It skips the test, or fails it when the
 //     environment variable FLOORHUB_REQUIRE_PARTS is 1, which

@@ -45,11 +45,6 @@ func produce(ctx context.Context, t testing.TB, st *store.Store, from, n int) (l
 	return last
 }
 
-func waitCond(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testkit.Eventually(t, what, d, cond)
-}
-
 // checkNoLoss fails the test unless every seq from 1 to last arrived, and
 // the uplink resent at most maxResends records (what was in flight at the
 // outages). brokerDups tells whether the subscriber may also see the
@@ -88,7 +83,7 @@ func TestBrokerRestartMidStream(t *testing.T) {
 
 	col.waitUntil("the stream to start", 30*time.Second, func() bool { return len(col.seqs) >= 3000 })
 	b.stop()
-	waitCond(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
+	testkit.Eventually(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
 	col.mu.Lock()
 	seen := len(col.seqs)
 	col.mu.Unlock()
@@ -211,7 +206,7 @@ func TestTCPCutMidStream(t *testing.T) {
 	px.cut() // the link drops; reconnect at once works
 	col.waitUntil("more records", 30*time.Second, func() bool { return len(col.seqs) >= 8000 })
 	px.down() // the link stays down a while
-	waitCond(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
+	testkit.Eventually(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
 	px.up()
 	last := <-lastc
 	checkNoLoss(t, col, u, last, 3*u.o.MaxInFlight*u.o.BatchSize, false)
@@ -385,26 +380,6 @@ func TestKill9MidStream(t *testing.T) {
 		last, skipped, cursorAtKill, seenMax, len(dups))
 }
 
-// refusingServer returns the address of a listener that closes every
-// connection at once: a broker that is not there. (A port nothing listens
-// on could be taken by another process during the test.)
-func refusingServer(t *testing.T) string {
-	ln, addr := testkit.ListenAddr(t)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return addr
-}
-
 // silentServer accepts TCP connections and never answers: a broker that
 // hangs during CONNECT. accepted gets a value per connection.
 func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
@@ -442,7 +417,7 @@ func silentServer(t *testing.T) (addr string, accepted <-chan struct{}) {
 
 func TestBackoffNeverGivesUpAndStopsOnCancel(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
-	dead := refusingServer(t)
+	dead := testkit.RefusedAddr(t) // a broker that is down
 	delays := make(chan time.Duration)
 	fire := make(chan time.Time)
 	u, err := New(st, nil, Options{URL: "tcp://" + dead, GatewayID: "gw1",

@@ -362,7 +362,7 @@ func TestEventsOvertakeTelemetryBacklogAndDrainIsPaced(t *testing.T) {
 		t.Errorf("the alert stored after %d telemetry records arrived after %d of them", backlog, tel)
 	}
 	// The subscriber may lag behind the broker: go by what the uplink sent.
-	waitCond(t, "a fifth of the backlog sent", 10*time.Second, func() bool { return u.telemetry.Sent() > backlog/5 })
+	testkit.Eventually(t, "a fifth of the backlog sent", 10*time.Second, func() bool { return u.telemetry.Sent() > backlog/5 })
 	second := raise(2) // live, during the drain
 	sentAtRaise := int(u.telemetry.Sent())
 	col.waitUntil("the live alert", 10*time.Second, func() bool { return col.seqs[second.Seq] > 0 })

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -60,7 +59,13 @@ func newCentral(t *testing.T) *central { return newCentralTLS(t, false) }
 
 func newCentralTLS(t *testing.T, secure bool) *central {
 	c := &central{t: t, got: map[uint64]int{}, live: map[*gws.Conn]*sync.Mutex{}, inbox: make(chan aether.Message, 64), secure: secure}
-	c.start("127.0.0.1:0")
+	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
+	if secure {
+		c.srv.StartTLS()
+	} else {
+		c.srv.Start()
+	}
+	c.addr = c.srv.Listener.Addr().String()
 	t.Cleanup(func() {
 		c.stop()
 		c.handlers.Wait()
@@ -68,25 +73,15 @@ func newCentralTLS(t *testing.T, secure bool) *central {
 	return c
 }
 
-func (c *central) start(addr string) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		c.t.Fatalf("listen %s: %v", addr, err)
-	}
-	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(c.serve))
-	c.srv.Listener.Close()
-	c.srv.Listener = l
-	if c.secure {
-		c.srv.StartTLS()
-	} else {
-		c.srv.Start()
-	}
-	c.addr = l.Addr().String()
-}
-
 // stop closes the server and every connection, like a crashed center.
 func (c *central) stop() {
 	c.srv.Close()
+	c.dropAll()
+}
+
+// dropAll closes every connection.
+func (c *central) dropAll() {
+	c.srv.CloseClientConnections()
 	c.mu.Lock()
 	for ws := range c.live {
 		ws.NetConn().Close()
@@ -94,10 +89,12 @@ func (c *central) stop() {
 	c.mu.Unlock()
 }
 
-// restart stops the server and starts a new one on the same address.
+// restart is a center that crashes and comes back at once: every
+// connection drops. It keeps its listening socket (a restart that gave the
+// port up could lose it to another process), so a client sees the crash
+// only as its connection dropping.
 func (c *central) restart() {
-	c.stop()
-	c.start(c.addr)
+	c.dropAll()
 }
 
 func (c *central) url() string {
@@ -264,12 +261,6 @@ func (c *central) set(f func(c *central)) {
 	f(c)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	testkit.Eventually(t, what, d, cond)
-}
-
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	s, err := store.Open(t.TempDir()+"/fh.db", &store.Options{CommitInterval: 5 * time.Millisecond, Logger: quiet()})
@@ -358,7 +349,7 @@ func TestDeliveryAcrossDropsRestartsAndLateAcks(t *testing.T) {
 	stop := run(t, u)
 
 	// The first connection is dropped mid-stream after 7 messages.
-	waitFor(t, "the second connection", 20*time.Second, func() bool {
+	testkit.Eventually(t, "the second connection", 20*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.conns >= 2
@@ -366,7 +357,7 @@ func TestDeliveryAcrossDropsRestartsAndLateAcks(t *testing.T) {
 	// Then the center crashes and comes back while records keep coming.
 	c.restart()
 	last = appendRecords(t, s, 300)
-	waitFor(t, "every record delivered and acknowledged", 30*time.Second, func() bool {
+	testkit.Eventually(t, "every record delivered and acknowledged", 30*time.Second, func() bool {
 		cur, err := s.Cursor(Cursor)
 		return err == nil && cur >= last && len(c.missing(last)) == 0
 	})
@@ -415,12 +406,12 @@ func TestCursorAdvancesOnlyOnAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, "every record received", 10*time.Second, func() bool { return len(c.missing(last)) == 0 })
+	testkit.Eventually(t, "every record received", 10*time.Second, func() bool { return len(c.missing(last)) == 0 })
 	// Two heartbeats (and many cursor intervals) pass with nothing acked.
 	c.mu.Lock()
 	beats := c.beats
 	c.mu.Unlock()
-	waitFor(t, "two more heartbeats", 10*time.Second, func() bool {
+	testkit.Eventually(t, "two more heartbeats", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.beats >= beats+2
@@ -430,9 +421,9 @@ func TestCursorAdvancesOnlyOnAck(t *testing.T) {
 	}
 	// Ack the first message only: the cursor moves to its last seq.
 	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ACK", Payload: json.RawMessage(`{"seq":20}`)})
-	waitFor(t, "cursor at 20", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == 20 })
+	testkit.Eventually(t, "cursor at 20", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == 20 })
 	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ack", Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, last))})
-	waitFor(t, "cursor at the last seq", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
+	testkit.Eventually(t, "cursor at the last seq", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
 }
 
 // While a backlog drains, a new alert goes out at once as a LIVE preview,
@@ -451,7 +442,7 @@ func TestLiveAlertsOvertakeTheBacklog(t *testing.T) {
 	run(t, u)
 	// The stream stops at MaxInFlight unacknowledged messages.
 	var window uint64
-	waitFor(t, "the first window of the backlog", 10*time.Second, func() bool {
+	testkit.Eventually(t, "the first window of the backlog", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		window = c.lastSeq
@@ -468,7 +459,7 @@ func TestLiveAlertsOvertakeTheBacklog(t *testing.T) {
 		return r
 	}
 	a := alert()
-	waitFor(t, "the alert's preview", 10*time.Second, func() bool {
+	testkit.Eventually(t, "the alert's preview", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return slices.Contains(c.previews, a.Seq)
@@ -486,15 +477,15 @@ func TestLiveAlertsOvertakeTheBacklog(t *testing.T) {
 	c.set(func(c *central) { c.noAck, c.ackEvery = false, 1 })
 	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: aether.CmdAck,
 		Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, window))})
-	waitFor(t, "every record, the alert included", 10*time.Second, func() bool { return len(c.missing(a.Seq)) == 0 })
-	waitFor(t, "the cursor at the alert", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == a.Seq })
+	testkit.Eventually(t, "every record, the alert included", 10*time.Second, func() bool { return len(c.missing(a.Seq)) == 0 })
+	testkit.Eventually(t, "the cursor at the alert", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == a.Seq })
 	if a.Seq <= backlog {
 		t.Fatalf("alert seq %d within the backlog (%d)", a.Seq, backlog)
 	}
 
 	// Caught up: the next alert goes in RECORDS only.
 	b := alert()
-	waitFor(t, "the second alert in RECORDS", 10*time.Second, func() bool { return len(c.missing(b.Seq)) == 0 })
+	testkit.Eventually(t, "the second alert in RECORDS", 10*time.Second, func() bool { return len(c.missing(b.Seq)) == 0 })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if slices.Contains(c.previews, b.Seq) || len(c.previews) != 1 {
@@ -514,7 +505,7 @@ func TestAckTimeoutReconnectsAndResends(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, "a resend on a new connection", 20*time.Second, func() bool {
+	testkit.Eventually(t, "a resend on a new connection", 20*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return c.conns >= 2 && c.got[last] >= 2
@@ -548,7 +539,7 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, "connected", 10*time.Second, u.Connected)
+	testkit.Eventually(t, "connected", 10*time.Second, u.Connected)
 	next := func() aether.Message {
 		t.Helper()
 		for {
@@ -584,13 +575,8 @@ func TestCommands(t *testing.T) {
 }
 
 func TestBackoffAndCancel(t *testing.T) {
-	// A port nothing listens on: every dial fails at once.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	// Every dial is refused at once.
+	addr := testkit.RefusedAddr(t)
 	s := openStore(t)
 	o := testOptions("ws://" + addr + "/v3/ws/group/site-1/client/gw-1")
 	var mu sync.Mutex
@@ -707,7 +693,7 @@ func TestTLSWithCAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, "delivery over wss", 10*time.Second, func() bool {
+	testkit.Eventually(t, "delivery over wss", 10*time.Second, func() bool {
 		cur, _ := s.Cursor(Cursor)
 		return cur == last
 	})
@@ -729,7 +715,7 @@ func TestHelloTellsSkippedSeqs(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, u)
-	waitFor(t, "a HELLO", 10*time.Second, func() bool {
+	testkit.Eventually(t, "a HELLO", 10*time.Second, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.hellos) > 0
@@ -754,10 +740,10 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := run(t, u)
-	waitFor(t, "delivery", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
+	testkit.Eventually(t, "delivery", 10*time.Second, func() bool { cur, _ := s.Cursor(Cursor); return cur == last })
 	c.command(aether.Message{MsgType: aether.TypeCmd, Target: aether.TargetDirect, ToID: "gw-1", Cmd: "ping"})
 	stop()
 	c.stop()
 	c.handlers.Wait()
-	waitFor(t, "the uplink's goroutines to exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+	testkit.Eventually(t, "the uplink's goroutines to exit", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 }
