@@ -97,16 +97,16 @@ type DeviceState struct {
 // System is the `metrics` object of system_status_update: the seed's four
 // fields plus floorhub's. Timestamp is the message's `timestamp`.
 type System struct {
-	CPUUsage          float64 `json:"cpu_usage"`    // percent
-	MemoryUsage       float64 `json:"memory_usage"` // percent
-	DiskUsage         float64 `json:"disk_usage"`   // percent
-	ActiveConnections int     `json:"active_connections"`
-	UptimeSeconds     float64 `json:"uptime_seconds"`
-	Backlog           int     `json:"backlog"`  // records not yet acked by every uplink
-	Evicted           uint64  `json:"evicted"`  // records evicted by the store's cap
-	LastSeq           uint64  `json:"last_seq"` // highest seq assigned
-	ClockSynced       bool    `json:"clock_synced"`
-	Timestamp         time.Time
+	CPUUsage          float64   `json:"cpu_usage"`    // percent
+	MemoryUsage       float64   `json:"memory_usage"` // percent
+	DiskUsage         float64   `json:"disk_usage"`   // percent
+	ActiveConnections int       `json:"active_connections"`
+	UptimeSeconds     float64   `json:"uptime_seconds"`
+	Backlog           int       `json:"backlog"`  // records not yet acked by every uplink
+	Evicted           uint64    `json:"evicted"`  // records evicted by the store's cap
+	LastSeq           uint64    `json:"last_seq"` // highest seq assigned
+	ClockSynced       bool      `json:"clock_synced"`
+	Timestamp         time.Time `json:"timestamp"`
 }
 
 // Options configures a Hub. The zero value of every field but Verifier
