@@ -64,6 +64,9 @@ type Agent struct {
 	now     func() time.Time
 	clock   *clock
 	started time.Time
+	// runID is new at every start of the agent; the boot id is the
+	// kernel's, the same across restarts within one boot.
+	runID string
 
 	store  *store.Store
 	secret []byte
@@ -114,7 +117,7 @@ func New(cfg *Config, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: clock.valid_after: %w", err)
 	}
-	a := &Agent{cfg: cfg, opts: o, log: o.Logger, now: o.Now, devices: map[int]*device{}}
+	a := &Agent{cfg: cfg, opts: o, log: o.Logger, now: o.Now, devices: map[int]*device{}, runID: newRunID()}
 	a.clock = newClock(o.Now, validAfter)
 	a.rules = newRules(a, cfg.Rules)
 	return a, nil
@@ -208,7 +211,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	a.publishSystem() // new system subscribers get real figures, not zeros
 	url := a.dashboardURL(ln.Addr())
-	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "gateway_id_from", a.cfg.GatewayIDSource(), "listen", ln.Addr().String(),
+	a.log.Info("floorhub agent running", "gateway_id", a.cfg.GatewayID, "gateway_id_from", a.cfg.GatewayIDSource(), "run_id", a.runID, "boot_id", a.clock.bootID, "listen", ln.Addr().String(),
 		"data_dir", a.cfg.DataDir, "devices", len(a.order), "version", a.opts.Version)
 	if a.cfg.GatewayIDSource() == "hostname" {
 		a.log.Warn("gateway_id is the host name: there is no machine id, and gateways flashed from one image share host names; set gateway_id", "gateway_id", a.cfg.GatewayID)
@@ -376,7 +379,7 @@ func (a *Agent) statusReport() map[string]any {
 	a.sysMu.Unlock()
 	st := a.store.Stats()
 	return map[string]any{
-		"gateway_id": a.cfg.GatewayID, "version": a.opts.Version, "boot_id": a.clock.bootID,
+		"gateway_id": a.cfg.GatewayID, "version": a.opts.Version, "boot_id": a.clock.bootID, "run_id": a.runID,
 		"uptime_seconds": a.now().Sub(a.started).Seconds(), "clock_synced": a.clock.synced.Load(),
 		"devices": list, "system": sys,
 		"store": map[string]any{"last_seq": st.LastSeq, "committed_seq": st.CommittedSeq, "records": st.Records,

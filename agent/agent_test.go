@@ -241,8 +241,23 @@ devices:
 	if _, err := r.a.Command(ctx, "reboot", nil); !errors.Is(err, command.ErrUnknownCommand) {
 		t.Errorf("unknown command: %v", err)
 	}
-	if res, err := r.a.Command(ctx, "status", nil); err != nil || res.(map[string]any)["gateway_id"] == nil {
-		t.Fatalf("status: %v %v", res, err)
+	res, serr := r.a.Command(ctx, "status", nil)
+	if serr != nil || res.(map[string]any)["gateway_id"] == nil {
+		t.Fatalf("status: %v %v", res, serr)
+	}
+	// The status's JSON keys are snake case, system's timestamp too, and
+	// it carries the boot's id and this start's.
+	raw, _ := json.Marshal(res)
+	var st struct {
+		BootID string         `json:"boot_id"`
+		RunID  string         `json:"run_id"`
+		System map[string]any `json:"system"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil || st.BootID == "" || len(st.RunID) != 36 || st.System["timestamp"] == nil || st.System["Timestamp"] != nil {
+		t.Errorf("status JSON: %s", raw)
+	}
+	if other := newRunID(); other == st.RunID {
+		t.Errorf("run ids repeat: %s", other)
 	}
 	resp, err := http.Get("http://" + r.addr + "/healthz")
 	if err != nil {

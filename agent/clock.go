@@ -82,6 +82,17 @@ func bootID() string {
 	return hex.EncodeToString(raw[:])
 }
 
+// newRunID returns a random id in the form of the kernel's boot id (a
+// version 4 UUID), new at every start of the agent.
+func newRunID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
 // monoSinceBoot reads the time since boot from /proc/uptime (good to 10 ms,
 // read once at start; Go's monotonic clock counts from there).
 func monoSinceBoot() int64 {

@@ -60,6 +60,7 @@ func (a *Agent) wire() (*wiring, error) {
 	if m := a.cfg.mqttOptions(); m.URL != "" {
 		m.Version = a.opts.Version
 		m.BootID = a.clock.bootID
+		m.RunID = a.runID
 		m.Clock = a.clock.state
 		m.Logger = a.log.With("component", "mqtt")
 		u, err := mqtt.New(a.store, a, m)
@@ -72,6 +73,7 @@ func (a *Agent) wire() (*wiring, error) {
 	if o := a.cfg.websocketOptions(); o.URL != "" {
 		o.Version = a.opts.Version
 		o.BootID = a.clock.bootID
+		o.RunID = a.runID
 		o.Clock = a.clock.state
 		o.Logger = a.log.With("component", "websocket-uplink")
 		u, err := wsuplink.New(a.store, a, o)

@@ -21,7 +21,8 @@ import (
 type Status struct {
 	State       string `json:"state"` // "online" or "offline"
 	GatewayID   string `json:"gateway_id"`
-	BootID      string `json:"boot_id"`
+	BootID      string `json:"boot_id"`          // the kernel's boot id
+	RunID       string `json:"run_id,omitempty"` // this start of the agent
 	Version     string `json:"version,omitempty"`
 	TS          string `json:"ts"`               // RFC 3339; when the message was made
 	Reason      string `json:"reason,omitempty"` // offline: "shutdown" or "connection lost"
@@ -47,6 +48,7 @@ func (u *Uplink) statusPayload(state, reason string) []byte {
 		State:        state,
 		GatewayID:    u.o.GatewayID,
 		BootID:       u.o.BootID,
+		RunID:        u.o.RunID,
 		Version:      u.o.Version,
 		TS:           time.Now().UTC().Format(time.RFC3339Nano),
 		Reason:       reason,
@@ -61,6 +63,7 @@ func (u *Uplink) statusPayload(state, reason string) []byte {
 type Heartbeat struct {
 	GatewayID string  `json:"gateway_id"`
 	BootID    string  `json:"boot_id"`
+	RunID     string  `json:"run_id,omitempty"`
 	TS        string  `json:"ts"`       // RFC 3339
 	UptimeS   float64 `json:"uptime_s"` // seconds since the uplink started
 	// Backlog counts the stored records after AckedSeq; OldestUnsentAgeS
@@ -86,6 +89,7 @@ func (u *Uplink) heartbeat() Heartbeat {
 	h := Heartbeat{
 		GatewayID:         u.o.GatewayID,
 		BootID:            u.o.BootID,
+		RunID:             u.o.RunID,
 		TS:                time.Now().UTC().Format(time.RFC3339Nano),
 		UptimeS:           time.Since(u.started).Seconds(),
 		LastSeq:           st.LastSeq,

@@ -114,8 +114,13 @@ type Options struct {
 	CursorInterval time.Duration `yaml:"cursor_interval"`
 	// Version is the agent's version, sent in the birth message.
 	Version string `yaml:"-"`
-	// BootID identifies this run of the agent, sent in status messages.
+	// BootID is the kernel's boot id (the same across agent restarts
+	// within one boot), sent in status and heartbeat messages and in
+	// every record; mono_ns counts from that boot.
 	BootID string `yaml:"-"`
+	// RunID identifies this start of the agent (a new one at every
+	// start), sent in status and heartbeat messages.
+	RunID string `yaml:"-"`
 	// Clock reports whether the wall clock is known to be right and its
 	// offset from the boot's monotonic clock (status and heartbeat carry
 	// both). Default: synced, offset unknown.

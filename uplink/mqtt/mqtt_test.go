@@ -86,7 +86,7 @@ func appendN(t testing.TB, s *store.Store, from, n int) uint64 {
 }
 
 func testOptions(t testing.TB, b *broker) Options {
-	return Options{URL: b.URL(), GatewayID: "gw1", Version: "1.2.3", BootID: "boot-1", BatchSize: 100,
+	return Options{URL: b.URL(), GatewayID: "gw1", Version: "1.2.3", BootID: "boot-1", RunID: "run-1", BatchSize: 100,
 		Logger:            slog.New(slog.NewTextHandler(t.Output(), nil)),
 		HeartbeatInterval: time.Hour, CursorInterval: 10 * time.Millisecond,
 		Backoff: backoff.Options{Initial: 20 * time.Millisecond, Max: 300 * time.Millisecond}}
@@ -179,7 +179,7 @@ func TestHappyPath(t *testing.T) {
 	}
 	var birth Status
 	if len(col.status) == 0 || json.Unmarshal(col.status[0].Payload, &birth) != nil || birth.State != "online" ||
-		birth.Version != "1.2.3" || birth.BootID != "boot-1" || birth.SkippedSeq == nil ||
+		birth.Version != "1.2.3" || birth.BootID != "boot-1" || birth.RunID != "run-1" || birth.SkippedSeq == nil ||
 		birth.ClockSynced || birth.MonoOffsetNS != nil {
 		t.Errorf("birth: %+v", col.status)
 	}
@@ -213,7 +213,8 @@ func TestHappyPath(t *testing.T) {
 		}
 		var h Heartbeat
 		json.Unmarshal(col.heartbeat[len(col.heartbeat)-1], &h)
-		return h.AckedSeq == last && h.LastSeq == last && h.Backlog == 0 && h.GatewayID == "gw1" && !h.ClockSynced
+		return h.AckedSeq == last && h.LastSeq == last && h.Backlog == 0 && h.GatewayID == "gw1" && !h.ClockSynced &&
+			h.BootID == "boot-1" && h.RunID == "run-1"
 	})
 	synced.Store(true)
 	col.waitUntil("a heartbeat with the clock synced", 10*time.Second, func() bool {
@@ -264,7 +265,7 @@ func TestHappyPath(t *testing.T) {
 			runtime.NumGoroutine(), goroutines, buf[:runtime.Stack(buf, true)])
 	}
 	col.waitUntil("offline status", 10*time.Second, func() bool {
-		return strings.Contains(string(col.status[len(col.status)-1].Payload), `"state":"offline","gateway_id":"gw1","boot_id":"boot-1","version":"1.2.3"`)
+		return strings.Contains(string(col.status[len(col.status)-1].Payload), `"state":"offline","gateway_id":"gw1","boot_id":"boot-1","run_id":"run-1","version":"1.2.3"`)
 	})
 	for _, name := range []string{CursorEvents, CursorTelemetry} {
 		if c, err := st.Cursor(name); err != nil || c != last {

@@ -436,7 +436,8 @@ func (c *conn) reply(m *aether.Message, reqID json.RawMessage, res any, code str
 // Hello is the payload of the HELLO message sent on every connect.
 type Hello struct {
 	GatewayID string `json:"gateway_id"`
-	BootID    string `json:"boot_id,omitempty"`
+	BootID    string `json:"boot_id,omitempty"` // the kernel's boot id
+	RunID     string `json:"run_id,omitempty"`  // this start of the agent
 	Version   string `json:"version,omitempty"`
 	// AckedSeq is where sending resumes: every record up to it was
 	// acknowledged.
@@ -461,7 +462,7 @@ func (u *Uplink) hello() []byte {
 	}
 	synced, off := uplink.ClockFields(u.o.Clock)
 	p, _ := json.Marshal(Hello{ // plain fields: cannot fail
-		GatewayID: u.o.GatewayID, BootID: u.o.BootID, Version: u.o.Version,
+		GatewayID: u.o.GatewayID, BootID: u.o.BootID, RunID: u.o.RunID, Version: u.o.Version,
 		AckedSeq: u.stream.Acked(), LastSeq: u.src.Stats().LastSeq, SkippedSeq: skipped,
 		ClockSynced: synced, MonoOffsetNS: off,
 	})
@@ -475,6 +476,7 @@ func (u *Uplink) hello() []byte {
 type Heartbeat struct {
 	GatewayID string  `json:"gateway_id"`
 	BootID    string  `json:"boot_id,omitempty"`
+	RunID     string  `json:"run_id,omitempty"`
 	UptimeS   float64 `json:"uptime_s"` // seconds since Run started
 	// Backlog counts the stored records after AckedSeq; OldestUnsentAgeS
 	// is the age of the oldest of them, in seconds (0 when none).
@@ -491,7 +493,7 @@ type Heartbeat struct {
 func (u *Uplink) heartbeat() []byte {
 	acked := u.stream.Acked()
 	st := u.src.Stats()
-	h := Heartbeat{GatewayID: u.o.GatewayID, BootID: u.o.BootID, UptimeS: time.Since(u.started).Seconds(),
+	h := Heartbeat{GatewayID: u.o.GatewayID, BootID: u.o.BootID, RunID: u.o.RunID, UptimeS: time.Since(u.started).Seconds(),
 		LastSeq: st.LastSeq, AckedSeq: acked, Evictions: st.Evicted}
 	h.ClockSynced, h.MonoOffsetNS = uplink.ClockFields(u.o.Clock)
 	if n, oldest, err := u.src.Backlog(acked); err == nil {

@@ -129,10 +129,12 @@ type Options struct {
 	// GatewayID names the gateway in payloads. Default: the client id of
 	// URL; if both are set they must be equal.
 	GatewayID string `yaml:"-"`
-	// Version is the agent's version and BootID this run's id, both sent
-	// in HELLO and heartbeats.
+	// Version is the agent's version, BootID the kernel's boot id (the
+	// same across agent restarts within one boot) and RunID this start
+	// of the agent's id, all sent in HELLO and heartbeats.
 	Version string `yaml:"-"`
 	BootID  string `yaml:"-"`
+	RunID   string `yaml:"-"`
 	// Clock reports whether the wall clock is known to be right and its
 	// offset from the boot's monotonic clock (HELLO and heartbeats carry
 	// both). Default: synced, offset unknown.

@@ -193,6 +193,10 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 			c.previews = append(c.previews, b.Records[0].Seq)
 			c.mu.Unlock()
 		case m.MsgType == aether.TypeHeartbeat:
+			var h Heartbeat
+			if err := json.Unmarshal(m.Payload, &h); err != nil || h.BootID != "boot-1" || h.RunID != "run-1" {
+				c.t.Errorf("central: heartbeat without the boot's and the run's ids: %s", m.Payload)
+			}
 			// Late acks: whatever was not acked yet is acked now.
 			c.mu.Lock()
 			c.beats++
@@ -305,6 +309,7 @@ func testOptions(url string) Options {
 		Logger:         quiet(),
 		Version:        "test",
 		BootID:         "boot-1",
+		RunID:          "run-1",
 		Backoff:        backoff.Options{Initial: 5 * time.Millisecond, Max: 50 * time.Millisecond},
 		heartbeat:      50 * time.Millisecond,
 	}
@@ -380,7 +385,7 @@ func TestDeliveryAcrossDropsRestartsAndLateAcks(t *testing.T) {
 		t.Errorf("connections = %d, want at least 3 (drop, restart)", conns)
 	}
 	// A connection killed by the restart may die before its HELLO is read.
-	if len(hellos) < 2 || hellos[0].GatewayID != "gw-1" || hellos[0].BootID != "boot-1" || hellos[0].SkippedSeq == nil {
+	if len(hellos) < 2 || hellos[0].GatewayID != "gw-1" || hellos[0].BootID != "boot-1" || hellos[0].RunID != "run-1" || hellos[0].SkippedSeq == nil {
 		t.Errorf("HELLOs = %+v", hellos)
 	}
 	for i := 1; i < len(hellos); i++ {
