@@ -173,6 +173,21 @@ func MintWith(method jwt.SigningMethod, key crypto.PrivateKey, c Claims) (string
 	return jwt.NewWithClaims(method, &c).SignedString(key)
 }
 
+// LoadSecret reads the HS256 secret of the data directory dir. A missing
+// file is an error wrapping os.ErrNotExist: nothing has made one there.
+func LoadSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, SecretFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) < 32 {
+		return nil, fmt.Errorf("auth: %s: secret shorter than 32 characters", path)
+	}
+	return []byte(s), nil
+}
+
 // SecretFile is the name of the HS256 secret in the data directory.
 const SecretFile = "jwt.secret"
 
@@ -180,16 +195,8 @@ const SecretFile = "jwt.secret"
 // bytes, hex, mode 0600) when it does not exist.
 func LoadOrCreateSecret(dir string) ([]byte, error) {
 	path := filepath.Join(dir, SecretFile)
-	b, err := os.ReadFile(path)
-	if err == nil {
-		s := strings.TrimSpace(string(b))
-		if len(s) < 32 {
-			return nil, fmt.Errorf("auth: %s: secret shorter than 32 characters", path)
-		}
-		return []byte(s), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("auth: %w", err)
+	if b, err := LoadSecret(dir); !errors.Is(err, os.ErrNotExist) {
+		return b, err
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)

@@ -10,12 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/floorhub/floorhub/agent"
-	"github.com/floorhub/floorhub/auth"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -123,44 +120,4 @@ func newLogger(cfg *agent.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, ho))
 	}
 	return slog.New(slog.NewTextHandler(w, ho))
-}
-
-// runToken implements `agent token -user NAME [-ttl 24h]`.
-func runToken(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agent token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	user := fs.String("user", "", "the token's user (sub)")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
-	configPath := fs.String("config", "", "config `file` (for data_dir)")
-	dataDir := fs.String("data", "", "data `directory` holding the secret, overrides data_dir:")
-	groups := fs.String("groups", "", "comma-separated Aether V3 `groups` the token may join (default: all)")
-	broadcast := fs.Bool("broadcast", false, "allow target broadcast on the V3 endpoint")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	extra := auth.Claims{Broadcast: *broadcast}
-	if *groups != "" {
-		extra.Groups = strings.Split(*groups, ",")
-	}
-	if *user == "" || *ttl <= 0 {
-		fmt.Fprintln(stderr, "agent token: -user NAME is required and -ttl must be positive")
-		return exitUsage
-	}
-	cfg, err := loadConfig(*configPath, agent.Overrides{DataDir: *dataDir})
-	if err != nil {
-		fmt.Fprintln(stderr, "agent: config:", err)
-		return exitConfig
-	}
-	secret, err := auth.LoadOrCreateSecret(cfg.DataDir)
-	if err != nil {
-		fmt.Fprintln(stderr, "agent token:", err)
-		return exitFail
-	}
-	tok, err := auth.Mint(secret, *user, *ttl, extra)
-	if err != nil {
-		fmt.Fprintln(stderr, "agent token:", err)
-		return exitFail
-	}
-	fmt.Fprintln(stdout, tok)
-	return exitOK
 }

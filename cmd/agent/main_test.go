@@ -53,7 +53,7 @@ func TestExampleConfigChecks(t *testing.T) {
 
 func TestTokenAndVersion(t *testing.T) {
 	dir := t.TempDir()
-	code, out, errs := runCmd("token", "-user", "alice", "-ttl", "1h", "-data", dir)
+	code, out, errs := runCmd("token", "-user", "alice", "-ttl", "1h", "-data", dir, "-create-secret")
 	if code != 0 {
 		t.Fatalf("token: %d %s", code, errs)
 	}
