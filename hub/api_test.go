@@ -22,7 +22,7 @@ import (
 // expecting auth_response; nothing may come before it.
 func TestAuthMessagePythonQuirk(t *testing.T) {
 	th := newTestHub(t)
-	c := th.dial("/ws", nil)
+	c := th.dial(t, "/ws", nil)
 	c.send(map[string]any{"type": "auth", "token": token(t, "alice")})
 	m := c.read()
 	if m["type"] != "auth_response" || m["success"] != true || m["message"] == "" {
@@ -32,7 +32,7 @@ func TestAuthMessagePythonQuirk(t *testing.T) {
 		t.Fatalf("successful auth_response carries error: %v", m)
 	}
 	// On a channel endpoint too: auth_response first, then subscribed.
-	c = th.dial("/ws/telemetry?device_id=1", nil)
+	c = th.dial(t, "/ws/telemetry?device_id=1", nil)
 	c.send(map[string]any{"type": "auth", "token": token(t, "alice")})
 	if m := c.read(); m["type"] != "auth_response" || m["success"] != true {
 		t.Fatalf("first message on /ws/telemetry: %v", m)
@@ -44,14 +44,14 @@ func TestAuthMessagePythonQuirk(t *testing.T) {
 
 func TestAuthHeaderAndQuery(t *testing.T) {
 	th := newTestHub(t)
-	c := th.dial("/ws", http.Header{"Authorization": {"Bearer " + token(t, "bob")}})
+	c := th.dial(t, "/ws", http.Header{"Authorization": {"Bearer " + token(t, "bob")}})
 	if m := c.read(); m["type"] != "auth_response" || m["success"] != true || m["user"] != "bob" {
 		t.Fatalf("bearer: %v", m)
 	}
 	c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
 	c.readType("subscribed")
 
-	c = th.dial("/ws/alerts?severity=critical&token="+token(t, "carol"), nil)
+	c = th.dial(t, "/ws/alerts?severity=critical&token="+token(t, "carol"), nil)
 	if m := c.read(); m["type"] != "auth_response" || m["success"] != true {
 		t.Fatalf("query token: %v", m)
 	}
@@ -111,11 +111,11 @@ func TestBadTokens(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := th.dial("/ws", nil)
+			c := th.dial(t, "/ws", nil)
 			if len(tc.tok) > 900 {
 				// Beyond the 1 KB message limit: the token must come in
 				// the query instead, and is refused the same way.
-				c = th.dial("/ws?token="+tc.tok, nil)
+				c = th.dial(t, "/ws?token="+tc.tok, nil)
 			} else {
 				c.send(map[string]any{"type": "auth", "token": tc.tok})
 			}
@@ -129,7 +129,7 @@ func TestBadTokens(t *testing.T) {
 		})
 	}
 	// The Bearer header with a bad token is refused the same way.
-	c := th.dial("/ws", http.Header{"Authorization": {"Bearer " + wrongKey}})
+	c := th.dial(t, "/ws", http.Header{"Authorization": {"Bearer " + wrongKey}})
 	if m := c.read(); m["error"] != "invalid_token" {
 		t.Fatalf("bearer: %v", m)
 	}
@@ -139,8 +139,8 @@ func TestBeforeAuth(t *testing.T) {
 	th := newTestHub(t, limitless, func(o *Options) { o.Conn.AuthTimeout = 300 * time.Millisecond })
 	// Authenticated before the other client's timeout starts: it must
 	// still be served after that timeout has passed.
-	a := th.login("/ws", "alice")
-	c := th.dial("/ws", nil)
+	a := th.login(t, "/ws", "alice")
+	c := th.dial(t, "/ws", nil)
 	c.send(map[string]any{"type": "ping", "timestamp": "2024-01-01T12:00:00Z"})
 	if m := c.read(); m["type"] != "pong" || m["timestamp"] != "2024-01-01T12:00:00Z" {
 		t.Fatalf("pong before auth: %v", m)
@@ -164,18 +164,18 @@ func TestBeforeAuth(t *testing.T) {
 func TestTelemetryMessageAndFilters(t *testing.T) {
 	th := newTestHub(t)
 	// The JS client's form: filters at the top level.
-	js := th.login("/ws", "alice")
+	js := th.login(t, "/ws", "alice")
 	js.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 1})
 	if m := js.readType("subscribed"); m["filters"].(map[string]any)["device_id"].([]any)[0] != 1.0 {
 		t.Fatalf("subscribed: %v", m)
 	}
 	// The Python client's form: under filters.
-	py := th.login("/ws", "bob")
+	py := th.login(t, "/ws", "bob")
 	py.send(map[string]any{"type": "subscribe", "channel": "telemetry",
 		"filters": map[string]any{"device_id": []int{2, 3}, "metrics": []string{"humidity"}, "frequency": "real-time"}})
 	py.readType("subscribed")
 	// The seed's mixed example: device_id on top, metrics under filters.
-	mixed := th.login("/ws", "carol")
+	mixed := th.login(t, "/ws", "carol")
 	mixed.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 1,
 		"filters": map[string]any{"metrics": []string{"temperature", "humidity"}}})
 	mixed.readType("subscribed")
@@ -214,7 +214,7 @@ func TestTelemetryMessageAndFilters(t *testing.T) {
 
 func TestSubscribeErrors(t *testing.T) {
 	th := newTestHub(t)
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	cases := []struct {
 		msg  string
 		code string
@@ -260,7 +260,7 @@ func TestSubscribeErrors(t *testing.T) {
 
 func TestUnsubscribe(t *testing.T) {
 	th := newTestHub(t)
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "device_id": []int{1, 2}})
 	c.readType("subscribed")
 	c.send(map[string]any{"type": "unsubscribe", "channel": "alerts", "device_id": 1})
@@ -285,11 +285,11 @@ func TestUnsubscribe(t *testing.T) {
 func TestAlertsAndDevices(t *testing.T) {
 	st := &fixedState{devs: []DeviceState{{DeviceID: 1, Status: "online", LastSeen: t0}, {DeviceID: 2, Status: "offline", Reason: "no answer"}}}
 	th := newTestHub(t, func(o *Options) { o.State = st })
-	a := th.login("/ws", "alice")
+	a := th.login(t, "/ws", "alice")
 	a.send(map[string]any{"type": "subscribe", "channel": "alerts",
 		"filters": map[string]any{"severity": []string{"critical", "warning"}, "device_id": 1, "alert_type": "temp_high"}})
 	a.readType("subscribed")
-	d := th.login("/ws", "bob")
+	d := th.login(t, "/ws", "bob")
 	d.send(map[string]any{"type": "subscribe", "channel": "devices",
 		"filters": map[string]any{"device_id": []int{1, 2, 3}, "status_types": []string{"online", "offline", "warning"}}})
 	d.readType("subscribed")
@@ -327,7 +327,7 @@ func TestAlertsAndDevices(t *testing.T) {
 // The seed's severity filter may be one string as well as a list.
 func TestSeverityAsString(t *testing.T) {
 	th := newTestHub(t)
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "filters": map[string]any{"severity": "critical"}})
 	c.readType("subscribed")
 	th.Publish(alert(1, 1, "warning", "r"))
@@ -349,7 +349,7 @@ func TestDeviceSnapshotRace(t *testing.T) {
 		th.Publish(status(1, 1, "online", "offline"))
 		eventually(t, "the fan-out of seq 1 to start", func() bool { return th.lastSeq.Load() == 1 })
 	}
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "devices"})
 	c.readType("subscribed")
 	if m := c.readType("device_status_update"); m["initial"] != true || m["new_status"] != "online" {
@@ -386,7 +386,7 @@ func TestSystemChannelAndFrequency(t *testing.T) {
 	var th *testHub
 	st := &fixedState{sys: System{CPUUsage: 45.2, MemoryUsage: 67.8, DiskUsage: 23.1, Timestamp: t0}}
 	th = newTestHub(t, func(o *Options) { o.State = st; o.Now = func() time.Time { return th.now.Now() } })
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "system",
 		"filters": map[string]any{"metrics": []string{"cpu_usage", "memory_usage", "active_connections"}, "frequency": "30s"}})
 	c.readType("subscribed")
@@ -414,10 +414,10 @@ func TestSystemChannelAndFrequency(t *testing.T) {
 func TestTelemetryFrequency(t *testing.T) {
 	var th *testHub
 	th = newTestHub(t, func(o *Options) { o.Now = func() time.Time { return th.now.Now() } })
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "filters": map[string]any{"frequency": "1m"}})
 	c.readType("subscribed")
-	rt := th.login("/ws", "bob") // a real-time subscriber sees every record
+	rt := th.login(t, "/ws", "bob") // a real-time subscriber sees every record
 	rt.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
 	rt.readType("subscribed")
 
@@ -453,7 +453,7 @@ func TestTelemetryFrequency(t *testing.T) {
 
 func TestPingAndBatch(t *testing.T) {
 	th := newTestHub(t)
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "ping", "timestamp": "2024-01-01T12:00:00Z"})
 	if m := c.read(); m["type"] != "pong" || m["timestamp"] != "2024-01-01T12:00:00Z" || m["server_time"] == "" {
 		t.Fatalf("pong: %v", m)
@@ -492,26 +492,26 @@ func TestConnectionLimits(t *testing.T) {
 		o.Conn.MaxConnsPerUser = 2
 		o.Conn.ConnectsPerMinute = 5
 	})
-	a1 := th.login("/ws", "alice")
-	th.login("/ws", "alice")
-	a3 := th.dial("/ws", nil)
+	a1 := th.login(t, "/ws", "alice")
+	th.login(t, "/ws", "alice")
+	a3 := th.dial(t, "/ws", nil)
 	a3.send(map[string]any{"type": "auth", "token": token(t, "alice")})
 	if m := a3.read(); m["error"] != "too_many_connections" {
 		t.Fatalf("third connection of a user: %v", m)
 	}
 	a3.closeCode()
 	eventually(t, "the refused connection to go", func() bool { return th.Connections() == 2 })
-	th.login("/ws", "bob")
-	if s := th.dialStatus("/ws", nil); s != http.StatusServiceUnavailable {
+	th.login(t, "/ws", "bob")
+	if s := th.dialStatus(t, "/ws", nil); s != http.StatusServiceUnavailable {
 		t.Fatalf("beyond MaxConns: HTTP %d, want 503", s)
 	}
 	a1.ws.Close()
 	eventually(t, "a closed connection to free its slot", func() bool { return th.Connections() == 2 })
-	fifth := th.dial("/ws", nil) // the fifth connect of the minute (the 503 took none)
+	fifth := th.dial(t, "/ws", nil) // the fifth connect of the minute (the 503 took none)
 	eventually(t, "the fifth connection", func() bool { return th.Connections() == 3 })
 	fifth.ws.Close()
 	eventually(t, "the fifth connection to go", func() bool { return th.Connections() == 2 })
-	if s := th.dialStatus("/ws", nil); s != http.StatusTooManyRequests {
+	if s := th.dialStatus(t, "/ws", nil); s != http.StatusTooManyRequests {
 		t.Fatalf("beyond ConnectsPerMinute: HTTP %d, want 429", s)
 	}
 }
@@ -525,20 +525,20 @@ func TestOrigin(t *testing.T) {
 		"https://evil.example.com": http.StatusForbidden,
 		"null":                     http.StatusForbidden,
 	} {
-		if got := th.dialStatus("/ws", http.Header{"Origin": {origin}}); got != want {
+		if got := th.dialStatus(t, "/ws", http.Header{"Origin": {origin}}); got != want {
 			t.Errorf("origin %s: HTTP %d, want %d", origin, got, want)
 		}
 	}
-	if got := th.dialStatus("/ws", nil); got != http.StatusSwitchingProtocols {
+	if got := th.dialStatus(t, "/ws", nil); got != http.StatusSwitchingProtocols {
 		t.Errorf("no origin: HTTP %d", got)
 	}
-	if got := th.dialStatus("/ws/weather", nil); got != http.StatusNotFound {
+	if got := th.dialStatus(t, "/ws/weather", nil); got != http.StatusNotFound {
 		t.Errorf("/ws/weather: HTTP %d", got)
 	}
-	if got := th.dialStatus("/ws/telemetry?device_id=abc", nil); got != http.StatusBadRequest {
+	if got := th.dialStatus(t, "/ws/telemetry?device_id=abc", nil); got != http.StatusBadRequest {
 		t.Errorf("bad query filter: HTTP %d", got)
 	}
-	if got := th.dialStatus("/ws?since=-1", nil); got != http.StatusBadRequest {
+	if got := th.dialStatus(t, "/ws?since=-1", nil); got != http.StatusBadRequest {
 		t.Errorf("bad since: HTTP %d", got)
 	}
 }
@@ -547,7 +547,7 @@ func TestShutdown(t *testing.T) {
 	th := newTestHub(t, limitless)
 	var cs []*tclient
 	for range 5 {
-		c := th.login("/ws", "alice")
+		c := th.login(t, "/ws", "alice")
 		c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
 		c.readType("subscribed")
 		cs = append(cs, c)
@@ -575,10 +575,10 @@ func TestTokenExpiryOnOpenConnection(t *testing.T) {
 		}
 		return tok
 	}
-	a := th.dial("/ws", nil)
+	a := th.dial(t, "/ws", nil)
 	a.send(map[string]any{"type": "auth", "token": short(10 * time.Minute)})
 	a.readType("auth_response")
-	b := th.dial("/ws", nil)
+	b := th.dial(t, "/ws", nil)
 	b.send(map[string]any{"type": "auth", "token": short(10 * time.Minute)})
 	b.readType("auth_response")
 	th.now.Add(5 * time.Minute)
@@ -602,7 +602,7 @@ func TestDevicesAndSystemEndpoints(t *testing.T) {
 	st := &fixedState{devs: []DeviceState{{DeviceID: 1, Status: "online"}, {DeviceID: 2, Status: "offline"}, {DeviceID: 3, Status: "offline"}},
 		sys: System{CPUUsage: 12.5, DiskUsage: 40, Timestamp: t0}}
 	th := newTestHub(t, limitless, func(o *Options) { o.State = st })
-	d := th.dial("/ws/devices?status_types=offline&device_id=1,2&token="+token(t, "a"), nil)
+	d := th.dial(t, "/ws/devices?status_types=offline&device_id=1,2&token="+token(t, "a"), nil)
 	d.readType("auth_response")
 	d.readType("subscribed")
 	if m := d.readType("device_status_update"); m["device_id"] != 2.0 || m["new_status"] != "offline" {
@@ -614,7 +614,7 @@ func TestDevicesAndSystemEndpoints(t *testing.T) {
 	if m := d.readType("device_status_update"); seqOf(m) != 2 {
 		t.Fatalf("filtered update: %v", m)
 	}
-	s := th.dial("/ws/system?metrics=cpu_usage,disk_usage&token="+token(t, "a"), nil)
+	s := th.dial(t, "/ws/system?metrics=cpu_usage,disk_usage&token="+token(t, "a"), nil)
 	s.readType("auth_response")
 	s.readType("subscribed")
 	m := s.readType("system_status_update")
@@ -642,14 +642,14 @@ func TestNoGoroutineLeft(t *testing.T) {
 		var c *tclient
 		switch i % 4 {
 		case 0: // resuming, reading
-			c = th.dial("/ws/telemetry?since=3&token="+token(t, "u"), nil)
+			c = th.dial(t, "/ws/telemetry?since=3&token="+token(t, "u"), nil)
 		case 1: // frequency-limited
-			c = th.login("/ws", "u")
+			c = th.login(t, "/ws", "u")
 			c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "frequency": "30s"})
 		case 2: // never reads
-			c = th.dialSlow("/ws/telemetry?since=0&token=" + token(t, "u"))
+			c = th.dialSlow(t, "/ws/telemetry?since=0&token="+token(t, "u"))
 		case 3: // not authenticated
-			c = th.dial("/ws", nil)
+			c = th.dial(t, "/ws", nil)
 		}
 		cs = append(cs, c)
 	}
@@ -697,7 +697,7 @@ func TestTokenExpiryUsesTheVerifiersLeeway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := th.dial("/ws", nil)
+	a := th.dial(t, "/ws", nil)
 	a.send(map[string]any{"type": "auth", "token": tok})
 	a.readType("auth_response")
 	th.now.Add(13 * time.Minute) // expired 3 minutes ago: within the leeway

@@ -17,8 +17,8 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 	// No write deadline to speak of: were the fan-out to wait on the
 	// stalled client even once, the good one would wait an hour.
 	th := newSmallBufHub(t, limitless, func(o *Options) { o.Conn.WriteWait = time.Hour })
-	stalled := th.dialSlow("/ws/alerts?token=" + token(t, "stalled"))
-	good := th.login("/ws/alerts", "good")
+	stalled := th.dialSlow(t, "/ws/alerts?token="+token(t, "stalled"))
+	good := th.login(t, "/ws/alerts", "good")
 	good.readType("subscribed")
 	eventually(t, "both clients subscribed", func() bool { return len(*th.snap[chAlerts].Load()) == 2 })
 
@@ -54,7 +54,7 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 // metric wins, seqs stay increasing, and no alert is lost or reordered.
 func TestSlowClientCoalescesTelemetry(t *testing.T) {
 	th := newSmallBufHub(t, limitless)
-	slow := th.dialSlow("/ws?token=" + token(t, "slow"))
+	slow := th.dialSlow(t, "/ws?token="+token(t, "slow"))
 	slow.readType("auth_response")
 	slow.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
 	slow.readType("subscribed")
@@ -120,7 +120,7 @@ func TestSlowClientCoalescesTelemetry(t *testing.T) {
 // and a reason naming the seq to resume from.
 func TestAlertOverflowDisconnects(t *testing.T) {
 	th := newSmallBufHub(t, limitless, func(o *Options) { o.Conn.QueueLen = 16 })
-	slow := th.dialSlow("/ws/alerts?token=" + token(t, "slow"))
+	slow := th.dialSlow(t, "/ws/alerts?token="+token(t, "slow"))
 	eventually(t, "the subscription", func() bool { return len(*th.snap[chAlerts].Load()) == 1 })
 	for seq := uint64(1); seq <= 1000; seq++ {
 		a := alert(seq, 1, "critical", "r")

@@ -40,9 +40,9 @@ func BenchmarkStalledClients(b *testing.B) {
 	b.Run("10-stalled", func(b *testing.B) {
 		benchDeliveries(b, func(b *testing.B) (string, func(int)) {
 			url, publish := hubServer(b)
-			th := &testHub{t: b, url: strings.SplitN(url, "/ws", 2)[0]}
+			th := &testHub{url: strings.SplitN(url, "/ws", 2)[0]}
 			for range 10 {
-				th.dialSlow("/ws/telemetry?token=" + token(b, "stalled")) // never read
+				th.dialSlow(b, "/ws/telemetry?token="+token(b, "stalled")) // never read
 			}
 			return url, publish
 		})

@@ -25,9 +25,11 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 // wait is how long a test waits for something that should happen at once.
 const wait = 10 * time.Second
 
+// testHub is a hub on a test server. It holds no testing.TB of its own:
+// every helper takes the one it runs in, so that a subtest fails itself,
+// never its parent from the wrong goroutine.
 type testHub struct {
 	*Hub
-	t    testing.TB
 	srv  *httptest.Server
 	url  string // ws://host
 	tick chan time.Time
@@ -85,7 +87,7 @@ func startHub(t testing.TB, smallBuf bool, edits ...func(*Options)) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := &testHub{t: t, tick: make(chan time.Time), now: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	th := &testHub{tick: make(chan time.Time), now: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
 	o := Options{Verifier: v, tick: th.tick}
 	for _, e := range edits {
 		e(&o)
@@ -137,25 +139,27 @@ type tclient struct {
 	ws *websocket.Conn
 }
 
-// dial connects to path (with its query) without authenticating.
-func (th *testHub) dial(path string, hdr http.Header) *tclient {
-	th.t.Helper()
+// dial connects to path (with its query) without authenticating. The
+// client belongs to t, the test (or subtest) it runs in: its helpers fail
+// t, and it is closed when t ends.
+func (th *testHub) dial(t testing.TB, path string, hdr http.Header) *tclient {
+	t.Helper()
 	ws, resp, err := websocket.DefaultDialer.Dial(th.url+path, hdr)
 	if err != nil {
 		if resp != nil {
-			th.t.Fatalf("dial %s: %v (HTTP %d)", path, err, resp.StatusCode)
+			t.Fatalf("dial %s: %v (HTTP %d)", path, err, resp.StatusCode)
 		}
-		th.t.Fatalf("dial %s: %v", path, err)
+		t.Fatalf("dial %s: %v", path, err)
 	}
-	c := &tclient{t: th.t, ws: ws}
-	th.t.Cleanup(func() { ws.Close() })
+	c := &tclient{t: t, ws: ws}
+	t.Cleanup(func() { ws.Close() })
 	return c
 }
 
 // dialSlow connects with a small receive buffer: for clients that stop
 // reading.
-func (th *testHub) dialSlow(path string) *tclient {
-	th.t.Helper()
+func (th *testHub) dialSlow(t testing.TB, path string) *tclient {
+	t.Helper()
 	d := *websocket.DefaultDialer
 	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
@@ -166,34 +170,34 @@ func (th *testHub) dialSlow(path string) *tclient {
 	}
 	ws, _, err := d.Dial(th.url+path, nil)
 	if err != nil {
-		th.t.Fatalf("dial %s: %v", path, err)
+		t.Fatalf("dial %s: %v", path, err)
 	}
-	th.t.Cleanup(func() { ws.Close() })
-	return &tclient{t: th.t, ws: ws}
+	t.Cleanup(func() { ws.Close() })
+	return &tclient{t: t, ws: ws}
 }
 
 // dialStatus dials and returns the HTTP status of a refused upgrade.
-func (th *testHub) dialStatus(path string, hdr http.Header) int {
-	th.t.Helper()
+func (th *testHub) dialStatus(t testing.TB, path string, hdr http.Header) int {
+	t.Helper()
 	ws, resp, err := websocket.DefaultDialer.Dial(th.url+path, hdr)
 	if err == nil {
 		ws.Close()
 		return http.StatusSwitchingProtocols
 	}
 	if resp == nil {
-		th.t.Fatalf("dial %s: %v", path, err)
+		t.Fatalf("dial %s: %v", path, err)
 	}
 	return resp.StatusCode
 }
 
 // login dials path and authenticates with the auth message.
-func (th *testHub) login(path, user string) *tclient {
-	th.t.Helper()
-	c := th.dial(path, nil)
-	c.send(map[string]any{"type": "auth", "token": token(th.t, user)})
+func (th *testHub) login(t testing.TB, path, user string) *tclient {
+	t.Helper()
+	c := th.dial(t, path, nil)
+	c.send(map[string]any{"type": "auth", "token": token(t, user)})
 	m := c.read()
 	if m["type"] != "auth_response" || m["success"] != true {
-		th.t.Fatalf("auth: %v", m)
+		t.Fatalf("auth: %v", m)
 	}
 	return c
 }

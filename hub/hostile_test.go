@@ -17,7 +17,7 @@ import (
 // receiving every alert with no gap, and the server stays up.
 func TestHostileInput(t *testing.T) {
 	th := newTestHub(t, limitless)
-	good := th.login("/ws/alerts", "good")
+	good := th.login(t, "/ws/alerts", "good")
 	good.readType("subscribed")
 
 	// The publisher: an alert every few hundred microseconds until the
@@ -67,6 +67,9 @@ func TestHostileInput(t *testing.T) {
 		}
 	}()
 
+	// Each hostile client runs in a subtest of its own, concurrently; every
+	// helper it calls takes the subtest's t, so a failure is reported (and
+	// stops) there, never on this test from another goroutine.
 	var wg sync.WaitGroup
 	run := func(name string, fn func(t *testing.T)) {
 		wg.Add(1)
@@ -76,21 +79,21 @@ func TestHostileInput(t *testing.T) {
 		}()
 	}
 	run("oversized frame", func(t *testing.T) {
-		c := th.login("/ws", "h1")
+		c := th.login(t, "/ws", "h1")
 		c.sendRaw(`{"type":"ping","timestamp":"` + strings.Repeat("x", 2000) + `"}`)
 		if code, _ := c.closeCode(); code != websocket.CloseMessageTooBig {
 			t.Errorf("close %d, want 1009", code)
 		}
 	})
 	run("oversized before auth", func(t *testing.T) {
-		c := th.dial("/ws", nil)
+		c := th.dial(t, "/ws", nil)
 		c.sendRaw(strings.Repeat("[", 5000))
 		if code, _ := c.closeCode(); code != websocket.CloseMessageTooBig {
 			t.Errorf("close %d, want 1009", code)
 		}
 	})
 	run("invalid json and unknown types", func(t *testing.T) {
-		c := th.login("/ws", "h2")
+		c := th.login(t, "/ws", "h2")
 		for _, s := range []string{`{`, `{"type":`, "\xff\xfe", `null`, `"auth"`, `{"type":"telemetry_update"}`, `{"type":"ping","timestamp":{"deep":[[[[[]]]]]}}`} {
 			c.sendRaw(s)
 			m := c.read()
@@ -102,14 +105,14 @@ func TestHostileInput(t *testing.T) {
 		c.readType("pong", "error")
 	})
 	run("binary frame", func(t *testing.T) {
-		c := th.login("/ws", "h3")
+		c := th.login(t, "/ws", "h3")
 		c.ws.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
 		if code, _ := c.closeCode(); code != websocket.CloseUnsupportedData {
 			t.Errorf("close %d, want 1003", code)
 		}
 	})
 	run("10000 message burst", func(t *testing.T) {
-		c := th.login("/ws", "h4")
+		c := th.login(t, "/ws", "h4")
 		sent := 0
 		for ; sent < 10000; sent++ {
 			if c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)) != nil {
@@ -143,7 +146,7 @@ func TestHostileInput(t *testing.T) {
 		none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, auth.Claims{RegisteredClaims: jwt.RegisteredClaims{
 			Subject: "eve", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 		for _, tok := range []string{expired, none, "a.b.c", "", strings.Repeat("e", 900), `"; DROP`} {
-			c := th.dial("/ws", nil)
+			c := th.dial(t, "/ws", nil)
 			c.send(map[string]any{"type": "auth", "token": tok})
 			if m := c.read(); m["success"] != false {
 				t.Errorf("token %.20q accepted: %v", tok, m)
@@ -153,11 +156,10 @@ func TestHostileInput(t *testing.T) {
 			}
 		}
 	})
-	run("silent connection", func(t *testing.T) {
-		// Opens and says nothing: closed at the auth timeout, not here;
-		// it must simply not disturb anyone.
-		th.dial("/ws", nil)
-	})
+	// A silent connection opens and says nothing while the others run:
+	// closed at the auth timeout, not here; it must simply not disturb
+	// anyone. (Dialled by this test, so that it lasts until the end.)
+	th.dial(t, "/ws", nil)
 	wg.Wait()
 	close(stop)
 	pubWG.Wait()
@@ -172,7 +174,7 @@ func TestHostileInput(t *testing.T) {
 		t.Fatal(goodErr)
 	}
 	// Still up.
-	c := th.login("/ws", "after")
+	c := th.login(t, "/ws", "after")
 	c.send(map[string]any{"type": "ping"})
 	c.readType("pong")
 }

@@ -21,9 +21,6 @@ func openStore(t *testing.T) *store.Store {
 	t.Helper()
 	s, err := store.Open(filepath.Join(t.TempDir(), "floorhub.db"), &store.Options{CommitInterval: 5 * time.Millisecond})
 	if err != nil {
-		if strings.Contains(err.Error(), "not implemented") {
-			t.Skip("store not implemented yet")
-		}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -94,15 +91,15 @@ func TestResumeSeamUnderLoad(t *testing.T) {
 		var c *tclient
 		switch i {
 		case 0, 2:
-			c = th.dial(fmt.Sprintf("/ws/alerts?since=%d&token=%s", since, token(t, "u")), nil)
+			c = th.dial(t, fmt.Sprintf("/ws/alerts?since=%d&token=%s", since, token(t, "u")), nil)
 			c.readType("auth_response")
 			c.readType("subscribed")
 		case 1:
-			c = th.login("/ws", "u")
+			c = th.login(t, "/ws", "u")
 			c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": since})
 			c.readType("subscribed")
 		default: // nested, as the seed's Python client nests its filters
-			c = th.login("/ws", "u")
+			c = th.login(t, "/ws", "u")
 			c.send(map[string]any{"type": "subscribe", "channel": "alerts", "filters": map[string]any{"since": since}})
 			c.readType("subscribed")
 		}
@@ -118,7 +115,7 @@ func TestResumeSeamUnderLoad(t *testing.T) {
 func TestOverflowThenResume(t *testing.T) {
 	st := openStore(t)
 	th := newSmallBufHub(t, limitless, func(o *Options) { o.Replay = st; o.Conn.QueueLen = 16 })
-	slow := th.dialSlow("/ws/alerts?token=" + token(t, "slow"))
+	slow := th.dialSlow(t, "/ws/alerts?token="+token(t, "slow"))
 	eventually(t, "the subscription", func() bool { return len(*th.snap[chAlerts].Load()) == 1 })
 	pad := strings.Repeat("x", 400)
 	for range 800 {
@@ -141,7 +138,7 @@ func TestOverflowThenResume(t *testing.T) {
 			last = seqOf(m)
 		}
 	}
-	c := th.dial(fmt.Sprintf("/ws/alerts?since=%d", last), nil)
+	c := th.dial(t, fmt.Sprintf("/ws/alerts?since=%d", last), nil)
 	c.send(map[string]any{"type": "auth", "token": token(t, "slow")})
 	c.readType("auth_response")
 	c.readType("subscribed")
@@ -169,7 +166,7 @@ func TestResumeFilters(t *testing.T) {
 	if err := st.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "telemetry", "device_id": 2,
 		"filters": map[string]any{"metrics": []string{"temperature"}}, "since": 0})
 	c.readType("subscribed")
@@ -194,7 +191,7 @@ func TestResumeFilters(t *testing.T) {
 // Without a Replayer, since is answered with replay_unavailable.
 func TestResumeUnavailable(t *testing.T) {
 	th := newTestHub(t)
-	c := th.login("/ws?since=5", "alice")
+	c := th.login(t, "/ws?since=5", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
 	if m := c.read(); m["error"] != "replay_unavailable" {
 		t.Fatalf("%v", m)
@@ -221,7 +218,7 @@ func TestResumeAfterEviction(t *testing.T) {
 		mr.recs = append(mr.recs, alert(s, 1, "info", "r"))
 	}
 	th := newTestHub(t, func(o *Options) { o.Replay = mr })
-	c := th.login("/ws", "alice")
+	c := th.login(t, "/ws", "alice")
 	c.send(map[string]any{"type": "subscribe", "channel": "alerts", "since": 42})
 	c.readType("subscribed")
 	if m := c.read(); m["error"] != "replay_incomplete" || !strings.Contains(m["message"].(string), "43 to 99") {

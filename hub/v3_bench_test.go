@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -153,13 +154,7 @@ func benchV3Group(b *testing.B) {
 		wg.Add(1)
 		go fanReader(ws, index, s, &wg)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(e.v3.Members("bench")) < fanClients {
-		if time.Now().After(deadline) {
-			b.Fatal("clients did not join")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.Eventually(b, "the clients to join", 30*time.Second, func() bool { return len(e.v3.Members("bench")) >= fanClients })
 	sender := conns[0]
 	b.ResetTimer()
 	start := time.Now()

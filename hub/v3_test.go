@@ -75,18 +75,6 @@ func newV3Env(t testing.TB, edit func(*Options, *V3Options)) *v3env {
 	return startV3Env(t, false, edit)
 }
 
-// v3SmallBuf gives the server's sockets small kernel send buffers, so that
-// a client that stops reading stalls its writer after a few kilobytes.
-type v3SmallBuf struct{ net.Listener }
-
-func (l v3SmallBuf) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(8 << 10)
-	}
-	return c, err
-}
-
 func startV3Env(t testing.TB, smallBuf bool, edit func(*Options, *V3Options)) *v3env {
 	t.Helper()
 	ver, err := auth.NewVerifier(auth.VerifierOptions{Secret: v3Secret})
@@ -115,7 +103,7 @@ func startV3Env(t testing.TB, smallBuf bool, edit func(*Options, *V3Options)) *v
 	mux.Handle("/ws/", e.hub.Handler())
 	e.srv = httptest.NewUnstartedServer(mux)
 	if smallBuf {
-		e.srv.Listener = v3SmallBuf{e.srv.Listener}
+		e.srv.Listener = smallBufListener{e.srv.Listener}
 	}
 	e.srv.Start()
 	ctx, cancel := context.WithCancel(context.Background())
