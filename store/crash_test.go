@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 const helperEnv = "FLOORHUB_STORE_HELPER_DB"
@@ -64,7 +65,7 @@ func TestHelperProcess(t *testing.T) {
 // the highest seq it reported assigned and durable.
 func runChild(t *testing.T, path string, commits int) (maxAssigned, maxDurable, maxCursor uint64, assigned []uint64) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd := testkit.Reexec(t, "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+path)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

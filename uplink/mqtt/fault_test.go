@@ -282,7 +282,7 @@ func TestKill9MidStream(t *testing.T) {
 	col.countOnly = true
 	path := filepath.Join(t.TempDir(), "fh.db")
 	start := func(boot string, count int) (*exec.Cmd, *bytes.Buffer) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.v")
+		cmd := testkit.Reexec(t, "-test.run=^TestHelperProcess$", "-test.v")
 		cmd.Env = append(os.Environ(), "FH_HELPER=1", "FH_STORE="+path, "FH_BROKER="+b.URL(),
 			"FH_COUNT="+strconv.Itoa(count), "FH_BOOT="+boot)
 		out := &bytes.Buffer{}
