@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs what the tests need (Debian's
-# mosquitto for the MQTT uplink tests), then vet, then every test with -race.
+# mosquitto for the MQTT uplink tests, qemu-user for the ARM runs), then vet,
+# then every test with -race, then the store, hub, uplink, driver and agent
+# tests again for the gateways' ARM CPUs under qemu-user, then the
+# cross-build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -12,6 +15,8 @@ export PATH="$PATH:/usr/local/go/bin"
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || need+=(python3-websockets)
+# User-mode emulators: the ARM test binaries run under them on another host.
+{ command -v qemu-arm && command -v qemu-aarch64; } >/dev/null 2>&1 || need+=(qemu-user)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
@@ -27,6 +32,31 @@ go vet ./...
 # one switch (internal/testkit.Missing); CI=true changes nothing in the tests.
 export FLOORHUB_REQUIRE_PARTS=1
 go test -race -count=1 -timeout 20m ./... "$@"
+
+# The same tests on the gateways' CPUs, in qemu-user: ARMv6 (Pi Zero and
+# Pi 1: an ARM1176) and arm64 (emulated as the Pi 4's Cortex-A72, which, like
+# the Pi 3's A53, lacks the LSE atomics of the Pi 5's A76, so Go takes its
+# LL/SC paths). They catch what amd64 cannot: 32-bit int and pointers,
+# 64-bit atomics on a 32-bit CPU, the ARM code generators and syscall ABIs
+# (not ARM's weaker memory ordering: the emulator runs on the host's). There
+# is no -race on arm. go test -exec runs each test binary in the emulator;
+# FLOORHUB_TEST_EMULATOR tells the tests that run their own binary again
+# (testkit.Reexec) to do the same. A target that is the host's own
+# architecture already ran natively above. Not here: cmd/agent (its tests
+# build the agent and run it without testkit.Command), interop (clients in
+# Python and Node) and the internal/ checks, none of them ARM-specific.
+arm_pkgs=(./store/... ./hub/... ./uplink/... ./sensors/... ./agent/... ./auth/... ./command/...)
+hostarch="$(go env GOHOSTARCH)"
+for target in armv6 arm64; do
+	case "$target" in
+	armv6) goarch=arm goarm=6 emu="qemu-arm -cpu arm1176" ;;
+	arm64) goarch=arm64 goarm="" emu="qemu-aarch64 -cpu cortex-a72" ;;
+	esac
+	[ "$goarch" != "$hostarch" ] || continue
+	echo "scripts/test.sh: ${arm_pkgs[*]} on $target under $emu"
+	FLOORHUB_TEST_EMULATOR="$emu" CGO_ENABLED=0 GOARCH="$goarch" GOARM="$goarm" \
+		go test -exec "$emu" -count=1 -timeout 30m "${arm_pkgs[@]}" "$@"
+done
 
 # The gateways' binaries: static, stripped, and the arm64 one under 8 MiB.
 scripts/cross-build.sh
