@@ -75,7 +75,8 @@ type Agent struct {
 	devices map[int]*device
 	order   []*device // config order
 
-	mu sync.Mutex // guards device status, rule state, and the append order of events
+	mu  sync.Mutex // guards device status, rule state, the running clock, and the append order of events
+	run runClock   // the agent's running time, for the offline rule (offline.go)
 	// viewMu also guards each device's status, reason and lastSeen (writers
 	// hold both locks), so that snapshot reads them without a.mu, which is
 	// held across store appends: a reader (the hub, under a client's lock)
@@ -201,8 +202,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// The pipeline: devices and the periodic work.
 	devCtx, stopDev := context.WithCancel(ctx)
 	var dev sync.WaitGroup
+	a.mu.Lock()
+	a.run.tick(time.Now()) // running time starts; every device's silence with it
+	a.mu.Unlock()
 	for _, d := range a.order {
-		d.started = a.now()
 		dev.Add(1)
 		go func() { defer dev.Done(); a.runDevice(devCtx, d) }()
 	}
@@ -243,7 +246,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 // housekeeping marks silent devices offline, watches the clock, and
 // publishes the system status.
 func (a *Agent) housekeeping(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(offlineCheckEvery)
 	defer tick.Stop()
 	next, lastPet := time.Time{}, time.Time{}
 	for {
@@ -252,7 +255,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		a.checkOffline()
+		a.checkOffline(time.Now())
 		a.mu.Lock()
 		synced := a.clock.check()
 		a.mu.Unlock()

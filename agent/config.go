@@ -195,8 +195,10 @@ type DeviceConfig struct {
 	Jitter *time.Duration `yaml:"jitter"`
 	// Timeout bounds one read. Default min(Interval, 5s).
 	Timeout time.Duration `yaml:"timeout"`
-	// OfflineAfter marks the device offline after this long without a
-	// good read. Default 3 intervals.
+	// OfflineAfter marks the device offline after this long of the
+	// agent's running time without a good read, counted on the monotonic
+	// clock: a pause of the agent or the machine, or a wall clock jump,
+	// does not count (offline.go). Default 3 intervals + Timeout.
 	OfflineAfter time.Duration `yaml:"offline_after"`
 	// Bus, Address and Pin locate the hardware; see docs/sensors.md.
 	Bus     string `yaml:"bus"`

@@ -40,7 +40,7 @@ type device struct {
 	reason   string
 	lastSeen time.Time
 	failures int
-	started  time.Time
+	good     time.Duration // running time of the last good read or the start (offline.go)
 	lastErr  string
 	logged   time.Time // last failure log line, for rate limiting
 	muted    int       // failures not logged since then
@@ -170,6 +170,7 @@ func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, err
 		return rec, err
 	}
 	d.failures = 0
+	d.good = a.run.now(time.Now())
 	a.viewMu.Lock()
 	d.lastSeen = rec.TS
 	a.viewMu.Unlock()
@@ -205,19 +206,19 @@ func (a *Agent) readFailed(d *device, err error) {
 	}
 }
 
-// checkOffline marks devices offline that have been silent too long,
-// whatever their read loop is doing (it may be stuck in a driver).
-func (a *Agent) checkOffline() {
+// checkOffline advances the running time to t (a monotonic reading) and
+// marks devices offline that have been silent for their OfflineAfter of
+// it (offline.go), whatever their read loop is doing (it may be stuck in a
+// driver).
+func (a *Agent) checkOffline(t time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
-	for _, d := range a.devices {
-		since := d.lastSeen
-		if since.IsZero() {
-			since = d.started
-		}
-		if d.status != store.StatusOffline && now.Sub(since) >= d.cfg.OfflineAfter {
-			reason := fmt.Sprintf("no reading for %v", now.Sub(since).Round(time.Second))
+	a.run.tick(t)
+	now := a.run.now(t)
+	for _, d := range a.order {
+		silent := silentFor(now, d.good)
+		if d.status != store.StatusOffline && silent >= d.cfg.OfflineAfter {
+			reason := fmt.Sprintf("no reading for %v", silent.Round(time.Millisecond))
 			if d.lastErr != "" {
 				reason += "; last error: " + d.lastErr
 			}
