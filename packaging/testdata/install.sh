@@ -1,0 +1,76 @@
+#!/bin/sh
+# Installs, upgrades, removes and purges the floorhub package with dpkg in a
+# throwaway root: an overlay over / in a private mount namespace, so the
+# machine running the test keeps nothing of it.
+#   unshare -m --propagation private sh install.sh OLD.deb NEW.deb WORKDIR
+# The test (packaging/package_test.go) runs it as root.
+set -eu
+old="$1" new="$2" work="$3"
+
+mkdir -p "$work/upper" "$work/work" "$work/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$work/upper,workdir=$work/work" "$work/root"
+root="$work/root"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/tmp"
+mount -t tmpfs tmpfs "$root/run" # no /run/systemd/system: nothing is started
+cp "$old" "$root/tmp/old.deb"
+cp "$new" "$root/tmp/new.deb"
+# Only some of the sensor groups exist: the user joins those, and the
+# install does not fail on the missing one.
+chroot "$root" sh -c 'getent group i2c >/dev/null || addgroup --quiet --system i2c
+getent group gpio >/dev/null && delgroup --quiet gpio || true
+getent group dialout >/dev/null || addgroup --quiet --system dialout'
+exec chroot "$root" /bin/sh -eu -c '
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+step install, as the README says: apt install ./floorhub_VERSION_ARCH.deb
+cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./old.deb
+getent passwd floorhub >/dev/null || fail "no floorhub user"
+[ "$(getent passwd floorhub | cut -d: -f7)" = /usr/sbin/nologin ] || fail "the user has a login shell: $(getent passwd floorhub)"
+groups=" $(id -nG floorhub) "
+case "$groups" in *" i2c "*) ;; *) fail "floorhub is not in i2c: $groups" ;; esac
+case "$groups" in *" dialout "*) ;; *) fail "floorhub is not in dialout: $groups" ;; esac
+[ "$(stat -c %U:%G:%a /var/lib/floorhub)" = floorhub:floorhub:750 ] || fail "/var/lib/floorhub is $(stat -c %U:%G:%a /var/lib/floorhub)"
+[ -x /usr/bin/floorhub-agent ] || fail "no /usr/bin/floorhub-agent"
+[ -f /lib/systemd/system/floorhub.service ] || fail "no unit"
+[ -L /etc/systemd/system/multi-user.target.wants/floorhub.service ] || fail "the service is not enabled"
+floorhub-agent -check-config -config /etc/floorhub/floorhub.yaml || fail "the installed config is invalid"
+if command -v systemd-analyze >/dev/null; then
+	systemd-analyze verify /lib/systemd/system/floorhub.service || fail "systemd-analyze verify"
+else
+	echo "systemd-analyze is not installed: the unit is not verified"
+fi
+
+step upgrade keeps data and an edited config
+echo "secret" >/var/lib/floorhub/jwt.secret
+echo "data" >/var/lib/floorhub/floorhub.db
+chown floorhub:floorhub /var/lib/floorhub/floorhub.db /var/lib/floorhub/jwt.secret
+sed -i "s/level: info /level: debug/" /etc/floorhub/floorhub.yaml
+grep -q "level: debug" /etc/floorhub/floorhub.yaml || fail "the config edit did not take"
+dpkg -i /tmp/new.deb
+[ "$(dpkg-query -W -f="\${Version}" floorhub)" = "$NEWVERSION" ] || fail "not upgraded: $(dpkg-query -W -f="\${Version}" floorhub)"
+[ "$(cat /var/lib/floorhub/floorhub.db)" = data ] || fail "the upgrade lost the database"
+[ "$(cat /var/lib/floorhub/jwt.secret)" = secret ] || fail "the upgrade lost the secret"
+grep -q "level: debug" /etc/floorhub/floorhub.yaml || fail "the upgrade replaced the edited config"
+[ ! -e /etc/floorhub/floorhub.yaml.dpkg-new ] || fail "a conffile prompt was left"
+
+step remove keeps data and config
+dpkg -r floorhub
+[ ! -e /usr/bin/floorhub-agent ] || fail "remove left the binary"
+[ ! -e /lib/systemd/system/floorhub.service ] || fail "remove left the unit"
+[ "$(cat /var/lib/floorhub/floorhub.db)" = data ] || fail "remove deleted the data"
+[ -f /etc/floorhub/floorhub.yaml ] || fail "remove deleted the config"
+
+step purge deletes data and config
+dpkg -P floorhub
+[ ! -e /var/lib/floorhub ] || fail "purge left /var/lib/floorhub"
+[ ! -e /etc/floorhub ] || fail "purge left /etc/floorhub"
+dpkg-query -W floorhub >/dev/null 2>&1 && fail "dpkg still knows floorhub" || true
+
+step reinstall after purge
+dpkg -i /tmp/new.deb
+[ "$(stat -c %U:%a /var/lib/floorhub)" = floorhub:750 ] || fail "reinstall: /var/lib/floorhub is $(stat -c %U:%a /var/lib/floorhub)"
+echo OK
+'
