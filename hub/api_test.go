@@ -484,6 +484,17 @@ func TestPingAndBatch(t *testing.T) {
 	if m := c.read(); m["error"] != "batch_too_large" {
 		t.Fatalf("51 messages: %v", m)
 	}
+	// A reloaded limit applies to the open connection.
+	if err := th.SetLimits(th.Server().Options(), 2); err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "batch", "messages": big[:3]})
+	if m := c.read(); m["error"] != "batch_too_large" {
+		t.Fatalf("3 messages over a limit of 2: %v", m)
+	}
+	if err := th.SetLimits(wsconn.Options{}, -1); err == nil {
+		t.Fatal("SetLimits accepted a negative MaxBatch")
+	}
 }
 
 func TestConnectionLimits(t *testing.T) {

@@ -195,8 +195,8 @@ func (c *client) batch(msgs []json.RawMessage, inBatch bool) {
 	case inBatch:
 		c.replyError(perr(codeInvalidMessage, "a batch may not contain a batch"), typeBatch)
 		return
-	case len(msgs) > c.h.o.MaxBatch:
-		c.replyError(perr(codeBatchTooLarge, "batch of %d messages: at most %d", len(msgs), c.h.o.MaxBatch), typeBatch)
+	case len(msgs) > int(c.h.maxBatch.Load()):
+		c.replyError(perr(codeBatchTooLarge, "batch of %d messages: at most %d", len(msgs), c.h.maxBatch.Load()), typeBatch)
 		return
 	case !c.conn.Charge(len(msgs) - 1):
 		c.replyError(perr(codeRateLimited, "batch of %d messages exceeds the rate of %d messages per second: dropped",

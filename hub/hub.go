@@ -163,6 +163,9 @@ type Hub struct {
 	dropped uint64
 	wake    chan struct{}
 
+	maxBatch     atomic.Int64  // Options.MaxBatch, changed by SetLimits
+	inboxDropped atomic.Uint64 // events dropped by a full inbox, for Stats
+
 	lastSeq atomic.Uint64 // highest seq fanned out
 
 	mu    sync.Mutex
@@ -239,6 +242,7 @@ func New(o Options) (*Hub, error) {
 	if lv, ok := o.Verifier.(interface{ Leeway() time.Duration }); ok {
 		h.leeway = lv.Leeway()
 	}
+	h.maxBatch.Store(int64(o.MaxBatch))
 	for i := range h.subs {
 		h.subs[i] = make(map[*client]struct{})
 		h.snap[i].Store(&[]*client{})
@@ -249,6 +253,38 @@ func New(o Options) (*Hub, error) {
 // Server returns the connection core, so that other front ends (the
 // Aether V3 endpoint, ...) share its limits and its shutdown.
 func (h *Hub) Server() *wsconn.Server { return h.srv }
+
+// SetLimits replaces the connection limits and timeouts (see
+// wsconn.Server.SetOptions for what applies to open connections) and the
+// batch limit while the hub runs, as a reloaded config asks. Open
+// connections stay open. Zero values mean the defaults, as in New.
+func (h *Hub) SetLimits(conn wsconn.Options, maxBatch int) error {
+	if maxBatch < 0 {
+		return errors.New("hub: MaxBatch must not be negative")
+	}
+	if maxBatch == 0 {
+		maxBatch = 50
+	}
+	if err := h.srv.SetOptions(conn); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	h.maxBatch.Store(int64(maxBatch))
+	return nil
+}
+
+// Stats are the hub's counters: its connections' (shared with the other
+// front ends on its Server) and the events its inbox dropped.
+type Stats struct {
+	wsconn.Stats
+	// InboxDropped counts records and status updates dropped because the
+	// hub's inbox was full (Options.InboxLen): the hub fell behind.
+	InboxDropped uint64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{Stats: h.srv.Stats(), InboxDropped: h.inboxDropped.Load()}
+}
 
 // Connections returns the number of open connections.
 func (h *Hub) Connections() int { return h.srv.Len() }
@@ -277,6 +313,7 @@ func (h *Hub) enqueue(e event) {
 	if len(h.inbox) >= h.o.InboxLen {
 		h.inbox = h.inbox[1:]
 		h.dropped++
+		h.inboxDropped.Add(1)
 	}
 	h.inbox = append(h.inbox, e)
 	h.inMu.Unlock()

@@ -83,10 +83,10 @@ type Conn struct {
 func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 	c := &Conn{s: s, ws: ws, addr: addr, done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.rateTokens = float64(s.o.MessagesPerSecond)
-	c.rateLast = s.o.Now()
-	ws.SetReadLimit(s.o.MaxMessageBytes)
-	ws.SetReadDeadline(time.Now().Add(s.o.AuthTimeout))
+	c.rateTokens = float64(s.opts().MessagesPerSecond)
+	c.rateLast = s.opts().Now()
+	ws.SetReadLimit(s.opts().MaxMessageBytes)
+	ws.SetReadDeadline(time.Now().Add(s.opts().AuthTimeout))
 	ws.SetPongHandler(func(string) error {
 		c.extendRead()
 		return nil
@@ -95,7 +95,7 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 		// As gorilla's default, but with our write deadline: the socket
 		// has one, and the writer counts on it being WriteWait long.
 		c.extendRead()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.o.WriteWait))
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.opts().WriteWait))
 		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -119,7 +119,7 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 		return nil
 	})
 	c.mu.Lock()
-	c.pingTimer = time.AfterFunc(s.o.PingInterval, c.ping)
+	c.pingTimer = time.AfterFunc(s.opts().PingInterval, c.ping)
 	c.mu.Unlock()
 	return c
 }
@@ -163,7 +163,7 @@ func (c *Conn) SetUser(user string) error {
 		return nil
 	case c.user != "":
 		return ErrUserSet
-	case s.o.MaxConnsPerUser > 0 && s.users[user] >= s.o.MaxConnsPerUser:
+	case s.opts().MaxConnsPerUser > 0 && s.users[user] >= s.opts().MaxConnsPerUser:
 		return ErrTooManyForUser
 	}
 	if _, ok := s.conns[c]; !ok {
@@ -183,12 +183,13 @@ func (c *Conn) Send(m Message) error {
 	if c.closing {
 		return ErrClosed
 	}
-	if m.Key != 0 && c.live >= c.s.o.CoalesceAfter {
+	if m.Key != 0 && c.live >= c.s.opts().CoalesceAfter {
 		if i, ok := c.keys[m.Key]; ok {
 			old := c.q[i]
 			c.dead[i] = true
 			c.q[i] = Message{}
 			c.live--
+			c.s.coalesced.Add(1)
 			if m.Merge != nil {
 				m = m.Merge.MergeOlder(old, m)
 			}
@@ -196,7 +197,8 @@ func (c *Conn) Send(m Message) error {
 			return nil
 		}
 	}
-	if c.live >= c.s.o.QueueLen {
+	if c.live >= c.s.opts().QueueLen {
+		c.s.overflows.Add(1)
 		c.closeLocked(CloseSlowConsumer, overflowReason(c.lastSeq), true)
 		return ErrOverflow
 	}
@@ -214,7 +216,7 @@ func (c *Conn) SendWait(ctx context.Context, m Message) error {
 			c.mu.Unlock()
 			return ErrClosed
 		}
-		if c.live < (c.s.o.QueueLen+1)/2 {
+		if c.live < (c.s.opts().QueueLen+1)/2 {
 			c.push(m)
 			c.mu.Unlock()
 			return nil
@@ -306,7 +308,7 @@ func (c *Conn) pop() (Message, bool) {
 		if m.Key != 0 && c.keys[m.Key] == i {
 			delete(c.keys, m.Key)
 		}
-		if c.space != nil && c.live < (c.s.o.QueueLen+1)/2 {
+		if c.space != nil && c.live < (c.s.opts().QueueLen+1)/2 {
 			close(c.space)
 			c.space = nil
 		}
@@ -361,14 +363,14 @@ func (c *Conn) writeLoop() {
 		}
 		if m.ping {
 			c.mu.Unlock()
-			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.o.WriteWait)) != nil {
+			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.opts().WriteWait)) != nil {
 				c.fail()
 			}
 			continue
 		}
 		bp := batchPool.Get().(*[]byte)
 		buf := appendFrame((*bp)[:0], m.payload())
-		seq := m.Seq
+		seq, n := m.Seq, uint64(1)
 		for len(buf) < maxWriteBatch {
 			next, ok := c.peek()
 			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch {
@@ -377,14 +379,15 @@ func (c *Conn) writeLoop() {
 			m, _ = c.pop()
 			buf = appendFrame(buf, m.payload())
 			seq = max(seq, m.Seq)
+			n++
 		}
 		c.mu.Unlock()
 		// Refreshing the deadline costs a timer update: do it when a
 		// quarter of the wait (at most a second) has passed since.
 		now := time.Now()
-		if now.Sub(deadlineSet) > min(c.s.o.WriteWait/4, time.Second) {
+		if now.Sub(deadlineSet) > min(c.s.opts().WriteWait/4, time.Second) {
 			deadlineSet = now
-			c.ws.NetConn().SetWriteDeadline(now.Add(c.s.o.WriteWait))
+			c.ws.NetConn().SetWriteDeadline(now.Add(c.s.opts().WriteWait))
 		}
 		_, err := c.ws.NetConn().Write(buf)
 		if cap(buf) <= 2*maxWriteBatch {
@@ -395,6 +398,7 @@ func (c *Conn) writeLoop() {
 			c.fail()
 			continue
 		}
+		c.s.sent.Add(n)
 		if seq != 0 {
 			c.mu.Lock()
 			c.lastSeq = max(c.lastSeq, seq)
@@ -449,7 +453,7 @@ func (c *Conn) writeClose(code int, reason string) {
 		reason = reason[:123]
 	}
 	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
-		time.Now().Add(c.s.o.WriteWait))
+		time.Now().Add(c.s.opts().WriteWait))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil && !errors.Is(err, websocket.ErrCloseSent) || c.readerDone {
@@ -458,7 +462,7 @@ func (c *Conn) writeClose(code int, reason string) {
 	}
 	if !c.finished && c.graceTimer == nil {
 		nc := c.ws.NetConn()
-		c.graceTimer = time.AfterFunc(c.s.o.CloseGrace, func() { nc.Close() })
+		c.graceTimer = time.AfterFunc(c.s.opts().CloseGrace, func() { nc.Close() })
 	}
 }
 
@@ -482,24 +486,24 @@ func (c *Conn) ping() {
 	c.dead = append(c.dead, false)
 	c.live++
 	c.startWriter()
-	c.pingTimer.Reset(c.s.o.PingInterval)
+	c.pingTimer.Reset(c.s.opts().PingInterval)
 }
 
 // extendRead moves the read deadline: an authenticated peer may stay silent
 // for a ping interval plus the pong wait.
 func (c *Conn) extendRead() {
 	if c.authed {
-		c.ws.SetReadDeadline(time.Now().Add(c.s.o.PingInterval + c.s.o.PongWait))
+		c.ws.SetReadDeadline(time.Now().Add(c.s.opts().PingInterval + c.s.opts().PongWait))
 	}
 }
 
 // allow applies the inbound rate limit to one message of cost n.
 func (c *Conn) allow(n int) bool {
-	if c.s.o.MessagesPerSecond < 0 {
+	if c.s.opts().MessagesPerSecond < 0 {
 		return true // no limit
 	}
-	now := c.s.o.Now()
-	rate := float64(c.s.o.MessagesPerSecond)
+	now := c.s.opts().Now()
+	rate := float64(c.s.opts().MessagesPerSecond)
 	c.rateTokens += now.Sub(c.rateLast).Seconds() * rate
 	if c.rateTokens > rate {
 		c.rateTokens = rate
@@ -559,7 +563,7 @@ func (c *Conn) readLoop(sess Session) {
 		}
 		if !c.allow(1) {
 			c.refused++
-			if c.refused > c.s.o.RateGrace {
+			if c.refused > c.s.opts().RateGrace {
 				c.Close(ClosePolicy, "message rate limit exceeded")
 				continue
 			}

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -225,8 +226,11 @@ func (o *Options) setDefaults() error {
 
 // Server admits, tracks and shuts down connections.
 type Server struct {
-	o  Options
+	o  atomic.Pointer[Options] // replaced whole by SetOptions
 	up websocket.Upgrader
+
+	// Counters for Stats.
+	accepted, refused, sent, coalesced, overflows atomic.Uint64
 
 	mu       sync.Mutex
 	closing  bool
@@ -243,7 +247,6 @@ func NewServer(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o:     o,
 		conns: make(map[*Conn]struct{}),
 		users: make(map[string]int),
 		addrs: make(map[string]*bucket),
@@ -259,11 +262,46 @@ func NewServer(o Options) (*Server, error) {
 			http.Error(w, "wsconn: "+reason.Error(), status)
 		},
 	}
+	s.o.Store(&o)
 	return s, nil
 }
 
 // Options returns the server's options with defaults filled in.
-func (s *Server) Options() Options { return s.o }
+func (s *Server) Options() Options { return *s.o.Load() }
+
+func (s *Server) opts() *Options { return s.o.Load() }
+
+// SetOptions replaces the limits and timeouts while the server runs (a
+// reloaded config), with the same defaults and checks as NewServer. The
+// admission limits, the rate limits, the queue length, the ping, pong and
+// write timeouts apply at once, to open connections too; MaxMessageBytes,
+// AuthTimeout and SendBufferBytes to new connections. The buffer sizes,
+// Logger and Now cannot change: the values given are ignored.
+func (s *Server) SetOptions(o Options) error {
+	if err := o.setDefaults(); err != nil {
+		return err
+	}
+	cur := s.opts()
+	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
+	s.o.Store(&o)
+	return nil
+}
+
+// Stats are a Server's counters since it started.
+type Stats struct {
+	Open      int    // connections open now
+	Accepted  uint64 // connections upgraded
+	Refused   uint64 // upgrades refused by a limit (origin, connections, rate of new ones)
+	Sent      uint64 // messages written to clients
+	Coalesced uint64 // messages replaced by a newer one before they were written (a slow client)
+	Overflows uint64 // connections closed because their queue overflowed (CloseSlowConsumer)
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{Open: s.Len(), Accepted: s.accepted.Load(), Refused: s.refused.Load(), Sent: s.sent.Load(),
+		Coalesced: s.coalesced.Load(), Overflows: s.overflows.Load()}
+}
 
 // Len returns the number of open connections.
 func (s *Server) Len() int {
@@ -294,6 +332,7 @@ type Session interface {
 // goroutine's grown stack, most of an idle connection's memory.)
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) Session) {
 	if !s.originAllowed(r) {
+		s.refused.Add(1)
 		http.Error(w, "wsconn: origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -304,12 +343,14 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		s.mu.Unlock()
 		http.Error(w, "wsconn: server shutting down", http.StatusServiceUnavailable)
 		return
-	case s.o.MaxConns > 0 && s.n >= s.o.MaxConns:
+	case s.opts().MaxConns > 0 && s.n >= s.opts().MaxConns:
 		s.mu.Unlock()
+		s.refused.Add(1)
 		http.Error(w, "wsconn: too many connections", http.StatusServiceUnavailable)
 		return
 	case !s.allowAddr(addr):
 		s.mu.Unlock()
+		s.refused.Add(1)
 		w.Header().Set("Retry-After", "60")
 		http.Error(w, "wsconn: too many new connections from "+addr, http.StatusTooManyRequests)
 		return
@@ -327,11 +368,12 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		s.sessions.Done()
 		return
 	}
-	if tc, ok := ws.NetConn().(*net.TCPConn); ok && s.o.SendBufferBytes > 0 {
-		if err := tc.SetWriteBuffer(s.o.SendBufferBytes); err != nil {
-			s.o.Logger.Warn("wsconn: setting the send buffer failed", "addr", addr, "err", err)
+	if tc, ok := ws.NetConn().(*net.TCPConn); ok && s.opts().SendBufferBytes > 0 {
+		if err := tc.SetWriteBuffer(s.opts().SendBufferBytes); err != nil {
+			s.opts().Logger.Warn("wsconn: setting the send buffer failed", "addr", addr, "err", err)
 		}
 	}
+	s.accepted.Add(1)
 	c := newConn(s, ws, addr)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -365,7 +407,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	for _, c := range conns {
 		c.Close(CloseGoingAway, "server shutting down")
 	}
-	t := time.NewTimer(s.o.ShutdownWait)
+	t := time.NewTimer(s.opts().ShutdownWait)
 	defer t.Stop()
 	for _, c := range conns {
 		select {
@@ -410,7 +452,7 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	if strings.EqualFold(u.Host, r.Host) {
 		return true
 	}
-	for _, a := range s.o.AllowedOrigins {
+	for _, a := range s.opts().AllowedOrigins {
 		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
 			return true
 		}
@@ -426,11 +468,11 @@ type bucket struct {
 
 // allowAddr takes one token from addr's bucket. Called with s.mu held.
 func (s *Server) allowAddr(addr string) bool {
-	if s.o.ConnectsPerMinute < 0 {
+	if s.opts().ConnectsPerMinute < 0 {
 		return true
 	}
-	now := s.o.Now()
-	capacity := float64(s.o.ConnectsPerMinute)
+	now := s.opts().Now()
+	capacity := float64(s.opts().ConnectsPerMinute)
 	refill := func(b *bucket) {
 		b.tokens += now.Sub(b.last).Minutes() * capacity
 		if b.tokens > capacity {

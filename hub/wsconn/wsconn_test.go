@@ -256,10 +256,17 @@ func (s sum) MergeOlder(older, newer Message) Message {
 
 func (s sum) Encode() []byte { return nil }
 
+// serverWith is a Server with exactly o, for tests of the queue alone.
+func serverWith(o Options) *Server {
+	s := &Server{}
+	s.o.Store(&o)
+	return s
+}
+
 // The queue without a writer: coalescing keeps production order and never
 // overflows; other messages overflow and close with 1013.
 func TestQueue(t *testing.T) {
-	c := &Conn{s: &Server{o: Options{QueueLen: 4, CoalesceAfter: 2}}, finished: true}
+	c := &Conn{s: serverWith(Options{QueueLen: 4, CoalesceAfter: 2}), finished: true}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	must := func(err error) {
 		t.Helper()
@@ -285,8 +292,11 @@ func TestQueue(t *testing.T) {
 	if err := c.Send(Message{Data: []byte("z")}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after close: %v", err)
 	}
+	if st := c.s.Stats(); st.Coalesced != 2 || st.Overflows != 1 {
+		t.Fatalf("stats after two replacements and an overflow: %+v", st)
+	}
 
-	c = &Conn{s: &Server{o: Options{QueueLen: 100, CoalesceAfter: 2}}, finished: true}
+	c = &Conn{s: serverWith(Options{QueueLen: 100, CoalesceAfter: 2}), finished: true}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	must(c.Send(Message{Data: []byte("a1"), Key: 1, Seq: 1}))
 	must(c.Send(Message{Data: []byte("x"), Seq: 2}))
@@ -332,5 +342,37 @@ func TestFrameLengths(t *testing.T) {
 		if got := readText(t, ws); got != strings.Repeat("s", n) {
 			t.Fatalf("frame of %d bytes read back as %d bytes", n, len(got))
 		}
+	}
+}
+
+// SetOptions changes the limits of a running server: a lower MaxConns
+// refuses the next connection and keeps the open one, which goes on
+// echoing; Stats counts both.
+func TestSetOptions(t *testing.T) {
+	s, url, _ := start(t, Options{ConnectsPerMinute: -1})
+	a := dial(t, url)
+	a.WriteMessage(websocket.TextMessage, []byte("one"))
+	if got := readText(t, a); got != "one" {
+		t.Fatalf("echo %q", got)
+	}
+	if err := s.SetOptions(Options{PingInterval: -1}); err == nil {
+		t.Fatal("SetOptions accepted a negative PingInterval")
+	}
+	if err := s.SetOptions(Options{MaxConns: 1, ConnectsPerMinute: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.Options(); o.MaxConns != 1 || o.QueueLen != 256 || o.Logger == nil {
+		t.Fatalf("options after SetOptions: MaxConns %d QueueLen %d", o.MaxConns, o.QueueLen)
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("second connection over MaxConns 1: %v %v", resp, err)
+	}
+	a.WriteMessage(websocket.TextMessage, []byte("two"))
+	if got := readText(t, a); got != "two" {
+		t.Fatalf("echo after SetOptions %q", got)
+	}
+	if st := s.Stats(); st.Open != 1 || st.Accepted != 1 || st.Refused != 1 || st.Sent != 2 {
+		t.Fatalf("stats %+v", st)
 	}
 }
