@@ -3,7 +3,7 @@
 # mosquitto for the MQTT uplink tests, qemu-user for the ARM runs), then vet,
 # then every test with -race, then the store, hub, uplink, driver and agent
 # tests again for the gateways' ARM CPUs under qemu-user, then the
-# cross-build.
+# cross-build and the Debian packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -17,6 +17,13 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || need+=(python3-websockets)
 # User-mode emulators: the ARM test binaries run under them on another host.
 { command -v qemu-arm && command -v qemu-aarch64; } >/dev/null 2>&1 || need+=(qemu-user)
+# For operations: lintian checks the .deb (packaging/), systemd's
+# systemd-analyze verifies the unit (it installs and works in a container,
+# where it is not the init), and prometheus's promtool parses /metrics
+# (cmd/agent).
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
@@ -58,5 +65,6 @@ for target in armv6 arm64; do
 		go test -exec "$emu" -count=1 -timeout 30m "${arm_pkgs[@]}" "$@"
 done
 
-# The gateways' binaries: static, stripped, and the arm64 one under 8 MiB.
-scripts/cross-build.sh
+# The gateways' binaries (static, stripped, the arm64 one under 8 MiB:
+# scripts/cross-build.sh) and their Debian packages.
+scripts/package.sh
