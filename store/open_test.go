@@ -270,6 +270,9 @@ func TestCommitFailure(t *testing.T) {
 	if err := s.Flush(context.Background()); err == nil || !errors.Is(err, bolt.ErrDatabaseNotOpen) {
 		t.Fatalf("Flush with failing commits: %v", err)
 	}
+	if st := s.Stats(); !st.Failing || st.Pending != 1 {
+		t.Fatalf("Stats with failing commits: Failing %v, Pending %d; want true, 1", st.Failing, st.Pending)
+	}
 	var aerr error
 	for i := 0; i < 100 && aerr == nil; i++ {
 		_, aerr = s.Append(tele(1, 3))

@@ -175,6 +175,8 @@ type Stats struct {
 	Evicted      uint64    // records evicted by the cap or age, since the file was created
 	OldestTS     time.Time // TS of the oldest stored record
 	Commits      uint64    // transactions committed since Open
+	Pending      int       // records appended and waiting for a commit (failed commits keep theirs here)
+	Failing      bool      // the last commit failed (disk full, I/O error); cleared by the next good one
 }
 
 // Append assigns r the next seq, queues it for the next group commit and
@@ -298,6 +300,8 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.st
 	st.LastSeq = s.last
+	st.Pending = len(s.queue)
+	st.Failing = s.commitErr != nil
 	return st
 }
 
