@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -54,6 +55,9 @@ type Options struct {
 	// WatchdogInterval is systemd's WatchdogSec; the agent sends WATCHDOG=1
 	// every half of it while its store keeps committing. 0: no watchdog.
 	WatchdogInterval time.Duration
+	// LogLevel is the level of Logger's handler, which Reload sets from a
+	// reloaded log.level. Nil: a reload cannot change the level (it says so).
+	LogLevel *slog.LevelVar
 }
 
 // Agent is one running gateway.
@@ -72,10 +76,12 @@ type Agent struct {
 	secret []byte
 	rules  *rules
 
+	// devices and order are replaced by Reload under both mu and viewMu;
+	// read them under either.
 	devices map[int]*device
 	order   []*device // config order
 
-	mu  sync.Mutex // guards device status, rule state, the running clock, and the append order of events
+	mu  sync.Mutex // guards device status, rule state, the running clock, the device set, publish, and the append order of events
 	run runClock   // the agent's running time, for the offline rule (offline.go)
 	// viewMu also guards each device's status, reason and lastSeen (writers
 	// hold both locks), so that snapshot reads them without a.mu, which is
@@ -83,16 +89,32 @@ type Agent struct {
 	// never waits on the disk. A leaf lock.
 	viewMu sync.Mutex
 
-	// publish fans a record out live (the hub); set before devices start.
+	// publish fans a record out live (the hub, the WebSocket uplink's
+	// previews); guarded by mu.
 	publish []func(store.Record)
 	system  func(hub.System)
 	conns   func() int
+	hub     *hub.Hub
 
 	sysMu  sync.Mutex
 	sysNow hub.System
 	cpu    cpuSampler
 
-	cursors []string // cursor names of the enabled uplinks
+	upMu    sync.Mutex
+	uplinks []*uplinkRun // the running uplinks; replaced by Reload
+
+	// lastCommit is when the store last committed (a.now, unix ns); 0: not
+	// since start. For /healthz and /metrics.
+	lastCommit atomic.Int64
+
+	// Reload hands configs to Run's goroutine, which owns what follows.
+	reloads chan reloadReq
+	stopped chan struct{} // closed when Run returns
+	live    *Config       // the config applied last (start or reload)
+	devCtx  context.Context
+	devWG   *sync.WaitGroup
+	svcCtx  context.Context
+	svcWG   *sync.WaitGroup
 }
 
 // DBFile is the database's name in the data directory.
@@ -118,7 +140,8 @@ func New(cfg *Config, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: clock.valid_after: %w", err)
 	}
-	a := &Agent{cfg: cfg, opts: o, log: o.Logger, now: o.Now, devices: map[int]*device{}, runID: newRunID()}
+	a := &Agent{cfg: cfg, opts: o, log: o.Logger, now: o.Now, devices: map[int]*device{}, runID: newRunID(),
+		reloads: make(chan reloadReq), stopped: make(chan struct{}), live: cfg}
 	a.clock = newClock(o.Now, validAfter)
 	a.rules = newRules(a, cfg.Rules)
 	return a, nil
@@ -128,6 +151,7 @@ func New(cfg *Config, o Options) (*Agent, error) {
 // stop, pending readings are committed, uplinks say goodbye, hub clients get
 // close frames, the store closes. It returns nil after a clean shutdown.
 func (a *Agent) Run(ctx context.Context) (err error) {
+	defer close(a.stopped)
 	a.started = a.now()
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
@@ -149,8 +173,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}()
 
 	for _, dc := range a.cfg.Devices {
-		spec := dc.Spec(0)
-		d := newDevice(dc, &lazySensor{spec: spec, hw: a.opts.Hardware, last: a.lastReadings(dc.ID)})
+		d := a.makeDevice(dc)
 		a.devices[dc.ID] = d
 		a.order = append(a.order, d)
 	}
@@ -173,6 +196,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	ups, err := a.buildUplinks(a.cfg, nil)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("agent: listen %s: %w", a.cfg.Listen, err)
@@ -182,6 +209,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// Services that outlive the devices: hub, uplinks, HTTP.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
 	var svc sync.WaitGroup
+	a.svcCtx, a.svcWG = svcCtx, &svc
+	w.services = append(w.services, service{"commits", a.watchCommits})
 	for _, c := range w.services {
 		svc.Add(1)
 		go func() {
@@ -202,12 +231,24 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	// The pipeline: devices and the periodic work.
 	devCtx, stopDev := context.WithCancel(ctx)
 	var dev sync.WaitGroup
+	a.devCtx, a.devWG = devCtx, &dev
 	a.mu.Lock()
 	a.run.tick(time.Now()) // running time starts; every device's silence with it
+	a.publish = []func(store.Record){a.hub.Publish}
+	for _, u := range ups {
+		if u.publish != nil {
+			a.publish = append(a.publish, u.publish) // LIVE previews of alerts during a drain
+		}
+	}
 	a.mu.Unlock()
+	for _, u := range ups {
+		a.startUplink(u)
+	}
+	a.upMu.Lock()
+	a.uplinks = ups
+	a.upMu.Unlock()
 	for _, d := range a.order {
-		dev.Add(1)
-		go func() { defer dev.Done(); a.runDevice(devCtx, d) }()
+		a.startDevice(d)
 	}
 	dev.Add(1)
 	go func() { defer dev.Done(); a.housekeeping(devCtx) }()
@@ -224,7 +265,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.opts.Ready(url)
 	}
 
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case req := <-a.reloads:
+			req.done <- a.apply(req.cfg)
+		}
+	}
 	a.notify("STOPPING=1")
 	a.log.Info("shutting down")
 	stopDev()
@@ -256,6 +304,7 @@ func (a *Agent) housekeeping(ctx context.Context) {
 		case <-tick.C:
 		}
 		a.checkOffline(time.Now())
+		a.trackUplinks()
 		a.mu.Lock()
 		synced := a.clock.check()
 		a.mu.Unlock()
@@ -321,9 +370,9 @@ func (a *Agent) systemStatus() hub.System {
 	if a.conns != nil {
 		s.ActiveConnections = a.conns()
 	}
-	if len(a.cursors) > 0 {
+	if cursors := a.cursorNames(); len(cursors) > 0 {
 		low := ^uint64(0)
-		for _, c := range a.cursors {
+		for _, c := range cursors {
 			if v, err := a.store.Cursor(c); err == nil && v < low {
 				low = v
 			}

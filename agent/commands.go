@@ -47,6 +47,8 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		case d.readNow <- reply:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("read_now: device %d is busy: %w", d.cfg.ID, ctx.Err())
+		case <-d.done:
+			return nil, fmt.Errorf("read_now: device %d was reconfigured; ask again", d.cfg.ID)
 		}
 		select {
 		case r := <-reply:
@@ -118,7 +120,9 @@ func (a *Agent) deviceArg(id *int) (*device, error) {
 	if id == nil {
 		return nil, fmt.Errorf("%w: device_id is required", command.ErrBadArgs)
 	}
+	a.viewMu.Lock()
 	d := a.devices[*id]
+	a.viewMu.Unlock()
 	if d == nil {
 		return nil, fmt.Errorf("%w: no device has device_id %d", command.ErrBadArgs, *id)
 	}

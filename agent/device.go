@@ -33,6 +33,8 @@ type device struct {
 	interval atomic.Int64 // nanoseconds; set_interval changes it
 	wake     chan struct{}
 	readNow  chan chan readResult
+	cancel   context.CancelFunc // stops the read loop (startDevice)
+	done     chan struct{}      // closed when the read loop has exited
 
 	// Guarded by Agent.mu; status, reason and lastSeen are written under
 	// Agent.viewMu too (snapshot reads them under that alone).
@@ -52,9 +54,33 @@ type readResult struct {
 }
 
 func newDevice(cfg DeviceConfig, s Sensor) *device {
-	d := &device{cfg: cfg, sensor: s, wake: make(chan struct{}, 1), readNow: make(chan chan readResult)}
+	d := &device{cfg: cfg, sensor: s, wake: make(chan struct{}, 1), readNow: make(chan chan readResult), done: make(chan struct{})}
 	d.interval.Store(int64(cfg.Interval))
 	return d
+}
+
+// makeDevice builds a configured device on its driver, built at first use.
+func (a *Agent) makeDevice(dc DeviceConfig) *device {
+	return newDevice(dc, &lazySensor{spec: dc.Spec(0), hw: a.opts.Hardware, last: a.lastReadings(dc.ID)})
+}
+
+// startDevice starts d's read loop under Run's device context. Called from
+// Run's goroutine only (it owns devWG).
+func (a *Agent) startDevice(d *device) {
+	ctx, cancel := context.WithCancel(a.devCtx)
+	d.cancel = cancel
+	a.devWG.Add(1)
+	go func() {
+		defer a.devWG.Done()
+		defer close(d.done)
+		a.runDevice(ctx, d)
+	}()
+}
+
+// stopDevice stops d's read loop and waits for it.
+func (a *Agent) stopDevice(d *device) {
+	d.cancel()
+	<-d.done
 }
 
 func (d *device) close() error {
@@ -254,6 +280,7 @@ type deviceSnapshot struct {
 	Reason   string
 	LastSeen time.Time
 	Interval time.Duration
+	Unread   bool // no verdict since start yet: reported offline, "not read yet"
 }
 
 func (a *Agent) snapshot() []deviceSnapshot {
@@ -266,7 +293,7 @@ func (a *Agent) snapshot() []deviceSnapshot {
 			st, reason = store.StatusOffline, "not read yet"
 		}
 		out = append(out, deviceSnapshot{ID: d.cfg.ID, Name: d.cfg.Name, Driver: d.cfg.Driver, Status: st,
-			Reason: reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load())})
+			Reason: reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load()), Unread: d.status == ""})
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"fmt"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -132,6 +134,79 @@ func (r *rules) clear(rule *RuleConfig, device int, s *ruleState, threshold, act
 	}
 	r.a.log.Info("alert cleared", "alert_id", s.activeID, "rule", rule.Name, "device_id", device)
 	s.activeID, s.pendingSince = 0, time.Time{}
+}
+
+// ruleAlerts is how many alerts of one rule are active.
+type ruleAlerts struct {
+	Rule, Severity string
+	Active         int
+}
+
+// active counts the active alerts of each configured rule, in config order.
+func (r *rules) active() []ruleAlerts {
+	out := make([]ruleAlerts, len(r.list))
+	at := map[string]int{}
+	for i, rule := range r.list {
+		out[i] = ruleAlerts{Rule: rule.Name, Severity: rule.Severity}
+		at[rule.Name] = i
+	}
+	for k, s := range r.state {
+		if i, ok := at[k.rule]; ok && s.activeID != 0 {
+			out[i].Active++
+		}
+	}
+	return out
+}
+
+// replace swaps in a reloaded rule list; devices holds the configured
+// device ids. An active alert whose rule is gone, no longer watches its
+// device (or the device is gone), or now watches another metric or the
+// offline state is cleared; a rule that changed otherwise keeps its active
+// alerts (they clear by the new threshold) but starts its pending time over.
+func (r *rules) replace(list []RuleConfig, devices map[int]bool) {
+	before := map[string]RuleConfig{}
+	for _, rule := range r.list {
+		before[rule.Name] = rule
+	}
+	after := map[string]*RuleConfig{}
+	for i := range list {
+		after[list[i].Name] = &list[i]
+	}
+	r.list = list
+	keys := make([]ruleKey, 0, len(r.state))
+	for k := range r.state {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].rule != keys[j].rule {
+			return keys[i].rule < keys[j].rule
+		}
+		return keys[i].device < keys[j].device
+	})
+	for _, k := range keys {
+		s := r.state[k]
+		old, nr := before[k.rule], after[k.rule]
+		var why string
+		switch {
+		case nr == nil:
+			why = "rule no longer configured"
+		case !devices[k.device]:
+			why = "device no longer configured"
+		case !watches(nr, k.device):
+			why = "rule no longer watches the device"
+		case nr.Offline != old.Offline || nr.Metric != old.Metric:
+			why = "rule changed what it watches"
+		default:
+			if !reflect.DeepEqual(old, *nr) {
+				s.pendingSince = time.Time{}
+			}
+			continue
+		}
+		if s.activeID != 0 {
+			r.clear(&old, k.device, s, 0, 0, why)
+		}
+		delete(r.state, k)
+	}
 }
 
 // restore takes the alerts that were active when the agent last stopped,

@@ -2,15 +2,12 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/hub"
-	"github.com/floorhub/floorhub/uplink/mqtt"
-	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
 	"github.com/floorhub/floorhub/web"
 )
 
@@ -37,7 +34,7 @@ func (a *Agent) wire() (*wiring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: hub: %w", err)
 	}
-	a.publish = append(a.publish, h.Publish)
+	a.hub = h
 	a.system = h.PublishSystem
 	a.conns = h.Connections
 	w.services = append(w.services, service{"hub", h.Run})
@@ -52,38 +49,9 @@ func (a *Agent) wire() (*wiring, error) {
 	w.services = append(w.services, service{"v3", v3.Run})
 	w.mux.Handle("/v3/ws/", v3.Handler())
 	w.mux.Handle("GET /{$}", web.Handler())
-	w.mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(rw).Encode(map[string]any{"ok": true, "gateway_id": a.cfg.GatewayID, "version": a.opts.Version})
-	})
+	w.mux.HandleFunc("GET /healthz", a.serveHealth)
+	w.mux.HandleFunc("GET /metrics", a.serveMetrics)
 
-	if m := a.cfg.mqttOptions(); m.URL != "" {
-		m.Version = a.opts.Version
-		m.BootID = a.clock.bootID
-		m.RunID = a.runID
-		m.Clock = a.clock.state
-		m.Logger = a.log.With("component", "mqtt")
-		u, err := mqtt.New(a.store, a, m)
-		if err != nil {
-			return nil, fmt.Errorf("agent: uplink.mqtt: %w", err)
-		}
-		a.cursors = append(a.cursors, mqtt.CursorEvents, mqtt.CursorTelemetry)
-		w.services = append(w.services, service{"mqtt", u.Run})
-	}
-	if o := a.cfg.websocketOptions(); o.URL != "" {
-		o.Version = a.opts.Version
-		o.BootID = a.clock.bootID
-		o.RunID = a.runID
-		o.Clock = a.clock.state
-		o.Logger = a.log.With("component", "websocket-uplink")
-		u, err := wsuplink.New(a.store, a, o)
-		if err != nil {
-			return nil, fmt.Errorf("agent: uplink.websocket: %w", err)
-		}
-		a.cursors = append(a.cursors, wsuplink.Cursor)
-		a.publish = append(a.publish, u.Publish) // LIVE previews of alerts during a drain
-		w.services = append(w.services, service{"websocket-uplink", u.Run})
-	}
 	return w, nil
 }
 

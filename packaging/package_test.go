@@ -61,16 +61,16 @@ func TestPackage(t *testing.T) {
 	t.Run("files", func(t *testing.T) {
 		// dpkg-deb -c: mode owner/group size date time path
 		want := map[string]string{
-			"./usr/bin/floorhub-agent":                               "-rwxr-xr-x",
-			"./etc/floorhub/floorhub.yaml":                           "-rw-r--r--",
-			"./lib/systemd/system/floorhub.service":                  "-rw-r--r--",
-			"./usr/share/doc/floorhub/copyright":                     "-rw-r--r--",
-			"./usr/share/doc/floorhub/changelog.gz":                  "-rw-r--r--",
-			"./usr/share/doc/floorhub/README.md":                     "-rw-r--r--",
-			"./usr/share/doc/floorhub/operations.md":                 "-rw-r--r--",
+			"./usr/bin/floorhub-agent":                                "-rwxr-xr-x",
+			"./etc/floorhub/floorhub.yaml":                            "-rw-r--r--",
+			"./lib/systemd/system/floorhub.service":                   "-rw-r--r--",
+			"./usr/share/doc/floorhub/copyright":                      "-rw-r--r--",
+			"./usr/share/doc/floorhub/changelog.gz":                   "-rw-r--r--",
+			"./usr/share/doc/floorhub/README.md":                      "-rw-r--r--",
+			"./usr/share/doc/floorhub/operations.md":                  "-rw-r--r--",
 			"./usr/share/doc/floorhub/examples/floorhub.example.yaml": "-rw-r--r--",
-			"./usr/share/man/man8/floorhub-agent.8.gz":               "-rw-r--r--",
-			"./usr/share/lintian/overrides/floorhub":                 "-rw-r--r--",
+			"./usr/share/man/man8/floorhub-agent.8.gz":                "-rw-r--r--",
+			"./usr/share/lintian/overrides/floorhub":                  "-rw-r--r--",
 		}
 		got := map[string]bool{}
 		for _, line := range strings.Split(strings.TrimSpace(run(t, "dpkg-deb", "-c", deb)), "\n") {

@@ -69,7 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg.GatewayID, cfg.GatewayIDSource())
 		return exitOK
 	}
-	log := newLogger(cfg, stderr)
+	// SIGHUP re-reads the config (systemctl reload); caught from here on,
+	// so that one arriving during start-up does not kill the agent.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg, level, stderr)
 	hw, err := openHardware()
 	if err != nil {
 		log.Info("no hardware access; hardware drivers will report it as a read error", "err", err)
@@ -81,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	notify := systemdNotifier(log)
-	o := agent.Options{Logger: log, Version: version, Notify: notify, WatchdogInterval: watchdogInterval(),
+	o := agent.Options{Logger: log, LogLevel: level, Version: version, Notify: notify, WatchdogInterval: watchdogInterval(),
 		Ready: func(url string) { fmt.Fprintf(stdout, "floorhub is running: dashboard %s\n", url) }}
 	if hw != nil {
 		o.Hardware = hw
@@ -91,7 +97,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "agent:", err)
 		return exitConfig
 	}
-	if err := a.Run(ctx); err != nil {
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		overrides := agent.Overrides{Listen: *listen, DataDir: *dataDir, MQTTURL: *mqttURL}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+			}
+			log.Info("SIGHUP: re-reading the config", "file", cfg.Source())
+			next, err := loadConfig(*configPath, overrides)
+			if err == nil {
+				err = a.Reload(next) // validates first; a bad file changes nothing
+			}
+			if err != nil {
+				log.Error("config reload refused; the running config stays", "err", err)
+			}
+		}
+	}()
+	err = a.Run(ctx)
+	stop()
+	<-reloaded
+	if err != nil {
 		log.Error("agent failed", "err", err)
 		return exitFail
 	}
@@ -112,9 +141,11 @@ func loadConfig(path string, o agent.Overrides) (*agent.Config, error) {
 	return cfg, cfg.Override(o)
 }
 
-func newLogger(cfg *agent.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+// newLogger logs at level, set here from the config and later by reloads.
+func newLogger(cfg *agent.Config, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.Log.Level))
+	level.Set(l)
 	ho := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, ho))

@@ -1,0 +1,186 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/floorhub/floorhub/store"
+)
+
+// What /healthz tolerates before it answers 503 (docs/operations.md).
+const (
+	// storeStallMin is the least time without a commit, while records
+	// wait, that makes the store unhealthy; five commit intervals if
+	// longer.
+	storeStallMin = 10 * time.Second
+	// uplinkDownLimit is how long an uplink may stay disconnected.
+	uplinkDownLimit = 5 * time.Minute
+	// uplinkBehindLimit is the age of the oldest record an uplink has not
+	// had acknowledged yet, while connected, beyond which it is behind.
+	uplinkBehindLimit = 15 * time.Minute
+)
+
+// healthState is what /healthz judges and /metrics exposes, measured at
+// one instant.
+type healthState struct {
+	Store          store.Stats
+	SinceCommit    time.Duration // since the last commit, or since the start if none
+	CommitInterval time.Duration
+	Uplinks        []uplinkState
+	Devices        []deviceSnapshot
+	Alerts         []ruleAlerts // active alerts per rule
+}
+
+// uplinkState is one uplink's part of a healthState.
+type uplinkState struct {
+	Name         string
+	Connected    bool
+	DownFor      time.Duration // disconnected this long; 0 while connected
+	Backlog      int           // records not acknowledged yet
+	OldestUnsent time.Duration // age of the oldest of them; 0 when none
+	AckedSeq     uint64        // the lowest of its cursors
+}
+
+// judge lists why the gateway is unhealthy; none: healthy. A pure function
+// of the state, so its rules are table-tested.
+func judge(h *healthState) []string {
+	var out []string
+	stall := max(storeStallMin, 5*h.CommitInterval)
+	if h.Store.Pending > 0 && (h.SinceCommit > stall || h.Store.Failing && h.SinceCommit > h.CommitInterval) {
+		out = append(out, fmt.Sprintf("store: %d records wait for a commit and none succeeded for %v (is the disk full or failing?)",
+			h.Store.Pending, h.SinceCommit.Round(time.Second)))
+	}
+	for _, u := range h.Uplinks {
+		switch {
+		case !u.Connected && u.DownFor > uplinkDownLimit:
+			out = append(out, fmt.Sprintf("uplink %s: disconnected for %v; %d records wait", u.Name, u.DownFor.Round(time.Second), u.Backlog))
+		case u.Connected && u.Backlog > 0 && u.OldestUnsent > uplinkBehindLimit:
+			out = append(out, fmt.Sprintf("uplink %s: behind: %d records unacknowledged, the oldest %v old", u.Name, u.Backlog, u.OldestUnsent.Round(time.Second)))
+		}
+	}
+	for _, d := range h.Devices {
+		// A device not read yet is starting; one that never reads turns
+		// offline after its offline_after.
+		if d.Status == store.StatusOffline && !d.Unread {
+			out = append(out, fmt.Sprintf("device %d (%s): offline: %s", d.ID, d.Name, d.Reason))
+		}
+	}
+	return out
+}
+
+// measure takes the healthState now.
+func (a *Agent) measure() *healthState {
+	now := a.now()
+	h := &healthState{Store: a.store.Stats(), Devices: a.snapshot(), CommitInterval: a.cfg.Store.CommitInterval}
+	if h.CommitInterval == 0 {
+		h.CommitInterval = time.Second // the store's default
+	}
+	since := a.started
+	if ns := a.lastCommit.Load(); ns != 0 {
+		since = time.Unix(0, ns)
+	}
+	h.SinceCommit = max(now.Sub(since), 0)
+	a.upMu.Lock()
+	ups := append([]*uplinkRun(nil), a.uplinks...)
+	a.upMu.Unlock()
+	for _, u := range ups {
+		us := uplinkState{Name: u.name, Connected: u.connected()}
+		if !us.Connected {
+			if ds := u.downSince.Load(); ds != 0 {
+				us.DownFor = max(now.Sub(time.Unix(0, ds)), 0)
+			}
+		}
+		low := ^uint64(0)
+		for _, c := range u.cursors {
+			if v, err := a.store.Cursor(c); err == nil {
+				low = min(low, v)
+			}
+		}
+		if low != ^uint64(0) {
+			us.AckedSeq = low
+			if n, oldest, err := a.store.Backlog(low); err == nil {
+				us.Backlog = n
+				if n > 0 && !oldest.IsZero() {
+					us.OldestUnsent = max(now.Sub(oldest), 0)
+				}
+			}
+		}
+		h.Uplinks = append(h.Uplinks, us)
+	}
+	a.mu.Lock()
+	h.Alerts = a.rules.active()
+	a.mu.Unlock()
+	return h
+}
+
+// trackUplinks notes when each uplink went down; the housekeeping loop
+// calls it every second.
+func (a *Agent) trackUplinks() {
+	a.upMu.Lock()
+	defer a.upMu.Unlock()
+	now := a.now().UnixNano()
+	for _, u := range a.uplinks {
+		if u.connected() {
+			u.downSince.Store(0)
+		} else {
+			u.downSince.CompareAndSwap(0, now)
+		}
+	}
+}
+
+// serveHealth answers GET /healthz: 200 when healthy, 503 with the reasons
+// when not, and the figures behind the verdict either way.
+func (a *Agent) serveHealth(w http.ResponseWriter, r *http.Request) {
+	h := a.measure()
+	reasons := judge(h)
+	type uplinkJSON struct {
+		Name         string  `json:"name"`
+		Connected    bool    `json:"connected"`
+		DownSeconds  float64 `json:"down_seconds"`
+		Backlog      int     `json:"backlog"`
+		OldestUnsent float64 `json:"oldest_unsent_age_seconds"`
+		AckedSeq     uint64  `json:"acked_seq"`
+	}
+	type deviceJSON struct {
+		ID     int    `json:"device_id"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
+		Reason string `json:"reason,omitempty"`
+	}
+	body := struct {
+		OK        bool           `json:"ok"`
+		Status    string         `json:"status"`
+		Reasons   []string       `json:"reasons"`
+		GatewayID string         `json:"gateway_id"`
+		Version   string         `json:"version"`
+		Uptime    float64        `json:"uptime_seconds"`
+		Store     map[string]any `json:"store"`
+		Uplinks   []uplinkJSON   `json:"uplinks"`
+		Devices   []deviceJSON   `json:"devices"`
+	}{
+		OK: len(reasons) == 0, Status: "ok", Reasons: reasons, GatewayID: a.cfg.GatewayID, Version: a.opts.Version,
+		Uptime: a.now().Sub(a.started).Seconds(),
+		Store: map[string]any{"last_seq": h.Store.LastSeq, "committed_seq": h.Store.CommittedSeq, "pending": h.Store.Pending,
+			"failing": h.Store.Failing, "last_commit_age_seconds": h.SinceCommit.Seconds()},
+		Uplinks: []uplinkJSON{}, Devices: []deviceJSON{},
+	}
+	if !body.OK {
+		body.Status = "unhealthy"
+	} else {
+		body.Reasons = []string{}
+	}
+	for _, u := range h.Uplinks {
+		body.Uplinks = append(body.Uplinks, uplinkJSON{u.Name, u.Connected, u.DownFor.Seconds(), u.Backlog, u.OldestUnsent.Seconds(), u.AckedSeq})
+	}
+	for _, d := range h.Devices {
+		body.Devices = append(body.Devices, deviceJSON{d.ID, d.Name, d.Status, d.Reason})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !body.OK {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}

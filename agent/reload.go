@@ -1,0 +1,377 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink/mqtt"
+	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
+)
+
+// ErrNotRunning is returned by Reload when Run has ended.
+var ErrNotRunning = errors.New("agent: not running")
+
+type reloadReq struct {
+	cfg  *Config
+	done chan error
+}
+
+// Reload applies a config re-read while the agent runs (cmd/agent does on
+// SIGHUP). cfg is validated first, as New does; an invalid one changes
+// nothing and its error (a *ConfigError) is returned. A valid one applies,
+// without dropping hub clients or losing records:
+//
+//   - devices: added ones start, removed ones stop, changed ones restart
+//     with their status kept; unchanged ones go on undisturbed;
+//   - rules: the new list applies at once; alerts of rules that are gone,
+//     or that no longer watch a device, are cleared;
+//   - hub limits and timeouts (hub.*, but v3_group);
+//   - log.level (with Options.LogLevel);
+//   - uplinks whose settings changed reconnect with the new ones and go on
+//     from their cursors; removed ones say goodbye.
+//
+// Everything else (gateway_id, data_dir, listen, public_url, log.format,
+// store, auth, system, clock, hub.v3_group) takes effect at the next start;
+// the log says which of them changed. Reload waits until Run has applied
+// cfg; call it while Run runs.
+func (a *Agent) Reload(cfg *Config) error {
+	if cfg == nil {
+		return errors.New("agent: Reload: nil config")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	req := reloadReq{cfg: cfg, done: make(chan error, 1)}
+	select {
+	case a.reloads <- req:
+	case <-a.stopped:
+		return ErrNotRunning
+	}
+	return <-req.done
+}
+
+// apply runs in Run's goroutine: it owns the device and service wait groups.
+// Whatever can fail is done before anything changes.
+func (a *Agent) apply(cfg *Config) error {
+	old := a.live
+	a.upMu.Lock()
+	running := slices.Clone(a.uplinks)
+	a.upMu.Unlock()
+	ups, err := a.buildUplinks(cfg, running)
+	if err != nil {
+		return err
+	}
+	ho := cfg.hubOptions()
+	if err := a.hub.SetLimits(ho.Conn, ho.MaxBatch); err != nil {
+		return fmt.Errorf("agent: hub: %w", err)
+	}
+	var changes []string
+	if cfg.Log.Level != old.Log.Level {
+		if lv := a.opts.LogLevel; lv != nil {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
+				lv.Set(level)
+				changes = append(changes, "log.level "+cfg.Log.Level)
+			}
+		} else {
+			a.log.Warn("log.level changed, but this logger's level is fixed: it takes effect at the next start")
+		}
+	}
+	changes = append(changes, a.applyDevices(cfg.Devices)...)
+	if !reflect.DeepEqual(old.Rules, cfg.Rules) {
+		ids := map[int]bool{}
+		for _, dc := range cfg.Devices {
+			ids[dc.ID] = true
+		}
+		a.mu.Lock()
+		a.rules.replace(cfg.Rules, ids)
+		a.mu.Unlock()
+		changes = append(changes, fmt.Sprintf("rules (%d)", len(cfg.Rules)))
+	}
+	if !reflect.DeepEqual(old.Hub, cfg.Hub) {
+		changes = append(changes, "hub limits")
+	}
+	changes = append(changes, a.swapUplinks(running, ups)...)
+	a.live = cfg
+	if later := restartOnly(a.cfg, cfg); len(later) > 0 {
+		a.log.Warn("config reloaded, but these keys take effect at the next start only", "keys", strings.Join(later, ", "))
+	}
+	if len(changes) == 0 {
+		changes = []string{"nothing"}
+	}
+	a.log.Info("config reloaded", "file", cfg.Source(), "changed", strings.Join(changes, "; "))
+	return nil
+}
+
+// applyDevices starts, stops and restarts devices for a reloaded list and
+// describes what it did.
+func (a *Agent) applyDevices(list []DeviceConfig) []string {
+	a.viewMu.Lock()
+	current := maps.Clone(a.devices)
+	a.viewMu.Unlock()
+	wanted := map[int]bool{}
+	var stop []*device
+	next := make([]*device, 0, len(list))
+	fresh := map[int]*device{} // new device -> replaced one, by id
+	var added, changed, removed []string
+	for _, dc := range list {
+		wanted[dc.ID] = true
+		if d := current[dc.ID]; d != nil && sameDevice(d.cfg, dc) {
+			next = append(next, d)
+			continue
+		}
+		d := a.makeDevice(dc)
+		next = append(next, d)
+		fresh[dc.ID] = d
+		if old := current[dc.ID]; old != nil {
+			stop = append(stop, old)
+			changed = append(changed, fmt.Sprint(dc.ID))
+		} else {
+			added = append(added, fmt.Sprint(dc.ID))
+		}
+	}
+	for id, d := range current {
+		if !wanted[id] {
+			stop = append(stop, d)
+			removed = append(removed, fmt.Sprint(id))
+		}
+	}
+	// A replaced device's loop and driver end before the new one starts:
+	// a pin or a bus address is not opened twice.
+	for _, d := range stop {
+		a.stopDevice(d)
+		if err := d.close(); err != nil {
+			a.log.Warn("closing a device", "device_id", d.cfg.ID, "err", err)
+		}
+	}
+	a.mu.Lock()
+	a.viewMu.Lock()
+	devices := make(map[int]*device, len(next))
+	for _, d := range next {
+		devices[d.cfg.ID] = d
+		if old := current[d.cfg.ID]; fresh[d.cfg.ID] == d && old != nil {
+			// The same device, reconfigured: it keeps its status, so
+			// the reload itself raises no status change or alert.
+			d.status, d.reason, d.lastSeen, d.good, d.lastErr = old.status, old.reason, old.lastSeen, old.good, old.lastErr
+		} else if fresh[d.cfg.ID] == d {
+			d.good = a.run.now(time.Now()) // its silence starts now
+		}
+	}
+	a.devices, a.order = devices, next
+	a.viewMu.Unlock()
+	a.mu.Unlock()
+	for _, d := range next {
+		if fresh[d.cfg.ID] == d {
+			a.startDevice(d)
+		}
+	}
+	var out []string
+	for _, c := range []struct {
+		what string
+		ids  []string
+	}{{"devices added", added}, {"devices changed", changed}, {"devices removed", removed}} {
+		if len(c.ids) > 0 {
+			slices.Sort(c.ids)
+			out = append(out, c.what+" "+strings.Join(c.ids, ","))
+		}
+	}
+	return out
+}
+
+// sameDevice tells whether two device entries configure the same thing; the
+// driver settings are compared by value, not by their place or style in
+// the file.
+func sameDevice(x, y DeviceConfig) bool {
+	sx, okx := settingsValue(&x.Settings)
+	sy, oky := settingsValue(&y.Settings)
+	x.Settings, y.Settings = yaml.Node{}, yaml.Node{}
+	return okx && oky && reflect.DeepEqual(sx, sy) && reflect.DeepEqual(x, y)
+}
+
+func settingsValue(n *yaml.Node) (any, bool) {
+	if n.Kind == 0 {
+		return nil, true
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// restartOnly names the keys that changed between the running config and
+// cfg but apply only at the next start.
+func restartOnly(run, cfg *Config) []string {
+	var out []string
+	for _, k := range []struct {
+		key  string
+		x, y any
+	}{
+		{"gateway_id", run.GatewayID, cfg.GatewayID},
+		{"data_dir", run.DataDir, cfg.DataDir},
+		{"listen", run.Listen, cfg.Listen},
+		{"public_url", run.PublicURL, cfg.PublicURL},
+		{"log.format", run.Log.Format, cfg.Log.Format},
+		{"store", run.Store, cfg.Store},
+		{"auth", run.Auth, cfg.Auth},
+		{"system", run.System, cfg.System},
+		{"clock", run.Clock, cfg.Clock},
+		{"hub.v3_group", run.Hub.V3Group, cfg.Hub.V3Group},
+	} {
+		if !reflect.DeepEqual(k.x, k.y) {
+			out = append(out, k.key)
+		}
+	}
+	return out
+}
+
+// uplinkRun is one uplink and its goroutine.
+type uplinkRun struct {
+	name      string // "mqtt" or "websocket"
+	opts      any    // the config's options it was built from, to tell a change
+	cursors   []string
+	connected func() bool
+	run       func(context.Context) error
+	publish   func(store.Record) // LIVE previews; nil for none
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	// downSince is when it was last seen disconnected after being
+	// connected or started (a.now, unix ns); 0 while connected. Kept by
+	// the housekeeping loop.
+	downSince atomic.Int64
+}
+
+// buildUplinks builds the uplinks cfg configures, reusing those in running
+// whose settings are unchanged. Nothing is started.
+func (a *Agent) buildUplinks(cfg *Config, running []*uplinkRun) ([]*uplinkRun, error) {
+	find := func(name string, opts any) *uplinkRun {
+		for _, u := range running {
+			if u.name == name && reflect.DeepEqual(u.opts, opts) {
+				return u
+			}
+		}
+		return nil
+	}
+	var out []*uplinkRun
+	if m := cfg.mqttOptions(); m.URL != "" {
+		if u := find("mqtt", m); u != nil {
+			out = append(out, u)
+		} else {
+			opts := m
+			m.Version = a.opts.Version
+			m.BootID = a.clock.bootID
+			m.RunID = a.runID
+			m.Clock = a.clock.state
+			m.Logger = a.log.With("component", "mqtt")
+			u, err := mqtt.New(a.store, a, m)
+			if err != nil {
+				return nil, fmt.Errorf("agent: uplink.mqtt: %w", err)
+			}
+			out = append(out, &uplinkRun{name: "mqtt", opts: opts, cursors: []string{mqtt.CursorEvents, mqtt.CursorTelemetry},
+				connected: u.Connected, run: u.Run})
+		}
+	}
+	if o := cfg.websocketOptions(); o.URL != "" {
+		if u := find("websocket", o); u != nil {
+			out = append(out, u)
+		} else {
+			opts := o
+			o.Version = a.opts.Version
+			o.BootID = a.clock.bootID
+			o.RunID = a.runID
+			o.Clock = a.clock.state
+			o.Logger = a.log.With("component", "websocket-uplink")
+			u, err := wsuplink.New(a.store, a, o)
+			if err != nil {
+				return nil, fmt.Errorf("agent: uplink.websocket: %w", err)
+			}
+			out = append(out, &uplinkRun{name: "websocket", opts: opts, cursors: []string{wsuplink.Cursor},
+				connected: u.Connected, run: u.Run, publish: u.Publish})
+		}
+	}
+	return out, nil
+}
+
+// startUplink runs u under Run's service context. Run's goroutine only.
+func (a *Agent) startUplink(u *uplinkRun) {
+	ctx, cancel := context.WithCancel(a.svcCtx)
+	u.cancel, u.done = cancel, make(chan struct{})
+	u.downSince.Store(a.now().UnixNano())
+	a.svcWG.Add(1)
+	go func() {
+		defer a.svcWG.Done()
+		defer close(u.done)
+		if err := u.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("uplink stopped", "uplink", u.name, "err", err)
+		}
+	}()
+}
+
+// swapUplinks stops the running uplinks that next does not keep (an uplink
+// whose settings changed is stopped before its successor starts on the same
+// cursor) and starts the new ones.
+func (a *Agent) swapUplinks(running, next []*uplinkRun) []string {
+	var out []string
+	for _, u := range running {
+		if !slices.Contains(next, u) {
+			u.cancel()
+			<-u.done
+			out = append(out, "uplink."+u.name+" stopped")
+		}
+	}
+	pub := []func(store.Record){a.hub.Publish}
+	for _, u := range next {
+		if u.publish != nil {
+			pub = append(pub, u.publish)
+		}
+	}
+	a.mu.Lock()
+	a.publish = pub
+	a.mu.Unlock()
+	for _, u := range next {
+		if !slices.Contains(running, u) {
+			a.startUplink(u)
+			out = append(out, "uplink."+u.name+" started")
+		}
+	}
+	a.upMu.Lock()
+	a.uplinks = next
+	a.upMu.Unlock()
+	return out
+}
+
+// cursorNames lists the delivery cursors of the running uplinks.
+func (a *Agent) cursorNames() []string {
+	a.upMu.Lock()
+	defer a.upMu.Unlock()
+	var out []string
+	for _, u := range a.uplinks {
+		out = append(out, u.cursors...)
+	}
+	return out
+}
+
+// watchCommits notes when the store commits, for /healthz and /metrics.
+func (a *Agent) watchCommits(ctx context.Context) error {
+	for {
+		c := a.store.Committed()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c:
+			a.lastCommit.Store(a.now().UnixNano())
+		}
+	}
+}
