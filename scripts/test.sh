@@ -47,12 +47,12 @@ go test -race -count=1 -timeout 20m ./... "$@"
 # 64-bit atomics on a 32-bit CPU, the ARM code generators and syscall ABIs
 # (not ARM's weaker memory ordering: the emulator runs on the host's). There
 # is no -race on arm. go test -exec runs each test binary in the emulator;
-# FLOORHUB_TEST_EMULATOR tells the tests that run their own binary again
-# (testkit.Reexec) to do the same. A target that is the host's own
-# architecture already ran natively above. Not here: cmd/agent (its tests
-# build the agent and run it without testkit.Command), interop (clients in
-# Python and Node) and the internal/ checks, none of them ARM-specific.
-arm_pkgs=(./store/... ./hub/... ./uplink/... ./sensors/... ./agent/... ./auth/... ./command/...)
+# FLOORHUB_TEST_EMULATOR tells the tests that run a binary built for the
+# target (their own, testkit.Reexec, or the agent, testkit.Command) to do the
+# same. A target that is the host's own architecture already ran natively
+# above. Not here: interop (clients in Python and Node, nothing ARM-specific
+# on the Go side that cmd/agent does not run) and the internal/ checks.
+arm_pkgs=(./store/... ./hub/... ./uplink/... ./sensors/... ./agent/... ./auth/... ./command/... ./cmd/agent/...)
 hostarch="$(go env GOHOSTARCH)"
 for target in armv6 arm64; do
 	case "$target" in

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // ws is a WebSocket uplink that is valid for gateway_id g.
@@ -117,7 +119,7 @@ func TestHostileConfigsBinary(t *testing.T) {
 		if err := os.WriteFile(path, []byte(h.yaml), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(bin, "-check-config", "-config", path).CombinedOutput()
+		out, err := testkit.Command(bin, "-check-config", "-config", path).CombinedOutput()
 		var ee *exec.ExitError
 		want := fmt.Sprintf("%s:%d: %s: ", path, h.line, h.field)
 		if !errors.As(err, &ee) || ee.ExitCode() != exitConfig || !strings.Contains(string(out), want) {

@@ -51,7 +51,7 @@ var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
 // startAgent runs the binary in dir and waits for its URL line.
 func startAgent(t *testing.T, bin, dir string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stderr: &testkit.Buffer{}, exited: make(chan error, 1)}
+	p := &proc{cmd: testkit.Command(bin, args...), stderr: &testkit.Buffer{}, exited: make(chan error, 1)}
 	p.cmd.Dir = dir
 	p.cmd.Stderr = p.stderr
 	out, err := p.cmd.StdoutPipe()
@@ -181,7 +181,7 @@ func TestBadConfigExits78(t *testing.T) {
 	bin := buildAgent(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("listen: :1\nbogus: 1\n"), 0o644)
-	cmd := exec.Command(bin, "-config", "c.yaml")
+	cmd := testkit.Command(bin, "-config", "c.yaml")
 	cmd.Dir = dir
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() != 78 || !strings.Contains(string(out), "c.yaml:2: bogus") {
@@ -189,7 +189,7 @@ func TestBadConfigExits78(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "version").Output()
+	out, err := testkit.CommandContext(ctx, bin, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "floorhub agent ") {
 		t.Fatalf("version: %v %s", err, out)
 	}

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -22,9 +23,22 @@ const EmulatorEnv = "FLOORHUB_TEST_EMULATOR"
 // run on (the test binary itself, or one a test built with go build): under
 // an emulator (see [EmulatorEnv]) the command runs the binary through it.
 func Command(name string, args ...string) *exec.Cmd {
-	argv := append(strings.Fields(os.Getenv(EmulatorEnv)), name)
-	argv = append(argv, args...)
+	argv := emulated(name, args)
 	return exec.Command(argv[0], argv[1:]...)
+}
+
+// CommandContext is [Command] with exec.CommandContext's ctx: the process
+// (the emulator, with the binary in it) is killed when ctx is done.
+func CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
+	argv := emulated(name, args)
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+// emulated is the command line that runs name with args, through the
+// emulator if there is one.
+func emulated(name string, args []string) []string {
+	argv := append(strings.Fields(os.Getenv(EmulatorEnv)), name)
+	return append(argv, args...)
 }
 
 // Reexec returns a command that runs the current test binary again with
