@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,8 +43,13 @@ func TestHelperProcess(t *testing.T) {
 			<-s.Committed()
 			c := s.Stats().CommittedSeq
 			say('D', c)
-			// An uplink acking what it has: durable when SetCursor returns.
+			// An uplink acking what it has: durable with the next
+			// commit, which Flush waits for.
 			if err := s.SetCursor("uplink", c); err != nil {
+				fmt.Printf("E %v\n", err)
+				os.Exit(2)
+			}
+			if err := s.Flush(context.Background()); err != nil {
 				fmt.Printf("E %v\n", err)
 				os.Exit(2)
 			}

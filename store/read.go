@@ -140,11 +140,23 @@ func (s *Store) LastTelemetry(device, scan int) (rec Record, found bool, err err
 	return rec, found, err
 }
 
-// Cursor returns the delivery cursor of consumer (0 when it has none).
+// Cursor returns the delivery cursor of consumer (0 when it has none): the
+// last seq set, committed or not yet.
 func (s *Store) Cursor(consumer string) (uint64, error) {
 	if err := checkConsumer(consumer); err != nil {
 		return 0, err
 	}
+	s.mu.Lock()
+	v, ok := s.curs[consumer]
+	s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	return s.committedCursor(consumer)
+}
+
+// committedCursor reads consumer's cursor from the file.
+func (s *Store) committedCursor(consumer string) (uint64, error) {
 	var seq uint64
 	err := s.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bCursors).Get([]byte(consumer)); len(v) == 8 {
@@ -155,16 +167,18 @@ func (s *Store) Cursor(consumer string) (uint64, error) {
 	return seq, err
 }
 
-// SetCursor records that consumer has delivered everything up to seq.
-// It is durable when it returns. A cursor never moves backwards: a seq at
-// or below the current cursor is a no-op. A seq above the last one
-// assigned is refused with ErrInvalid.
+// SetCursor records that consumer has delivered everything up to seq. It
+// costs no write of its own: the cursor is committed with the next group
+// commit (at most CommitInterval later; Flush and Close wait for it), so a
+// crash before then resends what was delivered since the last commit. A
+// cursor never moves backwards: a seq at or below the current cursor is a
+// no-op. A seq above the last one assigned is refused with ErrInvalid.
 func (s *Store) SetCursor(consumer string, seq uint64) error {
 	if err := checkConsumer(consumer); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	closed, last := s.closed, s.last
+	closed, last, pending := s.closed, s.last, s.curs[consumer]
 	s.mu.Unlock()
 	if closed {
 		return ErrClosed
@@ -172,23 +186,46 @@ func (s *Store) SetCursor(consumer string, seq uint64) error {
 	if seq > last {
 		return fmt.Errorf("%w: cursor %q to %d, beyond the last seq %d", ErrInvalid, consumer, seq, last)
 	}
-	err := guard(func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bCursors)
-			if v := b.Get([]byte(consumer)); len(v) == 8 && u64(v) >= seq {
-				return nil
-			}
-			return b.Put([]byte(consumer), seqKey(seq))
-		})
-	})
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
-		return ErrClosed
+	if seq <= pending {
+		return nil
 	}
-	if errors.Is(err, ErrCorrupt) {
-		s.damaged(err)
-	}
+	committed, err := s.committedCursor(consumer)
 	if err != nil {
 		return fmt.Errorf("store: set cursor %q: %w", consumer, err)
+	}
+	if seq <= committed {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.setCursorLocked(consumer, seq)
+	return nil
+}
+
+// setCursorLocked raises consumer's pending cursor to seq; s.mu is held.
+func (s *Store) setCursorLocked(consumer string, seq uint64) {
+	if s.curs == nil {
+		s.curs = make(map[string]uint64)
+	}
+	if seq > s.curs[consumer] {
+		s.curs[consumer] = seq
+		s.curGen++
+	}
+}
+
+// putCursors writes the pending cursors in the commit's transaction; a
+// cursor never moves backwards.
+func putCursors(b *bolt.Bucket, curs map[string]uint64) error {
+	for c, seq := range curs {
+		if v := b.Get([]byte(c)); len(v) == 8 && u64(v) >= seq {
+			continue
+		}
+		if err := b.Put([]byte(c), seqKey(seq)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 
 // Defaults of Options.
 const (
-	defaultCommitInterval = time.Second
+	defaultCommitInterval = 10 * time.Second
 	defaultMaxBatch       = 4096
 	defaultMaxBytes       = 256 << 20
 	defaultOpenTimeout    = 5 * time.Second
@@ -33,8 +33,11 @@ const (
 
 // Options configures a Store. The zero value of each field means its default.
 type Options struct {
-	// CommitInterval is the longest a record waits before its batch is
-	// committed (one transaction, one fsync). Default 1 s.
+	// CommitInterval is the longest a telemetry record waits before its
+	// batch is committed (one transaction, one fsync), and so the longest
+	// it waits before the uplinks can read it. Alerts and device status
+	// are committed at once, with whatever is queued. Default 10 s: each
+	// commit writes at least 4 to 7 pages of 4 KiB (see the package doc).
 	CommitInterval time.Duration
 	// MaxBatch commits early once this many records are pending. Default
 	// 4096, at most 1<<20. Append blocks once 4 x MaxBatch records are
@@ -147,9 +150,13 @@ type Store struct {
 	queue     []pending
 	spare     []pending // the last batch's array, reused by the next queue
 	flushWant bool
-	commitCh  chan struct{} // closed at the next successful commit
-	failCh    chan struct{} // closed at the next failed commit
-	commitErr error         // error of the last commit if it failed, else nil
+	urgent    bool              // an event is queued: commit now, not at the tick
+	curs      map[string]uint64 // cursors set and not yet committed
+	curGen    uint64            // bumped by every SetCursor that moves a cursor
+	curDone   uint64            // curGen as of the last committed cursor snapshot
+	commitCh  chan struct{}     // closed at the next successful commit
+	failCh    chan struct{}     // closed at the next failed commit
+	commitErr error             // error of the last commit if it failed, else nil
 	closeErr  error
 	st        Stats
 	skipped   [][2]uint64
@@ -230,7 +237,12 @@ func (s *Store) Append(r Record) (Record, error) {
 		p.raise = r.Alert.State == AlertActive
 	}
 	s.queue = append(s.queue, p)
-	if len(s.queue) == s.o.MaxBatch {
+	if r.Kind != KindTelemetry {
+		// An alert or a status change must reach the uplinks at once,
+		// and they read only what is committed: commit now.
+		s.urgent = true
+		s.poke()
+	} else if len(s.queue) == s.o.MaxBatch {
 		s.poke()
 	}
 	s.mu.Unlock()
@@ -245,15 +257,16 @@ func (s *Store) poke() {
 	}
 }
 
-// Flush commits every record appended so far and returns when they are durable.
+// Flush commits every record appended and every cursor set so far, and
+// returns when they are durable.
 func (s *Store) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	target := s.last
-	for s.st.CommittedSeq < target {
+	target, curTarget := s.last, s.curGen
+	for s.st.CommittedSeq < target || s.curDone < curTarget {
 		if s.exited {
 			if s.closeErr != nil {
 				return s.closeErr

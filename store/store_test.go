@@ -501,7 +501,7 @@ func TestNoGoroutineOutlivesClose(t *testing.T) {
 
 func TestMaxBytesDefaultAndCap(t *testing.T) {
 	o, err := (&Options{}).resolve()
-	if err != nil || o.MaxBytes != 256<<20 || o.MaxBatch != 4096 || o.CommitInterval != time.Second || o.OpenTimeout != 5*time.Second {
+	if err != nil || o.MaxBytes != 256<<20 || o.MaxBatch != 4096 || o.CommitInterval != 10*time.Second || o.OpenTimeout != 5*time.Second {
 		t.Fatalf("defaults: %+v %v", o, err)
 	}
 	o, _ = (&Options{MaxBytes: 3 << 30}).resolve()

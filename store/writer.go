@@ -43,7 +43,7 @@ const (
 	evictChunkBytes   = 1 << 20
 )
 
-// run is the single writer: it owns every write transaction but cursors'.
+// run is the single writer: it owns every write transaction.
 func (s *Store) run() {
 	defer close(s.done)
 	tick := time.NewTicker(s.o.CommitInterval)
@@ -68,18 +68,23 @@ func (s *Store) run() {
 			s.mu.Unlock()
 			return
 		}
-		n := len(s.queue)
+		n, nc := len(s.queue), len(s.curs)
 		ageDue := s.o.MaxAge > 0 && ticked && time.Since(lastAge) >= time.Minute
 		// A Flush with nothing queued waits for the commit in flight.
-		due := closing || (s.flushWant && n > 0) || n >= s.o.MaxBatch || (ticked && n > 0) ||
-			s.last >= s.ceiling || ageDue
+		// Cursors alone wait for the tick: they ride along with records.
+		due := closing || (s.flushWant && n+nc > 0) || (s.urgent && n > 0) || n >= s.o.MaxBatch ||
+			(ticked && n+nc > 0) || s.last >= s.ceiling || ageDue
 		if !due {
 			s.mu.Unlock()
 			continue
 		}
+		// Cursors before the queue: every seq a cursor names was appended
+		// before it was set, so it is in this batch or committed already.
+		curs, curGen := s.curs, s.curGen
+		s.curs = nil
 		batch := s.queue
 		s.queue, s.spare = s.spare[:0], nil
-		s.flushWant = false
+		s.flushWant, s.urgent = false, false
 		last := s.last
 		s.mu.Unlock()
 		// After the queue snapshot: covers every entry its records use.
@@ -92,7 +97,7 @@ func (s *Store) run() {
 		if s.o.MaxAge > 0 && (n > 0 || ageDue) {
 			lastAge = time.Now()
 		}
-		st, err := s.commit(batch, dictDelta{strs, first}, ceiling, s.o.MaxAge > 0 && (n > 0 || ageDue))
+		st, err := s.commit(batch, curs, dictDelta{strs, first}, ceiling, s.o.MaxAge > 0 && (n > 0 || ageDue))
 		if err == nil {
 			s.dict.done(upTo)
 		}
@@ -106,6 +111,9 @@ func (s *Store) run() {
 			}
 			failing = true
 			s.queue = append(batch, s.queue...)
+			for c, v := range curs { // retried with the next commit
+				s.setCursorLocked(c, v)
+			}
 			s.commitErr = fmt.Errorf("store: commits are failing: %w", err)
 			close(s.failCh)
 			s.failCh = make(chan struct{})
@@ -121,6 +129,7 @@ func (s *Store) run() {
 				failing = false
 			}
 			s.st = st
+			s.curDone = curGen
 			s.ceiling = ceiling
 			s.commitErr = nil
 			clear(batch) // drop the encoded records
@@ -151,7 +160,7 @@ type dictDelta struct {
 
 // commit writes batch in one transaction with the new ceiling, evicts what
 // the cap and age require, and returns the new committed-side Stats.
-func (s *Store) commit(batch []pending, dd dictDelta, ceiling uint64, age bool) (Stats, error) {
+func (s *Store) commit(batch []pending, curs map[string]uint64, dd dictDelta, ceiling uint64, age bool) (Stats, error) {
 	if ceiling > s.hint {
 		s.raiseHint(ceiling)
 	}
@@ -161,7 +170,7 @@ func (s *Store) commit(batch []pending, dd dictDelta, ceiling uint64, age bool) 
 	counts := s.counts
 	var ev evictor
 	s.bl.begin()
-	err := guard(func() error { return s.db.Update(s.commitTx(batch, dd, ceiling, age, &st, &counts, &ev)) })
+	err := guard(func() error { return s.db.Update(s.commitTx(batch, curs, dd, ceiling, age, &st, &counts, &ev)) })
 	if errors.Is(err, ErrCorrupt) {
 		s.damaged(err)
 	}
@@ -183,10 +192,13 @@ func (s *Store) commit(batch []pending, dd dictDelta, ceiling uint64, age bool) 
 
 // commitTx returns the body of a commit's transaction. It fills st, counts
 // and ev, which the caller keeps only if the transaction commits.
-func (s *Store) commitTx(batch []pending, dd dictDelta, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
+func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
 	free := int64(s.db.Stats().FreeAlloc)
 	return func(tx *bolt.Tx) error {
 		if err := putDict(tx.Bucket(bStrings), dd.first, dd.strs); err != nil {
+			return err
+		}
+		if err := putCursors(tx.Bucket(bCursors), curs); err != nil {
 			return err
 		}
 		tb, eb, mb, ab := tx.Bucket(bTelemetry), tx.Bucket(bEvents), tx.Bucket(bMeta), tx.Bucket(bActive)
