@@ -118,6 +118,23 @@ func Open(path string, opts *Options) (*Store, error) {
 // After a panic bbolt returns no handle to close: the file is closed here
 // (releasing its lock), but its mapping stays until the process exits.
 func (s *Store) openBolt() (*bolt.DB, error) {
+	fi, err := os.Stat(s.path)
+	if fresh := errors.Is(err, os.ErrNotExist) || (err == nil && fi.Size() == 0); fresh {
+		// bbolt creates the file with one multi-page write, which the
+		// page cache may keep as one large folio; reopening drops it
+		// (see dropCache).
+		db, err := s.openBoltOnce()
+		if err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("store: open %s: %w", s.path, err)
+		}
+	}
+	return s.openBoltOnce()
+}
+
+func (s *Store) openBoltOnce() (*bolt.DB, error) {
 	var db *bolt.DB
 	var f *os.File
 	err := guard(func() error {
@@ -128,6 +145,9 @@ func (s *Store) openBolt() (*bolt.DB, error) {
 			OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
 				var err error
 				f, err = os.OpenFile(name, flag, perm)
+				if err == nil {
+					dropCache(f)
+				}
 				return f, err
 			},
 		})
