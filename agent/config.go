@@ -95,7 +95,9 @@ type LogConfig struct {
 
 // StoreConfig configures the bbolt store.
 type StoreConfig struct {
-	// CommitInterval is the longest a reading waits for its group commit. Default 1s.
+	// CommitInterval is the longest a reading waits for its group commit
+	// (and for the uplinks); alerts and status changes commit at once.
+	// Default 10s.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxBatch commits early after this many readings. Default 4096.
 	MaxBatch int `yaml:"max_batch"`

@@ -73,6 +73,14 @@ type committer interface {
 	Committed() <-chan struct{}
 }
 
+// flusher is the optional part of a Replayer that commits at once
+// (*store.Store has it): a resume then does not wait for the store's next
+// group commit (telemetry may wait up to its commit interval, 10 s by
+// default) before it goes live.
+type flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // StateSource gives the current state to new subscribers of the devices
 // and system channels. The hub calls it with a client's lock held, so that
 // no change slips between the snapshot and live delivery: it must not call

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -146,6 +147,15 @@ func (c *client) replay(job *replayJob) {
 		}
 		if waitSince.IsZero() {
 			waitSince = time.Now()
+			if fl, ok := rp.(flusher); ok {
+				// One commit now instead of waiting for the next one.
+				fctx, cancel := context.WithTimeout(ctx, c.h.o.CommitWait)
+				err := fl.Flush(fctx)
+				cancel()
+				if err == nil {
+					continue
+				}
+			}
 		} else if time.Since(waitSince) > c.h.o.CommitWait {
 			fail(codeReplayFailed, "records up to seq %d were not committed within %v; they may be missing", target, c.h.o.CommitWait)
 			confirmed = target
