@@ -350,6 +350,7 @@ func TestCounterTotalSurvivesRestart(t *testing.T) {
 	yaml := `
 data_dir: ` + dir + `
 listen: 127.0.0.1:0
+store: {commit_interval: 50ms}
 rules: []
 devices:
   - id: 7
