@@ -6,12 +6,67 @@
 //
 // Append assigns a seq and queues the record; it does not wait for the
 // disk. A single writer goroutine commits queued records in one bbolt
-// transaction (one fsync) per Options.CommitInterval, or as soon as
+// transaction (one fsync) per Options.CommitInterval (10 s by default), at
+// once when an alert or a device status is appended, or as soon as
 // Options.MaxBatch records are pending. A record is durable once the commit
 // that holds it returns: Flush waits for that, and the channel from
 // Committed is closed at every commit. Read, Backlog and ActiveAlerts see
-// only committed records. SetCursor is durable when it returns. NoSync is
-// never used.
+// only committed records, so telemetry reaches the uplinks up to
+// CommitInterval after it was read, and an event within milliseconds.
+// SetCursor writes nothing of its own: the cursor rides the next commit
+// (Flush and Close wait for it). NoSync is never used.
+//
+// What a crash loses: telemetry appended since the last commit (at most
+// CommitInterval of it; never acknowledged, since the uplinks only send
+// committed records; its seqs are announced as skipped, see below), and
+// cursor moves since the last commit (those records are sent again, never
+// lost). Nothing that a commit returned for.
+//
+// # Writes: the SD card
+//
+// The card wears by the bytes written, and a bbolt commit writes whole
+// pages of 4 KiB (copy on write): the last leaf of the telemetry tree (and
+// a new one when it fills; about 60 records fit in one), the branch pages
+// above it, the root page holding the small buckets inline (meta, cursors,
+// the alert index, the dictionary while they are under 1 KiB), the
+// freelist, and the meta page: 5 to 7 pages, whatever the number of
+// records in the batch, against a floor of one. Bytes per minute are
+// therefore set by the commits per minute. Measured with cmd/diskwear
+// (BENCHMARKS.md), at 10 readings a second: 1 s commits wrote 1.3 MB a
+// minute, 10 s commits about 0.17 MB. The choices:
+//
+//   - CommitInterval 10 s: about a sixth of the pages of 1 s commits, for
+//     up to 10 s of telemetry lost by a crash and 10 s of delay to the
+//     uplinks. Live screens do not wait (the hub publishes at Append), a
+//     hub resume commits at once (Flush), and events commit at once.
+//   - Events at once: an alert or status change costs a commit of its own
+//     (about 5 pages); alert rules' hysteresis and hold times bound how
+//     often a flapping sensor does it.
+//   - Cursors in the group commit: a separate transaction per cursor write
+//     cost the root, freelist and meta pages every second per uplink
+//     stream, more than the readings themselves.
+//   - The seq ceiling is a key in meta (the root page, written anyway); the
+//     sidecar hint file is rewritten once per 2^20 seqs, not per commit.
+//   - A telemetry-only commit touches the telemetry bucket and meta; the
+//     events bucket is touched only by batches with events.
+//   - NoFreelistSync is not used: it saves the freelist page (one of 5 to
+//     7), but then every Open rebuilds the freelist by walking every page
+//     of the file, reading all of a 256 MiB file from the card at every
+//     start (tens of seconds on a slow card), where the integrity check
+//     reads a few hundred pages.
+//   - Pages stay 4 KiB, the kernel's page: smaller bbolt pages would still
+//     dirty whole 4 KiB pages of the page cache, larger ones write more per
+//     commit.
+//   - Linux may cache a file in large folios (ext4 on 6.x kernels); a 4 KiB
+//     write then dirties, and counts in write_bytes as, the whole folio.
+//     bbolt creates the file with one 16 KiB write, so every commit's meta
+//     page counted 16 KiB. Open drops the file's clean cached pages before
+//     bbolt maps it (and reopens a file it just created), so that they come
+//     back one page at a time.
+//   - The interval does not adapt to the uplink: the uplinks send only
+//     committed records, so a connected uplink needs the commits, and
+//     stretching them while offline would trade durability for bytes, a
+//     choice left to store.commit_interval.
 //
 // # Sequence numbers
 //

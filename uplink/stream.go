@@ -31,9 +31,10 @@ type StreamOptions struct {
 	// Poll is how often the stream looks for new records if no commit was
 	// signalled (a safety net; Committed normally wakes it). Default 1 s.
 	Poll time.Duration
-	// CursorInterval is the shortest time between two durable cursor
-	// writes. Acknowledged records not yet written are sent again after a
-	// crash (never lost). Default 1 s.
+	// CursorInterval is the shortest time between two cursor updates
+	// (Source.SetCursor; the store commits them with its next group
+	// commit). Acknowledged records whose cursor is not yet committed are
+	// sent again after a crash (never lost). Default 1 s.
 	CursorInterval time.Duration
 	// ShutdownGrace is how long Run waits for outstanding acknowledgements
 	// once its context ends. Default 2 s.
@@ -411,9 +412,9 @@ func (s *Stream) ackLoop(ctx context.Context, queue <-chan pending, slots <-chan
 	}
 }
 
-// writeLoop makes the acknowledged point durable, at most once per
-// CursorInterval (each write is an fsync: an SD card must not do one per
-// message), and a last time when stop is closed.
+// writeLoop hands the acknowledged point to the store, at most once per
+// CursorInterval, and a last time when stop is closed. The store makes it
+// durable with its next commit: no fsync per message, nor per cursor.
 func (s *Stream) writeLoop(stop <-chan struct{}, advanced <-chan struct{}) {
 	var last time.Time
 	for {

@@ -108,9 +108,10 @@ type Options struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// CommandTimeout bounds one command. Default 10 s.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
-	// CursorInterval is the shortest time between two durable cursor
-	// writes; records acknowledged since the last write are sent again
-	// after a crash. Default 1 s.
+	// CursorInterval is the shortest time between two cursor updates
+	// handed to the store, which commits them with its next group commit
+	// (no write of their own); records acknowledged since the last commit
+	// are sent again after a crash. Default 1 s.
 	CursorInterval time.Duration `yaml:"cursor_interval"`
 	// Version is the agent's version, sent in the birth message.
 	Version string `yaml:"-"`

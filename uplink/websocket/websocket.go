@@ -122,9 +122,10 @@ type Options struct {
 	WriteWait time.Duration `yaml:"write_wait"`
 	// CommandTimeout bounds one command run for the server. Default 10 s.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
-	// CursorInterval is the shortest time between two durable cursor
-	// writes; records acknowledged since the last write are sent again
-	// after a crash. Default 1 s.
+	// CursorInterval is the shortest time between two cursor updates
+	// handed to the store, which commits them with its next group commit
+	// (no write of their own); records acknowledged since the last commit
+	// are sent again after a crash. Default 1 s.
 	CursorInterval time.Duration `yaml:"cursor_interval"`
 	// GatewayID names the gateway in payloads. Default: the client id of
 	// URL; if both are set they must be equal.
