@@ -141,7 +141,8 @@ func (s *Store) LastTelemetry(device, scan int) (rec Record, found bool, err err
 }
 
 // Cursor returns the delivery cursor of consumer (0 when it has none): the
-// last seq set, committed or not yet.
+// last seq set, committed or not yet. It never goes backwards while the
+// store is open.
 func (s *Store) Cursor(consumer string) (uint64, error) {
 	if err := checkConsumer(consumer); err != nil {
 		return 0, err
@@ -178,7 +179,8 @@ func (s *Store) SetCursor(consumer string, seq uint64) error {
 		return err
 	}
 	s.mu.Lock()
-	closed, last, pending := s.closed, s.last, s.curs[consumer]
+	closed, last := s.closed, s.last
+	known, ok := s.curs[consumer] // at or above the committed value
 	s.mu.Unlock()
 	if closed {
 		return ErrClosed
@@ -186,14 +188,13 @@ func (s *Store) SetCursor(consumer string, seq uint64) error {
 	if seq > last {
 		return fmt.Errorf("%w: cursor %q to %d, beyond the last seq %d", ErrInvalid, consumer, seq, last)
 	}
-	if seq <= pending {
-		return nil
+	if !ok {
+		var err error
+		if known, err = s.committedCursor(consumer); err != nil {
+			return fmt.Errorf("store: set cursor %q: %w", consumer, err)
+		}
 	}
-	committed, err := s.committedCursor(consumer)
-	if err != nil {
-		return fmt.Errorf("store: set cursor %q: %w", consumer, err)
-	}
-	if seq <= committed {
+	if seq <= known {
 		return nil
 	}
 	s.mu.Lock()
@@ -205,15 +206,25 @@ func (s *Store) SetCursor(consumer string, seq uint64) error {
 	return nil
 }
 
-// setCursorLocked raises consumer's pending cursor to seq; s.mu is held.
+// setCursorLocked raises consumer's cursor to seq, to be committed; s.mu
+// is held.
 func (s *Store) setCursorLocked(consumer string, seq uint64) {
 	if s.curs == nil {
 		s.curs = make(map[string]uint64)
 	}
 	if seq > s.curs[consumer] {
 		s.curs[consumer] = seq
-		s.curGen++
+		s.dirtyCursorLocked(consumer)
 	}
+}
+
+// dirtyCursorLocked marks consumer's cursor for the next commit; s.mu is held.
+func (s *Store) dirtyCursorLocked(consumer string) {
+	if s.curDirty == nil {
+		s.curDirty = make(map[string]bool)
+	}
+	s.curDirty[consumer] = true
+	s.curGen++
 }
 
 // putCursors writes the pending cursors in the commit's transaction; a

@@ -151,8 +151,9 @@ type Store struct {
 	spare     []pending // the last batch's array, reused by the next queue
 	flushWant bool
 	urgent    bool              // an event is queued: commit now, not at the tick
-	curs      map[string]uint64 // cursors set and not yet committed
-	curGen    uint64            // bumped by every SetCursor that moves a cursor
+	curs      map[string]uint64 // every cursor set since Open: its latest value
+	curDirty  map[string]bool   // cursors set and not yet committed
+	curGen    uint64            // bumped whenever a cursor becomes dirty
 	curDone   uint64            // curGen as of the last committed cursor snapshot
 	commitCh  chan struct{}     // closed at the next successful commit
 	failCh    chan struct{}     // closed at the next failed commit

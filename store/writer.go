@@ -68,7 +68,7 @@ func (s *Store) run() {
 			s.mu.Unlock()
 			return
 		}
-		n, nc := len(s.queue), len(s.curs)
+		n, nc := len(s.queue), len(s.curDirty)
 		ageDue := s.o.MaxAge > 0 && ticked && time.Since(lastAge) >= time.Minute
 		// A Flush with nothing queued waits for the commit in flight.
 		// Cursors alone wait for the tick: they ride along with records.
@@ -80,8 +80,15 @@ func (s *Store) run() {
 		}
 		// Cursors before the queue: every seq a cursor names was appended
 		// before it was set, so it is in this batch or committed already.
-		curs, curGen := s.curs, s.curGen
-		s.curs = nil
+		var curs map[string]uint64
+		if nc > 0 {
+			curs = make(map[string]uint64, nc)
+			for c := range s.curDirty {
+				curs[c] = s.curs[c]
+			}
+			s.curDirty = nil
+		}
+		curGen := s.curGen
 		batch := s.queue
 		s.queue, s.spare = s.spare[:0], nil
 		s.flushWant, s.urgent = false, false
@@ -111,8 +118,8 @@ func (s *Store) run() {
 			}
 			failing = true
 			s.queue = append(batch, s.queue...)
-			for c, v := range curs { // retried with the next commit
-				s.setCursorLocked(c, v)
+			for c := range curs { // retried with the next commit
+				s.dirtyCursorLocked(c)
 			}
 			s.commitErr = fmt.Errorf("store: commits are failing: %w", err)
 			close(s.failCh)
