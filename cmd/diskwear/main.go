@@ -60,6 +60,7 @@ func main() {
 		interval = flag.Duration("interval", time.Second, "read interval of each device")
 		commit   = flag.Duration("commit-interval", 0, "store.commit_interval to configure (0: the agent's default)")
 		agentDef = flag.Duration("default-commit-interval", 10*time.Second, "the agent's default commit interval, for the floor when -commit-interval is 0")
+		baseDef  = flag.Duration("baseline-commit-interval", time.Second, "the baseline agent's default commit interval (1s before issue 13), for its floor when -commit-interval is 0")
 		warmup   = flag.Duration("warmup", 15*time.Second, "wait after the agent is up before the window starts")
 		window   = flag.Duration("duration", 60*time.Second, "length of the measured window (the issue's measure: at least 60s)")
 		dir      = flag.String("dir", "", "work directory on the disk to measure (default: a new directory under $TMPDIR)")
@@ -85,16 +86,26 @@ func main() {
 			log.Fatal(err)
 		}
 	}
+	// floor is the bytes per minute of one page per commit.
+	floor := func(def time.Duration) float64 {
+		if *commit > 0 {
+			def = *commit
+		}
+		return pageFloor * float64(time.Minute) / float64(def)
+	}
 	ci := *commit
 	if ci == 0 {
 		ci = *agentDef
 	}
-	floorPerMin := pageFloor * float64(time.Minute) / float64(ci)
 
 	host, _ := os.Hostname()
 	fmt.Printf("diskwear: %s, %s, devices read every %v, commit interval %v, window %v after %v warm-up, work dir %s on %s\n",
 		host, time.Now().UTC().Format("2006-01-02 15:04 MST"), *interval, ci, *window, *warmup, work, fsType(work))
-	fmt.Printf("floor: one 4 KiB page per commit = %s/min\n\n", kb(floorPerMin))
+	fmt.Printf("floor: one 4 KiB page per commit = %s KB/min", kb(floor(*agentDef)))
+	if *baseline != "" && *commit == 0 {
+		fmt.Printf(" (baseline, committing every %v: %s KB/min)", *baseDef, kb(floor(*baseDef)))
+	}
+	fmt.Printf("\n\n")
 	fmt.Printf("%-15s %-8s %7s %10s %10s %11s %9s %8s %s\n", "case", "agent", "devices", "KB/min", "MB/day", "B/reading", "readings", "x floor", "notes")
 
 	var failed bool
@@ -112,7 +123,10 @@ func main() {
 			log.Fatalf("unknown case %q (want connected, offline, connected-many or none)", c.name)
 		}
 		var base *result
-		for _, bin := range []struct{ label, path string }{{"baseline", *baseline}, {"this", *agentBin}} {
+		for _, bin := range []struct {
+			label, path string
+			def         time.Duration
+		}{{"baseline", *baseline, *baseDef}, {"this", *agentBin, *agentDef}} {
 			if bin.path == "" {
 				continue
 			}
@@ -132,7 +146,7 @@ func main() {
 				perReading = strconv.FormatInt(r.bytes/int64(r.readings), 10)
 			}
 			fmt.Printf("%-15s %-8s %7d %10s %10.0f %11s %9d %8.1f %s\n", c.name, bin.label, c.devices, kb(perMin),
-				perMin*60*24/1e6, perReading, r.readings, perMin/floorPerMin, strings.Join(notes, "; "))
+				perMin*60*24/1e6, perReading, r.readings, perMin/floor(bin.def), strings.Join(notes, "; "))
 			if bin.label == "baseline" {
 				rr := r
 				base = &rr
