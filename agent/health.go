@@ -75,7 +75,7 @@ func (a *Agent) measure() *healthState {
 	now := a.now()
 	h := &healthState{Store: a.store.Stats(), Devices: a.snapshot(), CommitInterval: a.cfg.Store.CommitInterval}
 	if h.CommitInterval == 0 {
-		h.CommitInterval = time.Second // the store's default
+		h.CommitInterval = store.DefaultCommitInterval
 	}
 	since := a.started
 	if ns := a.lastCommit.Load(); ns != 0 {

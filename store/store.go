@@ -12,12 +12,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// DefaultCommitInterval is Options.CommitInterval's default: the longest
+// telemetry waits for its commit (see the package doc for why 10 s).
+const DefaultCommitInterval = 10 * time.Second
+
 // Defaults of Options.
 const (
-	defaultCommitInterval = 10 * time.Second
-	defaultMaxBatch       = 4096
-	defaultMaxBytes       = 256 << 20
-	defaultOpenTimeout    = 5 * time.Second
+	defaultMaxBatch    = 4096
+	defaultMaxBytes    = 256 << 20
+	defaultOpenTimeout = 5 * time.Second
 	// maxBytes32 caps MaxBytes on 32-bit builds, where bbolt's mmap of the
 	// whole file must fit in a 2 GiB address range.
 	maxBytes32 = 3 << 29 // 1.5 GiB
@@ -92,7 +95,7 @@ func (o *Options) resolve() (Options, error) {
 		return r, err
 	}
 	if r.CommitInterval == 0 {
-		r.CommitInterval = defaultCommitInterval
+		r.CommitInterval = DefaultCommitInterval
 	}
 	if r.MaxBatch == 0 {
 		r.MaxBatch = defaultMaxBatch
