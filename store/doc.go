@@ -57,12 +57,12 @@
 //   - Pages stay 4 KiB, the kernel's page: smaller bbolt pages would still
 //     dirty whole 4 KiB pages of the page cache, larger ones write more per
 //     commit.
-//   - Linux may cache a file in large folios (ext4 on 6.x kernels); a 4 KiB
-//     write then dirties, and counts in write_bytes as, the whole folio.
-//     bbolt creates the file with one 16 KiB write, so every commit's meta
-//     page counted 16 KiB. Open drops the file's clean cached pages before
-//     bbolt maps it (and reopens a file it just created), so that they come
-//     back one page at a time.
+//   - Linux may cache a file in large folios (ext4 on recent kernels, seen
+//     on 6.18); a 4 KiB write then dirties, and counts in write_bytes as,
+//     the whole folio. bbolt creates the file with one 16 KiB write, so
+//     every commit's meta page counted 16 KiB. Open drops the file's clean
+//     cached pages before bbolt maps it (and reopens a file it just
+//     created), so that they come back one page at a time.
 //   - The interval does not adapt to the uplink: the uplinks send only
 //     committed records, so a connected uplink needs the commits, and
 //     stretching them while offline would trade durability for bytes, a
