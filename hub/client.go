@@ -273,7 +273,13 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	if hasSince {
 		msg.Since = &since
 	}
-	c.reply(msg)
+	// The reply is queued under c.mu once the entries are in place, so
+	// that a record published after the client read "subscribed" reaches
+	// it, and nothing of the new subscription precedes the reply. Like
+	// every reply it first waits for room, here, without the lock.
+	if c.conn.WaitRoom(c.conn.Context()) != nil {
+		return
+	}
 
 	// Index first, then install under the lock and read the target: every
 	// record above the target is then sure to reach the new entries.
@@ -312,6 +318,7 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 			s.dev[d] = newEntry()
 		}
 	}
+	c.conn.Send(wsconn.Message{Data: mustJSON(msg)})
 	// What a new subscriber learns at once, read once its entries are in
 	// place and sent under the lock that deliver takes: a change fanned
 	// out before this point is already in the state read here (the agent
@@ -352,6 +359,9 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	}
 	timed := c.timedLocked()
 	c.mu.Unlock()
+	if hook := c.h.o.afterSubscribe; hook != nil {
+		hook(ch)
+	}
 	c.h.setTimed(c, timed)
 }
 

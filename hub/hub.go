@@ -154,6 +154,10 @@ type Options struct {
 	Now func() time.Time
 
 	tick <-chan time.Time // tests drive frequency ticks with it
+	// afterSubscribe, when set, runs once subscribe has queued its
+	// "subscribed" reply, before it returns: tests hold a subscription
+	// there to publish at the instant the client reads the reply.
+	afterSubscribe func(channel)
 }
 
 // Hub is the local real-time hub.

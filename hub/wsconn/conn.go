@@ -210,6 +210,19 @@ func (c *Conn) Send(m Message) error {
 // that live traffic keeps room. It returns ErrClosed when the connection
 // closes, or ctx's error.
 func (c *Conn) SendWait(ctx context.Context, m Message) error {
+	return c.waitRoom(ctx, &m)
+}
+
+// WaitRoom waits, like SendWait, while the queue is at least half full,
+// and queues nothing. A front end whose reply must be queued under a lock
+// of its own (so that it is ordered with what its fan-out queues under
+// that lock) waits here first, then calls Send with the lock held.
+func (c *Conn) WaitRoom(ctx context.Context) error {
+	return c.waitRoom(ctx, nil)
+}
+
+// waitRoom waits for room and then queues m, if not nil.
+func (c *Conn) waitRoom(ctx context.Context, m *Message) error {
 	for {
 		c.mu.Lock()
 		if c.closing {
@@ -217,7 +230,9 @@ func (c *Conn) SendWait(ctx context.Context, m Message) error {
 			return ErrClosed
 		}
 		if c.live < (c.s.opts().QueueLen+1)/2 {
-			c.push(m)
+			if m != nil {
+				c.push(*m)
+			}
 			c.mu.Unlock()
 			return nil
 		}
