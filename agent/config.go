@@ -141,9 +141,11 @@ type HubConfig struct {
 	ConnectsPerMinute int `yaml:"connects_per_minute"`
 	// MaxBatch caps the messages of one batch. Default 50, at most 1000.
 	MaxBatch int `yaml:"max_batch"`
-	// QueueLen bounds the messages waiting to be written to one client;
-	// alerts that would overflow it disconnect the client (it resumes
-	// with since). Default 256, 16 to 65536.
+	// QueueLen is how many messages may wait for one client before it
+	// counts as behind: an alert arriving then disconnects the client
+	// (it resumes with since) if no write to it completed for the stall
+	// time (5 s); the queue is bounded at 4 × QueueLen whatever the
+	// progress. Default 256, 16 to 65536.
 	QueueLen int `yaml:"queue_len"`
 	// AuthTimeout is how long a connection may stay unauthenticated.
 	// Default 10s.

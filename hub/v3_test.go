@@ -670,11 +670,16 @@ func TestV3TokenExpiry(t *testing.T) {
 	}
 }
 
+// A member that stops reading costs the others nothing: they get every
+// message while its queue fills, and it is dropped (1013) once its writes
+// made no progress for the stall time, measured on the test's clock, so
+// that no scheduling delay of a healthy member's writer can get it dropped.
 func TestV3SlowMemberDoesNotSlowOthers(t *testing.T) {
-	e := startV3Env(t, true, func(o *Options, _ *V3Options) {
+	e := startV3Env(t, true, func(o *Options, vo *V3Options) {
 		o.Conn.MessagesPerSecond = 1 << 20
 		o.Conn.QueueLen = 32
-		o.Conn.WriteWait = 500 * time.Millisecond // a stuck writer gives up soon
+		o.Conn.QueueMax = 1 << 20 // only a stall makes a member slow here
+		o.Conn.Now = vo.Now       // the stall time passes when the test says
 	})
 	fast := e.dial("A", "fast", nil)
 	fast.presence(PresenceJoin, "fast")
@@ -696,28 +701,58 @@ func TestV3SlowMemberDoesNotSlowOthers(t *testing.T) {
 	sender := e.dial("A", "sender", nil)
 	sender.presence(PresenceJoin, "sender")
 	fast.presence(PresenceJoin, "sender")
+	e.v3.mu.RLock()
+	slowConn := e.v3.clients["slow"].conn
+	e.v3.mu.RUnlock()
 
-	// Far more 900-byte messages than the slow client's socket and queue
-	// hold, sent as fast as the fast member reads them (8 in flight): the
-	// fast member gets them all, the slow one is dropped (1013) and
-	// announced.
+	// Far more 900-byte messages than the slow member's socket and queue
+	// hold, window by window: each window reaches both members that read
+	// (the sender gets its own group messages too) before the next is
+	// sent, so their queues never fill, however the goroutines are
+	// scheduled.
 	const n, window = 400, 8
 	msg := []byte(`{"msg_type":"msg","target":"group","msg":"` + strings.Repeat("x", 800) + `"}`)
-	sent := 0
-	for ; sent < window; sent++ {
-		sender.send(string(msg))
-	}
-	got, left := 0, false
-	for got < n || !left {
-		m := fast.nextAny()
-		switch {
-		case m.MsgType == aether.TypeMsg && m.FromID == "sender":
-			got++
-			if sent < n {
-				sender.send(string(msg))
-				sent++
+	left := false
+	receive := func(c *v3client, k int) {
+		t.Helper()
+		for got := 0; got < k; {
+			switch m := c.nextAny(); {
+			case m.MsgType == aether.TypeMsg && m.FromID == "sender":
+				got++
+			case m.MsgType == aether.TypePresence && strings.Contains(string(m.Payload), `"event":"leave","client_id":"slow"`):
+				left = true
+			case m.MsgType == aether.TypePresence:
+			default:
+				t.Fatalf("%s got %+v", c.id, m)
 			}
-		case m.MsgType == aether.TypePresence && strings.Contains(string(m.Payload), `"event":"leave","client_id":"slow"`):
+		}
+	}
+	sendWindow := func(k int) {
+		t.Helper()
+		for range k {
+			sender.send(string(msg))
+		}
+		receive(fast, k)
+		receive(sender, k)
+	}
+	for sent := 0; sent < n; sent += window {
+		sendWindow(window)
+	}
+	// However long that took, the slow member was not dropped: the
+	// clock has not moved. Once StallTimeout passes without a write it
+	// is slow at its next message. (Its writer may complete one last
+	// write after the clock moved, so allow a second round.) Two
+	// messages a round: the second is routed after the first reached
+	// every member.
+	for i := 0; slowConn.Context().Err() == nil; i++ {
+		if i == 3 {
+			t.Fatal("the slow member's writes made no progress for 3 stall times and it is still connected")
+		}
+		e.clock.advance(e.hub.srv.Options().StallTimeout)
+		sendWindow(2)
+	}
+	for !left {
+		if m := fast.nextAny(); m.MsgType == aether.TypePresence && strings.Contains(string(m.Payload), `"event":"leave","client_id":"slow"`) {
 			left = true
 		}
 	}

@@ -72,6 +72,10 @@ type Conn struct {
 	closeCode   int
 	closeReason string
 	lastSeq     uint64
+	writes      uint64        // writes completed: the writer's progress
+	full        bool          // the queue was found full at fullAt ...
+	fullAt      time.Time     // ... (by Options.Now) ...
+	fullWrites  uint64        // ... with this many writes completed
 	space       chan struct{} // closed when room appears; nil when nobody waits
 	finished    bool
 	pingTimer   *time.Timer
@@ -198,12 +202,36 @@ func (c *Conn) Send(m Message) error {
 		}
 	}
 	if c.live >= c.s.opts().QueueLen {
-		c.s.overflows.Add(1)
-		c.closeLocked(CloseSlowConsumer, overflowReason(c.lastSeq), true)
-		return ErrOverflow
+		atMax := c.live >= c.s.opts().QueueMax
+		stalled := !atMax && c.stalled()
+		if atMax || stalled {
+			c.s.overflows.Add(1)
+			c.closeLocked(CloseSlowConsumer, overflowReason(c.lastSeq), true)
+			if stalled && c.writing {
+				// Its writer is stuck in a write to a peer that stopped
+				// reading: CloseGrace for it to read again and get the
+				// close frame, not the rest of WriteWait.
+				c.ws.NetConn().SetWriteDeadline(time.Now().Add(c.s.opts().CloseGrace))
+			}
+			return ErrOverflow
+		}
 	}
 	c.push(m)
 	return nil
+}
+
+// stalled tells whether the writes of a connection with a full queue made
+// no progress for StallTimeout since the queue was found full. A full
+// queue whose writer is only waiting for the CPU is not stalled: the
+// queue grows meanwhile, up to QueueMax. c.mu held.
+func (c *Conn) stalled() bool {
+	o := c.s.opts()
+	now := o.Now()
+	if !c.full || c.writes != c.fullWrites {
+		c.full, c.fullAt, c.fullWrites = true, now, c.writes
+		return false
+	}
+	return now.Sub(c.fullAt) >= o.StallTimeout
 }
 
 // SendWait queues m, first waiting while the queue is at least half full so
@@ -357,8 +385,14 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWriteBatch+6
 // client that falls behind costs fewer writes, not more.
 func (c *Conn) writeLoop() {
 	var deadlineSet time.Time
+	wrote, seq := false, uint64(0) // the last write, not yet counted
 	for {
 		c.mu.Lock()
+		if wrote {
+			c.writes++
+			c.lastSeq = max(c.lastSeq, seq)
+			wrote = false
+		}
 		m, ok := c.pop()
 		if !ok {
 			if c.closing && !c.closeSent {
@@ -380,12 +414,15 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.opts().WriteWait)) != nil {
 				c.fail()
+				continue
 			}
+			wrote, seq = true, 0
 			continue
 		}
 		bp := batchPool.Get().(*[]byte)
 		buf := appendFrame((*bp)[:0], m.payload())
-		seq, n := m.Seq, uint64(1)
+		seq = m.Seq
+		n := uint64(1)
 		for len(buf) < maxWriteBatch {
 			next, ok := c.peek()
 			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch {
@@ -396,13 +433,17 @@ func (c *Conn) writeLoop() {
 			seq = max(seq, m.Seq)
 			n++
 		}
-		c.mu.Unlock()
 		// Refreshing the deadline costs a timer update: do it when a
-		// quarter of the wait (at most a second) has passed since.
+		// quarter of the wait (at most a second) has passed since. Under
+		// c.mu, so that it never undoes the shorter one closeLocked sets.
 		now := time.Now()
 		if now.Sub(deadlineSet) > min(c.s.opts().WriteWait/4, time.Second) {
 			deadlineSet = now
 			c.ws.NetConn().SetWriteDeadline(now.Add(c.s.opts().WriteWait))
+		}
+		c.mu.Unlock()
+		if hook := c.s.opts().beforeWrite; hook != nil {
+			hook()
 		}
 		_, err := c.ws.NetConn().Write(buf)
 		if cap(buf) <= 2*maxWriteBatch {
@@ -414,11 +455,7 @@ func (c *Conn) writeLoop() {
 			continue
 		}
 		c.s.sent.Add(n)
-		if seq != 0 {
-			c.mu.Lock()
-			c.lastSeq = max(c.lastSeq, seq)
-			c.mu.Unlock()
-		}
+		wrote = true
 	}
 }
 

@@ -106,9 +106,24 @@ type Options struct {
 	// WriteWait bounds one write to the peer; a peer that accepts nothing
 	// for this long is dropped. Default 10 s.
 	WriteWait time.Duration
-	// QueueLen bounds the messages waiting to be written to one
-	// connection. Default 256.
+	// QueueLen is how many messages may wait to be written to one
+	// connection before it counts as behind. A message that may not be
+	// replaced (Message.Key zero) arriving when QueueLen wait closes the
+	// connection with 1013 if its writes are stalled: none completed for
+	// StallTimeout since the queue was first found full. A writer that is
+	// merely waiting for the CPU is not stalled: the queue then grows past
+	// QueueLen, up to QueueMax. Default 256.
 	QueueLen int
+	// QueueMax bounds the messages waiting for one connection whatever
+	// its progress: beyond it the connection is closed with 1013 (a
+	// client that writes progress slower than messages arrive falls
+	// behind without end). Default 4 × QueueLen; at least QueueLen.
+	QueueMax int
+	// StallTimeout is how long a connection with QueueLen messages
+	// waiting may complete no write before it is slow (closed with 1013,
+	// measured with Now). A peer whose write blocks for WriteWait is
+	// dropped anyway. Default 5 s.
+	StallTimeout time.Duration
 	// CoalesceAfter is how many messages must be waiting before a
 	// replaceable message (Message.Key) replaces its waiting predecessor:
 	// a client that keeps up sees every message, one that falls behind
@@ -139,8 +154,13 @@ type Options struct {
 	WriteBufferSize int
 	// Logger receives connection-level log lines. Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock of the rate limits. Default time.Now.
+	// Now is the clock of the rate limits and of StallTimeout. Default
+	// time.Now.
 	Now func() time.Time
+
+	// beforeWrite, when set, runs in the writer before each write: tests
+	// hold a writer there as if it were waiting for the CPU.
+	beforeWrite func()
 }
 
 // Validate reports the first field of o that cannot mean anything, as a
@@ -153,7 +173,7 @@ func (o *Options) Validate() error {
 		name string
 		v    int64
 	}{
-		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)},
+		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)}, {"QueueMax", int64(o.QueueMax)},
 		{"ReadBufferSize", int64(o.ReadBufferSize)}, {"WriteBufferSize", int64(o.WriteBufferSize)},
 	} {
 		if f.v < 0 {
@@ -165,7 +185,8 @@ func (o *Options) Validate() error {
 		v    time.Duration
 	}{
 		{"AuthTimeout", o.AuthTimeout}, {"PingInterval", o.PingInterval}, {"PongWait", o.PongWait},
-		{"WriteWait", o.WriteWait}, {"CloseGrace", o.CloseGrace}, {"ShutdownWait", o.ShutdownWait},
+		{"WriteWait", o.WriteWait}, {"StallTimeout", o.StallTimeout}, {"CloseGrace", o.CloseGrace},
+		{"ShutdownWait", o.ShutdownWait},
 	} {
 		if d.v < 0 {
 			return bad(d.name, "is negative (%v)", d.v)
@@ -197,6 +218,8 @@ func (o *Options) setDefaults() error {
 	def(&o.MaxConnsPerUser, 100)
 	def(&o.ConnectsPerMinute, 10)
 	def(&o.QueueLen, 256)
+	def(&o.QueueMax, 4*o.QueueLen)
+	o.QueueMax = max(o.QueueMax, o.QueueLen)
 	def(&o.CoalesceAfter, 64)
 	if o.CoalesceAfter > o.QueueLen/2 {
 		o.CoalesceAfter = max(o.QueueLen/2, 1)
@@ -209,7 +232,8 @@ func (o *Options) setDefaults() error {
 		v time.Duration
 	}{
 		{&o.AuthTimeout, 10 * time.Second}, {&o.PingInterval, 25 * time.Second}, {&o.PongWait, 10 * time.Second},
-		{&o.WriteWait, 10 * time.Second}, {&o.CloseGrace, time.Second}, {&o.ShutdownWait, 5 * time.Second},
+		{&o.WriteWait, 10 * time.Second}, {&o.StallTimeout, 5 * time.Second}, {&o.CloseGrace, time.Second},
+		{&o.ShutdownWait, 5 * time.Second},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -283,6 +307,7 @@ func (s *Server) SetOptions(o Options) error {
 	}
 	cur := s.opts()
 	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
+	o.beforeWrite = cur.beforeWrite
 	s.o.Store(&o)
 	return nil
 }

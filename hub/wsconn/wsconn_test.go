@@ -264,9 +264,10 @@ func serverWith(o Options) *Server {
 }
 
 // The queue without a writer: coalescing keeps production order and never
-// overflows; other messages overflow and close with 1013.
+// overflows; other messages overflow (here at QueueMax = QueueLen) and close
+// with 1013.
 func TestQueue(t *testing.T) {
-	c := &Conn{s: serverWith(Options{QueueLen: 4, CoalesceAfter: 2}), finished: true}
+	c := &Conn{s: serverWith(Options{QueueLen: 4, QueueMax: 4, CoalesceAfter: 2}), finished: true}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	must := func(err error) {
 		t.Helper()
@@ -296,7 +297,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("stats after two replacements and an overflow: %+v", st)
 	}
 
-	c = &Conn{s: serverWith(Options{QueueLen: 100, CoalesceAfter: 2}), finished: true}
+	c = &Conn{s: serverWith(Options{QueueLen: 100, QueueMax: 400, CoalesceAfter: 2}), finished: true}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	must(c.Send(Message{Data: []byte("a1"), Key: 1, Seq: 1}))
 	must(c.Send(Message{Data: []byte("x"), Seq: 2}))
