@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // echo is a session that answers every message with itself and
@@ -373,6 +375,9 @@ func TestSetOptions(t *testing.T) {
 	if got := readText(t, a); got != "two" {
 		t.Fatalf("echo after SetOptions %q", got)
 	}
+	// The writer counts a message once its write returned, which may be
+	// after the client read it.
+	testkit.Eventually(t, "both echoes counted as sent", 10*time.Second, func() bool { return s.Stats().Sent == 2 })
 	if st := s.Stats(); st.Open != 1 || st.Accepted != 1 || st.Refused != 1 || st.Sent != 2 {
 		t.Fatalf("stats %+v", st)
 	}
