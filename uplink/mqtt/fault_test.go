@@ -196,33 +196,42 @@ func TestTCPCutMidStream(t *testing.T) {
 	go func() { lastc <- produce(ctx, t, st, 0, total) }()
 
 	// A retained command runs once, live, and is refused when the broker
-	// replays it to the new subscription after a reconnect.
+	// replays it to the new subscription after a reconnect. A result is
+	// not retried (a result published just before a cut is lost), so the
+	// test waits for each before it cuts the link again.
+	var outcomes []string
+	results := func(n int) func() bool {
+		return func() bool { // col.mu held
+			outcomes = outcomes[:0]
+			for _, r := range col.results {
+				var res CommandResult
+				json.Unmarshal(r, &res)
+				if string(res.RequestID) == `"retained"` {
+					outcomes = append(outcomes, fmt.Sprint(res.OK, " ", res.Error))
+				}
+			}
+			return len(outcomes) >= n
+		}
+	}
 	// The first heartbeat comes after the command subscription.
 	col.waitUntil("connected and subscribed", 30*time.Second, func() bool { return len(col.heartbeat) > 0 })
 	col.client.Publish("floorhub/gw1/cmd/ping", 1, true, []byte(`{"request_id":"retained"}`)).Wait()
 	defer func() { col.client.Publish("floorhub/gw1/cmd/ping", 1, true, []byte{}).Wait() }()
+	col.waitUntil("the retained command's live result", 30*time.Second, results(1))
 
 	col.waitUntil("the stream to start", 30*time.Second, func() bool { return len(col.seqs) >= 3000 })
 	px.cut() // the link drops; reconnect at once works
 	col.waitUntil("more records", 30*time.Second, func() bool { return len(col.seqs) >= 8000 })
+	col.waitUntil("the retained command's result after the reconnect", 30*time.Second, results(2))
 	px.down() // the link stays down a while
 	testkit.Eventually(t, "the uplink to notice", 30*time.Second, func() bool { return !u.Connected() })
 	px.up()
 	last := <-lastc
 	checkNoLoss(t, col, u, last, 3*u.o.MaxInFlight*u.o.BatchSize, false)
 
-	var outcomes []string
-	col.waitUntil("the retained command's results", 10*time.Second, func() bool {
-		outcomes = outcomes[:0]
-		for _, r := range col.results {
-			var res CommandResult
-			json.Unmarshal(r, &res)
-			if string(res.RequestID) == `"retained"` {
-				outcomes = append(outcomes, fmt.Sprint(res.OK, " ", res.Error))
-			}
-		}
-		return len(outcomes) >= 2
-	})
+	col.mu.Lock()
+	results(0)()
+	col.mu.Unlock()
 	t.Logf("retained command outcomes: %q", outcomes)
 	if outcomes[0] != "true " || outcomes[1] != "false refused" {
 		t.Errorf("retained command outcomes %q; want it run once live, then refused on replay", outcomes)
