@@ -4,6 +4,7 @@ package packaging
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/floorhub/floorhub/agent"
 	"github.com/floorhub/floorhub/internal/testkit"
@@ -117,7 +119,7 @@ func TestPackage(t *testing.T) {
 			// The user, its groups where they exist, its data directory;
 			// enabled on install, restarted on upgrade, only under systemd.
 			"postinst": {"adduser --quiet --system --group", "for group in i2c gpio dialout", "getent group \"$group\"",
-				"chown \"$user:$user\" \"$data\"", "deb-systemd-helper enable floorhub.service", "[ -d /run/systemd/system ]",
+				"chown \"$user:$user\" \"$data\"", "chmod 0640 /etc/floorhub/floorhub.yaml", "deb-systemd-helper enable floorhub.service", "[ -d /run/systemd/system ]",
 				"deb-systemd-invoke restart", "deb-systemd-invoke start"},
 			"prerm":  {"deb-systemd-invoke stop floorhub.service"},
 			"postrm": {"purge)", "rm -rf /var/lib/floorhub", "deb-systemd-helper purge"},
@@ -244,7 +246,9 @@ func TestInstall(t *testing.T) {
 	}
 	old, new := buildDebs(t)
 	work := t.TempDir()
-	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "testdata/install.sh", old, new, work)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "--propagation", "private", "sh", "testdata/install.sh", old, new, work)
 	cmd.Env = append(os.Environ(), "NEWVERSION=0.2.0")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.HasSuffix(bytes.TrimSpace(out), []byte("OK")) {

@@ -33,10 +33,25 @@ groups=" $(id -nG floorhub) "
 case "$groups" in *" i2c "*) ;; *) fail "floorhub is not in i2c: $groups" ;; esac
 case "$groups" in *" dialout "*) ;; *) fail "floorhub is not in dialout: $groups" ;; esac
 [ "$(stat -c %U:%G:%a /var/lib/floorhub)" = floorhub:floorhub:750 ] || fail "/var/lib/floorhub is $(stat -c %U:%G:%a /var/lib/floorhub)"
+[ "$(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)" = root:floorhub:640 ] || fail "/etc/floorhub/floorhub.yaml is $(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)"
 [ -x /usr/bin/floorhub-agent ] || fail "no /usr/bin/floorhub-agent"
 [ -f /lib/systemd/system/floorhub.service ] || fail "no unit"
 [ -L /etc/systemd/system/multi-user.target.wants/floorhub.service ] || fail "the service is not enabled"
 floorhub-agent -check-config -config /etc/floorhub/floorhub.yaml || fail "the installed config is invalid"
+# The service'"'"'s user runs the agent on the installed config (as the unit
+# does, without systemd here): it reads the config and owns its data.
+setpriv --reuid=floorhub --regid=floorhub --init-groups floorhub-agent -config /etc/floorhub/floorhub.yaml -data /var/lib/floorhub -listen 127.0.0.1:0 >/tmp/agent.out 2>&1 &
+pid=$!
+i=0
+until grep -q "floorhub is running" /tmp/agent.out; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { cat /tmp/agent.out; fail "the agent did not start as floorhub"; }
+	sleep 0.1
+done
+kill -INT $pid
+wait $pid || { cat /tmp/agent.out; fail "the agent did not stop cleanly"; }
+[ "$(stat -c %U /var/lib/floorhub/floorhub.db)" = floorhub ] || fail "the database is not the user'"'"'s"
+rm -f /var/lib/floorhub/floorhub.db /var/lib/floorhub/floorhub.db.seq /var/lib/floorhub/jwt.secret
 if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify /lib/systemd/system/floorhub.service || fail "systemd-analyze verify"
 else
@@ -54,6 +69,7 @@ dpkg -i /tmp/new.deb
 [ "$(cat /var/lib/floorhub/floorhub.db)" = data ] || fail "the upgrade lost the database"
 [ "$(cat /var/lib/floorhub/jwt.secret)" = secret ] || fail "the upgrade lost the secret"
 grep -q "level: debug" /etc/floorhub/floorhub.yaml || fail "the upgrade replaced the edited config"
+[ "$(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)" = root:floorhub:640 ] || fail "after the upgrade, the config is $(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)"
 [ ! -e /etc/floorhub/floorhub.yaml.dpkg-new ] || fail "a conffile prompt was left"
 
 step remove keeps data and config
