@@ -61,6 +61,10 @@ func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.DataDir == "./data" {
+		// No data_dir: the default would be the package's source directory.
+		cfg.DataDir = t.TempDir()
+	}
 	logs := &testkit.Buffer{}
 	r := &running{done: make(chan error, 1), url: make(chan string, 1), logs: logs}
 	r.a, err = New(cfg, Options{Hardware: hw, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
