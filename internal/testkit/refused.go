@@ -17,8 +17,14 @@ import (
 func RefusedAddr(t testing.TB) string {
 	t.Helper()
 	// Without SO_REUSEADDR, which would let another socket bind the port
-	// too while neither listens.
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// too while neither listens. Close-on-exec set under ForkLock, as
+	// package net does where SOCK_CLOEXEC is missing (macOS).
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		t.Fatalf("testkit: socket: %v", err)
 	}

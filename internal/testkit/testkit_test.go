@@ -1,7 +1,6 @@
 package testkit
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -139,17 +137,5 @@ func TestMissing(t *testing.T) {
 	r = run(t, func(tb testing.TB) { Missing(tb, "no %s here", "mosquitto") })
 	if r.skip != "" || !strings.HasPrefix(r.fatal, "no mosquitto here (required") {
 		t.Fatalf("with %s=1: skip %q, fatal %q; want a failure naming the part", requireParts, r.skip, r.fatal)
-	}
-}
-
-func TestRefusedAddr(t *testing.T) {
-	addr := RefusedAddr(t)
-	if _, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("dial %s: %v, want connection refused", addr, err)
-	}
-	// The port stays taken: nobody else can listen on it meanwhile.
-	if l, err := net.Listen("tcp", addr); err == nil {
-		l.Close()
-		t.Fatalf("listened on %s, which RefusedAddr holds", addr)
 	}
 }
