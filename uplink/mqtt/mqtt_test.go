@@ -448,3 +448,53 @@ func TestCommandsWhenBusyStillGetAResult(t *testing.T) {
 		t.Errorf("results: %v; want %d busy and 33 ok", count, n-32)
 	}
 }
+
+// With the store committing telemetry only once a minute, an alert still
+// reaches the broker at once (the store commits events at once) and brings
+// the telemetry queued before it along; telemetry alone waits for the
+// commit. Acknowledged cursors ride the commits: none costs one of its own.
+func TestEventsDoNotWaitForTheCommitInterval(t *testing.T) {
+	b := startBroker(t)
+	col := newCollector(t, b, "central", "floorhub/gw1/#")
+	st, err := store.Open(filepath.Join(t.TempDir(), "fh.db"), &store.Options{CommitInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	u, err := New(st, nil, testOptions(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	col.waitUntil("the birth", 20*time.Second, func() bool { return len(col.status) > 0 })
+
+	tele := appendN(t, st, 0, 5)
+	alert, err := st.Append(store.Record{Kind: store.KindAlert, DeviceID: 1, TS: t0, BootID: "boot-1", ClockSynced: true,
+		Alert: &store.Alert{Rule: "r", Severity: "critical", Title: "hot", State: store.AlertActive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Well within the minute: the alert did not wait for the interval.
+	col.waitUntil("the alert and the telemetry before it", 30*time.Second, func() bool {
+		return col.seqs[alert.Seq] > 0 && col.seqs[tele] > 0
+	})
+	// A reader can see a commit a moment before Stats counts it.
+	testkit.Eventually(t, "Stats to count the alert's commit", 10*time.Second, func() bool {
+		return st.Stats().CommittedSeq >= alert.Seq
+	})
+	commits := st.Stats().Commits
+	later := appendN(t, st, 5, 3)
+	col.mu.Lock()
+	early := col.seqs[later] > 0
+	col.mu.Unlock()
+	if early {
+		t.Fatal("telemetry was sent before its commit")
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	col.waitUntil("the telemetry once committed", 30*time.Second, func() bool { return col.seqs[later] > 0 })
+	if got := st.Stats().Commits; got != commits+1 {
+		t.Fatalf("%d commits for one Flush: cursors cost transactions of their own", got-commits)
+	}
+}
