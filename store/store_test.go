@@ -165,9 +165,20 @@ func TestBadRecords(t *testing.T) {
 
 func TestOptionsInvalid(t *testing.T) {
 	dir := t.TempDir()
-	for _, o := range []Options{{CommitInterval: -1}, {MaxBatch: -1}, {MaxBytes: -1}, {MaxBytes: 1000}, {MaxBatch: 1<<20 + 1}, {MaxAge: -1}, {OpenTimeout: -1}} {
-		if _, err := Open(filepath.Join(dir, "db"), &o); !errors.Is(err, ErrInvalid) {
-			t.Errorf("Open(%+v): %v, want ErrInvalid", o, err)
+	for _, c := range []struct {
+		o     Options
+		field string
+	}{
+		{Options{CommitInterval: -1}, "CommitInterval"}, {Options{MaxBatch: -1}, "MaxBatch"}, {Options{MaxBytes: -1}, "MaxBytes"},
+		{Options{MaxBytes: 1000}, "MaxBytes"}, {Options{MaxBatch: 1<<20 + 1}, "MaxBatch"}, {Options{MaxAge: -1}, "MaxAge"},
+		{Options{OpenTimeout: -1}, "OpenTimeout"},
+	} {
+		// Open refuses with exactly Validate's error, naming the field.
+		verr := c.o.Validate()
+		_, err := Open(filepath.Join(dir, "db"), &c.o)
+		var fe *FieldError
+		if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != c.field || verr == nil || verr.Error() != err.Error() {
+			t.Errorf("Open(%+v): %v; Validate: %v; want a *FieldError on %s from both", c.o, err, verr, c.field)
 		}
 	}
 	if _, err := Open("", nil); !errors.Is(err, ErrInvalid) {

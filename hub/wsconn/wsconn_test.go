@@ -99,9 +99,21 @@ func closeOf(t *testing.T, ws *websocket.Conn) (int, string) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, o := range []Options{{PingInterval: -1}, {MaxMessageBytes: -1}, {QueueLen: -2}, {AllowedOrigins: []string{" "}}} {
-		if _, err := NewServer(o); err == nil || !strings.HasPrefix(err.Error(), "wsconn: ") {
-			t.Errorf("%+v: %v", o, err)
+	for _, c := range []struct {
+		o     Options
+		field string
+	}{
+		{Options{PingInterval: -1}, "PingInterval"}, {Options{MaxMessageBytes: -1}, "MaxMessageBytes"},
+		{Options{QueueLen: -2}, "QueueLen"}, {Options{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
+		{Options{WriteWait: -1}, "WriteWait"}, {Options{ReadBufferSize: -1}, "ReadBufferSize"},
+	} {
+		// NewServer refuses with exactly Validate's error, naming the field.
+		verr := c.o.Validate()
+		_, err := NewServer(c.o)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, ErrOptions) || verr == nil || verr.Error() != err.Error() ||
+			!strings.HasPrefix(err.Error(), "wsconn: ") {
+			t.Errorf("%+v: %v; Validate: %v; want a *FieldError on %s from both", c.o, err, verr, c.field)
 		}
 	}
 }

@@ -304,6 +304,12 @@ func TestNewValidatesOptions(t *testing.T) {
 		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an ErrOptions mentioning %q", c.name, err, c.want)
 		}
+		// New refuses with exactly Validate's error, a *FieldError (the
+		// agent's config check runs Validate and maps the field to a key).
+		var fe *FieldError
+		if verr := o.Validate(); verr == nil || err == nil || verr.Error() != err.Error() || !errors.As(verr, &fe) || fe.Field == "" {
+			t.Errorf("%s: Validate = %v, New = %v; want the same *FieldError", c.name, verr, err)
+		}
 	}
 	u, err := New(st, nil, good)
 	if err != nil {

@@ -655,6 +655,12 @@ func TestNewValidates(t *testing.T) {
 		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want ErrOptions containing %q", tc.o, err, tc.want)
 		}
+		// New refuses with exactly Validate's error, a *FieldError (the
+		// agent's config check runs Validate and maps the field to a key).
+		var fe *FieldError
+		if verr := tc.o.Validate(); verr == nil || err == nil || verr.Error() != err.Error() || !errors.As(verr, &fe) || fe.Field == "" {
+			t.Errorf("New(%+v): Validate = %v, New = %v; want the same *FieldError", tc.o, verr, err)
+		}
 	}
 	u, err := New(s, nil, Options{URL: good, HeartbeatInterval: 45 * time.Second})
 	if err != nil {
