@@ -46,7 +46,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // default; Load fills the defaults.
 type Config struct {
 	// GatewayID names this gateway in topics and on the central side.
-	// Default: an id derived from /etc/machine-id ("fh-" and 12 hex
+	// Default: an id derived from /etc/machine-id ("fh-" and 16 hex
 	// digits), stable across restarts and unique per installation; the
 	// host name only where there is no machine id.
 	GatewayID string `yaml:"gateway_id"`
@@ -75,8 +75,8 @@ type Config struct {
 	// file and root locate errors found after decoding.
 	file string
 	root *yaml.Node
-	// gatewaySource says where GatewayID came from (config, machine-id,
-	// hostname), for the start-up log.
+	// gatewaySource says where GatewayID came from ("config", the machine
+	// id file, "hostname"), for the start-up log.
 	gatewaySource string
 	// metrics are the names each device reports, by device id.
 	metrics map[int][]string

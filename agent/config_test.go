@@ -123,3 +123,18 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// One document per file: a trailing "---" is no second document, a
+// document after it is.
+func TestSecondDocument(t *testing.T) {
+	for _, ok := range []string{"log: {level: info}\n---\n", "---\nlog: {level: info}\n", "log: {level: info}\n...\n", "log: {level: info}\n---\n# nothing\n---\n"} {
+		if _, err := ParseConfig("one.yaml", []byte(ok)); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	_, err := ParseConfig("two.yaml", []byte("log: {level: info}\n---\n---\nlisten: :1\n"))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Line != 4 || ce.Field != "listen" {
+		t.Fatalf("second document: %v", err)
+	}
+}

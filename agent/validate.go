@@ -41,6 +41,11 @@ func (c *Config) checkParts() error {
 	if err := c.checkListen(); err != nil {
 		return err
 	}
+	// A data_dir that is a file fails every start; one that does not
+	// exist yet is made at start (whether it can be is the host's matter).
+	if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
+		return c.errf("data_dir", []string{"data_dir"}, "%q is not a directory", c.DataDir)
+	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return c.errf("public_url", []string{"public_url"}, "%q: want http://host:port or https://host", c.PublicURL)

@@ -28,20 +28,27 @@ func decode(name string, raw []byte, c *Config) (*yaml.Node, error) {
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, syntaxError(name, raw, err)
 	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		line, field := extra.Line, "---"
-		if len(extra.Content) > 0 {
-			line = extra.Content[0].Line
-			if k := extra.Content[0]; k.Kind == yaml.MappingNode && len(k.Content) > 0 {
-				field = k.Content[0].Value
-			}
+	// A later document would be ignored: refuse it. An empty one (a
+	// trailing "---") holds nothing to ignore.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, syntaxError(name, raw, err)
+		}
+		if len(extra.Content) == 0 || extra.Content[0].Tag == "!!null" {
+			continue
+		}
+		k := extra.Content[0]
+		line, field := k.Line, "---"
+		if k.Kind == yaml.MappingNode && len(k.Content) > 0 {
+			field = k.Content[0].Value
 		}
 		return nil, &ConfigError{File: name, Line: line, Field: field,
 			Err: errors.New("a second YAML document (after ---): the agent reads one document per file, so this one would be ignored")}
-	case !errors.Is(err, io.EOF):
-		return nil, syntaxError(name, raw, err)
 	}
 	if err := nullEntry(name, &root); err != nil {
 		return nil, err

@@ -54,6 +54,7 @@ var hostile = []struct {
 	{"not utf-8", "gateway_id: caf\xe9\n", 1, "gateway_id"},
 	// A bad value in each other section.
 	{"gateway id", "gateway_id: \"two words\"\n", 1, "gateway_id"},
+	{"data dir a file", "data_dir: /dev/null\n", 1, "data_dir"},
 	{"public url", "public_url: ftp://x\n", 1, "public_url"},
 	{"log format", "log:\n  format: xml\n", 2, "log.format"},
 	{"store bytes", "store:\n  max_bytes: 12KiB\n", 2, "store.max_bytes"},
