@@ -105,6 +105,7 @@ func TestOfflineRule(t *testing.T) {
 // OfflineAfter of running time.
 func TestPauseIsNotAnOutage(t *testing.T) {
 	r := start(t, `
+data_dir: `+t.TempDir()+`
 listen: 127.0.0.1:0
 devices:
   - {id: 1, driver: sim-env, interval: 1h, offline_after: 2h, settings: {faults: {error_rate: 1}}}
