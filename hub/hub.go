@@ -272,7 +272,7 @@ func (h *Hub) Server() *wsconn.Server { return h.srv }
 // connections stay open. Zero values mean the defaults, as in New.
 func (h *Hub) SetLimits(conn wsconn.Options, maxBatch int) error {
 	if maxBatch < 0 {
-		return errors.New("hub: MaxBatch must not be negative")
+		return invalidOption("MaxBatch", "is negative (%d)", maxBatch) // as Options.Validate
 	}
 	if maxBatch == 0 {
 		maxBatch = 50
