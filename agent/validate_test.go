@@ -176,7 +176,8 @@ func TestCheckCatchesWhatStartRefuses(t *testing.T) {
 
 // buildParts runs every constructor the agent runs at start, without
 // serving: New, store.Open (when the store's keys vary), the verifier, the
-// hub, the V3 endpoint, the uplinks (wire), the drivers, and the listen
+// hub, the V3 endpoint (wire), the uplinks (buildUplinks, as start and
+// reload do), the drivers, and the listen
 // address's parse.
 func buildParts(t *testing.T, cfg *Config, shared *store.Store, openStore bool) error {
 	a, err := New(cfg, Options{Logger: slog.New(slog.DiscardHandler)})
@@ -197,6 +198,9 @@ func buildParts(t *testing.T, cfg *Config, shared *store.Store, openStore bool) 
 	a.secret = []byte("0123456789abcdef0123456789abcdef")
 	if _, err := a.wire(); err != nil {
 		return fmt.Errorf("wire: %w", err)
+	}
+	if _, err := a.buildUplinks(cfg, nil); err != nil {
+		return fmt.Errorf("uplinks: %w", err)
 	}
 	for _, d := range cfg.Devices {
 		spec := d.Spec(0)
