@@ -235,8 +235,10 @@ func TestInstall(t *testing.T) {
 			testkit.Missing(t, "%s is not installed", tool)
 		}
 	}
-	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
-		t.Skipf("no mount namespace here (%v: %s): the install test needs one for its throwaway root", err, bytes.TrimSpace(out))
+	probe := t.TempDir()
+	if out, err := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mkdir -p "$1/u" "$1/w" "$1/m" && mount -t overlay overlay -o "lowerdir=/,upperdir=$1/u,workdir=$1/w" "$1/m"`, "sh", probe).CombinedOutput(); err != nil {
+		t.Skipf("no overlay of / in a mount namespace here (%v: %s): the install test needs one for its throwaway root", err, bytes.TrimSpace(out))
 	}
 	var before []string // installed here already: not the test's doing
 	for _, p := range []string{"/var/lib/floorhub", "/etc/floorhub/floorhub.yaml", "/usr/bin/floorhub-agent"} {
