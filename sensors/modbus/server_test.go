@@ -1,0 +1,119 @@
+package modbus_test
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/internal/testkit"
+)
+
+// python is Debian's interpreter, which finds Debian's python3-pymodbus
+// whatever python3 comes first on PATH.
+const python = "/usr/bin/python3"
+
+// server is testdata/server.py (pymodbus) running for one test.
+type server struct {
+	cmd  *exec.Cmd
+	line string // the first line it printed
+}
+
+// startServer runs testdata/server.py with args and waits for its first
+// line ("port N" or "ready"). It is killed when the test ends.
+func startServer(t testing.TB, args ...string) *server {
+	t.Helper()
+	if err := exec.Command(python, "-c", "import pymodbus, serial_asyncio").Run(); err != nil {
+		testkit.Missing(t, "python3-pymodbus is not installed (apt-get install python3-pymodbus)")
+	}
+	cmd := exec.Command(python, append([]string{"testdata/server.py"}, args...)...)
+	cmd.Stderr = &testkit.Buffer{}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies only once continued
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	first := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			first <- sc.Text()
+		}
+		close(first)
+		for sc.Scan() {
+		}
+	}()
+	select {
+	case l, ok := <-first:
+		if !ok {
+			t.Fatalf("server.py %v exited: %s", args, cmd.Stderr)
+		}
+		s.line = l
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server.py %v printed nothing in 20s: %s", args, cmd.Stderr)
+	}
+	return s
+}
+
+// stop freezes the server (SIGSTOP): its sockets and port stay open but
+// nothing answers, as a hung device. resume lets it go on.
+func (s *server) stop(t testing.TB) {
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *server) resume(t testing.TB) {
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tcpServer starts the server on loopback and returns its host:port.
+func tcpServer(t testing.TB) (*server, string) {
+	s := startServer(t, "tcp")
+	port, ok := strings.CutPrefix(s.line, "port ")
+	if !ok {
+		t.Fatalf("server.py said %q", s.line)
+	}
+	return s, "127.0.0.1:" + port
+}
+
+// ptyPair starts socat with two linked pseudo-terminals, a null-modem
+// cable between the client's end and the server's end, and returns their
+// paths.
+func ptyPair(t testing.TB) (client, srv string) {
+	t.Helper()
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		testkit.Missing(t, "socat is not installed (apt-get install socat)")
+	}
+	dir := t.TempDir()
+	client, srv = filepath.Join(dir, "client"), filepath.Join(dir, "server")
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, socat, "pty,raw,echo=0,link="+client, "pty,raw,echo=0,link="+srv)
+	cmd.Stderr = &testkit.Buffer{}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+	})
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	testkit.Eventually(t, "socat's pseudo-terminals", 10*time.Second, func() bool { return exists(client) && exists(srv) })
+	return client, srv
+}
