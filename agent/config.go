@@ -191,7 +191,8 @@ type DeviceConfig struct {
 	// Name is a label for people.
 	Name string `yaml:"name"`
 	// Driver names the driver (sim-env, sim-hot, sim-door, sim-counter,
-	// bme280, bmp280, ds18b20, gpio-input, gpio-counter, ads1115, ads1015).
+	// bme280, bmp280, ds18b20, gpio-input, gpio-counter, ads1115, ads1015,
+	// modbus-tcp, modbus-rtu).
 	Driver string `yaml:"driver"`
 	// Interval between reads. Default 5s.
 	Interval time.Duration `yaml:"interval"`

@@ -24,6 +24,10 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# The Modbus driver tests (sensors/modbus) read from a third-party server,
+# Debian's pymodbus, over TCP and over a pseudo-terminal pair from socat.
+/usr/bin/python3 -c 'import pymodbus, serial_asyncio' >/dev/null 2>&1 || need+=(python3-pymodbus)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
