@@ -15,19 +15,20 @@ import (
 )
 
 // Errors a Read can fail with besides an Exception and the line's own I/O
-// errors (a refused connection, a vanished serial adapter), which are
-// wrapped.
+// errors (a refused connection, a vanished serial adapter). Read wraps
+// them all as "modbus: unit N: <table> <first>-<last>: <error>", so the
+// three below have no prefix of their own.
 var (
 	// ErrTimeout means no reply came within the timeout: the device is
 	// off, unplugged, on another unit id, baud rate or parity, or A and B
 	// are swapped.
-	ErrTimeout = errors.New("modbus: no reply (timeout)")
+	ErrTimeout = errors.New("no reply (timeout)")
 	// ErrCRC means a reply came damaged: noise, a missing termination, a
 	// floating line (no biasing) or two devices answering at once.
-	ErrCRC = errors.New("modbus: damaged reply (bad CRC)")
+	ErrCRC = errors.New("damaged reply (bad CRC)")
 	// ErrFrame means a reply that is not a valid answer to the request:
 	// a short frame, another unit id, another transaction.
-	ErrFrame = errors.New("modbus: malformed reply")
+	ErrFrame = errors.New("malformed reply")
 	// ErrLineSettings means two devices on one serial line disagree on
 	// its settings (baud, parity, stop bits).
 	ErrLineSettings = errors.New("modbus: devices on one line must share its settings")
@@ -309,10 +310,10 @@ func (l *Line) once(unit uint8, timeout time.Duration, q Request) ([]bool, []byt
 		conf.Timeout = timeout
 		var err error
 		if c, err = mb.NewClient(&conf); err != nil {
-			return nil, nil, fmt.Errorf("modbus: %s: %w", l.key, err)
+			return nil, nil, fmt.Errorf("%s: %w", l.key, err)
 		}
 		if err := c.Open(); err != nil {
-			return nil, nil, fmt.Errorf("modbus: open %s: %w", l.key, err)
+			return nil, nil, fmt.Errorf("open %s: %w", l.key, err)
 		}
 		l.clients[timeout] = c
 	}
