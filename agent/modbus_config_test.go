@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 )
@@ -31,5 +32,35 @@ func TestConfigModbusRegisterMap(t *testing.T) {
 	}
 	if _, err := ParseConfig("gw.yaml", []byte(strings.Replace(good, "metric: b, above", "metric: c, above", 1))); err == nil {
 		t.Fatal("a rule on a metric no register reports was accepted")
+	}
+}
+
+// The commented-out Modbus devices of the example config are valid once
+// uncommented.
+func TestExampleConfigModbus(t *testing.T) {
+	b, err := os.ReadFile("../systemd/floorhub.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder
+	src.WriteString("devices:\n")
+	on := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "  # - id: 20") {
+			on = true
+		}
+		if on && !strings.HasPrefix(l, "  # ") {
+			break
+		}
+		if on {
+			src.WriteString("  " + strings.TrimPrefix(l, "  # ") + "\n")
+		}
+	}
+	c, err := ParseConfig("example", []byte(src.String()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src.String())
+	}
+	if len(c.Devices) != 2 || c.Devices[0].Driver != "modbus-tcp" || c.Devices[1].Driver != "modbus-rtu" {
+		t.Fatalf("%+v", c.Devices)
 	}
 }

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -110,6 +111,26 @@ func TestModbusBuild(t *testing.T) {
 		t.Fatalf("read from nothing: %v", err)
 	}
 	if err := sen.(io.Closer).Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The Modbus example in docs/sensors.md is a valid configuration.
+func TestModbusDocsExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/sensors.md")
+	if err != nil {
+		t.Skip("docs/sensors.md not found:", err)
+	}
+	_, rest, ok := strings.Cut(string(b), "```yaml\ndevices:\n  - id: 20\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("no Modbus yaml block in docs/sensors.md")
+	}
+	s := specs(t, "devices:\n  - id: 20\n"+block)
+	if len(s) != 3 {
+		t.Fatalf("%d devices in the example", len(s))
+	}
+	if err := catalog.Validate(s); err != nil {
 		t.Fatal(err)
 	}
 }
