@@ -35,12 +35,15 @@ type healthState struct {
 
 // uplinkState is one uplink's part of a healthState.
 type uplinkState struct {
-	Name         string
-	Connected    bool
-	DownFor      time.Duration // disconnected this long; 0 while connected
-	Backlog      int           // records not acknowledged yet
-	OldestUnsent time.Duration // age of the oldest of them; 0 when none
-	AckedSeq     uint64        // the lowest of its cursors
+	Name         string        `json:"name"`
+	Connected    bool          `json:"connected"`
+	DownFor      time.Duration `json:"-"`         // disconnected this long; 0 while connected
+	Backlog      int           `json:"backlog"`   // records not acknowledged yet
+	OldestUnsent time.Duration `json:"-"`         // age of the oldest of them; 0 when none
+	AckedSeq     uint64        `json:"acked_seq"` // the lowest of its cursors
+	// DownFor and OldestUnsent in seconds, for /healthz.
+	DownSeconds   float64 `json:"down_seconds"`
+	OldestSeconds float64 `json:"oldest_unsent_age_seconds"`
 }
 
 // judge lists why the gateway is unhealthy; none: healthy. A pure function
@@ -118,9 +121,8 @@ func (a *Agent) measure() *healthState {
 // trackUplinks notes when each uplink went down; the housekeeping loop
 // calls it every second.
 func (a *Agent) trackUplinks() {
-	a.upMu.Lock()
-	defer a.upMu.Unlock()
 	now := a.now().UnixNano()
+	a.upMu.Lock()
 	for _, u := range a.uplinks {
 		if u.connected() {
 			u.downSince.Store(0)
@@ -128,59 +130,40 @@ func (a *Agent) trackUplinks() {
 			u.downSince.CompareAndSwap(0, now)
 		}
 	}
+	a.upMu.Unlock()
 }
 
 // serveHealth answers GET /healthz: 200 when healthy, 503 with the reasons
-// when not, and the figures behind the verdict either way.
+// when not, and the figures behind the verdict either way. (Maps, not
+// tagged structs: the type descriptors would cost more of the 8 MiB.)
 func (a *Agent) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h := a.measure()
 	reasons := judge(h)
-	type uplinkJSON struct {
-		Name         string  `json:"name"`
-		Connected    bool    `json:"connected"`
-		DownSeconds  float64 `json:"down_seconds"`
-		Backlog      int     `json:"backlog"`
-		OldestUnsent float64 `json:"oldest_unsent_age_seconds"`
-		AckedSeq     uint64  `json:"acked_seq"`
-	}
-	type deviceJSON struct {
-		ID     int    `json:"device_id"`
-		Name   string `json:"name"`
-		Status string `json:"status"`
-		Reason string `json:"reason,omitempty"`
-	}
-	body := struct {
-		OK        bool           `json:"ok"`
-		Status    string         `json:"status"`
-		Reasons   []string       `json:"reasons"`
-		GatewayID string         `json:"gateway_id"`
-		Version   string         `json:"version"`
-		Uptime    float64        `json:"uptime_seconds"`
-		Store     map[string]any `json:"store"`
-		Uplinks   []uplinkJSON   `json:"uplinks"`
-		Devices   []deviceJSON   `json:"devices"`
-	}{
-		OK: len(reasons) == 0, Status: "ok", Reasons: reasons, GatewayID: a.cfg.GatewayID, Version: a.opts.Version,
-		Uptime: a.now().Sub(a.started).Seconds(),
-		Store: map[string]any{"last_seq": h.Store.LastSeq, "committed_seq": h.Store.CommittedSeq, "pending": h.Store.Pending,
-			"failing": h.Store.Failing, "last_commit_age_seconds": h.SinceCommit.Seconds()},
-		Uplinks: []uplinkJSON{}, Devices: []deviceJSON{},
-	}
-	if !body.OK {
-		body.Status = "unhealthy"
+	status := "ok"
+	if len(reasons) > 0 {
+		status = "unhealthy"
 	} else {
-		body.Reasons = []string{}
+		reasons = []string{}
 	}
+	uplinks := make([]map[string]any, 0, len(h.Uplinks))
 	for _, u := range h.Uplinks {
-		body.Uplinks = append(body.Uplinks, uplinkJSON{u.Name, u.Connected, u.DownFor.Seconds(), u.Backlog, u.OldestUnsent.Seconds(), u.AckedSeq})
+		uplinks = append(uplinks, map[string]any{"name": u.Name, "connected": u.Connected, "down_seconds": u.DownFor.Seconds(),
+			"backlog": u.Backlog, "oldest_unsent_age_seconds": u.OldestUnsent.Seconds(), "acked_seq": u.AckedSeq})
 	}
+	devices := make([]map[string]any, 0, len(h.Devices))
 	for _, d := range h.Devices {
-		body.Devices = append(body.Devices, deviceJSON{d.ID, d.Name, d.Status, d.Reason})
+		devices = append(devices, map[string]any{"device_id": d.ID, "name": d.Name, "status": d.Status, "reason": d.Reason})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if !body.OK {
+	if status != "ok" {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_ = json.NewEncoder(w).Encode(body)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"ok": status == "ok", "status": status, "reasons": reasons, "gateway_id": a.cfg.GatewayID, "version": a.opts.Version,
+		"uptime_seconds": a.now().Sub(a.started).Seconds(),
+		"store": map[string]any{"last_seq": h.Store.LastSeq, "committed_seq": h.Store.CommittedSeq, "pending": h.Store.Pending,
+			"failing": h.Store.Failing, "last_commit_age_seconds": h.SinceCommit.Seconds()},
+		"uplinks": uplinks, "devices": devices,
+	})
 }

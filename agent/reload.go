@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -88,7 +87,9 @@ func (a *Agent) apply(cfg *Config) error {
 			a.log.Warn("log.level changed, but this logger's level is fixed: it takes effect at the next start")
 		}
 	}
-	changes = append(changes, a.applyDevices(cfg.Devices)...)
+	if c := a.applyDevices(cfg.Devices); c != "" {
+		changes = append(changes, c)
+	}
 	if !reflect.DeepEqual(old.Rules, cfg.Rules) {
 		ids := map[int]bool{}
 		for _, dc := range cfg.Devices {
@@ -115,78 +116,57 @@ func (a *Agent) apply(cfg *Config) error {
 }
 
 // applyDevices starts, stops and restarts devices for a reloaded list and
-// describes what it did.
-func (a *Agent) applyDevices(list []DeviceConfig) []string {
+// says what it did ("" for nothing).
+func (a *Agent) applyDevices(list []DeviceConfig) string {
 	a.viewMu.Lock()
-	current := maps.Clone(a.devices)
+	current := a.devices // replaced, never changed in place: stays valid
 	a.viewMu.Unlock()
-	wanted := map[int]bool{}
-	var stop []*device
 	next := make([]*device, 0, len(list))
-	fresh := map[int]*device{} // new device -> replaced one, by id
-	var added, changed, removed []string
+	devices := make(map[int]*device, len(list))
+	fresh := map[*device]*device{} // a new device -> the one it replaces, or nil
 	for _, dc := range list {
-		wanted[dc.ID] = true
-		if d := current[dc.ID]; d != nil && sameDevice(d.cfg, dc) {
-			next = append(next, d)
-			continue
+		d := current[dc.ID]
+		if d == nil || !sameDevice(d.cfg, dc) {
+			nd := a.makeDevice(dc)
+			fresh[nd] = d
+			d = nd
 		}
-		d := a.makeDevice(dc)
 		next = append(next, d)
-		fresh[dc.ID] = d
-		if old := current[dc.ID]; old != nil {
-			stop = append(stop, old)
-			changed = append(changed, fmt.Sprint(dc.ID))
-		} else {
-			added = append(added, fmt.Sprint(dc.ID))
-		}
-	}
-	for id, d := range current {
-		if !wanted[id] {
-			stop = append(stop, d)
-			removed = append(removed, fmt.Sprint(id))
-		}
+		devices[dc.ID] = d
 	}
 	// A replaced device's loop and driver end before the new one starts:
 	// a pin or a bus address is not opened twice.
-	for _, d := range stop {
-		a.stopDevice(d)
-		if err := d.close(); err != nil {
-			a.log.Warn("closing a device", "device_id", d.cfg.ID, "err", err)
+	stopped := 0
+	for id, d := range current {
+		if devices[id] != d {
+			a.stopDevice(d)
+			if err := d.close(); err != nil {
+				a.log.Warn("closing a device", "device_id", id, "err", err)
+			}
+			stopped++
 		}
 	}
 	a.mu.Lock()
 	a.viewMu.Lock()
-	devices := make(map[int]*device, len(next))
-	for _, d := range next {
-		devices[d.cfg.ID] = d
-		if old := current[d.cfg.ID]; fresh[d.cfg.ID] == d && old != nil {
+	for d, old := range fresh {
+		if old != nil {
 			// The same device, reconfigured: it keeps its status, so
 			// the reload itself raises no status change or alert.
 			d.status, d.reason, d.lastSeen, d.good, d.lastErr = old.status, old.reason, old.lastSeen, old.good, old.lastErr
-		} else if fresh[d.cfg.ID] == d {
+		} else {
 			d.good = a.run.now(time.Now()) // its silence starts now
 		}
 	}
 	a.devices, a.order = devices, next
 	a.viewMu.Unlock()
 	a.mu.Unlock()
-	for _, d := range next {
-		if fresh[d.cfg.ID] == d {
-			a.startDevice(d)
-		}
+	for d := range fresh {
+		a.startDevice(d)
 	}
-	var out []string
-	for _, c := range []struct {
-		what string
-		ids  []string
-	}{{"devices added", added}, {"devices changed", changed}, {"devices removed", removed}} {
-		if len(c.ids) > 0 {
-			slices.Sort(c.ids)
-			out = append(out, c.what+" "+strings.Join(c.ids, ","))
-		}
+	if len(fresh)+stopped == 0 {
+		return ""
 	}
-	return out
+	return fmt.Sprintf("devices: %d started, %d stopped", len(fresh), stopped)
 }
 
 // sameDevice tells whether two device entries configure the same thing; the
@@ -214,7 +194,7 @@ func settingsValue(n *yaml.Node) (any, bool) {
 // cfg but apply only at the next start.
 func restartOnly(run, cfg *Config) []string {
 	var out []string
-	for _, k := range []struct {
+	for _, k := range [...]struct {
 		key  string
 		x, y any
 	}{
@@ -229,7 +209,7 @@ func restartOnly(run, cfg *Config) []string {
 		{"clock", run.Clock, cfg.Clock},
 		{"hub.v3_group", run.Hub.V3Group, cfg.Hub.V3Group},
 	} {
-		if !reflect.DeepEqual(k.x, k.y) {
+		if k.x != k.y {
 			out = append(out, k.key)
 		}
 	}
