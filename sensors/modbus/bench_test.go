@@ -2,10 +2,6 @@ package modbus_test
 
 import (
 	"context"
-	"io"
-	"os"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -79,8 +75,7 @@ func BenchmarkRTU19200(b *testing.B) {
 	client, relayA := ptyPair(b)
 	relayB, srv := ptyPair(b)
 	startServer(b, "rtu", srv, "19200")
-	stop := relay(b, relayA, relayB)
-	defer stop()
+	relay(b, relayA, relayB, charTime, nil)
 	for _, n := range []int{125, 10} {
 		b.Run(map[int]string{125: "125-per-request", 10: "10-per-request"}[n], func(b *testing.B) {
 			d := open(b, modbus.Options{Serial: client, Parity: modbus.NoParity, Timeout: time.Second, Registers: inputs(n, 1)})
@@ -89,56 +84,5 @@ func BenchmarkRTU19200(b *testing.B) {
 			b.ReportMetric(rtuLimit(n), "limit-regs/s")
 			b.ReportMetric(got/rtuLimit(n), "of-limit")
 		})
-	}
-}
-
-// relay joins two pseudo-terminals as one line at baud: what one end
-// writes reaches the other no sooner than one character time a byte after
-// the line was last free.
-func relay(b *testing.B, x, y string) (stop func()) {
-	open := func(p string) *os.File {
-		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return f
-	}
-	fx, fy := open(x), open(y)
-	var (
-		mu   sync.Mutex
-		free time.Time // when the line is next free
-		wg   sync.WaitGroup
-	)
-	pace := func(dst io.Writer, src io.Reader) {
-		defer wg.Done()
-		buf := make([]byte, 512)
-		for {
-			n, err := src.Read(buf)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			start := time.Now()
-			if free.After(start) {
-				start = free
-			}
-			free = start.Add(time.Duration(n) * charTime)
-			done := free
-			mu.Unlock()
-			// The bytes are on the wire until done: pacing a simulated
-			// line, not waiting for a condition.
-			time.Sleep(time.Until(done))
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}
-	wg.Add(2)
-	go pace(fy, fx)
-	go pace(fx, fy)
-	return func() {
-		fx.Close()
-		fy.Close()
-		wg.Wait()
 	}
 }

@@ -124,3 +124,33 @@ func TestRTULineSettings(t *testing.T) {
 		t.Fatalf("err = %v, want ErrLineSettings", err)
 	}
 }
+
+// A reply damaged on the line is a CRC error, named; with a retry the
+// read succeeds; and the device reads well again by itself.
+func TestRTUBadCRC(t *testing.T) {
+	client, relayA := ptyPair(t)
+	relayB, srv := ptyPair(t)
+	startServer(t, "rtu", srv, "19200")
+	dmg := &damage{}
+	relay(t, relayA, relayB, 0, dmg)
+	once := open(t, rtu(client, 2, time.Second, modbus.Register{Metric: "marker"}))
+	o := rtu(client, 2, time.Second, modbus.Register{Metric: "marker2"})
+	o.Retries = 1
+	retried := open(t, o)
+	if _, err := once.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const replyLen = 7 // unit, function, byte count, one register, CRC
+	dmg.arm(1, replyLen)
+	_, err := once.Read(context.Background())
+	if !errors.Is(err, modbus.ErrCRC) || !strings.Contains(err.Error(), "unit 2: holding_register 0-0: damaged reply (bad CRC)") {
+		t.Fatalf("err = %v, want a bad CRC", err)
+	}
+	dmg.arm(1, replyLen)
+	if rs, err := retried.Read(context.Background()); err != nil || rs[0].Value != 7777 {
+		t.Fatalf("with a retry: %v, %v", rs, err)
+	}
+	if rs, err := once.Read(context.Background()); err != nil || rs[0].Value != 7777 {
+		t.Fatalf("after the damage: %v, %v", rs, err)
+	}
+}

@@ -3,10 +3,12 @@ package modbus_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -116,4 +118,94 @@ func ptyPair(t testing.TB) (client, srv string) {
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	testkit.Eventually(t, "socat's pseudo-terminals", 10*time.Second, func() bool { return exists(client) && exists(srv) })
 	return client, srv
+}
+
+// relay joins two pseudo-terminals as one line: what one end writes
+// reaches the other no sooner than charTime a byte after the line was last
+// free (0: at once). While damage holds n > 0, the fourth byte (the first
+// data byte) of the next n replies from y, each replyLen bytes long, is
+// flipped. It stops with the test.
+func relay(t testing.TB, x, y string, charTime time.Duration, damage *damage) {
+	t.Helper()
+	open := func(p string) *os.File {
+		f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NOCTTY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	fx, fy := open(x), open(y)
+	var (
+		mu   sync.Mutex
+		free time.Time // when the line is next free
+		wg   sync.WaitGroup
+	)
+	pace := func(dst io.Writer, src io.Reader, replies bool) {
+		defer wg.Done()
+		buf := make([]byte, 512)
+		for {
+			n, err := src.Read(buf)
+			if err != nil {
+				return
+			}
+			if replies && damage != nil {
+				damage.apply(buf[:n])
+			}
+			if charTime > 0 {
+				mu.Lock()
+				start := time.Now()
+				if free.After(start) {
+					start = free
+				}
+				free = start.Add(time.Duration(n) * charTime)
+				done := free
+				mu.Unlock()
+				// The bytes are on the wire until done: this paces a
+				// simulated line, it does not wait for a condition.
+				time.Sleep(time.Until(done))
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go pace(fy, fx, false)
+	go pace(fx, fy, true)
+	t.Cleanup(func() {
+		fx.Close()
+		fy.Close()
+		wg.Wait()
+	})
+}
+
+// damage flips a byte in replies passing a relay.
+type damage struct {
+	mu       sync.Mutex
+	replyLen int // bytes in one reply
+	left     int // replies still to damage
+	pos      int // bytes of the current reply seen
+}
+
+func (d *damage) arm(replies, replyLen int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.left, d.replyLen, d.pos = replies, replyLen, 0
+}
+
+func (d *damage) apply(b []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range b {
+		if d.left == 0 {
+			return
+		}
+		if d.pos == 3 {
+			b[i] ^= 0x40
+		}
+		if d.pos++; d.pos == d.replyLen {
+			d.pos = 0
+			d.left--
+		}
+	}
 }
