@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/agent"
+	"github.com/floorhub/floorhub/internal/testkit"
+	"github.com/floorhub/floorhub/store"
+)
+
+// Modbus faults through the agent, against Debian's pymodbus (the server
+// of sensors/modbus's tests): an exception is one device's warning reason
+// by name while its neighbour on the same server stays online; a server
+// that stops answering turns the device warning with "no reply", and it
+// comes back online by itself when the server answers again.
+func TestModbusFaultsThroughTheAgent(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import pymodbus").Run(); err != nil {
+		testkit.Missing(t, "python3-pymodbus is not installed (apt-get install python3-pymodbus)")
+	}
+	srv := exec.Command(python, "../../sensors/modbus/testdata/server.py", "tcp")
+	srv.Stderr = &testkit.Buffer{}
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(syscall.SIGCONT)
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+	})
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() {
+		t.Fatalf("server.py printed nothing: %s", srv.Stderr)
+	}
+	port, ok := strings.CutPrefix(sc.Text(), "port ")
+	if !ok {
+		t.Fatalf("server.py said %q", sc.Text())
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+
+	dir := t.TempDir()
+	cfg, err := agent.ParseConfig("e2e.yaml", []byte(`
+data_dir: `+dir+`
+listen: 127.0.0.1:0
+devices:
+  - id: 1
+    name: meter
+    driver: modbus-tcp
+    interval: 200ms
+    timeout: 1s
+    settings:
+      host: 127.0.0.1:`+port+`
+      timeout: 150ms
+      registers:
+        - {metric: power, unit: kW, address: 30, type: float32}
+  - id: 2
+    name: wrong map
+    driver: modbus-tcp
+    interval: 200ms
+    settings:
+      host: 127.0.0.1:`+port+`
+      registers:
+        - {metric: x, address: 1000}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	a, err := agent.New(cfg, agent.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("agent did not stop")
+		}
+	}
+	defer stop()
+	count := func(id, status string) int {
+		n := 0
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `msg="device status"`) && strings.Contains(l, "device_id="+id+" ") && strings.Contains(l, "new="+status) {
+				n++
+			}
+		}
+		return n
+	}
+	await := func(what string, cond func() bool) {
+		t.Helper()
+		if !testkit.WaitTrue(20*time.Second, cond) {
+			t.Fatalf("timed out waiting for %s; logs:\n%s", what, logs)
+		}
+	}
+	await("the meter online and the wrong map in warning", func() bool { return count("1", "online") == 1 && count("2", "warning") == 1 })
+	if err := srv.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	await("the meter in warning", func() bool { return count("1", "warning") == 1 })
+	if err := srv.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	await("the meter back online", func() bool { return count("1", "online") == 2 })
+	stop()
+
+	st, err := store.Open(filepath.Join(dir, agent.DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := st.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meterReason, mapReason string
+	power := 0
+	for _, r := range recs {
+		switch {
+		case r.Kind == store.KindDeviceStatus && r.Status.New == store.StatusWarning && r.DeviceID == 1 && meterReason == "":
+			meterReason = r.Status.Reason
+		case r.Kind == store.KindDeviceStatus && r.Status.New == store.StatusWarning && r.DeviceID == 2 && mapReason == "":
+			mapReason = r.Status.Reason
+		case r.Kind == store.KindTelemetry && r.DeviceID == 1:
+			if len(r.Metrics) != 1 || r.Metrics[0].Name != "power" || r.Metrics[0].Value != -1234.5 || r.Metrics[0].Unit != "kW" {
+				t.Fatalf("meter telemetry %+v", r.Metrics)
+			}
+			power++
+		}
+	}
+	if !strings.Contains(meterReason, "modbus: unit 1: holding_register 30-31: no reply (timeout)") {
+		t.Errorf("meter's warning reason %q", meterReason)
+	}
+	if !strings.Contains(mapReason, "modbus: unit 1: holding_register 1000-1000: illegal data address (exception 2)") {
+		t.Errorf("wrong map's warning reason %q", mapReason)
+	}
+	if power < 2 {
+		t.Errorf("%d meter readings", power)
+	}
+}
