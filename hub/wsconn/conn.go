@@ -64,7 +64,8 @@ type Conn struct {
 	dead        []bool
 	head        int
 	live        int            // waiting messages, replaced ones excluded
-	keys        map[uint64]int // Key -> index in q
+	keys        map[uint64]int // Key -> index in q; built once coalescing may start
+	deadlineAt  time.Time      // when the write deadline was last moved
 	writing     bool           // a writer goroutine runs
 	readerDone  bool
 	closing     bool // Close was called: the close frame follows the queue
@@ -188,6 +189,9 @@ func (c *Conn) Send(m Message) error {
 		return ErrClosed
 	}
 	if m.Key != 0 && c.live >= c.s.opts().CoalesceAfter {
+		if c.keys == nil {
+			c.indexKeys()
+		}
 		if i, ok := c.keys[m.Key]; ok {
 			old := c.q[i]
 			c.dead[i] = true
@@ -308,16 +312,26 @@ func (c *Conn) push(m Message) {
 	if c.head > 64 && c.head*2 > len(c.q) || len(c.q)-c.head > 2*c.live+64 {
 		c.compact()
 	}
-	if m.Key != 0 {
-		if c.keys == nil {
-			c.keys = make(map[uint64]int)
-		}
+	if m.Key != 0 && c.keys != nil {
 		c.keys[m.Key] = len(c.q)
 	}
 	c.live++
 	c.q = append(c.q, m)
 	c.dead = append(c.dead, false)
 	c.startWriter()
+}
+
+// indexKeys maps the keys of the waiting messages to their places, the
+// newest for each; c.mu held. A client that keeps up never needs the map
+// (nothing coalesces below CoalesceAfter waiting), so it is built only
+// when coalescing may start, and dropped when the queue empties.
+func (c *Conn) indexKeys() {
+	c.keys = make(map[uint64]int)
+	for i := c.head; i < len(c.q); i++ {
+		if k := c.q[i].Key; k != 0 && !c.dead[i] {
+			c.keys[k] = i
+		}
+	}
 }
 
 // compact drops the written and replaced entries; c.mu held.
@@ -328,7 +342,7 @@ func (c *Conn) compact() {
 			continue
 		}
 		c.q[n], c.dead[n] = c.q[i], false
-		if k := c.q[n].Key; k != 0 {
+		if k := c.q[n].Key; k != 0 && c.keys != nil {
 			c.keys[k] = n
 		}
 		n++
@@ -348,7 +362,7 @@ func (c *Conn) pop() (Message, bool) {
 		m := c.q[i]
 		c.q[i] = Message{}
 		c.live--
-		if m.Key != 0 && c.keys[m.Key] == i {
+		if m.Key != 0 && c.keys != nil && c.keys[m.Key] == i {
 			delete(c.keys, m.Key)
 		}
 		if c.space != nil && c.live < (c.s.opts().QueueLen+1)/2 {
@@ -357,8 +371,8 @@ func (c *Conn) pop() (Message, bool) {
 		}
 		return m, true
 	}
-	// Empty: release the backing arrays of a burst.
-	c.q, c.dead, c.head = c.q[:0], c.dead[:0], 0
+	// Empty: release the backing arrays of a burst, and the key map.
+	c.q, c.dead, c.head, c.keys = c.q[:0], c.dead[:0], 0, nil
 	if cap(c.q) > 64 {
 		c.q, c.dead = nil, nil
 	}
@@ -384,7 +398,6 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, maxWriteBatch+6
 // together are framed into one buffer and written with one system call: a
 // client that falls behind costs fewer writes, not more.
 func (c *Conn) writeLoop() {
-	var deadlineSet time.Time
 	wrote, seq := false, uint64(0) // the last write, not yet counted
 	for {
 		c.mu.Lock()
@@ -434,12 +447,13 @@ func (c *Conn) writeLoop() {
 			n++
 		}
 		// Refreshing the deadline costs a timer update: do it when a
-		// quarter of the wait (at most a second) has passed since. Under
+		// quarter of the wait (at most a second) has passed since (kept on
+		// the Conn: a writer goroutine often lives for one write). Under
 		// c.mu, so that it never undoes the shorter one closeLocked sets.
 		now := time.Now()
-		if now.Sub(deadlineSet) > min(c.s.opts().WriteWait/4, time.Second) {
-			deadlineSet = now
-			c.ws.NetConn().SetWriteDeadline(now.Add(c.s.opts().WriteWait))
+		if ww := c.s.opts().WriteWait; now.Sub(c.deadlineAt) > min(ww/4, time.Second) {
+			c.deadlineAt = now
+			c.ws.NetConn().SetWriteDeadline(now.Add(ww))
 		}
 		c.mu.Unlock()
 		if hook := c.s.opts().beforeWrite; hook != nil {
