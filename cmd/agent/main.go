@@ -26,7 +26,15 @@ const (
 	exitConfig = 78
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(code)
+}
+
+// stopProfile ends the CPU profile of a build with -tags profile
+// (profile.go); a no-op otherwise.
+var stopProfile = func() {}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
