@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	mb "github.com/simonvetter/modbus"
@@ -281,10 +283,12 @@ func (l *Line) read(ctx context.Context, unit uint8, timeout time.Duration, q Re
 		return nil, nil, ctx.Err()
 	}
 	defer func() { <-l.turn }()
+	reconnected := false
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
+		reused := l.clients[timeout] != nil
 		bits, raw, err = l.once(unit, timeout, q)
 		if err == nil {
 			return bits, raw, nil
@@ -296,10 +300,24 @@ func (l *Line) read(ctx context.Context, unit uint8, timeout time.Duration, q Re
 		// The line may hold a late or partial reply: start afresh, so it
 		// is not taken for the next request's.
 		_ = l.closeClients()
+		// Many TCP servers close a connection that was idle for a while:
+		// the first request on it finds it gone. That is no fault of the
+		// device; ask again, once, on a new connection.
+		if reused && !reconnected && connLost(err) {
+			reconnected = true
+			attempt--
+			continue
+		}
 		if attempt >= retries || !(errors.Is(err, ErrTimeout) || errors.Is(err, ErrCRC) || errors.Is(err, ErrFrame)) {
 			return nil, nil, err
 		}
 	}
+}
+
+// connLost tells whether err says the peer closed the connection.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // once sends one request; the caller holds the turn.

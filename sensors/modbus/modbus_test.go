@@ -170,6 +170,24 @@ func TestReadContext(t *testing.T) {
 	<-done
 }
 
+// A server that closes an idle connection (as many do after a minute or
+// so) costs no failed read: the next request finds the connection gone
+// and is sent again on a new one.
+func TestTCPIdleClose(t *testing.T) {
+	_, addr := tcpServer(t)
+	p := newProxy(t, addr)
+	d := open(t, modbus.Options{TCP: p.addr, Timeout: 2 * time.Second, Registers: []modbus.Register{{Metric: "x", Address: 2}}})
+	for i := 0; i < 3; i++ {
+		if rs, err := d.Read(context.Background()); err != nil || rs[0].Value != 54321 {
+			t.Fatalf("read %d: %v, %v", i, rs, err)
+		}
+		p.drop()
+	}
+	if n := p.accepted(); n != 3 {
+		t.Errorf("%d connections, want 3", n)
+	}
+}
+
 // Devices on one TCP server with different timeouts each get theirs.
 func TestTCPTimeouts(t *testing.T) {
 	s, addr := tcpServer(t)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,4 +209,64 @@ func (d *damage) apply(b []byte) {
 			d.left--
 		}
 	}
+}
+
+// proxy passes TCP connections on to a server and can drop them all, as a
+// server that closes idle connections does.
+type proxy struct {
+	addr  string
+	mu    sync.Mutex
+	conns []net.Conn
+	n     int
+}
+
+func newProxy(t testing.TB, to string) *proxy {
+	ln, addr := testkit.ListenAddr(t)
+	p := &proxy{addr: addr}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		p.drop()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.n++
+			p.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(s, c); s.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return p
+}
+
+// drop closes every connection passed on so far.
+func (p *proxy) drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// accepted is the number of connections the proxy took.
+func (p *proxy) accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
 }
