@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/floorhub/floorhub/sensors/i2cscan"
 )
@@ -66,16 +65,20 @@ func w1Probes(dir string) []string {
 func writeScan(w io.Writer, bus string, found []i2cscan.Device, probes []string) {
 	fmt.Fprintf(w, "I²C bus %s: %d address(es) answered (0x08-0x77)\n", strings.TrimPrefix(bus, "/dev/i2c-"), len(found))
 	if len(found) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ADDR\tCHIP\tDETAIL")
+		// Columns padded with fmt widths; text/tabwriter would cost the
+		// arm64 binary about 10 KB for this one table.
+		width := len("CHIP")
+		for _, d := range found {
+			width = max(width, len(d.Chip))
+		}
+		fmt.Fprintf(w, "ADDR  %-*s  DETAIL\n", width, "CHIP")
 		for _, d := range found {
 			chip := d.Chip
 			if chip == "" {
 				chip = "?"
 			}
-			fmt.Fprintf(tw, "0x%02x\t%s\t%s\n", d.Addr, chip, d.Detail)
+			fmt.Fprintf(w, "0x%02x  %-*s  %s\n", d.Addr, width, chip, d.Detail)
 		}
-		tw.Flush()
 	}
 	if len(probes) > 0 {
 		fmt.Fprintf(w, "\n1-Wire probes on the kernel's w1 bus (driver: ds18b20, settings: {rom: ...}):\n")
