@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/authtest"
 	"github.com/floorhub/floorhub/hub/wsconn"
 )
 
@@ -95,8 +96,8 @@ devices:
 `)
 			c := auth.Claims{}
 			c.Subject = "op"
-			c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour))
-			good, err := auth.MintWith(tc.method, tc.key, c)
+			c.ExpiresAt = auth.NewNumericDate(time.Now().Add(time.Hour))
+			good, err := authtest.Mint(tc.method, tc.key, c)
 			if err != nil {
 				t.Fatal(err)
 			}

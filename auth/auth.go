@@ -1,14 +1,19 @@
-// Package auth mints and verifies the JSON Web Tokens that the hub's
-// WebSocket APIs accept.
+// Package auth mints and verifies the JSON Web Tokens (RFC 7519) that the
+// hub's WebSocket APIs accept.
 //
 // The algorithm is pinned by the Verifier: a token signed with any other
 // algorithm (including "none") is refused, whatever its header says. By
 // default tokens are HS256, signed with a secret that the agent generates in
 // its data directory on first start (mode 0600).
+//
+// The compact JWS (RFC 7515) of the three algorithms floorhub accepts (RFC
+// 7518: HS256, RS256, ES256) is written here on the standard library: a
+// general JWT library registers every algorithm it knows and cost the arm64
+// binary about 45 KB. The tests check it against such a library
+// (auth/authtest mints with github.com/golang-jwt/jwt).
 package auth
 
 import (
-	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,8 +22,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Errors returned by Verify. Each maps to the hub's auth_response error code.
@@ -38,7 +41,7 @@ const DefaultLeeway = 30 * time.Second
 
 // Claims is what floorhub reads from a token.
 type Claims struct {
-	jwt.RegisteredClaims
+	RegisteredClaims
 	// Groups, when not empty, lists the Aether V3 groups the user may join;
 	// "*" allows every group.
 	Groups []string `json:"groups,omitempty"`
@@ -103,16 +106,10 @@ func NewVerifier(o VerifierOptions) (*Verifier, error) {
 			return nil, errors.New("auth: HS256 secret shorter than 16 bytes")
 		}
 		v.key = o.Secret
-	case "RS256":
-		k, err := jwt.ParseRSAPublicKeyFromPEM(o.PublicKeyPEM)
+	case "RS256", "ES256":
+		k, err := parsePublicKey(v.alg, o.PublicKeyPEM)
 		if err != nil {
-			return nil, fmt.Errorf("auth: RS256 public key: %w", err)
-		}
-		v.key = k
-	case "ES256":
-		k, err := jwt.ParseECPublicKeyFromPEM(o.PublicKeyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("auth: ES256 public key: %w", err)
+			return nil, fmt.Errorf("auth: %s public key: %w", v.alg, err)
 		}
 		v.key = k
 	default:
@@ -136,18 +133,19 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, ErrTooLong
 	}
 	claims := &Claims{}
-	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return v.key, nil },
-		jwt.WithValidMethods([]string{v.alg}),
-		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(v.now),
-	)
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return nil, ErrExpired
-	case err != nil:
+	if err := verifyJWS(token, v.alg, v.key, claims); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	now := v.now()
+	switch {
+	case claims.ExpiresAt == nil:
+		return nil, fmt.Errorf("%w: no exp", ErrInvalid)
+	case now.After(claims.ExpiresAt.Add(v.leeway)):
+		return nil, ErrExpired
+	case claims.NotBefore != nil && now.Add(v.leeway).Before(claims.NotBefore.Time):
+		return nil, fmt.Errorf("%w: not valid yet (nbf)", ErrInvalid)
+	case claims.IssuedAt != nil && now.Add(v.leeway).Before(claims.IssuedAt.Time):
+		return nil, fmt.Errorf("%w: issued in the future (iat)", ErrInvalid)
 	case claims.Subject == "":
 		return nil, ErrNoSubject
 	}
@@ -162,15 +160,9 @@ func Mint(secret []byte, user string, ttl time.Duration, extra Claims) (string, 
 	now := time.Now()
 	c := extra
 	c.Subject = user
-	c.IssuedAt = jwt.NewNumericDate(now)
-	c.ExpiresAt = jwt.NewNumericDate(now.Add(ttl))
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, &c).SignedString(secret)
-}
-
-// MintWith signs a token with an arbitrary method and key; tests use it to
-// forge tokens of every kind.
-func MintWith(method jwt.SigningMethod, key crypto.PrivateKey, c Claims) (string, error) {
-	return jwt.NewWithClaims(method, &c).SignedString(key)
+	c.IssuedAt = NewNumericDate(now)
+	c.ExpiresAt = NewNumericDate(now.Add(ttl))
+	return signHS256(secret, &c)
 }
 
 // LoadSecret reads the HS256 secret of the data directory dir. A missing

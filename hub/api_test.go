@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/authtest"
 	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/store"
 )
@@ -80,20 +81,20 @@ func TestBadTokens(t *testing.T) {
 	th := newTestHub(t, limitless)
 	now := time.Now()
 	claims := func(sub string, exp time.Duration) auth.Claims {
-		return auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: sub, IssuedAt: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(exp))}}
+		return auth.Claims{RegisteredClaims: auth.RegisteredClaims{Subject: sub, IssuedAt: auth.NewNumericDate(now),
+			ExpiresAt: auth.NewNumericDate(now.Add(exp))}}
 	}
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
-	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims("eve", time.Hour)).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	rs256, _ := auth.MintWith(jwt.SigningMethodRS256, rsaKey, claims("eve", time.Hour))
-	hs512, _ := auth.MintWith(jwt.SigningMethodHS512, testSecret, claims("eve", time.Hour))
+	none, _ := authtest.Mint(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims("eve", time.Hour))
+	rs256, _ := authtest.Mint(jwt.SigningMethodRS256, rsaKey, claims("eve", time.Hour))
+	hs512, _ := authtest.Mint(jwt.SigningMethodHS512, testSecret, claims("eve", time.Hour))
 	wrongKey, _ := auth.Mint([]byte("another-secret-another-secret!!"), "eve", time.Hour, auth.Claims{})
-	expired, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, claims("eve", -time.Hour))
-	noExp, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, auth.Claims{RegisteredClaims: jwt.RegisteredClaims{Subject: "eve"}})
-	noSub, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, claims("", time.Hour))
+	expired, _ := authtest.Mint(jwt.SigningMethodHS256, testSecret, claims("eve", -time.Hour))
+	noExp, _ := authtest.Mint(jwt.SigningMethodHS256, testSecret, auth.Claims{RegisteredClaims: auth.RegisteredClaims{Subject: "eve"}})
+	noSub, _ := authtest.Mint(jwt.SigningMethodHS256, testSecret, claims("", time.Hour))
 	cases := []struct {
 		name, tok, code string
 	}{

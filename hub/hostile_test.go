@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/authtest"
 )
 
 // Hostile clients of every kind at once, while a well-behaved client keeps
@@ -145,10 +146,10 @@ func TestHostileInput(t *testing.T) {
 		}
 	})
 	run("bad tokens", func(t *testing.T) {
-		expired, _ := auth.MintWith(jwt.SigningMethodHS256, testSecret, auth.Claims{RegisteredClaims: jwt.RegisteredClaims{
-			Subject: "eve", ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))}})
-		none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, auth.Claims{RegisteredClaims: jwt.RegisteredClaims{
-			Subject: "eve", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		expired, _ := authtest.Mint(jwt.SigningMethodHS256, testSecret, auth.Claims{RegisteredClaims: auth.RegisteredClaims{
+			Subject: "eve", ExpiresAt: auth.NewNumericDate(time.Now().Add(-time.Hour))}})
+		none, _ := authtest.Mint(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, auth.Claims{RegisteredClaims: auth.RegisteredClaims{
+			Subject: "eve", ExpiresAt: auth.NewNumericDate(time.Now().Add(time.Hour))}})
 		for _, tok := range []string{expired, none, "a.b.c", "", strings.Repeat("e", 900), `"; DROP`} {
 			c := th.dial(t, "/ws", nil)
 			c.send(map[string]any{"type": "auth", "token": tok})
