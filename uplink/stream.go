@@ -56,7 +56,7 @@ type Stream struct {
 	mu      sync.Mutex
 	loaded  bool
 	acked   uint64 // every record up to here is acknowledged
-	written uint64 // the durable cursor
+	written uint64 // the cursor last handed to the store (committed with its next group commit)
 	sent    uint64 // records sent since the stream was made
 	behind  bool   // the last read filled a batch: more records wait (or no read yet on this connection)
 	// The batch is BatchSize >> shrink. A connection that dies before
@@ -108,7 +108,8 @@ func NewStream(src Source, o StreamOptions) (*Stream, error) {
 }
 
 // Acked returns the seq up to which every record of the stream was
-// acknowledged: the durable cursor until Run has sent something.
+// acknowledged: the store's cursor (committed or not yet) until Run has
+// sent something.
 func (s *Stream) Acked() uint64 {
 	_ = s.load() // on error, 0; Run reports it
 	s.mu.Lock()
@@ -458,7 +459,8 @@ func (s *Stream) writeCursor() {
 	s.mu.Unlock()
 }
 
-// Written returns the durable cursor as last written by the stream.
+// Written returns the cursor last handed to the store by the stream; the
+// store commits it with its next group commit.
 func (s *Stream) Written() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
