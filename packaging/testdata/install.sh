@@ -72,6 +72,14 @@ grep -q "level: debug" /etc/floorhub/floorhub.yaml || fail "the upgrade replaced
 [ "$(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)" = root:floorhub:640 ] || fail "after the upgrade, the config is $(stat -c %U:%G:%a /etc/floorhub/floorhub.yaml)"
 [ ! -e /etc/floorhub/floorhub.yaml.dpkg-new ] || fail "a conffile prompt was left"
 
+step reinstall after the administrator deleted the config
+cp /etc/floorhub/floorhub.yaml /tmp/floorhub.yaml.kept
+rm /etc/floorhub/floorhub.yaml
+dpkg -i /tmp/new.deb || fail "configure failed with the conffile deleted"
+[ ! -e /etc/floorhub/floorhub.yaml ] || fail "dpkg brought a deleted conffile back"
+cp -p /tmp/floorhub.yaml.kept /etc/floorhub/floorhub.yaml
+chown root:floorhub /etc/floorhub/floorhub.yaml
+
 step remove keeps data and config
 dpkg -r floorhub
 [ ! -e /usr/bin/floorhub-agent ] || fail "remove left the binary"
