@@ -176,9 +176,26 @@ rules:
 	}
 	mark := len(c.seen)
 	c.awaitAll(t, map[string]func(map[string]any) bool{
-		"telemetry of the added device 2":        telemetryOf(2),
-		"the changed rule's alert":               func(m map[string]any) bool { return m["type"] == "alert" && m["alert_type"] == "hot" },
-		"telemetry of device 1 after the reload": telemetryOf(1),
+		"telemetry of the added device 2": telemetryOf(2),
+		"the changed rule's alert":        func(m map[string]any) bool { return m["type"] == "alert" && m["alert_type"] == "hot" },
+	})
+	// Device 1 reads on after the reload: a reading appended after the
+	// reload was applied (the log says so first), not one already queued.
+	testkit.Eventually(t, "the reload applied", 10*time.Second, func() bool {
+		return strings.Contains(p.stderr.String(), `msg="config reloaded"`)
+	})
+	_, _, hb = get(t, "http://"+p.addr+"/healthz")
+	var applied struct {
+		Store struct {
+			LastSeq float64 `json:"last_seq"`
+		} `json:"store"`
+	}
+	if err := json.Unmarshal(hb, &applied); err != nil {
+		t.Fatalf("/healthz: %v %s", err, hb)
+	}
+	c.await(t, "telemetry of device 1 after the reload", func(m map[string]any) bool {
+		seq, _ := m["seq"].(float64)
+		return telemetryOf(1)(m) && seq > applied.Store.LastSeq
 	})
 	for _, m := range c.seen[mark:] {
 		// Device 1 restarted with its new interval but kept its status.
