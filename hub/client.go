@@ -319,6 +319,9 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 		}
 	}
 	c.conn.Send(wsconn.Message{Data: mustJSON(msg)})
+	if hook := c.h.o.afterSubscribe; hook != nil {
+		hook(c, ch)
+	}
 	// What a new subscriber learns at once, read once its entries are in
 	// place and sent under the lock that deliver takes: a change fanned
 	// out before this point is already in the state read here (the agent
@@ -359,9 +362,6 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	}
 	timed := c.timedLocked()
 	c.mu.Unlock()
-	if hook := c.h.o.afterSubscribe; hook != nil {
-		hook(ch)
-	}
 	c.h.setTimed(c, timed)
 }
 

@@ -154,10 +154,11 @@ type Options struct {
 	Now func() time.Time
 
 	tick <-chan time.Time // tests drive frequency ticks with it
-	// afterSubscribe, when set, runs once subscribe has queued its
-	// "subscribed" reply, before it returns: tests hold a subscription
-	// there to publish at the instant the client reads the reply.
-	afterSubscribe func(channel)
+	// afterSubscribe, when set, runs right after subscribe queued its
+	// "subscribed" reply, still under c.mu: tests look there at what the
+	// fan-out sees, and publish, at the instant the client may read the
+	// reply.
+	afterSubscribe func(*client, channel)
 }
 
 // Hub is the local real-time hub.

@@ -1,43 +1,45 @@
 package hub
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// A record published the instant the client has read "subscribed" reaches
+// A record published the instant the client may read "subscribed" reaches
 // it: the reply is queued only once the subscription is in place. The
-// subscribe call is held right after it queued the reply (afterSubscribe)
-// while the record is published and fanned out (another subscriber has
-// received it), so a reply sent before the subscription was installed
-// would deterministically lose the record.
+// hook runs right after the reply is queued, with the client's lock held
+// (the lock the fan-out takes to deliver): there the client must already
+// be in the fan-out's list of the channel, and a record published and
+// taken by the fan-out there must reach it. Queued before the index (the
+// old order), the reply would go out while the fan-out still skips the
+// client: the check in the hook fails, and the record is lost.
 func TestSubscribedMeansInstalled(t *testing.T) {
 	for _, path := range []string{"/ws", "/ws/telemetry"} {
 		t.Run(path, func(t *testing.T) {
 			var calls atomic.Int32
-			held, release := make(chan struct{}), make(chan struct{})
-			th := newTestHub(t, limitless, func(o *Options) {
-				o.afterSubscribe = func(channel) {
-					if calls.Add(1) == 2 { // the second subscription: the client under test
-						close(held)
-						<-release
+			var th *testHub
+			th = newTestHub(t, limitless, func(o *Options) {
+				o.afterSubscribe = func(c *client, ch channel) {
+					calls.Add(1)
+					if !slices.Contains(*th.snap[ch].Load(), c) {
+						t.Errorf("\"subscribed\" was queued before the client was in the fan-out's list of %s", ch)
+					}
+					th.Publish(telemetry(1, 1, 20))
+					// Once the fan-out has taken the record, it either
+					// skipped this client or waits for its lock.
+					if !testkit.WaitTrue(wait, func() bool { return th.lastSeq.Load() >= 1 }) {
+						t.Error("the fan-out did not take record 1")
 					}
 				}
 			})
-			witness := th.login(t, "/ws/telemetry", "witness")
-			witness.readType("subscribed")
-
 			c := th.login(t, path, "c")
 			if path == "/ws" {
 				c.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
 			}
 			c.readType("subscribed")
-			<-held // the client read the reply; its subscribe has not returned
-			th.Publish(telemetry(1, 1, 20))
-			if m := witness.readType("telemetry_update"); seqOf(m) != 1 {
-				t.Fatalf("witness got %v", m)
-			}
-			close(release)
 			// Once the reader is past subscribe (the pong proves it), a
 			// second record, which reaches the client either way; the
 			// first must come before it.
@@ -52,6 +54,9 @@ func TestSubscribedMeansInstalled(t *testing.T) {
 			}
 			if len(seqs) != 2 || seqs[0] != 1 {
 				t.Fatalf("client got seqs %v, want [1 2]: the record published when it saw \"subscribed\" was lost", seqs)
+			}
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("the hook ran %d times, want 1", n)
 			}
 		})
 	}
