@@ -314,14 +314,11 @@ func (u *Uplink) setOptions(o Options) error {
 
 // tlsError names the option that uplink.TLSConfig's error is about.
 func tlsError(err error) *FieldError {
-	msg := err.Error()
-	if r, ok := strings.CutPrefix(msg, "CAFile"); ok {
-		return &FieldError{Field: "CAFile", Reason: strings.TrimPrefix(r, ": ")}
+	var te *uplink.TLSError
+	if errors.As(err, &te) {
+		return &FieldError{Field: te.Field, Reason: te.Reason}
 	}
-	if r, ok := strings.CutPrefix(msg, "CertFile/KeyFile: "); ok {
-		return &FieldError{Field: "CertFile", Reason: "(or KeyFile): " + r}
-	}
-	return &FieldError{Field: "CertFile", Reason: msg}
+	return &FieldError{Field: "CertFile", Reason: err.Error()}
 }
 
 // topicLevel checks that s can be one level of a topic name.
