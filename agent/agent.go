@@ -156,6 +156,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}
+	// Before the store is made: a data directory with a store and no id
+	// file reads as one from before the id was persisted.
+	if a.cfg.gatewayPersist {
+		if err := persistGatewayID(a.cfg.DataDir, a.cfg.GatewayID); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.log.Info("gateway_id chosen and kept for the next starts", "gateway_id", a.cfg.GatewayID, "from", a.cfg.GatewayIDSource(),
+			"file", filepath.Join(a.cfg.DataDir, GatewayIDFile))
+	}
 	a.secret, err = auth.LoadOrCreateSecret(a.cfg.DataDir)
 	if err != nil {
 		return err

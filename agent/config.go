@@ -75,9 +75,13 @@ type Config struct {
 	// file and root locate errors found after decoding.
 	file string
 	root *yaml.Node
-	// gatewaySource says where GatewayID came from ("config", the machine
-	// id file, "hostname"), for the start-up log.
+	// gatewaySource says where GatewayID came from (GatewayIDSource), for
+	// the start-up log.
 	gatewaySource string
+	// gatewayPersist: GatewayID was chosen, not set nor read back; the
+	// agent writes it to the data directory at start (-check-config
+	// writes nothing).
+	gatewayPersist bool
 	// metrics are the names each device reports, by device id.
 	metrics map[int][]string
 	// defaultRules: the file has no rules; the defaults' metric rules
@@ -304,13 +308,30 @@ var (
 // ParseConfig decodes and validates config text (Validate); name is used
 // in errors.
 func ParseConfig(name string, raw []byte) (*Config, error) {
+	return ParseConfigWith(name, raw, Overrides{})
+}
+
+// LoadConfigWith is LoadConfig with the command-line flags applied before
+// the one validation, so that what depends on them (the gateway_id kept in
+// the data directory that -data names) is resolved from them.
+func LoadConfigWith(path string, o Overrides) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{File: path, Err: err}
+	}
+	return ParseConfigWith(path, raw, o)
+}
+
+// ParseConfigWith is ParseConfig with the command-line flags applied
+// before validation (LoadConfigWith).
+func ParseConfigWith(name string, raw []byte, o Overrides) (*Config, error) {
 	c := &Config{file: name}
 	root, err := decode(name, raw, c)
 	if err != nil {
 		return nil, err
 	}
 	c.root = root
-	if err := c.Validate(); err != nil {
+	if err := c.validateWith(c.override(o)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -432,16 +453,23 @@ func (c *Config) checkHub() error {
 // fill sets defaults and validates.
 func (c *Config) fill() error {
 	def := DefaultConfig()
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.gatewaySource != "" && c.gatewaySource != sourceConfig {
+		c.GatewayID = "" // resolved by an earlier fill, maybe for another data_dir (-data)
+	}
 	if c.GatewayID == "" {
-		c.GatewayID, c.gatewaySource = defaultGatewayID()
-	} else if c.gatewaySource == "" {
-		c.gatewaySource = "config"
+		var err error
+		c.GatewayID, c.gatewaySource, c.gatewayPersist, err = resolveGatewayID(c.DataDir)
+		if err != nil {
+			return c.errf("gateway_id", []string{"gateway_id"}, "%v", err)
+		}
+	} else {
+		c.gatewaySource, c.gatewayPersist = sourceConfig, false
 	}
 	if !idRE.MatchString(c.GatewayID) {
 		return c.errf("gateway_id", []string{"gateway_id"}, "%q: use letters, digits, '_' and '-' (1-64)", c.GatewayID)
-	}
-	if c.DataDir == "" {
-		c.DataDir = "./data"
 	}
 	if c.Listen == "" {
 		c.Listen = ":8000"
@@ -703,6 +731,15 @@ type Overrides struct {
 // Override applies flags over the file's values and validates the
 // result; an error about a flag's value names the flag.
 func (c *Config) Override(o Overrides) error {
+	flags := c.override(o)
+	if len(flags) == 0 {
+		return nil
+	}
+	return c.validateWith(flags)
+}
+
+// override sets the flags' values and returns the flag for each key set.
+func (c *Config) override(o Overrides) map[string]string {
 	flags := map[string]string{}
 	if o.Listen != "" {
 		c.Listen = o.Listen
@@ -716,9 +753,11 @@ func (c *Config) Override(o Overrides) error {
 		c.Uplink.MQTT.URL = o.MQTTURL
 		flags["uplink.mqtt.url"] = "-mqtt"
 	}
-	if len(flags) == 0 {
-		return nil
-	}
+	return flags
+}
+
+// validateWith validates; an error about a key a flag set names the flag.
+func (c *Config) validateWith(flags map[string]string) error {
 	err := c.Validate()
 	var ce *ConfigError
 	if errors.As(err, &ce) {

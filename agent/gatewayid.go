@@ -4,9 +4,93 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 )
+
+// GatewayIDFile, in the data directory, holds the gateway_id chosen when
+// the config sets none, so that the id never changes under a gateway: not
+// when an upgrade changes how the default is derived, nor when the host is
+// renamed.
+const GatewayIDFile = "gateway_id"
+
+// Where a gateway_id that the config does not set comes from
+// (Config.GatewayIDSource); the file's path and the machine id file's
+// path are the other values.
+const (
+	sourceConfig = "config"
+	// sourceHostname: no machine id exists.
+	sourceHostname = "hostname"
+	// sourceLegacy: the data directory holds a store from before the id
+	// was persisted, when the default was the host name; the gateway keeps
+	// that identity.
+	sourceLegacy = "hostname (existing data_dir)"
+)
+
+// resolveGatewayID finds the gateway_id for a config that sets none,
+// without writing anything: the id persisted in dataDir; else, for a data
+// directory that already holds a store, the host name (the default before
+// the id was persisted, so an upgrade keeps the gateway's identity); else,
+// for a fresh one, the id derived from the machine id. persist says the
+// id is not in the file yet (persistGatewayID writes it at start).
+func resolveGatewayID(dataDir string) (id, source string, persist bool, err error) {
+	path := filepath.Join(dataDir, GatewayIDFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		id := strings.TrimSpace(string(b))
+		if !idRE.MatchString(id) {
+			return "", "", false, fmt.Errorf("%s: %q is not a gateway_id (letters, digits, '_' and '-', 1-64); fix or remove the file", path, id)
+		}
+		return id, path, false, nil
+	case !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
+		return "", "", false, err // ENOTDIR: data_dir is a file, which checkParts names
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, DBFile)); err == nil {
+		return hostnameID(), sourceLegacy, true, nil
+	}
+	id, source = defaultGatewayID()
+	return id, source, true, nil
+}
+
+// persistGatewayID writes id to dataDir's GatewayIDFile, atomically (a
+// crash leaves the old state or the whole file, never a part), mode 0644:
+// the id is no secret, and operators' tools may read it.
+func persistGatewayID(dataDir, id string) error {
+	path := filepath.Join(dataDir, GatewayIDFile)
+	f, err := os.CreateTemp(dataDir, GatewayIDFile+".*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("persisting the gateway_id: %w", err)
+	}
+	if d, err := os.Open(dataDir); err == nil {
+		_ = d.Sync() // the rename itself survives a power cut
+		_ = d.Close()
+	}
+	return nil
+}
 
 // machineIDFiles hold the machine id (machine-id(5)): systemd's, then
 // D-Bus's older copy. Tests point it elsewhere.
@@ -27,8 +111,15 @@ func defaultGatewayID() (id, source string) {
 			return id, f
 		}
 	}
+	return hostnameID(), sourceHostname
+}
+
+// hostnameID is the host name as a gateway_id: as it is when valid (as
+// the default was before it was derived from the machine id), else with
+// invalid characters replaced.
+func hostnameID() string {
 	h, _ := os.Hostname()
-	return sanitizeID(h), "hostname"
+	return sanitizeID(h)
 }
 
 // gatewayIDFromMachineID derives "fh-" and 16 hex digits from a machine
@@ -72,5 +163,7 @@ func sanitizeID(h string) string {
 }
 
 // GatewayIDSource says where the gateway_id came from: "config", the
-// machine id file it was derived from, or "hostname".
+// GatewayIDFile it was read from, the machine id file it was derived from,
+// "hostname" (no machine id), or "hostname (existing data_dir)" (a data
+// directory from before the id was persisted).
 func (c *Config) GatewayIDSource() string { return c.gatewaySource }

@@ -249,7 +249,8 @@ func TestGatewayIDDefault(t *testing.T) {
 	old := machineIDFiles
 	t.Cleanup(func() { machineIDFiles = old })
 	machineIDFiles = []string{filepath.Join(dir, "missing"), mid}
-	c, err := ParseConfig("x", nil)
+	data := []byte("data_dir: " + t.TempDir() + "\n") // fresh: nothing persisted
+	c, err := ParseConfig("x", data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,7 @@ func TestGatewayIDDefault(t *testing.T) {
 		t.Fatalf("set: %v %q %q", err, c.GatewayID, c.GatewayIDSource())
 	}
 	machineIDFiles = []string{filepath.Join(dir, "missing")}
-	c, err = ParseConfig("x", nil)
+	c, err = ParseConfig("x", data)
 	if err != nil || c.GatewayIDSource() != "hostname" || !idRE.MatchString(c.GatewayID) {
 		t.Fatalf("no machine id: %v %q %q", err, c.GatewayID, c.GatewayIDSource())
 	}

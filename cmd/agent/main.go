@@ -136,17 +136,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func loadConfig(path string, o agent.Overrides) (*agent.Config, error) {
-	var cfg *agent.Config
-	var err error
 	if path == "" {
-		cfg, err = agent.ParseConfig("(defaults)", nil)
-	} else {
-		cfg, err = agent.LoadConfig(path)
+		return agent.ParseConfigWith("(defaults)", nil, o)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return cfg, cfg.Override(o)
+	return agent.LoadConfigWith(path, o)
 }
 
 // newLogger logs at level, set here from the config and later by reloads.

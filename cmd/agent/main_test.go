@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/floorhub/floorhub/agent"
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/store"
 )
 
 func runCmd(args ...string) (int, string, string) {
@@ -76,5 +79,46 @@ func TestTokenAndVersion(t *testing.T) {
 	}
 	if code, out, _ := runCmd("version"); code != 0 || !strings.Contains(out, version) {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+// TestCheckConfigKeepsAnUpgradedGatewaysID: a gateway from before the
+// gateway_id was persisted (a store, no id file, no gateway_id set, the
+// host name in its websocket URL) still passes -check-config, and the
+// check writes nothing in the data directory, fresh or not.
+func TestCheckConfigKeepsAnUpgradedGatewaysID(t *testing.T) {
+	h, err := os.Hostname()
+	if err != nil || !regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`).MatchString(h) {
+		t.Skipf("host name %q is not a gateway_id", h)
+	}
+	old, fresh := t.TempDir(), t.TempDir()
+	st, err := store.Open(filepath.Join(old, agent.DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gw.yaml")
+	os.WriteFile(cfg, []byte("uplink:\n  websocket:\n    url: wss://central/v3/ws/group/site/client/"+h+"\n"), 0o644)
+	code, out, errs := runCmd("-check-config", "-config", cfg, "-data", old)
+	if code != 0 || !strings.Contains(out, "gateway_id "+h+" from hostname (existing data_dir)") {
+		t.Fatalf("existing gateway: exit %d %q %q", code, out, errs)
+	}
+	if code, out, _ := runCmd("-check-config", "-data", fresh); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("fresh data dir: exit %d %q", code, out)
+	}
+	for dir, want := range map[string]int{old: len(before), fresh: 0} {
+		es, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) != want {
+			t.Errorf("-check-config wrote in %s: %v, before %v", dir, es, before)
+		}
 	}
 }
