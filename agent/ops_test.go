@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/floorhub/floorhub/store"
+	"github.com/floorhub/floorhub/uplink/mqtt"
 )
 
 func TestJudge(t *testing.T) {
@@ -224,3 +226,98 @@ func TestReloadRefusesAndStops(t *testing.T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestKeepRestartOnly: every key restartOnly names is kept from the
+// running config, so none of them changes what a reload rebuilds.
+func TestKeepRestartOnly(t *testing.T) {
+	run := Defaults()
+	next, err := ParseConfig("next.yaml", []byte(`gateway_id: other
+data_dir: /elsewhere
+listen: ":9001"
+public_url: https://gw.example
+log: {format: json, level: debug}
+store: {max_batch: 10}
+auth: {leeway: 5s}
+system: {interval: 7s}
+clock: {valid_after: "2030-01-01"}
+hub: {v3_group: g2, max_batch: 50}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(restartOnly(run, next)); got != 10 {
+		t.Fatalf("the file changes %d restart-only keys, want all 10: %v", got, restartOnly(run, next))
+	}
+	eff, held := keepRestartOnly(run, next)
+	if got := restartOnly(run, eff); len(got) != 0 || len(held) != 0 {
+		t.Errorf("kept config still differs in %v (held %v)", got, held)
+	}
+	if eff.Log.Level != "debug" || eff.Hub.MaxBatch != 50 || eff.GatewayID != run.GatewayID {
+		t.Errorf("what a reload applies was lost: level %q, hub.max_batch %d", eff.Log.Level, eff.Hub.MaxBatch)
+	}
+	if next.GatewayID != "other" {
+		t.Error("the reloaded config was changed in place")
+	}
+}
+
+// TestReloadKeepsGatewayID: gateway_id applies at the next start only; a
+// reload that changes it leaves the uplinks as they run (the MQTT topics,
+// the websocket uplink's url) and says it needs a restart; what else the
+// file changes in an uplink still applies.
+func TestReloadKeepsGatewayID(t *testing.T) {
+	dir := t.TempDir()
+	head := "data_dir: " + dir + "\nlisten: " + anyPort + "\ndevices:\n  - {id: 1, driver: sim-env, interval: 100ms}\n"
+	r := start(t, "gateway_id: g1\n"+head+`uplink:
+  mqtt: {url: "tcp://127.0.0.1:1"}
+  websocket: {url: "ws://127.0.0.1:1/v3/ws/group/s/client/g1"}
+`)
+	uplinks := func() []*uplinkRun {
+		r.a.upMu.Lock()
+		defer r.a.upMu.Unlock()
+		return slices.Clone(r.a.uplinks)
+	}
+	before := uplinks()
+	if len(before) != 2 {
+		t.Fatalf("%d uplinks", len(before))
+	}
+	next, err := ParseConfig("next.yaml", []byte("gateway_id: g2\n"+head+`uplink:
+  mqtt: {url: "tcp://127.0.0.1:1"}
+  websocket: {url: "ws://127.0.0.1:1/v3/ws/group/s/client/g2"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.a.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	after := uplinks()
+	if len(after) != 2 || after[0] != before[0] || after[1] != before[1] {
+		t.Fatalf("uplinks rebuilt: %v -> %v", before, after)
+	}
+	if got := after[0].opts.(mqtt.Options).GatewayID; got != "g1" {
+		t.Errorf("mqtt uplink runs as %q", got)
+	}
+	logs := r.logs.String()
+	if !strings.Contains(logs, "next start only") || !strings.Contains(logs, "keys=\"gateway_id, uplink.websocket") {
+		t.Errorf("no restart notice for gateway_id and the websocket url:\n%s", logs)
+	}
+
+	// The MQTT settings change: that uplink is rebuilt, still as g1.
+	next, err = ParseConfig("next.yaml", []byte("gateway_id: g2\n"+head+`uplink:
+  mqtt: {url: "tcp://127.0.0.1:1", batch_size: 7}
+  websocket: {url: "ws://127.0.0.1:1/v3/ws/group/s/client/g2"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.a.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	after = uplinks()
+	if len(after) != 2 || after[0] == before[0] || after[1] != before[1] {
+		t.Fatalf("want only the mqtt uplink rebuilt: %v -> %v", before, after)
+	}
+	if o := after[0].opts.(mqtt.Options); o.GatewayID != "g1" || o.BatchSize != 7 {
+		t.Errorf("rebuilt mqtt uplink: gateway %q batch %d", o.GatewayID, o.BatchSize)
+	}
+}

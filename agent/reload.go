@@ -41,8 +41,10 @@ type reloadReq struct {
 //     from their cursors; removed ones say goodbye.
 //
 // Everything else (gateway_id, data_dir, listen, public_url, log.format,
-// store, auth, system, clock, hub.v3_group) takes effect at the next start;
-// the log says which of them changed. Reload waits until Run has applied
+// store, auth, system, clock, hub.v3_group) takes effect at the next start:
+// what the reload applies runs on their running values (a websocket uplink
+// whose new url names a new gateway_id stays as it runs), and the log says
+// which of them changed. Reload waits until Run has applied
 // cfg; call it while Run runs.
 func (a *Agent) Reload(cfg *Config) error {
 	if cfg == nil {
@@ -64,6 +66,9 @@ func (a *Agent) Reload(cfg *Config) error {
 // Whatever can fail is done before anything changes.
 func (a *Agent) apply(cfg *Config) error {
 	old := a.live
+	file := cfg
+	later := restartOnly(a.cfg, file)
+	cfg, held := keepRestartOnly(old, file) // old holds a.cfg's restart-only keys
 	a.upMu.Lock()
 	running := slices.Clone(a.uplinks)
 	a.upMu.Unlock()
@@ -105,7 +110,7 @@ func (a *Agent) apply(cfg *Config) error {
 	}
 	changes = append(changes, a.swapUplinks(running, ups)...)
 	a.live = cfg
-	if later := restartOnly(a.cfg, cfg); len(later) > 0 {
+	if later = append(later, held...); len(later) > 0 {
 		a.log.Warn("config reloaded, but these keys take effect at the next start only", "keys", strings.Join(later, ", "))
 	}
 	if len(changes) == 0 {
@@ -113,6 +118,30 @@ func (a *Agent) apply(cfg *Config) error {
 	}
 	a.log.Info("config reloaded", "file", cfg.Source(), "changed", strings.Join(changes, "; "))
 	return nil
+}
+
+// keepRestartOnly returns a copy of cfg, the reloaded file, with the keys
+// that apply at the next start only (restartOnly's) as in run, the config
+// applied last, so that
+// nothing a reload rebuilds (an uplink: its topics and payloads carry the
+// gateway_id) runs on them while the rest of the agent runs on the old
+// ones. A websocket uplink whose url names a new gateway_id cannot run
+// under the running one: the running uplink is kept as it is, and held
+// names it.
+func keepRestartOnly(run, cfg *Config) (eff *Config, held []string) {
+	c := *cfg
+	c.GatewayID, c.gatewaySource, c.gatewayPersist = run.GatewayID, run.gatewaySource, run.gatewayPersist
+	c.DataDir, c.Listen, c.PublicURL = run.DataDir, run.Listen, run.PublicURL
+	c.Log.Format = run.Log.Format
+	c.Store, c.Auth, c.System, c.Clock = run.Store, run.Auth, run.System, run.Clock
+	c.Hub.V3Group = run.Hub.V3Group
+	if w := c.Uplink.WebSocket.URL; w != "" {
+		if m := wsURLRE.FindStringSubmatch(w); m != nil && m[1] != c.GatewayID {
+			c.Uplink.WebSocket = run.Uplink.WebSocket
+			held = append(held, "uplink.websocket (its url names the new gateway_id)")
+		}
+	}
+	return &c, held
 }
 
 // applyDevices starts, stops and restarts devices for a reloaded list and
@@ -236,52 +265,57 @@ type uplinkRun struct {
 // buildUplinks builds the uplinks cfg configures, reusing those in running
 // whose settings are unchanged. Nothing is started.
 func (a *Agent) buildUplinks(cfg *Config, running []*uplinkRun) ([]*uplinkRun, error) {
-	find := func(name string, opts any) *uplinkRun {
-		for _, u := range running {
-			if u.name == name && reflect.DeepEqual(u.opts, opts) {
-				return u
-			}
-		}
-		return nil
-	}
 	var out []*uplinkRun
 	if m := cfg.mqttOptions(); m.URL != "" {
-		if u := find("mqtt", m); u != nil {
-			out = append(out, u)
-		} else {
-			opts := m
-			m.Version = a.opts.Version
-			m.BootID = a.clock.bootID
-			m.RunID = a.runID
-			m.Clock = a.clock.state
-			m.Logger = a.log.With("component", "mqtt")
-			u, err := mqtt.New(a.store, a, m)
+		u, err := a.uplink(running, "mqtt", m, func(log *slog.Logger) (*uplinkRun, error) {
+			m.Version, m.BootID, m.RunID, m.Clock, m.Logger = a.opts.Version, a.clock.bootID, a.runID, a.clock.state, log
+			c, err := mqtt.New(a.store, a, m)
 			if err != nil {
-				return nil, fmt.Errorf("agent: uplink.mqtt: %w", err)
+				return nil, err
 			}
-			out = append(out, &uplinkRun{name: "mqtt", opts: opts, cursors: []string{mqtt.CursorEvents, mqtt.CursorTelemetry},
-				connected: u.Connected, run: u.Run})
+			return &uplinkRun{cursors: []string{mqtt.CursorEvents, mqtt.CursorTelemetry}, connected: c.Connected, run: c.Run}, nil
+		})
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, u)
 	}
-	if o := cfg.websocketOptions(); o.URL != "" {
-		if u := find("websocket", o); u != nil {
-			out = append(out, u)
-		} else {
-			opts := o
-			o.Version = a.opts.Version
-			o.BootID = a.clock.bootID
-			o.RunID = a.runID
-			o.Clock = a.clock.state
-			o.Logger = a.log.With("component", "websocket-uplink")
-			u, err := wsuplink.New(a.store, a, o)
+	if w := cfg.websocketOptions(); w.URL != "" {
+		u, err := a.uplink(running, "websocket", w, func(log *slog.Logger) (*uplinkRun, error) {
+			w.Version, w.BootID, w.RunID, w.Clock, w.Logger = a.opts.Version, a.clock.bootID, a.runID, a.clock.state, log
+			c, err := wsuplink.New(a.store, a, w)
 			if err != nil {
-				return nil, fmt.Errorf("agent: uplink.websocket: %w", err)
+				return nil, err
 			}
-			out = append(out, &uplinkRun{name: "websocket", opts: opts, cursors: []string{wsuplink.Cursor},
-				connected: u.Connected, run: u.Run, publish: u.Publish})
+			return &uplinkRun{cursors: []string{wsuplink.Cursor}, connected: c.Connected, run: c.Run, publish: c.Publish}, nil
+		})
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, u)
 	}
 	return out, nil
+}
+
+// uplink returns the running uplink name built from opts (the config's
+// options, compared by value), or a new one from build, which adds what
+// the running agent does to its copy of opts.
+func (a *Agent) uplink(running []*uplinkRun, name string, opts any, build func(*slog.Logger) (*uplinkRun, error)) (*uplinkRun, error) {
+	for _, u := range running {
+		if u.name == name && reflect.DeepEqual(u.opts, opts) {
+			return u, nil
+		}
+	}
+	component := name
+	if name == "websocket" {
+		component = "websocket-uplink" // "websocket" alone would read as the hub's
+	}
+	u, err := build(a.log.With("component", component))
+	if err != nil {
+		return nil, fmt.Errorf("agent: uplink.%s: %w", name, err)
+	}
+	u.name, u.opts = name, opts
+	return u, nil
 }
 
 // startUplink runs u under Run's service context. Run's goroutine only.
