@@ -76,7 +76,8 @@ type committer interface {
 // flusher is the optional part of a Replayer that commits at once
 // (*store.Store has it): a resume then does not wait for the store's next
 // group commit (telemetry may wait up to its commit interval, 10 s by
-// default) before it goes live.
+// default) before it goes live. The hub forces at most one commit per
+// second in all (forcedCommitGap), however many clients resume.
 type flusher interface {
 	Flush(ctx context.Context) error
 }
@@ -189,6 +190,27 @@ type Hub struct {
 
 	sysMu  sync.Mutex
 	system *System
+
+	// Forced commits for resumes, hub-wide (forceCommit): the one in
+	// flight, shared by every resume that asks meanwhile, and when the
+	// last one started, by Options.Now.
+	fcMu   sync.Mutex
+	fcCall *flushCall
+	fcLast time.Time
+}
+
+// forcedCommitGap is the least time between two commits that resumes
+// force on the store, whatever the number of clients and subscribes:
+// the store's commit interval (10 s) spares the SD card, and a reconnect
+// loop must not bring back a commit per subscribe. A resume whose records
+// wait for a commit waits at most this long (or the store's own next
+// commit) beyond the forced commit before it.
+const forcedCommitGap = time.Second
+
+// flushCall is one forced commit; err is set before done is closed.
+type flushCall struct {
+	done chan struct{}
+	err  error
 }
 
 type event struct {
@@ -497,6 +519,44 @@ func (h *Hub) index(c *client, ch channel, on bool) {
 		list = append(list, c)
 	}
 	h.snap[ch].Store(&list)
+}
+
+// forceCommit asks the store to commit now, for a resume waiting for
+// records that are published but not committed yet. It reports whether a
+// commit was made meanwhile (then the caller reads again). Concurrent
+// callers share one Flush, and a new one starts at most once per
+// forcedCommitGap of Options.Now; otherwise it returns false at once and
+// the caller waits for the store's next commit, or asks again later.
+func (h *Hub) forceCommit(ctx context.Context, fl flusher) bool {
+	h.fcMu.Lock()
+	call := h.fcCall
+	if call == nil {
+		now := h.o.Now()
+		// A clock set back does not stop forced commits for a second.
+		if since := now.Sub(h.fcLast); !h.fcLast.IsZero() && since >= 0 && since < forcedCommitGap {
+			h.fcMu.Unlock()
+			return false
+		}
+		h.fcLast = now
+		call = &flushCall{done: make(chan struct{})}
+		h.fcCall = call
+		h.fcMu.Unlock()
+		fctx, cancel := context.WithTimeout(ctx, h.o.CommitWait)
+		call.err = fl.Flush(fctx)
+		cancel()
+		h.fcMu.Lock()
+		h.fcCall = nil
+		h.fcMu.Unlock()
+		close(call.done)
+		return call.err == nil
+	}
+	h.fcMu.Unlock()
+	select {
+	case <-call.done:
+		return call.err == nil
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (h *Hub) setTimed(c *client, on bool) {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"slices"
 	"time"
 
@@ -147,18 +146,14 @@ func (c *client) replay(job *replayJob) {
 		}
 		if waitSince.IsZero() {
 			waitSince = time.Now()
-			if fl, ok := rp.(flusher); ok {
-				// One commit now instead of waiting for the next one.
-				fctx, cancel := context.WithTimeout(ctx, c.h.o.CommitWait)
-				err := fl.Flush(fctx)
-				cancel()
-				if err == nil {
-					continue
-				}
-			}
 		} else if time.Since(waitSince) > c.h.o.CommitWait {
 			fail(codeReplayFailed, "records up to seq %d were not committed within %v; they may be missing", target, c.h.o.CommitWait)
 			confirmed = target
+			continue
+		}
+		if fl, ok := rp.(flusher); ok && c.h.forceCommit(ctx, fl) {
+			// A commit now instead of the store's next one, shared
+			// hub-wide and spaced (forceCommit): read again.
 			continue
 		}
 		t := time.NewTimer(50 * time.Millisecond)

@@ -226,3 +226,59 @@ func TestResumeAfterEviction(t *testing.T) {
 	}
 	readSeqs(t, c, "alert", 100, 110)
 }
+
+// Resumes cannot force the store to commit more than once per
+// forcedCommitGap, however many there are: every resume below finds its
+// records not committed yet (one is appended before each subscribe; the
+// store's own commit interval is an hour), and the hub's clock stands
+// still during a round, then moves by the gap. Each client still gets
+// every record after its since, exactly once, once the round's forced
+// commit is made.
+func TestResumeForcedCommitsBounded(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "floorhub.db"), &store.Options{CommitInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var th *testHub
+	th = newTestHub(t, limitless, func(o *Options) {
+		o.Replay = st
+		o.Now = func() time.Time { return th.now.Now() }
+	})
+	const rounds, perRound = 4, 15
+	before := st.Stats().Commits
+	last := uint64(0)
+	for r := 0; r < rounds; r++ {
+		type resumer struct {
+			c     *tclient
+			since uint64
+		}
+		var rs []resumer
+		for i := 0; i < perRound; i++ {
+			since := last
+			last = appendPublish(t, st, th.Hub, telemetry(0, 1+i%3, float64(i)))
+			// A reconnect loop: subscribe, then hang up at once.
+			gone := th.dial(t, fmt.Sprintf("/ws/telemetry?since=%d&token=%s", since, token(t, "loop")), nil)
+			gone.readType("auth_response")
+			gone.readType("subscribed")
+			gone.ws.Close()
+			c := th.dial(t, fmt.Sprintf("/ws/telemetry?since=%d&token=%s", since, token(t, "u")), nil)
+			c.readType("auth_response")
+			c.readType("subscribed")
+			rs = append(rs, resumer{c, since})
+		}
+		// Waiting replays force the next commit once the gap is over.
+		th.now.Add(forcedCommitGap)
+		for _, x := range rs {
+			readSeqs(t, x.c, "telemetry_update", x.since+1, last)
+			x.c.ws.Close()
+		}
+	}
+	// One forced commit at the first resume, then one per round.
+	got := st.Stats().Commits - before
+	if got > rounds+1 {
+		t.Fatalf("%d resumes in %d rounds made %d commits, want at most %d (one per %v of the hub's clock)",
+			2*rounds*perRound, rounds, got, rounds+1, forcedCommitGap)
+	}
+	t.Logf("%d resumes in %d rounds: %d commits", 2*rounds*perRound, rounds, got)
+}

@@ -38,7 +38,9 @@
 //   - CommitInterval 10 s: about a sixth of the pages of 1 s commits, for
 //     up to 10 s of telemetry lost by a crash and 10 s of delay to the
 //     uplinks. Live screens do not wait (the hub publishes at Append), a
-//     hub resume commits at once (Flush), and events commit at once.
+//     hub resume commits at once (Flush; the hub forces at most one such
+//     commit a second, whatever its clients do), and events commit at
+//     once.
 //   - Events at once: an alert or status change costs a commit of its own
 //     (about 5 pages); alert rules' hysteresis and hold times bound how
 //     often a flapping sensor does it.
