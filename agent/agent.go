@@ -83,6 +83,9 @@ type Agent struct {
 
 	mu  sync.Mutex // guards device status, rule state, the running clock, the device set, publish, and the append order of events
 	run runClock   // the agent's running time, for the offline rule (offline.go)
+	// offlineTicks drives the offline check (offlineLoop); nil: a ticker
+	// every offlineCheckEvery. Tests set it before Run.
+	offlineTicks <-chan time.Time
 	// viewMu also guards each device's status, reason and lastSeen (writers
 	// hold both locks), so that snapshot reads them without a.mu, which is
 	// held across store appends: a reader (the hub, under a client's lock)
@@ -259,7 +262,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	for _, d := range a.order {
 		a.startDevice(d)
 	}
-	dev.Add(1)
+	dev.Add(2)
+	go func() { defer dev.Done(); a.offlineLoop(devCtx) }()
 	go func() { defer dev.Done(); a.housekeeping(devCtx) }()
 
 	a.publishSystem() // new system subscribers get real figures, not zeros
@@ -300,8 +304,33 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// housekeeping marks silent devices offline, watches the clock, and
-// publishes the system status.
+// offlineLoop advances the running time and marks silent devices offline
+// (checkOffline) at every tick, until ctx ends. It has its own goroutine,
+// apart from housekeeping, whose store calls can block for a minute (the
+// re-stamp) or until the next failed commit (the watchdog's flush on a
+// failing disk): the running time stops while its ticks stop (offline.go),
+// so with the check in that loop a failing disk would keep every device
+// from turning offline.
+func (a *Agent) offlineLoop(ctx context.Context) {
+	ticks := a.offlineTicks
+	if ticks == nil {
+		tick := time.NewTicker(offlineCheckEvery)
+		defer tick.Stop()
+		ticks = tick.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-ticks:
+			a.checkOffline(t) // a ticker's time carries the monotonic reading
+		}
+	}
+}
+
+// housekeeping tracks the uplinks, watches the clock, publishes the system
+// status and pets the watchdog. Its store calls may block (see
+// offlineLoop).
 func (a *Agent) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(offlineCheckEvery)
 	defer tick.Stop()
@@ -313,7 +342,6 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		a.checkOffline(time.Now())
 		a.trackUplinks()
 		a.mu.Lock()
 		synced := a.clock.check()

@@ -57,6 +57,13 @@ func start(t *testing.T, yaml string) *running {
 // startWith starts the agent with hw for its real drivers.
 func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
 	t.Helper()
+	return startPrepared(t, yaml, hw, nil)
+}
+
+// startPrepared starts the agent after prepare (if any) has set what
+// tests set before Run.
+func startPrepared(t *testing.T, yaml string, hw catalog.Hardware, prepare func(*Agent)) *running {
+	t.Helper()
 	cfg, err := ParseConfig("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +78,9 @@ func startWith(t *testing.T, yaml string, hw catalog.Hardware) *running {
 		Ready: func(u string) { r.url <- u }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(r.a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel

@@ -12,7 +12,8 @@ import "time"
 // Running time is kept on the monotonic clock by runClock, which the
 // offline check advances once a second: a gap between two checks much
 // longer than their period means the agent did not run in between, and
-// counts nothing.
+// counts nothing. So the check runs in a loop of its own (offlineLoop)
+// that waits on nothing but the agent's lock, never on the disk.
 
 // offlineCheckEvery is the period of the offline check.
 const offlineCheckEvery = time.Second

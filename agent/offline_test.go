@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -134,4 +135,45 @@ rules: []
 	if st, reason := status(); st != store.StatusOffline || !strings.HasPrefix(reason, "no reading for 2h0m2s") {
 		t.Fatalf("status %q (%s), want offline after 2 h of running time", st, reason)
 	}
+}
+
+// The offline check runs while housekeeping is blocked, as it is in a
+// store call while the disk fails: the running time goes on and a silent
+// device turns offline. The test drives the check's ticks with its own
+// instants and blocks housekeeping at its uplink tracking.
+func TestOfflineWhileHousekeepingBlocks(t *testing.T) {
+	ticks := make(chan time.Time)
+	r := startPrepared(t, `
+data_dir: `+t.TempDir()+`
+listen: 127.0.0.1:0
+devices:
+  - {id: 1, driver: sim-env, interval: 1h, offline_after: 1h, settings: {faults: {error_rate: 1}}}
+rules: []
+`, nil, func(a *Agent) { a.offlineTicks = ticks })
+	d := r.a.devices[1]
+	status := func() (string, string) {
+		r.a.mu.Lock()
+		defer r.a.mu.Unlock()
+		return d.status, d.reason
+	}
+	// The gate: housekeeping stops at its next tick, in trackUplinks.
+	r.a.upMu.Lock()
+	defer r.a.upMu.Unlock()
+
+	t0 := time.Now()
+	r.a.mu.Lock()
+	r.a.run = runClock{base: time.Hour - 11*time.Second, at: t0} // 11 s of running time away from offline
+	d.good = 0
+	r.a.mu.Unlock()
+	for i := range 5 {
+		ticks <- t0.Add(time.Duration(i+1) * 2 * time.Second) // received: the check runs
+		if st, _ := status(); st == store.StatusOffline {
+			t.Fatalf("offline after %d ticks, before its offline_after of running time", i)
+		}
+	}
+	ticks <- t0.Add(12 * time.Second)
+	testkit.Eventually(t, "the device offline after its offline_after of running time", 10*time.Second, func() bool {
+		st, reason := status()
+		return st == store.StatusOffline && strings.HasPrefix(reason, "no reading for 1h0m1s")
+	})
 }
