@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"log/slog"
 	"os/exec"
 	"path/filepath"
@@ -86,26 +85,8 @@ devices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("agent did not stop")
-		}
-	}
-	defer stop()
+	run := runAgent(t, a)
+	defer run.Stop()
 	count := func(id, status string) int {
 		n := 0
 		for _, l := range strings.Split(logs.String(), "\n") {
@@ -133,7 +114,7 @@ devices:
 		t.Fatal(err)
 	}
 	await("the meter back online", func() bool { return count("1", "online") > online })
-	stop()
+	run.Stop()
 
 	st, err := store.Open(filepath.Join(dir, agent.DBFile), nil)
 	if err != nil {

@@ -125,40 +125,18 @@ devices:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("agent did not stop")
-		}
-	}
-	defer stop()
+	run := runAgent(t, a)
+	defer run.Stop()
 
 	await := func(what string, cond func(string) bool) {
 		t.Helper()
-		exited := false
-		var runErr error
 		ok := testkit.WaitTrue(20*time.Second, func() bool {
-			select {
-			case runErr = <-done:
-				exited, stopped = true, true
+			if exited, _ := run.Exited(); exited {
 				return true
-			default:
 			}
 			return cond(logs.String())
 		})
+		exited, runErr := run.Exited()
 		switch {
 		case exited:
 			t.Fatalf("agent stopped: %v; logs:\n%s", runErr, logs)
@@ -183,7 +161,7 @@ devices:
 	await("the door read", func(s string) bool { return statusLines(s, "2", "online") == 1 })
 	chip.unplugged.Store(false)
 	await("the BME280 back online", func(s string) bool { return statusLines(s, "1", "online") == 2 })
-	stop()
+	run.Stop()
 
 	st, err := store.Open(filepath.Join(dir, agent.DBFile), nil)
 	if err != nil {
@@ -214,5 +192,52 @@ devices:
 	}
 	if !(warnAt < doorAt && doorAt < backAt) {
 		t.Errorf("seqs: BME280 warning %d, door read %d, BME280 back %d: the door should be read during the fault", warnAt, doorAt, backAt)
+	}
+}
+
+// runningAgent is an agent whose Run goroutine a test owns.
+type runningAgent struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan error
+	exited bool
+	err    error
+}
+
+// runAgent runs a until Stop.
+func runAgent(t *testing.T, a *agent.Agent) *runningAgent {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningAgent{t: t, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	return r
+}
+
+// Exited reports, without waiting, whether Run has returned, and its error.
+func (r *runningAgent) Exited() (bool, error) {
+	if !r.exited {
+		select {
+		case r.err = <-r.done:
+			r.exited = true
+		default:
+		}
+	}
+	return r.exited, r.err
+}
+
+// Stop cancels Run and fails the test unless it returns nil within 20 s;
+// after Run has returned it does nothing.
+func (r *runningAgent) Stop() {
+	if r.exited {
+		return
+	}
+	r.cancel()
+	select {
+	case r.err = <-r.done:
+		r.exited = true
+		if r.err != nil {
+			r.t.Errorf("Run: %v", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		r.t.Fatal("agent did not stop")
 	}
 }

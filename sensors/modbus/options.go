@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"strings"
 	"time"
 )
@@ -398,17 +397,7 @@ func checkMap(regs []Register) error {
 		}
 	}
 	// Overlaps, table by table, in address order.
-	idx := make([]int, len(regs))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		ra, rb := &regs[idx[a]], &regs[idx[b]]
-		if ra.Table != rb.Table {
-			return ra.Table < rb.Table
-		}
-		return ra.Address < rb.Address
-	})
+	idx := byTableAddress(regs)
 	for k := 1; k < len(idx); k++ {
 		p, c := &regs[idx[k-1]], &regs[idx[k]]
 		if p.Table == c.Table && c.Address < p.Address+p.count() {

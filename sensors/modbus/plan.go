@@ -20,17 +20,7 @@ type Request struct {
 // Requests come in table order (holding, input, coils, discrete inputs),
 // then address order.
 func Plan(regs []Register) []Request {
-	idx := make([]int, len(regs))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.SliceStable(idx, func(a, b int) bool {
-		ra, rb := &regs[idx[a]], &regs[idx[b]]
-		if ra.Table != rb.Table {
-			return ra.Table < rb.Table
-		}
-		return ra.Address < rb.Address
-	})
+	idx := byTableAddress(regs)
 	var out []Request
 	for _, i := range idx {
 		r := &regs[i]
@@ -45,4 +35,21 @@ func Plan(regs []Register) []Request {
 		out = append(out, Request{Table: r.Table, Address: r.Address, Count: r.count(), Entries: []int{i}})
 	}
 	return out
+}
+
+// byTableAddress returns the indexes of regs in table order, then address
+// order (stable: equal keys keep their map order).
+func byTableAddress(regs []Register) []int {
+	idx := make([]int, len(regs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ra, rb := &regs[idx[a]], &regs[idx[b]]
+		if ra.Table != rb.Table {
+			return ra.Table < rb.Table
+		}
+		return ra.Address < rb.Address
+	})
+	return idx
 }
