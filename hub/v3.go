@@ -384,16 +384,19 @@ func (v *V3) sweep() {
 		}
 	}
 	v.mu.RUnlock()
+	// Each leaves before its connection is closed: the close ends the
+	// session, whose own leave would otherwise race this one and could
+	// announce a timeout as a plain leave.
 	for _, m := range expired {
 		env := aether.ErrorEnvelope(aether.CodeTokenExpired, errors.New("hub: V3: the token expired: reconnect with a fresh one"))
 		env.GroupID = m.group
 		m.conn.Send(wsconn.Message{Data: v.encode(&env)})
-		m.conn.Close(wsconn.ClosePolicy, "token expired")
 		v.leave(m, PresenceLeave)
+		m.conn.Close(wsconn.ClosePolicy, "token expired")
 	}
 	for _, m := range silent {
-		m.conn.Close(ClosePresenceTimeout, fmt.Sprintf("presence timeout: nothing received for %v (send a heartbeat every %v)", 2*v.o.HeartbeatInterval, v.o.HeartbeatInterval))
 		v.leave(m, PresenceTimeout)
+		m.conn.Close(ClosePresenceTimeout, fmt.Sprintf("presence timeout: nothing received for %v (send a heartbeat every %v)", 2*v.o.HeartbeatInterval, v.o.HeartbeatInterval))
 	}
 }
 
