@@ -400,11 +400,11 @@ func TestSystemChannelAndFrequency(t *testing.T) {
 	th.PublishSystem(System{CPUUsage: 50, Timestamp: t0.Add(time.Second)})
 	th.PublishSystem(System{CPUUsage: 60, Timestamp: t0.Add(2 * time.Second)})
 	eventually(t, "the fan-out", func() bool { th.inMu.Lock(); defer th.inMu.Unlock(); return len(th.inbox) == 0 })
-	th.now.Add(29 * time.Second)
+	th.now.Advance(29 * time.Second)
 	th.tick <- time.Time{}
 	c.send(map[string]any{"type": "ping"})
 	c.readType("pong") // nothing before the period ends
-	th.now.Add(time.Second)
+	th.now.Advance(time.Second)
 	th.tick <- time.Time{}
 	m = c.readType("system_status_update")
 	if m["metrics"].(map[string]any)["cpu_usage"] != 60.0 {
@@ -435,11 +435,11 @@ func TestTelemetryFrequency(t *testing.T) {
 	for range 4 {
 		rt.readType("telemetry_update")
 	}
-	th.now.Add(59 * time.Second)
+	th.now.Advance(59 * time.Second)
 	th.tick <- time.Time{}
 	c.send(map[string]any{"type": "ping"})
 	c.readType("pong")
-	th.now.Add(time.Second)
+	th.now.Advance(time.Second)
 	th.tick <- time.Time{}
 	m := c.readType("telemetry_update")
 	tel := m["telemetry"].(map[string]any)
@@ -579,7 +579,7 @@ func TestShutdown(t *testing.T) {
 func TestTokenExpiryOnOpenConnection(t *testing.T) {
 	var th *testHub
 	th = newTestHub(t, limitless, func(o *Options) { o.Now = func() time.Time { return th.now.Now() } })
-	th.now.Add(time.Since(th.now.Now()) + time.Minute) // the fake clock at the real time, plus a minute
+	th.now.Advance(time.Since(th.now.Now()) + time.Minute) // the fake clock at the real time, plus a minute
 	short := func(ttl time.Duration) string {
 		tok, err := auth.Mint(testSecret, "alice", ttl, auth.Claims{})
 		if err != nil {
@@ -593,10 +593,10 @@ func TestTokenExpiryOnOpenConnection(t *testing.T) {
 	b := th.dial(t, "/ws", nil)
 	b.send(map[string]any{"type": "auth", "token": short(10 * time.Minute)})
 	b.readType("auth_response")
-	th.now.Add(5 * time.Minute)
+	th.now.Advance(5 * time.Minute)
 	b.send(map[string]any{"type": "auth", "token": short(time.Hour)}) // renewed
 	b.readType("auth_response")
-	th.now.Add(10 * time.Minute)
+	th.now.Advance(10 * time.Minute)
 	th.tick <- time.Time{}
 	if m := a.read(); m["error"] != "token_expired" {
 		t.Fatalf("expired: %v", m)
@@ -704,7 +704,7 @@ func TestTokenExpiryUsesTheVerifiersLeeway(t *testing.T) {
 		o.Verifier = v
 		o.Now = func() time.Time { return th.now.Now() }
 	})
-	th.now.Add(time.Since(th.now.Now())) // the fake clock at the real time
+	th.now.Advance(time.Since(th.now.Now())) // the fake clock at the real time
 	tok, err := auth.Mint(testSecret, "alice", 10*time.Minute, auth.Claims{})
 	if err != nil {
 		t.Fatal(err)
@@ -712,11 +712,11 @@ func TestTokenExpiryUsesTheVerifiersLeeway(t *testing.T) {
 	a := th.dial(t, "/ws", nil)
 	a.send(map[string]any{"type": "auth", "token": tok})
 	a.readType("auth_response")
-	th.now.Add(13 * time.Minute) // expired 3 minutes ago: within the leeway
+	th.now.Advance(13 * time.Minute) // expired 3 minutes ago: within the leeway
 	th.tick <- time.Time{}
 	a.send(map[string]any{"type": "ping"})
 	a.readType("pong")
-	th.now.Add(3 * time.Minute) // 6 minutes: beyond it
+	th.now.Advance(3 * time.Minute) // 6 minutes: beyond it
 	th.tick <- time.Time{}
 	if m := a.read(); m["error"] != "token_expired" {
 		t.Fatalf("expired: %v", m)

@@ -33,25 +33,8 @@ type testHub struct {
 	srv  *httptest.Server
 	url  string // ws://host
 	tick chan time.Time
-	now  *fakeClock
+	now  *testkit.Clock
 	stop func()
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // limitless removes the per-address connection limit, which tests
@@ -87,7 +70,7 @@ func startHub(t testing.TB, smallBuf bool, edits ...func(*Options)) *testHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := &testHub{tick: make(chan time.Time), now: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}
+	th := &testHub{tick: make(chan time.Time), now: testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))}
 	o := Options{Verifier: v, tick: th.tick}
 	for _, e := range edits {
 		e(&o)

@@ -268,7 +268,7 @@ func TestResumeForcedCommitsBounded(t *testing.T) {
 			rs = append(rs, resumer{c, since})
 		}
 		// Waiting replays force the next commit once the gap is over.
-		th.now.Add(forcedCommitGap)
+		th.now.Advance(forcedCommitGap)
 		for _, x := range rs {
 			readSeqs(t, x.c, "telemetry_update", x.since+1, last)
 			x.c.ws.Close()

@@ -26,31 +26,13 @@ import (
 
 var v3Secret = []byte("v3-test-secret-0123456789abcdef")
 
-// v3clock is a settable clock for presence timeouts.
-type v3clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *v3clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *v3clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // v3env is a running hub with the V3 endpoint on a real socket.
 type v3env struct {
 	t     testing.TB
 	hub   *Hub
 	v3    *V3
 	srv   *httptest.Server
-	clock *v3clock
+	clock *testkit.Clock
 	tick  chan time.Time
 	stop  func()
 }
@@ -84,7 +66,7 @@ func startV3Env(t testing.TB, smallBuf bool, edit func(*Options, *V3Options)) *v
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	o := Options{Verifier: ver, Logger: quiet}
 	o.Conn.ConnectsPerMinute = -1
-	e := &v3env{t: t, clock: &v3clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}, tick: make(chan time.Time)}
+	e := &v3env{t: t, clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)), tick: make(chan time.Time)}
 	vo := V3Options{GatewayID: "gw", Group: "plant", Commander: v3commander{}, HeartbeatInterval: 30 * time.Second, Now: e.clock.Now, tick: e.tick}
 	if edit != nil {
 		edit(&o, &vo)
@@ -499,12 +481,12 @@ func TestV3PresenceLeaveAndTimeout(t *testing.T) {
 	}
 
 	// timeout: a2 stays silent, a1 and b1 keep sending heartbeats.
-	e.clock.advance(40 * time.Second)
+	e.clock.Advance(40 * time.Second)
 	for _, c := range []*v3client{a1, b1} {
 		c.send(`{"msg_type":"heartbeat","target":"echo"}`)
 		c.next()
 	}
-	e.clock.advance(21 * time.Second) // a2 silent for 61 s > 2 x 30 s
+	e.clock.Advance(21 * time.Second) // a2 silent for 61 s > 2 x 30 s
 	e.tick <- e.clock.Now()
 	code, why := a2.closed()
 	if code != ClosePresenceTimeout || !strings.Contains(why, "presence timeout") {
@@ -650,8 +632,8 @@ func TestV3TokenExpiry(t *testing.T) {
 	a1, a2, _ := v3JoinGroups(e)
 	// Tokens last an hour from now (the real clock); the endpoint's clock
 	// goes past that while a1 and a2 keep heartbeating.
-	e.clock.advance(time.Since(e.clock.Now())) // to the real now
-	e.clock.advance(2 * time.Hour)
+	e.clock.Advance(time.Since(e.clock.Now())) // to the real now
+	e.clock.Advance(2 * time.Hour)
 	for _, c := range []*v3client{a1, a2} {
 		c.send(`{"msg_type":"heartbeat","target":"echo"}`)
 		c.next()
@@ -750,7 +732,7 @@ func TestV3SlowMemberDoesNotSlowOthers(t *testing.T) {
 		if i == 3 {
 			t.Fatal("the slow member's writes made no progress for 3 stall times and it is still connected")
 		}
-		e.clock.advance(e.hub.srv.Options().StallTimeout)
+		e.clock.Advance(e.hub.srv.Options().StallTimeout)
 		sendWindow(2)
 	}
 	for !left {

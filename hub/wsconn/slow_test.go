@@ -8,25 +8,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/internal/testkit"
 )
-
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // writeGate holds the writer before each write, as if it were waiting for
 // the CPU: arrived gets a value when a writer waits, and each value sent on
@@ -66,10 +50,10 @@ func TestSlowMeansNoWriteProgress(t *testing.T) {
 		c    *Conn
 		ws   *websocket.Conn
 		gate *writeGate
-		clk  *clock
+		clk  *testkit.Clock
 	}
 	dialHeld := func(t *testing.T) conn {
-		clk := &clock{t: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+		clk := testkit.NewClock(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
 		gate := newWriteGate()
 		_, url, sessions := start(t, Options{ConnectsPerMinute: -1, QueueLen: queueLen, QueueMax: queueMax,
 			StallTimeout: stall, Now: clk.Now, beforeWrite: gate.hold})
@@ -104,11 +88,11 @@ func TestSlowMeansNoWriteProgress(t *testing.T) {
 
 	t.Run("descheduled writer", func(t *testing.T) {
 		c := dialHeld(t)
-		c.clk.add(stall - time.Millisecond) // long, but less than the stall time since the queue filled
+		c.clk.Advance(stall - time.Millisecond) // long, but less than the stall time since the queue filled
 		if err := send(t, c.c, 1, 3*queueLen); err != nil {
 			t.Fatalf("a full queue whose writer waits is not slow: %v", err)
 		}
-		c.clk.add(stall - time.Millisecond)
+		c.clk.Advance(stall - time.Millisecond)
 		if err := send(t, c.c, 3*queueLen, 3*queueLen+1); err != nil {
 			t.Fatalf("%v less than StallTimeout after the queue was found full: %v", stall-time.Millisecond, err)
 		}
@@ -121,7 +105,7 @@ func TestSlowMeansNoWriteProgress(t *testing.T) {
 		if err := send(t, c.c, 1, queueLen+2); err != nil { // found full at t0
 			t.Fatal(err)
 		}
-		c.clk.add(stall)
+		c.clk.Advance(stall)
 		err := send(t, c.c, queueLen+2, queueLen+3)
 		if !errors.Is(err, ErrOverflow) {
 			t.Fatalf("no write for StallTimeout with a full queue: %v, want ErrOverflow", err)
@@ -138,17 +122,17 @@ func TestSlowMeansNoWriteProgress(t *testing.T) {
 		if err := send(t, c.c, 1, queueLen+2); err != nil { // found full at t0
 			t.Fatal(err)
 		}
-		c.clk.add(stall - time.Millisecond)
+		c.clk.Advance(stall - time.Millisecond)
 		c.gate.release <- struct{}{} // one write completes
 		<-c.gate.arrived             // and the writer took the whole queue into its next one
 		if err := send(t, c.c, queueLen+2, 2*queueLen+4); err != nil {
 			t.Fatal(err)
 		}
-		c.clk.add(stall - time.Millisecond) // 2×stall since first full, but not since the write
+		c.clk.Advance(stall - time.Millisecond) // 2×stall since first full, but not since the write
 		if err := send(t, c.c, 2*queueLen+4, 2*queueLen+5); err != nil {
 			t.Fatalf("a write completed less than StallTimeout ago: %v", err)
 		}
-		c.clk.add(time.Millisecond)
+		c.clk.Advance(time.Millisecond)
 		if err := send(t, c.c, 2*queueLen+5, 2*queueLen+6); !errors.Is(err, ErrOverflow) {
 			t.Fatalf("no write for StallTimeout since: %v, want ErrOverflow", err)
 		}

@@ -3,7 +3,6 @@ package pulse
 import (
 	"context"
 	"math"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,23 +13,6 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/sensors"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func newPin() *gpiotest.Pin {
 	return &gpiotest.Pin{N: "GPIO27", Num: 27, EdgesChan: make(chan gpio.Level)}
@@ -70,7 +52,7 @@ func read(t *testing.T, d *Dev) []sensors.Reading {
 
 func TestNoPulseLostBetweenReads(t *testing.T) {
 	p := newPin()
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testkit.NewClock(time.Unix(1e9, 0))
 	d := open(t, p, &Opts{Poll: 20 * time.Millisecond, Now: clk.Now})
 	const n = 2000
 	var sent atomic.Bool
@@ -109,7 +91,7 @@ func TestNoPulseLostBetweenReads(t *testing.T) {
 
 func TestRateAndScale(t *testing.T) {
 	p := newPin()
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testkit.NewClock(time.Unix(1e9, 0))
 	// An S0 energy meter at 1000 imp/kWh.
 	d := open(t, p, &Opts{Poll: 20 * time.Millisecond, Now: clk.Now, PerPulse: 0.001, Unit: "kWh", Total: "energy", Rate: "power"})
 	for i := 0; i < 1800; i++ {
@@ -129,7 +111,7 @@ func TestRateAndScale(t *testing.T) {
 
 func TestDebounce(t *testing.T) {
 	p := newPin()
-	clk := &clock{t: time.Unix(1e9, 0)}
+	clk := testkit.NewClock(time.Unix(1e9, 0))
 	d := open(t, p, &Opts{Poll: 20 * time.Millisecond, Now: clk.Now, Debounce: 10 * time.Millisecond})
 	edge := func(k uint64) {
 		p.EdgesChan <- gpio.High
