@@ -1,0 +1,562 @@
+// Package engineio is an Engine.IO v4 server: the transport under Socket.IO.
+// A session starts with an HTTP long-polling handshake (GET, then GET to
+// receive and POST to send, packets joined by 0x1e) or directly over a
+// WebSocket, and a polling session may upgrade to a WebSocket (the
+// "2probe"/"3probe" probe, then "5"). The server pings every PingInterval
+// and drops a session whose client stays silent for PingTimeout after a
+// ping.
+//
+// The application above sees a session as a *Socket and handles its
+// messages with the Handler it returns from the open function given to
+// NewServer. Handler methods of one session are called one at a time, in
+// the order the client sent the messages. Sending never blocks: each
+// session has a bounded queue, and a session whose queue overflows is
+// closed.
+package engineio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Errors.
+var (
+	// ErrPacket is wrapped by every error about a malformed packet or payload.
+	ErrPacket = errors.New("engineio: malformed packet")
+	// ErrClosed is returned by Send on a closed session.
+	ErrClosed = errors.New("engineio: session closed")
+	// ErrQueueFull is returned by Send when the session's queue overflowed;
+	// the session is closed.
+	ErrQueueFull = errors.New("engineio: send queue full")
+	// ErrPingTimeout ends a session whose client did not answer a ping.
+	ErrPingTimeout = errors.New("engineio: ping timeout")
+	// ErrClientClose ends a session the client closed.
+	ErrClientClose = errors.New("engineio: closed by the client")
+	// ErrServerClose ends a session closed by the server (Socket.Close, Close).
+	ErrServerClose = errors.New("engineio: closed by the server")
+	// ErrTransport ends a session whose transport failed (the connection
+	// dropped, a write timed out, a second concurrent poll or post).
+	ErrTransport = errors.New("engineio: transport error")
+	// ErrTooLarge ends a session whose client sent more than MaxPayload.
+	ErrTooLarge = errors.New("engineio: payload too large")
+	// ErrOptions is wrapped by every error of Options.Validate.
+	ErrOptions = errors.New("engineio: invalid options")
+)
+
+// Options configures a Server. The zero value of every field means its
+// default; for the count limits a negative value means "no limit".
+type Options struct {
+	// PingInterval is the period of the server's pings. Default 25 s.
+	PingInterval time.Duration
+	// PingTimeout is how long the client may stay silent after a ping
+	// before the session is dropped. Default 20 s.
+	PingTimeout time.Duration
+	// MaxPayload caps what the client may send at once, in bytes: one
+	// long-polling POST body (larger: HTTP 413) or one WebSocket message
+	// (larger: close 1009); the session is closed either way. Announced
+	// to the client in the handshake. Default 1,000,000.
+	MaxPayload int64
+	// UpgradeTimeout bounds an upgrade from the probe's connection to its
+	// "5" packet; then the WebSocket is dropped and the session stays on
+	// long-polling. Default 10 s.
+	UpgradeTimeout time.Duration
+	// WriteWait bounds one write to the client (a WebSocket frame, a
+	// polling response); a client that accepts nothing for this long is
+	// dropped. Default 10 s.
+	WriteWait time.Duration
+	// QueueLen is how many packets may wait for one session; one more
+	// closes the session (the client is not reading). Default 1024.
+	QueueLen int
+	// MaxSessions caps the open sessions; beyond it a handshake is refused
+	// with HTTP 503. Default 1000.
+	MaxSessions int
+	// MaxPollingPerAddr caps the sessions on long-polling from one client
+	// address (sessions upgraded to a WebSocket no longer count); beyond
+	// it a handshake is refused with HTTP 429. Default 32.
+	MaxPollingPerAddr int
+	// AllowedOrigins lists the browser origins allowed besides the
+	// server's own ("https://dash.example.com" or a host
+	// "dash.example.com:8000"); "*" allows any. Requests without an Origin
+	// header are always allowed. Allowed cross-origin polling requests get
+	// CORS headers. Default: same origin only.
+	AllowedOrigins []string
+	// Compression negotiates permessage-deflate (RFC 7692, without context
+	// takeover) with WebSocket clients that offer it, and then compresses
+	// every message. It costs CPU and a compressor per write; off by
+	// default.
+	Compression bool
+	// Logger receives session-level log lines. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of the ping deadlines. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first field of o that cannot mean anything. NewServer
+// calls it.
+func (o *Options) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"PingInterval", o.PingInterval}, {"PingTimeout", o.PingTimeout}, {"UpgradeTimeout", o.UpgradeTimeout}, {"WriteWait", o.WriteWait}} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s is negative (%v)", ErrOptions, d.name, d.v)
+		}
+	}
+	if o.MaxPayload < 0 {
+		return fmt.Errorf("%w: MaxPayload is negative (%d)", ErrOptions, o.MaxPayload)
+	}
+	if o.QueueLen < 0 {
+		return fmt.Errorf("%w: QueueLen is negative (%d)", ErrOptions, o.QueueLen)
+	}
+	for _, a := range o.AllowedOrigins {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("%w: AllowedOrigins has an empty entry", ErrOptions)
+		}
+	}
+	return nil
+}
+
+func (o *Options) setDefaults() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&o.PingInterval, 25 * time.Second}, {&o.PingTimeout, 20 * time.Second}, {&o.UpgradeTimeout, 10 * time.Second}, {&o.WriteWait, 10 * time.Second}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
+	}
+	if o.MaxPayload == 0 {
+		o.MaxPayload = 1_000_000
+	}
+	if o.QueueLen == 0 {
+		o.QueueLen = 1024
+	}
+	if o.MaxSessions == 0 {
+		o.MaxSessions = 1000
+	}
+	if o.MaxPollingPerAddr == 0 {
+		o.MaxPollingPerAddr = 32
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// Handler is the application's side of one session. Its methods are called
+// one at a time, never after Closed.
+type Handler interface {
+	// Message handles one message the client sent. Data is the handler's
+	// to keep.
+	Message(m Message)
+	// Closed is called once when the session has ended, with the reason
+	// (ErrClientClose, ErrPingTimeout, ...).
+	Closed(reason error)
+}
+
+// Message is one Engine.IO message: text, or binary when Binary is set.
+type Message struct {
+	Data   []byte
+	Binary bool
+}
+
+// Handshake is what the request that opened a session carried.
+type Handshake struct {
+	// Query is the handshake request's URL query.
+	Query url.Values
+	// Header is the handshake request's headers.
+	Header http.Header
+	// Addr is the client's IP address.
+	Addr string
+	// Time is when the session opened.
+	Time time.Time
+}
+
+// Engine.IO's error codes, answered with HTTP 400 as {"code":..,"message":..}.
+const (
+	codeTransportUnknown = 0
+	codeUnknownSID       = 1
+	codeBadHandshake     = 2
+	codeBadRequest       = 3
+	codeForbidden        = 4
+	codeUnsupported      = 5
+)
+
+var codeMessages = [...]string{"Transport unknown", "Session ID unknown", "Bad handshake method", "Bad request", "Forbidden", "Unsupported protocol version"}
+
+// upgradeSettle is how long a poll that arrives while a WebSocket probes
+// the session waits for the upgrade to complete before it is answered with
+// a noop: the probe's "5" may be on its way on the other connection.
+const upgradeSettle = 50 * time.Millisecond
+
+// Server is an Engine.IO v4 server; mount it (ServeHTTP) at its path, such
+// as /socket.io/.
+type Server struct {
+	o    Options
+	open func(*Socket) Handler
+	up   websocket.Upgrader
+
+	mu       sync.Mutex
+	closing  bool
+	sessions map[string]*Socket
+	polling  map[string]int // client address -> sessions on long-polling
+	wg       sync.WaitGroup // every goroutine a session or a WebSocket started
+}
+
+// NewServer returns a server that calls open for every new session, before
+// any of its messages; open returns the session's Handler.
+func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), polling: make(map[string]int)}
+	s.up = websocket.Upgrader{
+		ReadBufferSize:    4096,
+		WriteBufferSize:   4096,
+		WriteBufferPool:   &sync.Pool{},
+		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a clearer answer
+		HandshakeTimeout:  o.WriteWait,
+		EnableCompression: o.Compression,
+	}
+	return s, nil
+}
+
+// Options returns the server's options with the defaults filled in.
+func (s *Server) Options() Options { return s.o }
+
+// Len returns the number of open sessions.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, so := range s.sessions {
+		if !so.isClosed() {
+			n++
+		}
+	}
+	return n
+}
+
+// Close closes every session (the client gets a close packet where it can)
+// and refuses new ones, then waits until the goroutines of every session
+// have ended or ctx is done.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	all := make([]*Socket, 0, len(s.sessions))
+	for _, so := range s.sessions {
+		all = append(all, so)
+	}
+	s.mu.Unlock()
+	for _, so := range all {
+		so.close(ErrServerClose, true)
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ServeHTTP serves the Engine.IO endpoint: handshakes, polls, posts and
+// WebSocket connections.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Origin") != "" {
+		if !s.originAllowed(r) {
+			httpError(w, http.StatusForbidden, codeForbidden)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST")
+		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		httpError(w, http.StatusBadRequest, codeTransportUnknown)
+		return
+	}
+	if q.Get("EIO") != "4" {
+		httpError(w, http.StatusBadRequest, codeUnsupported)
+		return
+	}
+	if sid := q.Get("sid"); sid != "" {
+		so := s.lookup(sid)
+		if so == nil {
+			httpError(w, http.StatusBadRequest, codeUnknownSID)
+			return
+		}
+		switch {
+		case transport == "polling" && r.Method == http.MethodGet:
+			so.poll(w, r)
+		case transport == "polling" && r.Method == http.MethodPost:
+			so.post(w, r)
+		case transport == "websocket" && websocket.IsWebSocketUpgrade(r):
+			s.upgrade(so, w, r)
+		default:
+			httpError(w, http.StatusBadRequest, codeBadRequest)
+		}
+		return
+	}
+	if r.Method != http.MethodGet {
+		httpError(w, http.StatusBadRequest, codeBadHandshake)
+		return
+	}
+	if transport == "websocket" && !websocket.IsWebSocketUpgrade(r) {
+		httpError(w, http.StatusBadRequest, codeBadRequest)
+		return
+	}
+	s.handshake(w, r, transport == "websocket")
+}
+
+// handshake opens a session.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
+	addr := clientAddr(r)
+	so := &Socket{
+		srv:     s,
+		hs:      Handshake{Query: r.URL.Query(), Header: r.Header.Clone(), Addr: addr, Time: s.o.Now()},
+		changed: make(chan struct{}),
+		done:    make(chan struct{}),
+		pong:    make(chan struct{}, 1),
+		onPoll:  !ws,
+	}
+	so.nextPing = so.hs.Time.Add(s.o.PingInterval)
+	so.id = newID()
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		httpErrorText(w, http.StatusServiceUnavailable, codeBadRequest, "Server shutting down")
+		return
+	case s.o.MaxSessions > 0 && len(s.sessions) >= s.o.MaxSessions:
+		s.mu.Unlock()
+		httpErrorText(w, http.StatusServiceUnavailable, codeBadRequest, "Too many sessions")
+		return
+	case !ws && s.o.MaxPollingPerAddr > 0 && s.polling[addr] >= s.o.MaxPollingPerAddr:
+		s.mu.Unlock()
+		httpErrorText(w, http.StatusTooManyRequests, codeBadRequest, "Too many polling sessions from "+addr)
+		return
+	}
+	if !ws {
+		s.polling[addr]++
+	}
+	s.sessions[so.id] = so
+	s.mu.Unlock()
+
+	var conn *websocket.Conn
+	if ws {
+		var err error
+		if conn, err = s.up.Upgrade(w, r, nil); err != nil {
+			s.remove(so) // the upgrader has answered
+			return
+		}
+	}
+	so.inMu.Lock()
+	so.h = s.open(so)
+	so.inMu.Unlock()
+	s.wg.Add(1)
+	go so.heartbeat()
+
+	upgrades := []string{"websocket"}
+	if ws {
+		upgrades = []string{}
+	}
+	open, _ := json.Marshal(struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int64    `json:"maxPayload"`
+	}{so.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload})
+	openPkt := Packet{Type: Open, Data: open}
+	if !ws {
+		// The open packet is the handshake's answer; what open may have
+		// queued follows with the next poll.
+		writePayload(w, s.o.WriteWait, []Packet{openPkt})
+		return
+	}
+	wc := &wsConn{so: so, c: conn}
+	so.mu.Lock()
+	so.ws = wc
+	so.queue = append([]Packet{openPkt}, so.queue...)
+	so.mu.Unlock()
+	s.serveWS(wc)
+}
+
+// upgrade takes a WebSocket that probes a long-polling session.
+func (s *Server) upgrade(so *Socket, w http.ResponseWriter, r *http.Request) {
+	conn, err := s.up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	wc := &wsConn{so: so, c: conn, probing: true}
+	so.mu.Lock()
+	if !so.onPoll || so.probe != nil || so.closed {
+		// Upgraded already, or probed by another connection: this one is
+		// refused with a close frame (as the reference server does; a
+		// refused handshake would be an HTTP error the client may not
+		// expect).
+		so.mu.Unlock()
+		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "session already upgraded"), time.Now().Add(s.o.WriteWait))
+		conn.Close()
+		return
+	}
+	so.probe = wc
+	so.signal()
+	so.mu.Unlock()
+	s.serveWS(wc)
+}
+
+// lookup returns the open session sid, or nil. A session past its ping
+// deadline is closed here rather than waiting for its timer: the answer
+// then does not depend on how busy the machine is. A closed session that
+// still holds its last packets for the client's next poll is returned.
+func (s *Server) lookup(sid string) *Socket {
+	s.mu.Lock()
+	so := s.sessions[sid]
+	s.mu.Unlock()
+	if so == nil {
+		return nil
+	}
+	so.mu.Lock()
+	expired := so.expired(s.o.Now())
+	if so.closed && so.final == nil {
+		so.mu.Unlock()
+		return nil
+	}
+	so.mu.Unlock()
+	if expired {
+		so.close(ErrPingTimeout, false)
+		return nil
+	}
+	return so
+}
+
+// remove forgets so.
+func (s *Server) remove(so *Socket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[so.id] == so {
+		delete(s.sessions, so.id)
+	}
+}
+
+// leavePolling takes so off the per-address count of polling sessions.
+func (s *Server) leavePolling(so *Socket) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.polling[so.hs.Addr]--; s.polling[so.hs.Addr] <= 0 {
+		delete(s.polling, so.hs.Addr)
+	}
+}
+
+// originAllowed implements the same-origin default and the allow-list.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range s.o.AllowedOrigins {
+		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// newID returns a session id: 15 random bytes, 20 URL-safe characters.
+func newID() string {
+	var b [15]byte
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// clientAddr is the peer's IP address, the unit of the per-address limit.
+// Proxies are not trusted.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func httpError(w http.ResponseWriter, status, code int) {
+	httpErrorText(w, status, code, codeMessages[code])
+}
+
+func httpErrorText(w http.ResponseWriter, status, code int, msg string) {
+	b, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// writePayload answers a poll with pkts, within wait.
+func writePayload(w http.ResponseWriter, wait time.Duration, pkts []Packet) error {
+	b := AppendPayload(nil, pkts)
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(wait)) // not every ResponseWriter supports it
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("Cache-Control", "no-store")
+	_, err := w.Write(b)
+	return err
+}
+
+// readBody reads a POST body of at most max bytes; errTooLarge beyond.
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, ErrTooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the body: %v", ErrTransport, err)
+	}
+	if int64(len(b)) > max {
+		return nil, ErrTooLarge
+	}
+	return b, nil
+}
