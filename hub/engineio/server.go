@@ -375,6 +375,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
 		s.polling[addr]++
 	}
 	s.sessions[so.id] = so
+	// Under mu, where Close sets closing: no Add after Close's Wait.
+	s.wg.Add(1) // the heartbeat
+	if ws {
+		s.wg.Add(1) // serveWS
+	}
 	s.mu.Unlock()
 
 	var conn *websocket.Conn
@@ -382,13 +387,13 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
 		var err error
 		if conn, err = s.up.Upgrade(w, r, nil); err != nil {
 			s.remove(so) // the upgrader has answered
+			s.wg.Add(-2)
 			return
 		}
 	}
 	so.inMu.Lock()
 	so.h = s.open(so)
 	so.inMu.Unlock()
-	s.wg.Add(1)
 	go so.heartbeat()
 
 	upgrades := []string{"websocket"}
@@ -419,13 +424,23 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
 
 // upgrade takes a WebSocket that probes a long-polling session.
 func (s *Server) upgrade(so *Socket, w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		httpErrorText(w, http.StatusServiceUnavailable, codeBadRequest, "Server shutting down")
+		return
+	}
+	s.wg.Add(1) // serveWS, or Done below
+	s.mu.Unlock()
 	conn, err := s.up.Upgrade(w, r, nil)
 	if err != nil {
+		s.wg.Done()
 		return
 	}
 	wc := &wsConn{so: so, c: conn, probing: true}
 	so.mu.Lock()
 	if !so.onPoll || so.probe != nil || so.closed {
+		s.wg.Done()
 		// Upgraded already, or probed by another connection: this one is
 		// refused with a close frame (as the reference server does; a
 		// refused handshake would be an HTTP error the client may not

@@ -393,9 +393,8 @@ type wsConn struct {
 }
 
 // serveWS runs a WebSocket on the request's goroutine (its reader) and its
-// writer goroutine, until both end.
+// writer goroutine, until both end. The caller has counted it in s.wg.
 func (s *Server) serveWS(wc *wsConn) {
-	s.wg.Add(1)
 	defer s.wg.Done()
 	so := wc.so
 	wc.c.SetReadLimit(s.o.MaxPayload)

@@ -1,0 +1,317 @@
+// Package socketio is a Socket.IO v5 server on the Engine.IO v4 server of
+// package engineio: namespaces, CONNECT with an auth payload and
+// CONNECT_ERROR, events with and without acks in both directions, binary
+// attachments, and DISCONNECT.
+//
+// Register namespaces with Namespace before serving. A client's CONNECT to
+// a namespace runs its ConnectFunc, which may refuse the client or set up
+// the Socket's event handlers (On) and emit; handlers of one client run one
+// at a time, in the order the client sent the packets. A client that sends
+// a malformed packet is disconnected.
+package socketio
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/floorhub/floorhub/hub/engineio"
+)
+
+// Errors.
+var (
+	// ErrPacket is wrapped by every error about a malformed packet.
+	ErrPacket = errors.New("socketio: malformed packet")
+	// ErrDisconnected is returned by Emit on a socket that has left, and
+	// given to the ack functions still waiting when it leaves.
+	ErrDisconnected = errors.New("socketio: socket disconnected")
+	// ErrTooManyAcks is returned by EmitWithAck when MaxPendingAcks acks
+	// are already waiting on the socket.
+	ErrTooManyAcks = errors.New("socketio: too many acks waiting")
+	// ErrOptions is wrapped by every error of Options.Validate.
+	ErrOptions = errors.New("socketio: invalid options")
+)
+
+// Options configures a Server. The zero value of every field means its
+// default.
+type Options struct {
+	// Engine configures the Engine.IO transport (ping, payload size,
+	// sessions, origins).
+	Engine engineio.Options
+	// ConnectTimeout is how long a new Engine.IO session may stay without
+	// a namespace connected before it is closed. Default 45 s.
+	ConnectTimeout time.Duration
+	// MaxAttachments caps the binary attachments of one packet; a packet
+	// announcing more closes the session. Default 10.
+	MaxAttachments int
+	// MaxPendingAcks caps the acks one socket may wait for
+	// (EmitWithAck). Default 256.
+	MaxPendingAcks int
+}
+
+// Validate reports the first field of o that cannot mean anything.
+func (o *Options) Validate() error {
+	if err := o.Engine.Validate(); err != nil {
+		return err
+	}
+	if o.ConnectTimeout < 0 {
+		return fmt.Errorf("%w: ConnectTimeout is negative (%v)", ErrOptions, o.ConnectTimeout)
+	}
+	if o.MaxAttachments < 0 {
+		return fmt.Errorf("%w: MaxAttachments is negative (%d)", ErrOptions, o.MaxAttachments)
+	}
+	if o.MaxPendingAcks < 0 {
+		return fmt.Errorf("%w: MaxPendingAcks is negative (%d)", ErrOptions, o.MaxPendingAcks)
+	}
+	return nil
+}
+
+func (o *Options) setDefaults() error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 45 * time.Second
+	}
+	if o.MaxAttachments == 0 {
+		o.MaxAttachments = 10
+	}
+	if o.MaxPendingAcks == 0 {
+		o.MaxPendingAcks = 256
+	}
+	return nil
+}
+
+// ConnectFunc admits a client to a namespace. auth is the CONNECT packet's
+// payload ({} when it had none). Returning an error refuses the client
+// with a CONNECT_ERROR carrying the error's text (a *ConnectError also
+// carries data). Events emitted here reach the client after its CONNECT
+// answer.
+type ConnectFunc func(s *Socket, auth json.RawMessage) error
+
+// Refusal refuses a connection with a message and optional data.
+type Refusal struct {
+	Message string
+	Data    any
+}
+
+func (e *Refusal) Error() string { return e.Message }
+
+// Server is a Socket.IO server; mount it (ServeHTTP) at /socket.io/.
+type Server struct {
+	o   Options
+	eio *engineio.Server
+
+	mu   sync.RWMutex
+	nsps map[string]ConnectFunc
+}
+
+// NewServer returns a server with no namespaces.
+func NewServer(o Options) (*Server, error) {
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{o: o, nsps: make(map[string]ConnectFunc)}
+	eio, err := engineio.NewServer(o.Engine, s.open)
+	if err != nil {
+		return nil, err
+	}
+	s.eio = eio
+	return s, nil
+}
+
+// Namespace registers (or replaces) the namespace name ("/" or "/chat").
+func (s *Server) Namespace(name string, connect ConnectFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nsps[name] = connect
+}
+
+// ServeHTTP serves the Engine.IO endpoint under the Socket.IO protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
+
+// Engine returns the Engine.IO server underneath.
+func (s *Server) Engine() *engineio.Server { return s.eio }
+
+// Close closes every session and waits for their goroutines (or ctx).
+func (s *Server) Close(ctx context.Context) error { return s.eio.Close(ctx) }
+
+func (s *Server) namespace(name string) ConnectFunc {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nsps[name]
+}
+
+// open builds the state of a new Engine.IO session.
+func (s *Server) open(eio *engineio.Socket) engineio.Handler {
+	c := &client{srv: s, eio: eio, sockets: make(map[string]*Socket)}
+	c.timer = time.AfterFunc(s.o.ConnectTimeout, func() {
+		c.mu.Lock()
+		none := !c.everConnected
+		c.mu.Unlock()
+		if none {
+			eio.Close()
+		}
+	})
+	return c
+}
+
+// client is one Engine.IO session's Socket.IO state. Its Message and
+// Closed are called one at a time by the engine.
+type client struct {
+	srv   *Server
+	eio   *engineio.Socket
+	timer *time.Timer
+
+	// Touched only by Message: a binary packet waiting for attachments.
+	partial     *Packet
+	attachments [][]byte
+
+	mu            sync.Mutex
+	sockets       map[string]*Socket // namespace -> socket
+	everConnected bool
+}
+
+// fail closes the session after a protocol error.
+func (c *client) fail(err error) {
+	c.srv.eio.Options().Logger.Debug("socketio: closing a session", "sid", c.eio.ID(), "err", err)
+	c.eio.Close()
+}
+
+// Message implements engineio.Handler.
+func (c *client) Message(m engineio.Message) {
+	if c.partial != nil {
+		if !m.Binary {
+			c.fail(fmt.Errorf("%w: text while %d attachments were due", ErrPacket, c.partial.Attachments-len(c.attachments)))
+			return
+		}
+		c.attachments = append(c.attachments, m.Data)
+		if len(c.attachments) < c.partial.Attachments {
+			return
+		}
+		p, atts := *c.partial, c.attachments
+		c.partial, c.attachments = nil, nil
+		c.dispatch(p, atts)
+		return
+	}
+	if m.Binary {
+		c.fail(fmt.Errorf("%w: binary message without a binary packet", ErrPacket))
+		return
+	}
+	p, err := DecodePacket(m.Data, c.srv.o.MaxAttachments)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	if p.Type.Binary() && p.Attachments > 0 {
+		c.partial = &p
+		c.attachments = make([][]byte, 0, p.Attachments)
+		return
+	}
+	c.dispatch(p, nil)
+}
+
+// Closed implements engineio.Handler.
+func (c *client) Closed(reason error) {
+	c.timer.Stop()
+	c.mu.Lock()
+	socks := c.sockets
+	c.sockets = map[string]*Socket{}
+	c.mu.Unlock()
+	for _, so := range socks {
+		so.leave(reason)
+	}
+}
+
+func (c *client) socket(nsp string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sockets[nsp]
+}
+
+// dispatch handles one complete packet.
+func (c *client) dispatch(p Packet, atts [][]byte) {
+	so := c.socket(p.Namespace)
+	switch {
+	case p.Type == Connect && so == nil:
+		c.connect(p)
+	case so == nil, p.Type == Connect, p.Type == ConnectError:
+		c.fail(fmt.Errorf("%w: %v for namespace %q in this state", ErrPacket, p.Type, p.Namespace))
+	case p.Type == Disconnect:
+		c.mu.Lock()
+		delete(c.sockets, p.Namespace)
+		c.mu.Unlock()
+		so.leave(errClientDisconnect)
+	case p.Type == Event || p.Type == BinaryEvent:
+		args, err := DecodeArgs(p.Data, atts)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		so.event(p, args)
+	case p.Type == Ack || p.Type == BinaryAck:
+		args, err := DecodeArgs(p.Data, atts)
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		so.acked(p.ID, args)
+	}
+}
+
+// errClientDisconnect is the reason given to OnDisconnect when the client
+// left the namespace.
+var errClientDisconnect = errors.New("socketio: client namespace disconnect")
+
+// errServerDisconnect is the reason given when the server's Disconnect ended
+// the socket.
+var errServerDisconnect = errors.New("socketio: server namespace disconnect")
+
+// connect answers a CONNECT.
+func (c *client) connect(p Packet) {
+	send := func(q Packet) { c.eio.Send(engineio.Message{Data: AppendPacket(nil, q)}) }
+	refuse := func(msg string, data any) {
+		body := map[string]any{"message": msg}
+		if data != nil {
+			body["data"] = data
+		}
+		b, _, _ := EncodeArgs([]any{body})
+		send(Packet{Type: ConnectError, Namespace: p.Namespace, Data: b[1 : len(b)-1]})
+	}
+	connect := c.srv.namespace(p.Namespace)
+	if connect == nil {
+		refuse("Invalid namespace", nil)
+		return
+	}
+	auth := p.Data
+	if len(auth) == 0 {
+		auth = json.RawMessage("{}")
+	}
+	so := &Socket{c: c, nsp: p.Namespace, id: newID(), handlers: make(map[string]EventFunc), acks: make(map[int64]func([]any, error))}
+	if err := connect(so, auth); err != nil {
+		var ce *Refusal
+		if errors.As(err, &ce) {
+			refuse(ce.Message, ce.Data)
+		} else {
+			refuse(err.Error(), nil)
+		}
+		return
+	}
+	c.mu.Lock()
+	c.sockets[p.Namespace] = so
+	c.everConnected = true
+	c.mu.Unlock()
+	hs, _ := json.Marshal(map[string]string{"sid": so.id})
+	// Under so.mu, so that nothing emitted meanwhile overtakes the answer.
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	send(Packet{Type: Connect, Namespace: p.Namespace, Data: hs})
+	for _, msgs := range so.early {
+		c.eio.Send(msgs...)
+	}
+	so.early, so.connected = nil, true
+}

@@ -1,0 +1,209 @@
+package socketio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"sync"
+
+	"github.com/floorhub/floorhub/hub/engineio"
+)
+
+// maxEarly bounds the packets a ConnectFunc may emit before the CONNECT
+// answer is sent.
+const maxEarly = 64
+
+// EventFunc handles one event. args are the event's arguments after its
+// name (numbers as json.Number, objects as map[string]any, attachments as
+// []byte). ack is nil unless the client asked for an acknowledgement; it
+// sends the acknowledgement; only the first call counts (later ones return
+// ErrDisconnected).
+type EventFunc func(args []any, ack func(args ...any) error)
+
+// Socket is one client's connection to one namespace. Its methods are safe
+// for concurrent use.
+type Socket struct {
+	c   *client
+	nsp string
+	id  string
+
+	mu           sync.Mutex
+	handlers     map[string]EventFunc
+	onDisconnect func(reason error)
+	connected    bool                 // the CONNECT answer was sent
+	gone         bool                 // left the namespace
+	early        [][]engineio.Message // emitted before the CONNECT answer
+	nextAck      int64
+	acks         map[int64]func([]any, error)
+}
+
+// ID returns the socket's id (the CONNECT answer's "sid").
+func (so *Socket) ID() string { return so.id }
+
+// Namespace returns the socket's namespace.
+func (so *Socket) Namespace() string { return so.nsp }
+
+// Handshake returns what the Engine.IO session's first request carried
+// (query, headers, address).
+func (so *Socket) Handshake() engineio.Handshake { return so.c.eio.Handshake() }
+
+// On sets the handler of an event, replacing any earlier one.
+func (so *Socket) On(event string, f EventFunc) {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	so.handlers[event] = f
+}
+
+// OnDisconnect sets the function called once when the socket leaves (the
+// client disconnected from the namespace, the session ended, or
+// Disconnect), with the reason.
+func (so *Socket) OnDisconnect(f func(reason error)) {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	so.onDisconnect = f
+}
+
+// Emit sends an event with args ([]byte values, also inside []any and
+// map[string]any, travel as binary attachments).
+func (so *Socket) Emit(event string, args ...any) error {
+	return so.emit(Event, false, 0, append([]any{event}, args...))
+}
+
+// EmitWithAck sends an event and calls ack with the client's answer, or
+// with ErrDisconnected if the socket leaves first.
+func (so *Socket) EmitWithAck(event string, ack func(args []any, err error), args ...any) error {
+	so.mu.Lock()
+	if so.gone {
+		so.mu.Unlock()
+		return ErrDisconnected
+	}
+	if len(so.acks) >= so.c.srv.o.MaxPendingAcks {
+		so.mu.Unlock()
+		return ErrTooManyAcks
+	}
+	id := so.nextAck
+	so.nextAck++
+	so.acks[id] = ack
+	so.mu.Unlock()
+	if err := so.emit(Event, true, id, append([]any{event}, args...)); err != nil {
+		so.mu.Lock()
+		delete(so.acks, id)
+		so.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Disconnect makes the socket leave its namespace; the client is told.
+func (so *Socket) Disconnect() {
+	c := so.c
+	c.mu.Lock()
+	if c.sockets[so.nsp] == so {
+		delete(c.sockets, so.nsp)
+	}
+	c.mu.Unlock()
+	so.mu.Lock()
+	if !so.gone && so.connected {
+		c.eio.Send(engineio.Message{Data: AppendPacket(nil, Packet{Type: Disconnect, Namespace: so.nsp})})
+	}
+	so.mu.Unlock()
+	so.leave(errServerDisconnect)
+}
+
+// emit encodes and sends one EVENT or ACK (binary when args hold bytes).
+func (so *Socket) emit(t PacketType, hasID bool, id int64, args []any) error {
+	data, atts, err := EncodeArgs(args)
+	if err != nil {
+		return err
+	}
+	p := Packet{Type: t, Namespace: so.nsp, ID: id, HasID: hasID, Data: data}
+	if len(atts) > 0 {
+		p.Type += BinaryEvent - Event // EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
+		p.Attachments = len(atts)
+	}
+	msgs := make([]engineio.Message, 0, 1+len(atts))
+	msgs = append(msgs, engineio.Message{Data: AppendPacket(nil, p)})
+	for _, a := range atts {
+		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
+	}
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	switch {
+	case so.gone:
+		return ErrDisconnected
+	case !so.connected:
+		if len(so.early) >= maxEarly {
+			return ErrTooManyAcks
+		}
+		so.early = append(so.early, msgs)
+		return nil
+	}
+	return so.c.eio.Send(msgs...)
+}
+
+// event runs the handler of an incoming event.
+func (so *Socket) event(p Packet, args []any) {
+	if len(args) == 0 {
+		return // DecodePacket let no such packet through
+	}
+	var name string
+	switch n := args[0].(type) {
+	case string:
+		name = n
+	case json.Number:
+		name = n.String()
+	}
+	so.mu.Lock()
+	f := so.handlers[name]
+	so.mu.Unlock()
+	if f == nil {
+		return
+	}
+	var ack func(args ...any) error
+	if p.HasID {
+		var once sync.Once
+		ack = func(args ...any) error {
+			err := ErrDisconnected
+			once.Do(func() { err = so.emit(Ack, true, p.ID, args) })
+			return err
+		}
+	}
+	f(args[1:], ack)
+}
+
+// acked delivers the client's answer to an EmitWithAck.
+func (so *Socket) acked(id int64, args []any) {
+	so.mu.Lock()
+	f := so.acks[id]
+	delete(so.acks, id)
+	so.mu.Unlock()
+	if f != nil {
+		f(args, nil)
+	}
+}
+
+// leave ends the socket once: waiting acks fail, OnDisconnect runs.
+func (so *Socket) leave(reason error) {
+	so.mu.Lock()
+	if so.gone {
+		so.mu.Unlock()
+		return
+	}
+	so.gone = true
+	acks, f := so.acks, so.onDisconnect
+	so.acks = nil
+	so.mu.Unlock()
+	for _, a := range acks {
+		a(nil, ErrDisconnected)
+	}
+	if f != nil {
+		f(reason)
+	}
+}
+
+// newID returns a socket id: 15 random bytes, 20 URL-safe characters.
+func newID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
