@@ -4,14 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/uplink/mqtt"
 	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
@@ -74,7 +72,7 @@ type Config struct {
 
 	// file and root locate errors found after decoding.
 	file string
-	root *yaml.Node
+	root *yamlconf.Node
 	// gatewaySource says where GatewayID came from (GatewayIDSource), for
 	// the start-up log.
 	gatewaySource string
@@ -214,7 +212,7 @@ type DeviceConfig struct {
 	Address int    `yaml:"address"`
 	Pin     string `yaml:"pin"`
 	// Settings are the driver's own keys.
-	Settings yaml.Node `yaml:"settings"`
+	Settings yamlconf.Node `yaml:"settings"`
 }
 
 // RuleConfig is one alert rule.
@@ -246,21 +244,43 @@ type RuleConfig struct {
 // MiB, GiB, KB, MB, GB).
 type ByteSize int64
 
-var sizeRE = regexp.MustCompile(`^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMG]i?B|B)?\s*$`)
-
 // UnmarshalYAML parses "256MiB" and friends.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	m := sizeRE.FindStringSubmatch(n.Value)
-	if m == nil {
-		return fmt.Errorf("line %d: %q is not a size (e.g. 256MiB)", n.Line, n.Value)
+func (b *ByteSize) UnmarshalYAML(n *yamlconf.Node) error {
+	v, ok := parseSize(n.Value)
+	if n.Kind != yamlconf.ScalarNode || !ok {
+		return fmt.Errorf("%q is not a size (e.g. 256MiB)", n.Value)
 	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return fmt.Errorf("line %d: %v", n.Line, err)
-	}
-	mult := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m[2]]
-	*b = ByteSize(v * mult)
+	*b = ByteSize(v)
 	return nil
+}
+
+// parseSize reads a number of bytes, a decimal fraction allowed, with an
+// optional unit: B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (of 1024).
+func parseSize(s string) (float64, bool) {
+	s = strings.TrimSpace(s)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	if i < len(s) && s[i] == '.' {
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	v, err := strconv.ParseFloat(s[:i], 64)
+	if err != nil {
+		return 0, false
+	}
+	mult, ok := map[string]float64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[strings.TrimSpace(s[i:])]
+	return v * mult, ok
 }
 
 // DefaultConfig is what the agent runs with no file: simulated devices, the
@@ -300,10 +320,42 @@ func LoadConfig(path string) (*Config, error) {
 	return ParseConfig(path, raw)
 }
 
-var (
-	mqttURLRE = regexp.MustCompile(`^(tcp|ssl|tls|mqtt|mqtts)://[^/\s]+`)
-	wsURLRE   = regexp.MustCompile(`^wss?://[^/\s]+/(?:.*/)?group/[A-Za-z0-9_-]{1,64}/client/([A-Za-z0-9_-]{1,64})$`)
-)
+// mqttURL tells whether u is tcp://, ssl://, tls://, mqtt:// or mqtts://
+// and a host.
+func mqttURL(u string) bool {
+	scheme, rest, ok := strings.Cut(u, "://")
+	switch scheme {
+	case "tcp", "ssl", "tls", "mqtt", "mqtts":
+	default:
+		return false
+	}
+	return ok && rest != "" && rest[0] != '/' && !isSpace(rest[0])
+}
+
+// wsClientID returns the client id of a WebSocket uplink URL,
+// ws[s]://host/[path/]group/{site}/client/{id}; ok is false for any other URL.
+func wsClientID(u string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(u, "wss://")
+	if !found {
+		if rest, found = strings.CutPrefix(u, "ws://"); !found {
+			return "", false
+		}
+	}
+	host, path, found := strings.Cut(rest, "/")
+	if !found || host == "" || strings.ContainsAny(host, " \t\n\v\f\r") || strings.Contains(path, "\n") {
+		return "", false
+	}
+	p := strings.Split(path, "/")
+	n := len(p)
+	if n < 4 || p[n-4] != "group" || p[n-2] != "client" || !validID(p[n-3]) || !validID(p[n-1]) {
+		return "", false
+	}
+	return p[n-1], true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
 
 // ParseConfig decodes and validates config text (Validate); name is used
 // in errors.
@@ -347,7 +399,7 @@ func (c *Config) lineOf(path ...string) int {
 	line := n.Line
 	for _, p := range path {
 		switch n.Kind {
-		case yaml.MappingNode:
+		case yamlconf.MappingNode:
 			found := false
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == p {
@@ -358,7 +410,7 @@ func (c *Config) lineOf(path ...string) int {
 			if !found {
 				return line
 			}
-		case yaml.SequenceNode:
+		case yamlconf.SequenceNode:
 			i, err := strconv.Atoi(p)
 			if err != nil || i >= len(n.Content) {
 				return line
@@ -379,9 +431,9 @@ func (c *Config) lineOfExact(path ...string) int {
 	}
 	n := c.root.Content[0]
 	for depth, p := range path {
-		var next *yaml.Node
+		var next *yamlconf.Node
 		switch n.Kind {
-		case yaml.MappingNode:
+		case yamlconf.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == p {
 					next = n.Content[i+1]
@@ -391,7 +443,7 @@ func (c *Config) lineOfExact(path ...string) int {
 					break
 				}
 			}
-		case yaml.SequenceNode:
+		case yamlconf.SequenceNode:
 			if i, err := strconv.Atoi(p); err == nil && i < len(n.Content) {
 				next = n.Content[i]
 			}
@@ -468,7 +520,7 @@ func (c *Config) fill() error {
 	} else {
 		c.gatewaySource, c.gatewayPersist = sourceConfig, false
 	}
-	if !idRE.MatchString(c.GatewayID) {
+	if !validID(c.GatewayID) {
 		return c.errf("gateway_id", []string{"gateway_id"}, "%q: use letters, digits, '_' and '-' (1-64)", c.GatewayID)
 	}
 	if c.Listen == "" {
@@ -525,7 +577,7 @@ func (c *Config) fill() error {
 	if c.Hub.V3Group == "" {
 		c.Hub.V3Group = "floor"
 	}
-	if !idRE.MatchString(c.Hub.V3Group) {
+	if !validID(c.Hub.V3Group) {
 		return c.errf("hub.v3_group", []string{"hub", "v3_group"}, "%q: use letters, digits, '_' and '-' (1-64)", c.Hub.V3Group)
 	}
 	if err := c.fillUplinks(); err != nil {
@@ -543,12 +595,25 @@ func (c *Config) fill() error {
 	return c.fillRules()
 }
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+// validID tells whether s is 1 to 64 letters, digits, '_' and '-': a
+// gateway id, a group or a rule name.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func (c *Config) fillUplinks() error {
 	m := &c.Uplink.MQTT
 	if m.URL != "" {
-		if !mqttURLRE.MatchString(m.URL) {
+		if !mqttURL(m.URL) {
 			return c.errf("uplink.mqtt.url", []string{"uplink", "mqtt", "url"}, "%q: want tcp://host:1883 or ssl://host:8883", m.URL)
 		}
 		if (m.CertFile == "") != (m.KeyFile == "") {
@@ -560,12 +625,12 @@ func (c *Config) fillUplinks() error {
 	}
 	w := &c.Uplink.WebSocket
 	if w.URL != "" {
-		m := wsURLRE.FindStringSubmatch(w.URL)
-		if m == nil {
+		id, ok := wsClientID(w.URL)
+		if !ok {
 			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "%q: want wss://host/v3/ws/group/{site}/client/{gateway}", w.URL)
 		}
-		if m[1] != c.GatewayID {
-			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "the client id %q in the URL must be the gateway_id %q", m[1], c.GatewayID)
+		if id != c.GatewayID {
+			return c.errf("uplink.websocket.url", []string{"uplink", "websocket", "url"}, "the client id %q in the URL must be the gateway_id %q", id, c.GatewayID)
 		}
 		if w.HeartbeatInterval != 0 && (w.HeartbeatInterval < 30*time.Second || w.HeartbeatInterval > time.Minute) {
 			return c.errf("uplink.websocket.heartbeat_interval", []string{"uplink", "websocket", "heartbeat_interval"}, "%v: want 30s to 60s", w.HeartbeatInterval)
@@ -655,7 +720,7 @@ func (c *Config) fillRules() error {
 		r := &c.Rules[i]
 		at := []string{"rules", strconv.Itoa(i)}
 		field := func(f string) string { return fmt.Sprintf("rules[%d].%s", i, f) }
-		if !idRE.MatchString(r.Name) {
+		if !validID(r.Name) {
 			return c.errf(field("name"), append(at, "name"), "%q: use letters, digits, '_' and '-' (1-64)", r.Name)
 		}
 		if names[r.Name] {

@@ -44,7 +44,7 @@ func resolveGatewayID(dataDir string) (id, source string, persist bool, err erro
 	switch {
 	case err == nil:
 		id := strings.TrimSpace(string(b))
-		if !idRE.MatchString(id) {
+		if !validID(id) {
 			return "", "", false, fmt.Errorf("%s: %q is not a gateway_id (letters, digits, '_' and '-', 1-64); fix or remove the file", path, id)
 		}
 		return id, path, false, nil

@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink/mqtt"
 )
@@ -175,7 +174,11 @@ func sameKeys(x, y []ruleKey) bool {
 func TestSameDevice(t *testing.T) {
 	parse := func(s string) DeviceConfig {
 		var d DeviceConfig
-		if err := yaml.Unmarshal([]byte(s), &d); err != nil {
+		n, err := yamlconf.Parse([]byte(s))
+		if err == nil {
+			err = yamlconf.Decode(n, &d)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 		return d

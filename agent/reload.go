@@ -11,8 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink/mqtt"
 	wsuplink "github.com/floorhub/floorhub/uplink/websocket"
@@ -136,7 +135,7 @@ func keepRestartOnly(run, cfg *Config) (eff *Config, held []string) {
 	c.Store, c.Auth, c.System, c.Clock = run.Store, run.Auth, run.System, run.Clock
 	c.Hub.V3Group = run.Hub.V3Group
 	if w := c.Uplink.WebSocket.URL; w != "" {
-		if m := wsURLRE.FindStringSubmatch(w); m != nil && m[1] != c.GatewayID {
+		if id, ok := wsClientID(w); ok && id != c.GatewayID {
 			c.Uplink.WebSocket = run.Uplink.WebSocket
 			held = append(held, "uplink.websocket (its url names the new gateway_id)")
 		}
@@ -204,16 +203,16 @@ func (a *Agent) applyDevices(list []DeviceConfig) string {
 func sameDevice(x, y DeviceConfig) bool {
 	sx, okx := settingsValue(&x.Settings)
 	sy, oky := settingsValue(&y.Settings)
-	x.Settings, y.Settings = yaml.Node{}, yaml.Node{}
+	x.Settings, y.Settings = yamlconf.Node{}, yamlconf.Node{}
 	return okx && oky && reflect.DeepEqual(sx, sy) && reflect.DeepEqual(x, y)
 }
 
-func settingsValue(n *yaml.Node) (any, bool) {
+func settingsValue(n *yamlconf.Node) (any, bool) {
 	if n.Kind == 0 {
 		return nil, true
 	}
 	var v any
-	if err := n.Decode(&v); err != nil {
+	if err := yamlconf.Decode(n, &v); err != nil {
 		return nil, false
 	}
 	return v, true

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -290,9 +289,20 @@ func allMetrics(devs []DeviceConfig, metrics map[int][]string) string {
 // finite checks a rule's threshold.
 func finite(v *float64) bool { return v == nil || !(math.IsNaN(*v) || math.IsInf(*v, 0)) }
 
-var (
-	settingsLineRE = regexp.MustCompile(`settings \(line (\d+)\)`)
-)
+// settingsLine returns the line in a driver's "settings (line N)"
+// message, 0 if there is none.
+func settingsLine(msg string) int {
+	_, rest, ok := strings.Cut(msg, "settings (line ")
+	if !ok {
+		return 0
+	}
+	digits, _, ok := strings.Cut(rest, ")")
+	n, err := strconv.Atoi(digits)
+	if !ok || err != nil {
+		return 0
+	}
+	return n
+}
 
 // deviceError maps a driver's complaint about one device to the key it is
 // most likely about.
@@ -315,8 +325,8 @@ func (c *Config) deviceError(i int, err error) error {
 		at = at[:2]
 	}
 	line := c.lineOf(at...)
-	if m := settingsLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
+	if l := settingsLine(msg); l > 0 {
+		line = l
 	}
 	return &ConfigError{File: c.file, Line: line, Field: fmt.Sprintf("devices[%d].%s", i, key), Err: errors.New(msg)}
 }

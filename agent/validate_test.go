@@ -227,7 +227,7 @@ func TestGatewayIDFromMachineID(t *testing.T) {
 	a, okA := gatewayIDFromMachineID([]byte("4f1b0c3e9a2d4c5b8e7f6a1b2c3d4e5f\n"))
 	b, okB := gatewayIDFromMachineID([]byte("4f1b0c3e9a2d4c5b8e7f6a1b2c3d4e60\n"))
 	again, _ := gatewayIDFromMachineID([]byte("4f1b0c3e9a2d4c5b8e7f6a1b2c3d4e5f"))
-	if !okA || !okB || a == b || a != again || len(a) != 19 || !strings.HasPrefix(a, "fh-") || !idRE.MatchString(a) {
+	if !okA || !okB || a == b || a != again || len(a) != 19 || !strings.HasPrefix(a, "fh-") || !validID(a) {
 		t.Fatalf("ids %q %q %q", a, b, again)
 	}
 	if strings.Contains(a, "4f1b0c3e") {
@@ -264,7 +264,7 @@ func TestGatewayIDDefault(t *testing.T) {
 	}
 	machineIDFiles = []string{filepath.Join(dir, "missing")}
 	c, err = ParseConfig("x", data)
-	if err != nil || c.GatewayIDSource() != "hostname" || !idRE.MatchString(c.GatewayID) {
+	if err != nil || c.GatewayIDSource() != "hostname" || !validID(c.GatewayID) {
 		t.Fatalf("no machine id: %v %q %q", err, c.GatewayID, c.GatewayIDSource())
 	}
 	if got := sanitizeID("pi.local host"); got != "pi-local-host" {

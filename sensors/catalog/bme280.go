@@ -4,8 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors/bme280"
 )
 
@@ -27,14 +26,14 @@ type bmeSettings struct {
 // filterSetting is an IIR coefficient or "off".
 type filterSetting int
 
-func (f *filterSetting) UnmarshalYAML(n *yaml.Node) error {
+func (f *filterSetting) UnmarshalYAML(n *yamlconf.Node) error {
 	if n.Value == "off" {
 		*f = 0
 		return nil
 	}
 	v, err := strconv.Atoi(n.Value)
-	if n.Kind != yaml.ScalarNode || err != nil {
-		return fmt.Errorf("line %d: filter %q: want off, 2, 4, 8 or 16", n.Line, n.Value)
+	if n.Kind != yamlconf.ScalarNode || err != nil {
+		return fmt.Errorf("filter %q: want off, 2, 4, 8 or 16", n.Value)
 	}
 	*f = filterSetting(v)
 	return nil

@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors"
 )
 
@@ -165,9 +164,9 @@ type switchDuration struct {
 	set bool
 }
 
-func (s *switchDuration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a duration such as 20ms, or off", n.Line)
+func (s *switchDuration) UnmarshalYAML(n *yamlconf.Node) error {
+	if n.Kind != yamlconf.ScalarNode {
+		return errors.New("want a duration such as 20ms, or off")
 	}
 	s.set = true
 	if n.Value == "off" || n.Value == "0" {
@@ -176,7 +175,7 @@ func (s *switchDuration) UnmarshalYAML(n *yaml.Node) error {
 	}
 	d, err := time.ParseDuration(n.Value)
 	if err != nil || d <= 0 {
-		return fmt.Errorf("line %d: %q: want a positive duration such as 20ms, or off", n.Line, n.Value)
+		return fmt.Errorf("%q: want a positive duration such as 20ms, or off", n.Value)
 	}
 	s.d = d
 	return nil

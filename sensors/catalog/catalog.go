@@ -15,10 +15,10 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
 
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors"
 )
 
@@ -41,7 +41,7 @@ type Spec struct {
 	Pin string
 	// Settings holds the driver-specific keys; drivers decode it strictly
 	// (unknown keys are errors). Its Kind is 0 when absent.
-	Settings yaml.Node
+	Settings yamlconf.Node
 	// Line is the config line of the device, for error messages.
 	Line int
 }
@@ -60,17 +60,17 @@ func (s *Spec) Decode(v any) error {
 	if s.Settings.Kind == 0 {
 		return nil
 	}
-	// Node.Decode has no strict mode; round-trip through the encoder to get it.
-	b, err := yaml.Marshal(&s.Settings)
-	if err != nil {
-		return err
+	err := yamlconf.Decode(&s.Settings, v)
+	var e *yamlconf.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &e) && e.Path != "":
+		return fmt.Errorf("settings (line %d): %s: %s", e.Line, e.Path, e.Msg)
+	case errors.As(err, &e):
+		return fmt.Errorf("settings (line %d): %s", e.Line, e.Msg)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("settings (line %d): %s", s.Settings.Line, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return nil
+	return fmt.Errorf("settings (line %d): %v", s.Settings.Line, err)
 }
 
 // Sensor is what Build returns: a synchronous read of one device. Drivers

@@ -11,38 +11,47 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 	"periph.io/x/conn/v3/onewire"
 
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors/catalog"
 )
 
 // specs parses a devices list the way the agent's config does: the
-// settings stay a yaml.Node, and each device has its line.
+// settings stay a yamlconf.Node, and each device has its line.
 func specs(t *testing.T, src string) []catalog.Spec {
 	t.Helper()
 	var doc struct {
-		Devices []yaml.Node `yaml:"devices"`
+		Devices []yamlconf.Node `yaml:"devices"`
 	}
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+	root, err := yamlconf.Parse([]byte(src))
+	if err == nil {
+		err = yamlconf.Decode(root, &doc)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	var out []catalog.Spec
 	for _, n := range doc.Devices {
 		var d struct {
-			ID       int       `yaml:"id"`
-			Name     string    `yaml:"name"`
-			Driver   string    `yaml:"driver"`
-			Bus      string    `yaml:"bus"`
-			Address  int       `yaml:"address"`
-			Pin      string    `yaml:"pin"`
-			Settings yaml.Node `yaml:"settings"`
+			ID       int           `yaml:"id"`
+			Name     string        `yaml:"name"`
+			Driver   string        `yaml:"driver"`
+			Bus      string        `yaml:"bus"`
+			Address  int           `yaml:"address"`
+			Pin      string        `yaml:"pin"`
+			Settings yamlconf.Node `yaml:"settings"`
+			// The agent's keys, which the catalog does not see.
+			Interval     any `yaml:"interval"`
+			Jitter       any `yaml:"jitter"`
+			Timeout      any `yaml:"timeout"`
+			OfflineAfter any `yaml:"offline_after"`
 		}
-		if err := n.Decode(&d); err != nil {
+		if err := yamlconf.Decode(&n, &d); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, catalog.Spec{ID: d.ID, Name: d.Name, Driver: d.Driver, Bus: d.Bus, Address: d.Address, Pin: d.Pin, Settings: d.Settings, Line: n.Line})

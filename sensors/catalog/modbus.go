@@ -7,8 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors/modbus"
 )
 
@@ -71,7 +70,7 @@ var modbusKeys = map[string]string{
 // found when the path ends early.
 func settingsLine(s *Spec, path ...string) int {
 	n := &s.Settings
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+	if n.Kind == yamlconf.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
 	line := n.Line
@@ -79,16 +78,16 @@ func settingsLine(s *Spec, path ...string) int {
 		line = s.Line
 	}
 	for _, p := range path {
-		var next *yaml.Node
+		var next *yamlconf.Node
 		switch n.Kind {
-		case yaml.MappingNode:
+		case yamlconf.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == p {
 					line = n.Content[i].Line
 					next = n.Content[i+1]
 				}
 			}
-		case yaml.SequenceNode:
+		case yamlconf.SequenceNode:
 			if i, err := strconv.Atoi(p); err == nil && i >= 0 && i < len(n.Content) {
 				next = n.Content[i]
 				line = next.Line
