@@ -28,6 +28,10 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Debian's pymodbus, over TCP and over a pseudo-terminal pair from socat.
 /usr/bin/python3 -c 'import pymodbus, serial_asyncio' >/dev/null 2>&1 || need+=(python3-pymodbus)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# The Engine.IO and Socket.IO protocol suites (cmd/sioconformance, when
+# ../shared/conformance exists) run on Node.js with npm: their run.sh
+# installs the suites' npm dependencies into a cache folder on first use.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
