@@ -327,7 +327,16 @@ func intText(s string) (digits string, base int, err error) {
 	return s, base, nil
 }
 
+// numeric tells whether s may be a number: it starts with a digit or a
+// sign (or, for a float, a dot); "_1" is text.
+func numeric(s string, dot bool) bool {
+	return s != "" && (s[0] >= '0' && s[0] <= '9' || s[0] == '-' || s[0] == '+' || dot && s[0] == '.')
+}
+
 func parseInt(s string) (int64, error) {
+	if !numeric(s, false) {
+		return 0, fmt.Errorf("not an integer")
+	}
 	neg := false
 	t := s
 	if t != "" && (t[0] == '-' || t[0] == '+') {
@@ -357,6 +366,9 @@ func parseInt(s string) (int64, error) {
 }
 
 func parseUint(s string) (uint64, error) {
+	if !numeric(s, false) {
+		return 0, fmt.Errorf("not an integer")
+	}
 	t := strings.TrimPrefix(s, "+")
 	if strings.HasPrefix(t, "-") {
 		if v, err := parseInt(s); err == nil && v == 0 {
@@ -397,7 +409,12 @@ func parseFloat(s string) (float64, bool) {
 		}
 		return math.NaN(), true
 	}
-	s = strings.ReplaceAll(s, "_", "") // separators, as in integers
+	if !numeric(s, true) {
+		return 0, false
+	}
+	if s[0] != '.' {
+		s = strings.ReplaceAll(s, "_", "") // separators, as in integers
+	}
 	t := s
 	if t != "" && (t[0] == '-' || t[0] == '+') {
 		t = t[1:]
@@ -414,13 +431,7 @@ func parseFloat(s string) (float64, bool) {
 		}
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return v, true // ±Inf or 0, as YAML libraries read it
-		}
-		return 0, false
-	}
-	return v, true
+	return v, err == nil // out of range (1e700) is no number
 }
 
 func digitsOnly(s string) bool {

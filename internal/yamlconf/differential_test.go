@@ -213,7 +213,7 @@ func compareTrees(a *yaml.Node, b *Node, path string) error {
 // the text: there any string of ours passes.
 func sameAny(a, b any) bool {
 	if s, ok := b.(string); ok {
-		t := strings.TrimLeft(s, "+-")
+		t := strings.ReplaceAll(strings.TrimLeft(s, "+-"), "_", "")
 		if len(t) > 1 && t[0] == '0' && t[1] >= '0' && t[1] <= '9' {
 			switch a.(type) {
 			case int, int64, uint64, float64:

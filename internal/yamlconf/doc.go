@@ -27,7 +27,8 @@
 // anchors (&), aliases (*), tags (!), merge keys (<<), complex keys (? and
 // keys that are lists or mappings), directives (%), a key given twice, a
 // second document, indentation that fits no mapping or list, unterminated
-// quotes and brackets, control characters and text that is not UTF-8.
+// quotes and brackets, control characters, the line separators U+0085,
+// U+2028 and U+2029, and text that is not UTF-8.
 //
 // Decode is strict: a key that matches no field is an error naming the
 // key and its line. Scalars are resolved as in YAML 1.2's core schema,

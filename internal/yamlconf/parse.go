@@ -131,7 +131,9 @@ func badChar(src []byte) (line, col int, what string) {
 			return line, i - ls + 1, fmt.Sprintf("byte 0x%02X is not UTF-8 text", src[i])
 		case r == '\n':
 			line, ls = line+1, i+1
-		case r == '\t', r == 0x85, r == 0xFEFF:
+		case r == '\t', r == 0xFEFF:
+		case r == 0x85, r == 0x2028, r == 0x2029:
+			return line, i - ls + 1, fmt.Sprintf("the line separator %U is not allowed (write \"\\N\", \"\\L\" or \"\\P\" in double quotes if you mean it)", r)
 		case r < 0x20, r == 0x7F, r >= 0x80 && r <= 0x9F, r == 0xFFFE, r == 0xFFFF:
 			return line, i - ls + 1, fmt.Sprintf("control character %U is not allowed (YAML takes printable text; write it as \"\\x%02X\" in double quotes if you mean it)", r, r)
 		}
@@ -146,7 +148,7 @@ func sanitize(src []byte) []byte {
 	for i := 0; i < len(src); {
 		r, n := utf8.DecodeRune(src[i:])
 		bad := (r == utf8.RuneError && n == 1) || (r < 0x20 && r != '\t' && r != '\n') || r == 0x7F ||
-			(r >= 0x80 && r <= 0x9F && r != 0x85) || r == 0xFFFE || r == 0xFFFF
+			(r >= 0x80 && r <= 0x9F) || r == 0x2028 || r == 0x2029 || r == 0xFFFE || r == 0xFFFF
 		if bad {
 			out = append(out, '?')
 		} else {
@@ -856,7 +858,7 @@ func (p *parser) blockScalar(parent int) *Node {
 		}
 	}
 	var lines []string
-	broken := false
+	broken, leading := false, 0
 	for !p.eof() {
 		if p.docMarker() != "" {
 			break
@@ -871,7 +873,13 @@ func (p *parser) blockScalar(parent int) *Node {
 				text = string(p.src[p.i+ind : p.i+sp])
 			}
 			lines = append(lines, text)
+			if ind < 0 {
+				leading = max(leading, sp)
+			}
 			p.i += sp
+			if text != "" { // spaces past the indentation are text
+				broken = p.i < len(p.src)
+			}
 			p.advance()
 			continue
 		}
@@ -879,7 +887,8 @@ func (p *parser) blockScalar(parent int) *Node {
 			if sp <= parent || sp == 0 { // as other parsers: never at column 1
 				break
 			}
-			ind = sp
+			// Leading empty lines may not hold more spaces than the text.
+			ind = max(sp, leading)
 		}
 		if sp < ind {
 			break

@@ -170,6 +170,7 @@ func TestParseRefuses(t *testing.T) {
 		{"flow key", "a: {[x]: 1}\n", 1, "a", "as a key is not supported"},
 		{"control character", "a: 1\nb: \"x\x01y\"\n", 2, "b", "control character U+0001"},
 		{"not utf-8", "a: caf\xe9\n", 1, "a", "byte 0xE9 is not UTF-8"},
+		{"line separator", "a: 1\nb: x\u2028y\n", 2, "b", "line separator U+2028"},
 		{"deep", strings.Repeat("[", 200), 1, "", "nested more than 100 levels"},
 		{"block scalar header", "a: |x\n  y\n", 1, "a", "its text starts on the next line"},
 		{"reserved", "a: @x\n", 1, "a", "cannot start a plain value"},
