@@ -40,6 +40,10 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The stock socket.io-client that cmd/sioconformance's test runs, pinned by
+# its package-lock.json.
+(cd cmd/sioconformance/testdata/client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 test -z "$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 go vet ./...
 # What was installed above is required: a test whose real part (mosquitto,

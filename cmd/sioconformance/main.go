@@ -47,7 +47,10 @@ import (
 	"github.com/floorhub/floorhub/hub/socketio"
 )
 
-var compress = flag.Bool("compress", true, "at /socket.io/, negotiate permessage-deflate with WebSocket clients that offer it (see the package comment)")
+var (
+	compress    = flag.Bool("compress", true, "at /socket.io/, negotiate permessage-deflate with WebSocket clients that offer it (see the package comment)")
+	pingTimeout = flag.Duration("ping-timeout", 200*time.Millisecond, "how long a client may take to answer a ping (the suites expect 200ms)")
+)
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:3000", "address to listen on")
@@ -69,7 +72,7 @@ func main() {
 func reference(compress bool) engineio.Options {
 	return engineio.Options{
 		PingInterval:   300 * time.Millisecond,
-		PingTimeout:    200 * time.Millisecond,
+		PingTimeout:    *pingTimeout,
 		MaxPayload:     1_000_000,
 		AllowedOrigins: []string{"*"},
 		Compression:    compress,

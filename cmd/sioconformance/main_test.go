@@ -112,3 +112,46 @@ func (r suiteRun) failures() string {
 	}
 	return r.out
 }
+
+// clientDir holds the stock socket.io-client, pinned by its package-lock.json
+// and installed there by scripts/test.sh (npm ci).
+const clientDir = "testdata/client"
+
+// The stock npm socket.io-client with default options (long-polling, then
+// the upgrade) connects with an auth payload, emits with acks, sends and
+// receives binary, upgrades, multiplexes a second namespace, is refused an
+// unknown one, and works on long-polling alone.
+func TestStockClient(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		testkit.Missing(t, "node is not installed (Node.js 20 runs the stock socket.io-client)")
+	}
+	if _, err := os.Stat(filepath.Join(clientDir, "node_modules", "socket.io-client")); err != nil {
+		testkit.Missing(t, "socket.io-client is not installed: run npm ci in cmd/sioconformance/%s (scripts/test.sh does)", clientDir)
+	}
+	// The suites' ping every 300 ms, but more time to answer it than
+	// their 200 ms: what this test checks is the protocol, not how
+	// quickly a loaded machine schedules the client.
+	defer func(d time.Duration) { *pingTimeout = d }(*pingTimeout)
+	*pingTimeout = 5 * time.Second
+	l, addr := testkit.ListenAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	cctx, ccancel := context.WithTimeout(ctx, time.Minute)
+	defer ccancel()
+	out, err := exec.CommandContext(cctx, "node", filepath.Join(clientDir, "client.mjs"), "http://"+addr, "30000").CombinedOutput()
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	for _, want := range []string{"connect with auth", "emit with ack", "upgrade to websocket", "binary ack", "binary event", "custom namespace", "unknown namespace refused", "polling only, binary"} {
+		if !strings.Contains(string(out), "ok "+want+"\n") {
+			t.Errorf("client did not report %q:\n%s", want, out)
+		}
+	}
+}
