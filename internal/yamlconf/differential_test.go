@@ -78,7 +78,10 @@ func repoDocuments(t testing.TB) []sample {
 				return err
 			}
 			for i, block := range fenced(b) {
-				out = append(out, sample{fmt.Sprintf("%s block %d", rel, i+1), block})
+				if !block.yaml && (!collection(block.text) || bytes.Contains(block.text, []byte("\n{"))) {
+					continue // a shell session, an output or JSON lines, not YAML
+				}
+				out = append(out, sample{fmt.Sprintf("%s block %d", rel, i+1), block.text})
 			}
 		case strings.HasSuffix(name, ".go") && configDir(rel):
 			f, err := goparser.ParseFile(fset, path, nil, goparser.SkipObjectResolution)
@@ -101,9 +104,7 @@ func repoDocuments(t testing.TB) []sample {
 				if err != nil || !strings.Contains(s, ":") || !(strings.Contains(s, "\n") || strings.HasPrefix(s, "{")) {
 					return true
 				}
-				var n3 yaml.Node
-				if yaml.Unmarshal([]byte(s), &n3) != nil || len(n3.Content) == 0 ||
-					(n3.Content[0].Kind != yaml.MappingNode && n3.Content[0].Kind != yaml.SequenceNode) {
+				if !collection([]byte(s)) {
 					return true
 				}
 				out = append(out, sample{fmt.Sprintf("%s:%d", rel, fset.Position(lit.Pos()).Line), []byte(s)})
@@ -141,20 +142,39 @@ func refusal(err error) bool {
 	return false
 }
 
-// fenced returns the ```yaml blocks of a Markdown text.
-func fenced(md []byte) [][]byte {
-	var out [][]byte
+// collection tells whether the general library reads text as a mapping or
+// a list.
+func collection(text []byte) bool {
+	var n yaml.Node
+	return yaml.Unmarshal(text, &n) == nil && len(n.Content) > 0 &&
+		(n.Content[0].Kind == yaml.MappingNode || n.Content[0].Kind == yaml.SequenceNode)
+}
+
+type block struct {
+	yaml bool // marked ```yaml; else unmarked or ```json
+	text []byte
+}
+
+// fenced returns the ```yaml, ```json and unmarked blocks of a Markdown
+// text.
+func fenced(md []byte) []block {
+	var out []block
 	lines := bytes.SplitAfter(md, []byte("\n"))
 	for i := 0; i < len(lines); i++ {
-		l := bytes.TrimSpace(lines[i])
-		if !bytes.HasPrefix(l, []byte("```yaml")) && !bytes.HasPrefix(l, []byte("```yml")) {
+		lang, ok := bytes.CutPrefix(bytes.TrimSpace(lines[i]), []byte("```"))
+		if !ok {
 			continue
 		}
-		var block []byte
+		var text []byte
 		for i++; i < len(lines) && !bytes.HasPrefix(bytes.TrimSpace(lines[i]), []byte("```")); i++ {
-			block = append(block, lines[i]...)
+			text = append(text, lines[i]...)
 		}
-		out = append(out, block)
+		switch string(lang) {
+		case "yaml", "yml":
+			out = append(out, block{true, text})
+		case "", "json":
+			out = append(out, block{false, text})
+		}
 	}
 	return out
 }
