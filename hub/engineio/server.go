@@ -553,7 +553,9 @@ func httpErrorText(w http.ResponseWriter, status, code int, msg string) {
 func writePayload(w http.ResponseWriter, wait time.Duration, pkts []Packet) error {
 	b := AppendPayload(nil, pkts)
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Now().Add(wait)) // not every ResponseWriter supports it
+	// Not every ResponseWriter supports it; net/http clears it once the
+	// response is done (TestWriteDeadlineDoesNotLinger).
+	rc.SetWriteDeadline(time.Now().Add(wait))
 	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Header().Set("Cache-Control", "no-store")
