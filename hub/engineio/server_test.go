@@ -555,11 +555,11 @@ func TestOptionsValidate(t *testing.T) {
 // A poll's write deadline does not outlive its response: the keep-alive
 // connection's next request, long after it, is answered.
 func TestWriteDeadlineDoesNotLinger(t *testing.T) {
-	o := Options{PingInterval: time.Minute, PingTimeout: time.Minute, WriteWait: 20 * time.Millisecond}
+	o := Options{PingInterval: time.Minute, PingTimeout: time.Minute, WriteWait: 200 * time.Millisecond}
 	ts := startServer(t, o)
 	_, url := ts.handshake(t) // its answer set a write deadline on the connection
 	t0 := time.Now()
-	testkit.Eventually(t, "the deadline to pass", 5*time.Second, func() bool { return time.Since(t0) > 5*o.WriteWait })
+	testkit.Eventually(t, "the deadline to pass", 5*time.Second, func() bool { return time.Since(t0) > 2*o.WriteWait })
 	if r := do(t, "POST", url, "4x"); r.status != 200 || r.body != "ok" {
 		t.Fatalf("post on the reused connection: %d %q", r.status, r.body)
 	}
