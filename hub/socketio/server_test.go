@@ -327,3 +327,34 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// The server's Disconnect tells the client and ends the socket; the
+// session stays for other namespaces.
+func TestServerDisconnect(t *testing.T) {
+	var ev events
+	url := startServer(t, Options{}, func(s *Server) {
+		s.Namespace("/custom", func(so *Socket, _ json.RawMessage) error {
+			so.OnDisconnect(func(reason error) { ev.add(reason.Error()) })
+			so.On("leave", func([]any, func(...any) error) { so.Disconnect() })
+			return nil
+		})
+		s.Namespace("/", func(so *Socket, _ json.RawMessage) error {
+			so.On("message", func(args []any, _ func(...any) error) { so.Emit("message-back", args...) })
+			return nil
+		})
+	})
+	c := dial(t, url)
+	c.send("40/custom,")
+	c.read()
+	c.send(`42/custom,["leave"]`)
+	if got := c.read(); got != "41/custom," {
+		t.Fatalf("got %q, want the DISCONNECT", got)
+	}
+	testkit.Eventually(t, "OnDisconnect", 5*time.Second, func() bool { return ev.has(errServerDisconnect.Error()) })
+	c.send("40")
+	c.read()
+	c.send(`42["message",1]`)
+	if got := c.read(); got != `42["message-back",1]` {
+		t.Fatalf("main namespace after: %q", got)
+	}
+}
