@@ -91,6 +91,10 @@ type Agent struct {
 	// held across store appends: a reader (the hub, under a client's lock)
 	// never waits on the disk. A leaf lock.
 	viewMu sync.Mutex
+	// alerts holds the raising records of the active alerts, for the
+	// hub's snapshot to new alerts subscribers; guarded by viewMu, set by
+	// append before the record is published.
+	alerts map[uint64]store.Record
 
 	// publish fans a record out live (the hub, the WebSocket uplink's
 	// previews); guarded by mu.
@@ -200,6 +204,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: reading active alerts: %w", err)
 	}
+	a.viewMu.Lock()
+	a.alerts = make(map[uint64]store.Record, len(active))
+	for _, r := range active {
+		if r.Alert != nil {
+			a.alerts[r.Alert.ID] = r
+		}
+	}
+	a.viewMu.Unlock()
 	a.mu.Lock()
 	a.rules.restore(active)
 	a.mu.Unlock()
@@ -439,6 +451,19 @@ func (a *Agent) append(r store.Record) (store.Record, error) {
 	rec, err := a.store.Append(r)
 	if err != nil {
 		return rec, err
+	}
+	if rec.Kind == store.KindAlert && rec.Alert != nil {
+		// The hub's snapshot must show it before the record is published.
+		a.viewMu.Lock()
+		if rec.Alert.State == store.AlertActive {
+			if a.alerts == nil {
+				a.alerts = map[uint64]store.Record{}
+			}
+			a.alerts[rec.Alert.ID] = rec
+		} else {
+			delete(a.alerts, rec.Alert.ID)
+		}
+		a.viewMu.Unlock()
 	}
 	for _, p := range a.publish {
 		p(rec)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,9 @@ type device struct {
 	status   string
 	reason   string
 	lastSeen time.Time
+	// units maps each metric read to its unit; replaced, never modified,
+	// when a read brings a new one (the hub holds on to it).
+	units    map[string]string
 	failures int
 	good     time.Duration // running time of the last good read or the start (offline.go)
 	lastErr  string
@@ -199,6 +203,17 @@ func (a *Agent) ingest(d *device, readings []sensors.Reading) (store.Record, err
 	d.good = a.run.now(time.Now())
 	a.viewMu.Lock()
 	d.lastSeen = rec.TS
+	for _, m := range rec.Metrics {
+		if u, ok := d.units[m.Name]; !ok || u != m.Unit {
+			units := make(map[string]string, len(d.units)+len(rec.Metrics))
+			maps.Copy(units, d.units)
+			for _, m := range rec.Metrics {
+				units[m.Name] = m.Unit
+			}
+			d.units = units
+			break
+		}
+	}
 	a.viewMu.Unlock()
 	switch d.status {
 	case store.StatusOnline:
@@ -279,6 +294,7 @@ type deviceSnapshot struct {
 	Status   string
 	Reason   string
 	LastSeen time.Time
+	Units    map[string]string // shared: do not modify
 	Interval time.Duration
 	Unread   bool // no verdict since start yet: reported offline, "not read yet"
 }
@@ -293,7 +309,7 @@ func (a *Agent) snapshot() []deviceSnapshot {
 			st, reason = store.StatusOffline, "not read yet"
 		}
 		out = append(out, deviceSnapshot{ID: d.cfg.ID, Name: d.cfg.Name, Driver: d.cfg.Driver, Status: st,
-			Reason: reason, LastSeen: d.lastSeen, Interval: time.Duration(d.interval.Load()), Unread: d.status == ""})
+			Reason: reason, LastSeen: d.lastSeen, Units: d.units, Interval: time.Duration(d.interval.Load()), Unread: d.status == ""})
 	}
 	return out
 }

@@ -1,13 +1,16 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/web"
 )
 
@@ -83,8 +86,33 @@ func (s hubState) Devices() []hub.DeviceState {
 	snap := s.a.snapshot()
 	out := make([]hub.DeviceState, len(snap))
 	for i, d := range snap {
-		out[i] = hub.DeviceState{DeviceID: d.ID, Status: d.Status, Reason: d.Reason, LastSeen: d.LastSeen}
+		out[i] = hub.DeviceState{DeviceID: d.ID, Status: d.Status, Reason: d.Reason, LastSeen: d.LastSeen,
+			DeviceInfo: hub.DeviceInfo{Name: d.Name, Driver: d.Driver, Units: d.Units}}
 	}
+	return out
+}
+
+// Device names a device for the hub's device status updates.
+func (s hubState) Device(id int) (hub.DeviceInfo, bool) {
+	s.a.viewMu.Lock()
+	defer s.a.viewMu.Unlock()
+	d := s.a.devices[id]
+	if d == nil {
+		return hub.DeviceInfo{}, false
+	}
+	return hub.DeviceInfo{Name: d.cfg.Name, Driver: d.cfg.Driver, Units: d.units}, true
+}
+
+// ActiveAlerts gives a new alerts subscriber the active alerts, in seq
+// order.
+func (s hubState) ActiveAlerts() []store.Record {
+	s.a.viewMu.Lock()
+	out := make([]store.Record, 0, len(s.a.alerts))
+	for _, r := range s.a.alerts {
+		out = append(out, r)
+	}
+	s.a.viewMu.Unlock()
+	slices.SortFunc(out, func(x, y store.Record) int { return cmp.Compare(x.Seq, y.Seq) })
 	return out
 }
 

@@ -322,8 +322,8 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	if hook := c.h.o.afterSubscribe; hook != nil {
 		hook(c, ch)
 	}
-	// What a new subscriber learns at once, read once its entries are in
-	// place and sent under the lock that deliver takes: a change fanned
+	// What a new subscriber learns at once (device states, active alerts,
+	// system status), read once its entries are in place and sent under the lock that deliver takes: a change fanned
 	// out before this point is already in the state read here (the agent
 	// updates its state before it publishes), and one fanned out after
 	// is queued behind this snapshot, so the client's last word on every
@@ -333,6 +333,10 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 	if ch == chDevices && c.h.o.State != nil {
 		devs = c.h.o.State.Devices()
 	}
+	var alerts []store.Record
+	if ch == chAlerts {
+		alerts = c.h.activeAlerts()
+	}
 	sys, haveSys := System{}, false
 	if ch == chSystem {
 		sys, haveSys = c.h.currentSystem()
@@ -341,6 +345,12 @@ func (c *client) subscribe(ch channel, f filter, since uint64, hasSince bool) {
 		if (f.devices == nil || slices.Contains(f.devices, d.DeviceID)) &&
 			(f.statuses == nil || slices.Contains(f.statuses, d.Status)) {
 			c.conn.Send(wsconn.Message{Data: encodeDeviceState(d, now)})
+		}
+	}
+	for i := range alerts {
+		a := &alerts[i]
+		if (f.devices == nil || slices.Contains(f.devices, a.DeviceID)) && f.match(chAlerts, a) {
+			c.conn.Send(wsconn.Message{Data: encodeAlertMsg(a, true)})
 		}
 	}
 	if haveSys {

@@ -98,9 +98,39 @@ type StateSource interface {
 // DeviceState is one device's current status.
 type DeviceState struct {
 	DeviceID int
+	DeviceInfo
 	Status   string // online, warning or offline
 	Reason   string
 	LastSeen time.Time
+}
+
+// DeviceInfo is what a device is, for people: it rides on every
+// device_status_update (the initial ones and the changes) when known.
+type DeviceInfo struct {
+	Name   string // the configured label; "" when none
+	Driver string // the driver kind (bme280, sim-env)
+	// Units maps each metric the device has returned to its unit; nil
+	// before its first reading. Not modified once handed to the hub.
+	Units map[string]string
+}
+
+// DeviceDirectory is the optional part of a StateSource that names the
+// device of a device status record, live or replayed. Same rules as
+// StateSource: leaf locks only, no I/O.
+type DeviceDirectory interface {
+	// Device returns what device id is, false when it is not configured.
+	Device(id int) (DeviceInfo, bool)
+}
+
+// AlertSource is the optional part of a StateSource that gives a new
+// alerts subscriber the active alerts first (as devices gives the device
+// states). Same rules as StateSource: called with the client's lock held,
+// leaf locks only, no I/O, and an alert raised or cleared must be in it
+// before its record is published.
+type AlertSource interface {
+	// ActiveAlerts returns the raising records of the alerts active now,
+	// in seq order.
+	ActiveAlerts() []store.Record
 }
 
 // System is the `metrics` object of system_status_update: the seed's four
@@ -433,6 +463,9 @@ func (h *Hub) fanRecord(r *store.Record) {
 		return
 	}
 	enc := &encoding{rec: r}
+	if ch == chDevices {
+		enc.info = h.deviceInfo(r.DeviceID)
+	}
 	for _, c := range *h.snap[ch].Load() {
 		c.deliver(ch, r, enc)
 	}
@@ -478,6 +511,25 @@ func (h *Hub) track(c *client, on bool) {
 	} else {
 		delete(h.all, c)
 	}
+}
+
+// deviceInfo is what Options.State knows of device id (nothing without
+// a DeviceDirectory).
+func (h *Hub) deviceInfo(id int) DeviceInfo {
+	if d, ok := h.o.State.(DeviceDirectory); ok {
+		if info, ok := d.Device(id); ok {
+			return info
+		}
+	}
+	return DeviceInfo{}
+}
+
+// activeAlerts is what a new alerts subscriber gets first.
+func (h *Hub) activeAlerts() []store.Record {
+	if as, ok := h.o.State.(AlertSource); ok {
+		return as.ActiveAlerts()
+	}
+	return nil
 }
 
 // currentSystem is what a new system subscriber gets first.
@@ -573,6 +625,7 @@ func (h *Hub) setTimed(c *client, on bool) {
 // filter for telemetry, one for the other kinds.
 type encoding struct {
 	rec  *store.Record
+	info DeviceInfo // device status records
 	data []byte
 	tel  map[string]*telemetryUpdate
 	msgs map[string][]byte
@@ -583,7 +636,7 @@ func (e *encoding) bytes() []byte {
 		if e.rec.Kind == store.KindAlert {
 			e.data = encodeAlert(e.rec)
 		} else {
-			e.data = encodeDeviceStatus(e.rec)
+			e.data = encodeDeviceStatus(e.rec, e.info)
 		}
 	}
 	return e.data

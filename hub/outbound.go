@@ -209,6 +209,9 @@ type alertMsg struct {
 	State     string        `json:"state"`
 	Seq       uint64        `json:"seq,omitempty"`
 	Synced    bool          `json:"clock_synced"`
+	// Initial marks an alert active when the subscription began (sent
+	// before live alerts, without seq).
+	Initial bool `json:"initial,omitempty"`
 }
 
 type alertMetadata struct {
@@ -217,7 +220,12 @@ type alertMetadata struct {
 	Metric    string `json:"metric,omitempty"`
 }
 
-func encodeAlert(r *store.Record) []byte {
+func encodeAlert(r *store.Record) []byte { return encodeAlertMsg(r, false) }
+
+// encodeAlertMsg encodes an alert record; initial: as the state of a new
+// subscription, without its seq (the seq of a raise long past is no
+// position to resume from).
+func encodeAlertMsg(r *store.Record, initial bool) []byte {
 	a := r.Alert
 	if a == nil {
 		a = &store.Alert{}
@@ -226,10 +234,14 @@ func encodeAlert(r *store.Record) []byte {
 	if id == 0 {
 		id = r.Seq // a raising record's ID is its own seq
 	}
-	return mustJSON(alertMsg{Type: "alert", Channel: "alerts", AlertID: id, DeviceID: r.DeviceID,
+	m := alertMsg{Type: "alert", Channel: "alerts", AlertID: id, DeviceID: r.DeviceID,
 		Severity: a.Severity, Title: a.Title, Message: a.Message, Timestamp: stamp(r.TS),
 		Metadata:  alertMetadata{Threshold: number(a.Threshold), Actual: number(a.Actual), Metric: a.Metric},
-		AlertType: a.Rule, State: a.State, Seq: r.Seq, Synced: r.ClockSynced})
+		AlertType: a.Rule, State: a.State, Seq: r.Seq, Synced: r.ClockSynced}
+	if initial {
+		m.Seq, m.Initial = 0, true
+	}
+	return mustJSON(m)
 }
 
 type deviceStatusMsg struct {
@@ -241,7 +253,12 @@ type deviceStatusMsg struct {
 	Timestamp string         `json:"timestamp"`
 	Reason    string         `json:"reason"`
 	Metadata  deviceMetadata `json:"metadata"`
-	Seq       uint64         `json:"seq,omitempty"`
+	// Name, Driver and Units say what the device is (DeviceInfo), when
+	// the agent knows.
+	Name   string            `json:"name,omitempty"`
+	Driver string            `json:"driver,omitempty"`
+	Units  map[string]string `json:"units,omitempty"`
+	Seq    uint64            `json:"seq,omitempty"`
 	// Initial marks the current state sent to a new subscriber (no change
 	// happened: old_status equals new_status).
 	Initial bool `json:"initial,omitempty"`
@@ -251,20 +268,22 @@ type deviceMetadata struct {
 	LastSeen string `json:"last_seen,omitempty"`
 }
 
-func encodeDeviceStatus(r *store.Record) []byte {
+func encodeDeviceStatus(r *store.Record, info DeviceInfo) []byte {
 	s := r.Status
 	if s == nil {
 		s = &store.DeviceStatus{}
 	}
 	return mustJSON(deviceStatusMsg{Type: "device_status_update", Channel: "devices", DeviceID: r.DeviceID,
 		OldStatus: s.Old, NewStatus: s.New, Timestamp: stamp(r.TS), Reason: s.Reason,
-		Metadata: deviceMetadata{LastSeen: stamp(s.LastSeen)}, Seq: r.Seq})
+		Metadata: deviceMetadata{LastSeen: stamp(s.LastSeen)}, Name: info.Name, Driver: info.Driver,
+		Units: info.Units, Seq: r.Seq})
 }
 
 func encodeDeviceState(d DeviceState, now time.Time) []byte {
 	return mustJSON(deviceStatusMsg{Type: "device_status_update", Channel: "devices", DeviceID: d.DeviceID,
 		OldStatus: d.Status, NewStatus: d.Status, Timestamp: stamp(now), Reason: d.Reason,
-		Metadata: deviceMetadata{LastSeen: stamp(d.LastSeen)}, Initial: true})
+		Metadata: deviceMetadata{LastSeen: stamp(d.LastSeen)}, Name: d.Name, Driver: d.Driver,
+		Units: d.Units, Initial: true})
 }
 
 // encodeSystem encodes system_status_update, keeping only the metrics

@@ -81,7 +81,7 @@ func (c *client) replay(job *replayJob) {
 				continue
 			}
 			cur = r.Seq
-			m, ok := replayMessage(job, r)
+			m, ok := c.replayMessage(job, r)
 			if !ok {
 				continue
 			}
@@ -116,7 +116,7 @@ func (c *client) replay(job *replayJob) {
 			c.mu.Unlock()
 			for i := range held {
 				cur = held[i].Seq
-				if m, ok := replayMessage(job, &held[i]); ok {
+				if m, ok := c.replayMessage(job, &held[i]); ok {
 					if c.conn.SendWait(ctx, m) != nil {
 						return
 					}
@@ -195,7 +195,7 @@ func (c *client) switchLive(job *replayJob, cur uint64) {
 
 // replayMessage encodes a stored record for a replaying subscription; false
 // when the subscription does not want it.
-func replayMessage(job *replayJob, r *store.Record) (wsconn.Message, bool) {
+func (c *client) replayMessage(job *replayJob, r *store.Record) (wsconn.Message, bool) {
 	if job.f.devices != nil && !slices.Contains(job.f.devices, r.DeviceID) {
 		return wsconn.Message{}, false
 	}
@@ -213,6 +213,6 @@ func replayMessage(job *replayJob, r *store.Record) (wsconn.Message, bool) {
 	case chAlerts:
 		return wsconn.Message{Data: encodeAlert(r), Seq: r.Seq}, true
 	default:
-		return wsconn.Message{Data: encodeDeviceStatus(r), Seq: r.Seq}, true
+		return wsconn.Message{Data: encodeDeviceStatus(r, c.h.deviceInfo(r.DeviceID)), Seq: r.Seq}, true
 	}
 }

@@ -1,0 +1,84 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/internal/testkit"
+)
+
+// dialHub connects to the agent's hub at path (a channel endpoint) with a
+// fresh token, reads auth_response and subscribed, and returns the
+// connection.
+func dialHub(t *testing.T, r *running, path string) *websocket.Conn {
+	t.Helper()
+	tok, err := auth.Mint(r.a.secret, "op", time.Hour, auth.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+r.addr+path+"?token="+tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for _, want := range []string{"auth_response", "subscribed"} {
+		var m map[string]any
+		if err := ws.ReadJSON(&m); err != nil || m["type"] != want {
+			t.Fatalf("%s: %v (%v), want %s", path, m, err, want)
+		}
+	}
+	return ws
+}
+
+func readMsg(t *testing.T, ws *websocket.Conn) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := ws.ReadJSON(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// What a dashboard needs on load comes from the hub: device names, driver
+// and units, and the active alerts, also after the agent restarted.
+func TestDashboardSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `
+data_dir: ` + dir + `
+listen: ` + anyPort + `
+store: {commit_interval: 50ms}
+devices:
+  - {id: 1, name: line-1 environment, driver: sim-env, interval: 100ms}
+  - {id: 2, driver: sim-door, interval: 1h}
+rules:
+  - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert}
+`
+	for run := range 2 {
+		r := start(t, yaml)
+		testkit.Eventually(t, "the warm alert", 10*time.Second, func() bool {
+			r.a.viewMu.Lock()
+			defer r.a.viewMu.Unlock()
+			return len(r.a.alerts) == 1 && r.a.devices[1].units != nil
+		})
+		ws := dialHub(t, r, "/ws/devices")
+		m := readMsg(t, ws)
+		u, _ := m["units"].(map[string]any)
+		if m["device_id"] != 1.0 || m["initial"] != true || m["name"] != "line-1 environment" || m["driver"] != "sim-env" ||
+			u["temperature"] != "°C" || u["humidity"] != "%" {
+			t.Fatalf("run %d: device 1: %v", run, m)
+		}
+		if m := readMsg(t, ws); m["device_id"] != 2.0 || m["driver"] != "sim-door" || m["name"] != nil {
+			t.Fatalf("run %d: device 2: %v", run, m)
+		}
+		ws = dialHub(t, r, "/ws/alerts")
+		m = readMsg(t, ws)
+		if m["type"] != "alert" || m["initial"] != true || m["alert_type"] != "warm" || m["state"] != "active" || m["device_id"] != 1.0 {
+			t.Fatalf("run %d: alert snapshot: %v", run, m)
+		}
+		r.stop(t)
+	}
+}
