@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -80,5 +83,54 @@ rules:
 			t.Fatalf("run %d: alert snapshot: %v", run, m)
 		}
 		r.stop(t)
+	}
+}
+
+// The agent serves the history of its readings to a holder of the hub's
+// token.
+func TestDashboardHistory(t *testing.T) {
+	r := start(t, `
+listen: `+anyPort+`
+store: {commit_interval: 50ms}
+devices:
+  - {id: 1, name: line-1 environment, driver: sim-env, interval: 100ms}
+`)
+	from := time.Now().Add(-time.Minute).UTC()
+	testkit.Eventually(t, "readings committed", 10*time.Second, func() bool { return r.a.store.Stats().CommittedSeq > 5 })
+	tok, err := auth.Mint(r.a.secret, "op", time.Hour, auth.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + r.addr + "/api/v1/history?" + url.Values{"device_id": {"1"}, "metric": {"temperature"},
+		"from": {from.Format(time.RFC3339)}, "to": {time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}, "points": {"120"}}.Encode()
+	req, _ := http.NewRequest("GET", u, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Unit    string `json:"unit"`
+		Buckets []struct {
+			Start         string
+			Min, Avg, Max float64
+			Count         int
+		} `json:"buckets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, err)
+	}
+	if h.Unit != "°C" || len(h.Buckets) == 0 || h.Buckets[0].Count == 0 || h.Buckets[0].Min > h.Buckets[0].Max {
+		t.Fatalf("history: %+v", h)
+	}
+	// Without the token: refused.
+	resp, err = http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without a token: %d", resp.StatusCode)
 	}
 }

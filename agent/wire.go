@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/history"
 	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/web"
@@ -51,6 +52,11 @@ func (a *Agent) wire() (*wiring, error) {
 	}
 	w.services = append(w.services, service{"v3", v3.Run})
 	w.mux.Handle("/v3/ws/", v3.Handler())
+	hist, err := history.New(history.Options{Verifier: verifier, Source: a.store, Logger: a.log.With("component", "history")})
+	if err != nil {
+		return nil, fmt.Errorf("agent: history: %w", err)
+	}
+	w.mux.Handle("GET "+history.Path, hist)
 	w.mux.Handle("GET /{$}", web.Handler())
 	w.mux.HandleFunc("GET /healthz", a.serveHealth)
 	w.mux.HandleFunc("GET /metrics", a.serveMetrics)
