@@ -439,6 +439,12 @@ func (a *Agent) systemStatus() hub.System {
 			s.Backlog = n
 		}
 	}
+	ups := a.uplinkStates(a.now(), st.FirstSeq)
+	s.Uplinks = make([]hub.UplinkStatus, len(ups))
+	for i, u := range ups {
+		s.Uplinks[i] = hub.UplinkStatus{Name: u.Name, Connected: u.Connected, LastAck: u.LastAck, AckedSeq: u.AckedSeq,
+			Backlog: u.Backlog, OldestUnsentAge: u.OldestUnsent.Seconds(), Evictions: st.Evicted, Missed: u.Missed}
+	}
 	return s
 }
 

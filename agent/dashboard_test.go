@@ -2,8 +2,12 @@ package agent
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -132,5 +136,87 @@ devices:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("without a token: %d", resp.StatusCode)
+	}
+}
+
+// startMosquitto runs Debian's mosquitto on a loopback port until the test
+// ends (a missing broker skips, or fails under scripts/test.sh).
+func startMosquitto(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
+			testkit.Missing(t, "mosquitto not found (apt-get install mosquitto, or run scripts/test.sh)")
+		}
+		bin = "/usr/sbin/mosquitto"
+	}
+	l := testkit.Listen(t) // a port free a moment ago
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(t.TempDir(), "m.conf")
+	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	logs := &testkit.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testkit.Eventually(t, "mosquitto listening", 10*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return "tcp://" + addr
+}
+
+// uplinksOf reads system updates until one's uplinks satisfy ok.
+func uplinksOf(t *testing.T, ws *websocket.Conn, ok func([]map[string]any) bool) []map[string]any {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		m := readMsg(t, ws)
+		raw, _ := m["uplinks"].([]any)
+		ups := make([]map[string]any, len(raw))
+		for i, u := range raw {
+			ups[i] = u.(map[string]any)
+		}
+		if ok(ups) {
+			return ups
+		}
+	}
+}
+
+// The system status shows each uplink's health: a connected one that has
+// records acknowledged, and one whose central side is down.
+func TestDashboardUplinkHealth(t *testing.T) {
+	broker := startMosquitto(t)
+	r := start(t, `
+gateway_id: gw-1
+listen: `+anyPort+`
+store: {commit_interval: 100ms}
+system: {interval: 1s}
+devices:
+  - {id: 1, driver: sim-env, interval: 100ms}
+uplink:
+  mqtt: {url: "`+broker+`"}
+  websocket: {url: "ws://127.0.0.1:1/v3/ws/group/s/client/gw-1"}
+`)
+	ws := dialHub(t, r, "/ws/system")
+	ups := uplinksOf(t, ws, func(ups []map[string]any) bool {
+		return len(ups) == 2 && ups[0]["connected"] == true && ups[0]["last_ack"] != nil &&
+			ups[1]["backlog"].(float64) > 0 && ups[1]["oldest_unsent_age_seconds"].(float64) > 0
+	})
+	if ups[0]["name"] != "mqtt" || ups[1]["name"] != "websocket" || ups[1]["connected"] != false || ups[1]["last_ack"] != nil ||
+		ups[0]["acked_seq"].(float64) == 0 || ups[1]["missed"] != 0.0 || ups[0]["evictions"] != 0.0 {
+		t.Fatalf("uplinks: %v", ups)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, ups[0]["last_ack"].(string)); err != nil {
+		t.Fatalf("last_ack: %v", err)
 	}
 }

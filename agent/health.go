@@ -41,6 +41,8 @@ type uplinkState struct {
 	Backlog      int           `json:"backlog"`   // records not acknowledged yet
 	OldestUnsent time.Duration `json:"-"`         // age of the oldest of them; 0 when none
 	AckedSeq     uint64        `json:"acked_seq"` // the lowest of its cursors
+	LastAck      time.Time     `json:"-"`         // when AckedSeq last advanced; zero: not since start
+	Missed       uint64        `json:"-"`         // records evicted ahead of its cursor
 	// DownFor and OldestUnsent in seconds, for /healthz.
 	DownSeconds   float64 `json:"down_seconds"`
 	OldestSeconds float64 `json:"oldest_unsent_age_seconds"`
@@ -85,9 +87,20 @@ func (a *Agent) measure() *healthState {
 		since = time.Unix(0, ns)
 	}
 	h.SinceCommit = max(now.Sub(since), 0)
+	h.Uplinks = a.uplinkStates(now, h.Store.FirstSeq)
+	a.mu.Lock()
+	h.Alerts = a.rules.active()
+	a.mu.Unlock()
+	return h
+}
+
+// uplinkStates measures each uplink now; first is the store's oldest
+// stored seq (Stats.FirstSeq).
+func (a *Agent) uplinkStates(now time.Time, first uint64) []uplinkState {
 	a.upMu.Lock()
 	ups := append([]*uplinkRun(nil), a.uplinks...)
 	a.upMu.Unlock()
+	out := make([]uplinkState, 0, len(ups))
 	for _, u := range ups {
 		us := uplinkState{Name: u.name, Connected: u.connected()}
 		if !us.Connected {
@@ -95,14 +108,14 @@ func (a *Agent) measure() *healthState {
 				us.DownFor = max(now.Sub(time.Unix(0, ds)), 0)
 			}
 		}
-		low := ^uint64(0)
-		for _, c := range u.cursors {
-			if v, err := a.store.Cursor(c); err == nil {
-				low = min(low, v)
-			}
+		if la := u.lastAck.Load(); la != 0 {
+			us.LastAck = time.Unix(0, la).UTC()
 		}
-		if low != ^uint64(0) {
+		if low, ok := a.lowCursor(u); ok {
 			us.AckedSeq = low
+			if first > low+1 {
+				us.Missed = first - low - 1
+			}
 			if n, oldest, err := a.store.Backlog(low); err == nil {
 				us.Backlog = n
 				if n > 0 && !oldest.IsZero() {
@@ -110,27 +123,42 @@ func (a *Agent) measure() *healthState {
 				}
 			}
 		}
-		h.Uplinks = append(h.Uplinks, us)
+		out = append(out, us)
 	}
-	a.mu.Lock()
-	h.Alerts = a.rules.active()
-	a.mu.Unlock()
-	return h
+	return out
 }
 
-// trackUplinks notes when each uplink went down; the housekeeping loop
-// calls it every second.
+// lowCursor is the lowest of u's cursors: what it has had acknowledged.
+func (a *Agent) lowCursor(u *uplinkRun) (uint64, bool) {
+	low := ^uint64(0)
+	for _, c := range u.cursors {
+		if v, err := a.store.Cursor(c); err == nil {
+			low = min(low, v)
+		}
+	}
+	return low, low != ^uint64(0)
+}
+
+// trackUplinks notes when each uplink went down and when its cursor last
+// advanced; the housekeeping loop calls it every second.
 func (a *Agent) trackUplinks() {
 	now := a.now().UnixNano()
 	a.upMu.Lock()
-	for _, u := range a.uplinks {
+	ups := append([]*uplinkRun(nil), a.uplinks...)
+	a.upMu.Unlock()
+	for _, u := range ups {
 		if u.connected() {
 			u.downSince.Store(0)
 		} else {
 			u.downSince.CompareAndSwap(0, now)
 		}
+		// The first look only learns the cursor: an ack is an advance.
+		if low, ok := a.lowCursor(u); ok {
+			if prev := u.acked.Swap(low + 1); prev != 0 && low+1 > prev {
+				u.lastAck.Store(now)
+			}
+		}
 	}
-	a.upMu.Unlock()
 }
 
 // serveHealth answers GET /healthz: 200 when healthy, 503 with the reasons

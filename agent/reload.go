@@ -259,6 +259,11 @@ type uplinkRun struct {
 	// connected or started (a.now, unix ns); 0 while connected. Kept by
 	// the housekeeping loop.
 	downSince atomic.Int64
+	// acked is its lowest cursor at the last look plus one (0: not looked
+	// yet), and lastAck when that last advanced (a.now, unix ns; 0: not since start). Kept by the
+	// housekeeping loop.
+	acked   atomic.Uint64
+	lastAck atomic.Int64
 }
 
 // buildUplinks builds the uplinks cfg configures, reusing those in running

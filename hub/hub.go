@@ -146,6 +146,33 @@ type System struct {
 	LastSeq           uint64    `json:"last_seq"` // highest seq assigned
 	ClockSynced       bool      `json:"clock_synced"`
 	Timestamp         time.Time `json:"timestamp"`
+	// Uplinks is the health of each uplink, sent beside "metrics" as
+	// "uplinks" (docs/hub.md); nil: not sent.
+	Uplinks []UplinkStatus `json:"-"`
+}
+
+// UplinkStatus is one uplink's health, for the dashboard.
+type UplinkStatus struct {
+	Name      string `json:"name"` // mqtt, websocket
+	Connected bool   `json:"connected"`
+	// LastAck is when the uplink's cursor last advanced (the central side
+	// acknowledged records), to about a second; zero: not since start.
+	LastAck time.Time `json:"-"`
+	// AckedSeq is the highest seq acknowledged (the lowest of its cursors).
+	AckedSeq uint64 `json:"acked_seq"`
+	// Backlog counts the stored records not acknowledged yet.
+	Backlog int `json:"backlog"`
+	// OldestUnsentAge is the age of the oldest of them, in seconds; 0
+	// when none.
+	OldestUnsentAge float64 `json:"oldest_unsent_age_seconds"`
+	// Evictions counts the records the store evicted (its cap, its max
+	// age) since it was created, sent or not: the figure of the uplink's
+	// own heartbeat.
+	Evictions uint64 `json:"evictions"`
+	// Missed counts the records evicted before this uplink had them
+	// acknowledged and still ahead of its cursor: they will never be
+	// sent (an upper bound when seqs were skipped by a crash).
+	Missed uint64 `json:"missed"`
 }
 
 // Options configures a Hub. The zero value of every field but Verifier

@@ -316,5 +316,23 @@ func encodeSystem(s System, metrics []string) []byte {
 	}
 	b = append(b, `},"timestamp":`...)
 	b = append(b, mustJSON(stamp(s.Timestamp))...)
+	if s.Uplinks != nil {
+		b = append(b, `,"uplinks":[`...)
+		for i, u := range s.Uplinks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			e := mustJSON(u) // its fields, then last_ack
+			b = append(b, e[:len(e)-1]...)
+			b = append(b, `,"last_ack":`...)
+			if u.LastAck.IsZero() {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, mustJSON(stamp(u.LastAck))...)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}')
 }

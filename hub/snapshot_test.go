@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/floorhub/floorhub/store"
 )
@@ -247,5 +248,42 @@ func TestAlertSnapshotUnderLoad(t *testing.T) {
 		if !maps.Equal(seen, want) {
 			t.Fatalf("client %d ends with active alerts %v, want %v", i, slices.Sorted(maps.Keys(seen)), slices.Sorted(maps.Keys(want)))
 		}
+	}
+}
+
+// system_status_update carries each uplink's health beside the metrics,
+// whatever the metrics filter.
+func TestSystemUplinks(t *testing.T) {
+	th := newTestHub(t)
+	c := th.login(t, "/ws", "alice")
+	c.send(map[string]any{"type": "subscribe", "channel": "system", "filters": map[string]any{"metrics": []string{"backlog"}}})
+	c.readType("subscribed")
+	th.PublishSystem(System{Backlog: 7, Timestamp: t0, Uplinks: []UplinkStatus{
+		{Name: "mqtt", Connected: true, LastAck: t0.Add(-time.Second), AckedSeq: 40, Backlog: 7, OldestUnsentAge: 1.5, Evictions: 3},
+		{Name: "websocket", Backlog: 12, OldestUnsentAge: 600, Evictions: 3, Missed: 2},
+	}})
+	m := c.readType("system_status_update")
+	if met := m["metrics"].(map[string]any); len(met) != 1 || met["backlog"] != 7.0 {
+		t.Fatalf("metrics: %v", m)
+	}
+	ups, _ := m["uplinks"].([]any)
+	if len(ups) != 2 {
+		t.Fatalf("uplinks: %v", m)
+	}
+	want := []map[string]any{
+		{"name": "mqtt", "connected": true, "last_ack": "2026-01-02T03:04:04Z", "acked_seq": 40.0, "backlog": 7.0,
+			"oldest_unsent_age_seconds": 1.5, "evictions": 3.0, "missed": 0.0},
+		{"name": "websocket", "connected": false, "last_ack": nil, "acked_seq": 0.0, "backlog": 12.0,
+			"oldest_unsent_age_seconds": 600.0, "evictions": 3.0, "missed": 2.0},
+	}
+	for i, u := range ups {
+		if !maps.Equal(u.(map[string]any), want[i]) {
+			t.Fatalf("uplink %d: %v, want %v", i, u, want[i])
+		}
+	}
+	// Without uplinks (a hub that is told none): no uplinks field.
+	th.PublishSystem(System{Backlog: 8, Timestamp: t0})
+	if m := c.readType("system_status_update"); m["uplinks"] != nil {
+		t.Fatalf("no uplinks: %v", m)
 	}
 }
