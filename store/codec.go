@@ -93,6 +93,15 @@ func validate(r *Record) error {
 		if err := checkTime("Status.LastSeen", r.Status.LastSeen); err != nil {
 			return err
 		}
+	case KindChat:
+		switch {
+		case r.Chat == nil:
+			return fmt.Errorf("%w: chat record without Chat", ErrInvalid)
+		case r.Chat.ChatID == 0:
+			return fmt.Errorf("%w: chat record without ChatID", ErrInvalid)
+		case r.Chat.Text == "":
+			return fmt.Errorf("%w: chat record with no text", ErrInvalid)
+		}
 	default:
 		return fmt.Errorf("%w: unknown kind %d", ErrInvalid, r.Kind)
 	}
@@ -161,6 +170,13 @@ func (d *dict) encode(b []byte, r *Record) ([]byte, error) {
 		b = d.appendShort(b, st.New)
 		b = appendString(b, st.Reason)
 		b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(st.LastSeen)))
+	case KindChat:
+		c := r.Chat
+		b = binary.AppendUvarint(b, c.ChatID)
+		b = binary.AppendVarint(b, c.From)
+		b = d.appendShort(b, c.FromName)
+		b = binary.AppendVarint(b, c.To)
+		b = appendString(b, c.Text)
 	}
 	if len(b)-start > maxRecordBytes {
 		return b[:start], fmt.Errorf("%w: record encodes to %d bytes, more than %d", ErrInvalid, len(b)-start, maxRecordBytes)
@@ -282,6 +298,12 @@ func decode(strs []string, seq uint64, v []byte) (Record, error) {
 		st := &DeviceStatus{Old: d.str(), New: d.str(), Reason: d.str()}
 		st.LastSeen = decodeTime(int64(d.u64()))
 		r.Status = st
+	case KindChat:
+		c := &ChatMessage{ChatID: d.uvarint(), From: d.varint()}
+		c.FromName = d.str()
+		c.To = d.varint()
+		c.Text = d.str()
+		r.Chat = c
 	default:
 		return Record{}, fmt.Errorf("%w: record %d: unknown kind %d", ErrCorrupt, seq, r.Kind)
 	}

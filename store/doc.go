@@ -129,6 +129,20 @@
 // instead of blocking once the queue is full, so that a dead disk never
 // stalls the sensors.
 //
+// # Chat
+//
+// The floor chat keeps chats, members, messages and seen marks here. A
+// message is a KindChat record of the log (one seq, in the events bucket,
+// so the uplinks forward it) and, in the same transaction, a copy under
+// its chat. AppendChat commits at once, like an event, and returns only
+// once the message is durable: the chat acknowledges it to the sender
+// then. Creating a chat and a seen mark commit in their own small
+// transaction before they return (human-paced, and acknowledged too).
+// Telemetry pressure evicts at most the log's copy (as it evicts events):
+// the chat's copies obey only their own caps, Options.ChatMaxMessages and
+// ChatMaxBytes (oldest message first, counted in Stats.ChatEvicted), and
+// chats are never evicted (Options.ChatMaxChats refuses new ones).
+//
 // # On-disk layout (layout version 1, in meta "layout")
 //
 //	telemetry      seq (8 bytes big-endian) -> record   telemetry records
@@ -136,7 +150,13 @@
 //	active_alerts  alert ID (8 bytes) -> raising seq (8 bytes)
 //	cursors        consumer name -> seq (8 bytes)
 //	strings        id (4 bytes) -> string               the dictionary
-//	meta           layout (1 byte), last, ceiling, evicted, count_t, count_e
+//	chats          chat ID -> created (8 bytes), members (varints)
+//	chat_users     user ID, chat ID (8 bytes each) -> nothing
+//	chat_msgs      chat ID, seq (8 bytes each) -> record (kind chat)
+//	chat_order     seq -> chat ID: the chat cap evicts from its start
+//	chat_seen      chat ID, user ID -> seq seen
+//	meta           layout (1 byte), last, ceiling, evicted, count_t, count_e,
+//	               chat_next, chats, chat_count, chat_bytes, chat_evicted
 //	               (8 bytes each), skipped (16 bytes per range)
 //
 // A record value starts with a format version byte (1), then the kind (1

@@ -18,6 +18,12 @@ var (
 	// ErrCorrupt wraps damage found in the file. Open handles a corrupt file
 	// itself (see Open); other methods report it and skip what they cannot read.
 	ErrCorrupt = errors.New("store: corrupt database")
+	// ErrNotFound wraps a chat that does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrNotMember wraps a user acting in a chat they are not a member of.
+	ErrNotMember = errors.New("store: not a member of the chat")
+	// ErrChatFull is returned by CreateChat past Options.ChatMaxChats.
+	ErrChatFull = errors.New("store: too many chats")
 )
 
 // FieldError is an Options field that Validate refuses. Field is the Go

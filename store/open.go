@@ -211,7 +211,7 @@ func (s *Store) load(db *bolt.DB) error {
 	return guard(func() error {
 		return db.Update(func(tx *bolt.Tx) error {
 			fresh := tx.Bucket(bMeta) == nil
-			for _, name := range [...][]byte{bTelemetry, bEvents, bMeta, bCursors, bActive, bStrings} {
+			for _, name := range [...][]byte{bTelemetry, bEvents, bMeta, bCursors, bActive, bStrings, bChats, bChatUser, bChatMsgs, bChatSeq, bChatSeen} {
 				if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 					return err
 				}
@@ -261,8 +261,11 @@ func (s *Store) load(db *bolt.DB) error {
 			}
 			s.skipped = skipped
 			s.counts = [2]int64{int64(get(mCountT)), int64(get(mCountE))}
+			s.chat = chatCounts{msgs: int64(get(mChatCount)), bytes: int64(get(mChatBytes)), evicted: get(mChatEvicted)}
+			s.chats = int(get(mChats))
 			tb, eb := tx.Bucket(bTelemetry), tx.Bucket(bEvents)
-			s.st = Stats{CommittedSeq: last, Evicted: get(mEvicted), Records: int(s.counts[0] + s.counts[1])}
+			s.st = Stats{CommittedSeq: last, Evicted: get(mEvicted), Records: int(s.counts[0] + s.counts[1]),
+				ChatMessages: int(s.chat.msgs), ChatBytes: s.chat.bytes, ChatEvicted: s.chat.evicted}
 			s.st.FirstSeq, s.st.OldestTS = oldest(tb, eb)
 			return nil
 		})

@@ -41,13 +41,13 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("%w: Read max %d, want > 0", ErrInvalid, max)
 	}
-	var want [4]bool
+	var want [5]bool
 	wantT, wantE := len(kinds) == 0, len(kinds) == 0
 	for _, k := range kinds {
 		switch k {
 		case KindTelemetry:
 			wantT = true
-		case KindAlert, KindDeviceStatus:
+		case KindAlert, KindDeviceStatus, KindChat:
 			wantE = true
 		default:
 			return nil, fmt.Errorf("%w: Read kind %d", ErrInvalid, k)
@@ -55,7 +55,7 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 		want[k] = true
 	}
 	if len(kinds) == 0 {
-		want = [4]bool{false, true, true, true}
+		want = [5]bool{false, true, true, true, true}
 	}
 	var out []Record
 	strs := s.dict.snapshot()

@@ -10,6 +10,7 @@ const (
 	KindTelemetry    Kind = 1 // one read of one device: Metrics
 	KindAlert        Kind = 2 // an alert raised or cleared: Alert
 	KindDeviceStatus Kind = 3 // a device changed status: Status
+	KindChat         Kind = 4 // a floor chat message: Chat
 )
 
 // String returns the kind's name as used on the wire.
@@ -21,6 +22,8 @@ func (k Kind) String() string {
 		return "alert"
 	case KindDeviceStatus:
 		return "device_status"
+	case KindChat:
+		return "chat"
 	}
 	return "unknown"
 }
@@ -50,6 +53,7 @@ type Record struct {
 	Metrics []Metric      // KindTelemetry
 	Alert   *Alert        // KindAlert
 	Status  *DeviceStatus // KindDeviceStatus
+	Chat    *ChatMessage  // KindChat
 }
 
 // Metric is one measured value of a telemetry record.

@@ -57,6 +57,19 @@ type Options struct {
 	MaxAge time.Duration
 	// OpenTimeout bounds waiting for the file lock. Default 5 s.
 	OpenTimeout time.Duration
+	// ChatMaxMessages caps the floor chat's messages kept under their
+	// chats, a count; past it the oldest messages (of any chat) are
+	// evicted and counted (Stats.ChatEvicted). Default 20000. The chat has
+	// its own caps: telemetry never evicts a chat message from its chat
+	// (the log's copy, which the uplinks forward, is an event record).
+	ChatMaxMessages int
+	// ChatMaxBytes caps the same messages by their bytes (key, value and
+	// bbolt's per-entry overhead); the first cap reached evicts. Default
+	// 8 MiB, at least 64 KiB.
+	ChatMaxBytes int64
+	// ChatMaxChats caps the number of chats, a count; CreateChat fails
+	// with ErrChatFull past it (chats are never evicted). Default 1000.
+	ChatMaxChats int
 	// Logger receives the store's log lines. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock used for age eviction. Default time.Now.
@@ -81,6 +94,12 @@ func (o *Options) Validate() error {
 		return invalidOption("MaxAge", "%v is negative", o.MaxAge)
 	case o.OpenTimeout < 0:
 		return invalidOption("OpenTimeout", "%v is negative", o.OpenTimeout)
+	case o.ChatMaxMessages < 0:
+		return invalidOption("ChatMaxMessages", "%d is negative", o.ChatMaxMessages)
+	case o.ChatMaxBytes < 0 || (o.ChatMaxBytes > 0 && o.ChatMaxBytes < 64<<10):
+		return invalidOption("ChatMaxBytes", "%d: want 0 (default) or at least %d", o.ChatMaxBytes, 64<<10)
+	case o.ChatMaxChats < 0:
+		return invalidOption("ChatMaxChats", "%d is negative", o.ChatMaxChats)
 	}
 	return nil
 }
@@ -109,6 +128,15 @@ func (o *Options) resolve() (Options, error) {
 	if r.OpenTimeout == 0 {
 		r.OpenTimeout = defaultOpenTimeout
 	}
+	if r.ChatMaxMessages == 0 {
+		r.ChatMaxMessages = defaultChatMaxMessages
+	}
+	if r.ChatMaxBytes == 0 {
+		r.ChatMaxBytes = defaultChatMaxBytes
+	}
+	if r.ChatMaxChats == 0 {
+		r.ChatMaxChats = defaultChatMaxChats
+	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}
@@ -125,6 +153,7 @@ type pending struct {
 	enc     []byte
 	alertID uint64 // KindAlert only
 	raise   bool   // KindAlert: State == AlertActive
+	chat    uint64 // KindChat: the chat's ID
 }
 
 // Store is the durable log of records, with delivery cursors.
@@ -164,12 +193,14 @@ type Store struct {
 	closeErr  error
 	st        Stats
 	skipped   [][2]uint64
+	chats     int // chats stored
 
 	dict *dict // short strings shared by records; safe for concurrent use
 
 	// Owned by the writer goroutine (and Open before it starts).
 	hint   uint64   // value in the "<path>.seq" sidecar; always >= ceiling
 	counts [2]int64 // records in telemetry, events
+	chat   chatCounts
 	evlog  evictLog
 
 	bl         backlogMemo // guarded by its own mutex
@@ -188,6 +219,10 @@ type Stats struct {
 	Commits      uint64    // transactions committed since Open
 	Pending      int       // records appended and waiting for a commit (failed commits keep theirs here)
 	Failing      bool      // the last commit failed (disk full, I/O error); cleared by the next good one
+	Chats        int       // floor chats stored
+	ChatMessages int       // chat messages stored under their chats
+	ChatBytes    int64     // their bytes (see Options.ChatMaxBytes)
+	ChatEvicted  uint64    // chat messages evicted by the chat caps, since the file was created
 }
 
 // Append assigns r the next seq, queues it for the next group commit and
@@ -239,6 +274,9 @@ func (s *Store) Append(r Record) (Record, error) {
 		}
 		p.alertID = r.Alert.ID
 		p.raise = r.Alert.State == AlertActive
+	}
+	if r.Kind == KindChat {
+		p.chat = r.Chat.ChatID
 	}
 	s.queue = append(s.queue, p)
 	if r.Kind != KindTelemetry {
@@ -319,6 +357,7 @@ func (s *Store) Stats() Stats {
 	st.LastSeq = s.last
 	st.Pending = len(s.queue)
 	st.Failing = s.commitErr != nil
+	st.Chats = s.chats
 	return st
 }
 

@@ -174,10 +174,10 @@ func (s *Store) commit(batch []pending, curs map[string]uint64, dd dictDelta, ce
 	s.mu.Lock()
 	st := s.st
 	s.mu.Unlock()
-	counts := s.counts
+	counts, cc := s.counts, s.chat
 	var ev evictor
 	s.bl.begin()
-	err := guard(func() error { return s.db.Update(s.commitTx(batch, curs, dd, ceiling, age, &st, &counts, &ev)) })
+	err := guard(func() error { return s.db.Update(s.commitTx(batch, curs, dd, ceiling, age, &st, &counts, &cc, &ev)) })
 	if errors.Is(err, ErrCorrupt) {
 		s.damaged(err)
 	}
@@ -187,7 +187,8 @@ func (s *Store) commit(batch []pending, curs map[string]uint64, dd dictDelta, ce
 	}
 	evT, evE := ev.n[0], ev.n[1]
 	s.bl.end(evT+evE, ev.low, ev.high)
-	s.counts = counts
+	s.counts, s.chat = counts, cc
+	st.ChatMessages, st.ChatBytes, st.ChatEvicted = int(cc.msgs), cc.bytes, cc.evicted
 	st.Records = int(counts[0] + counts[1])
 	st.Commits++
 	st.Bytes = s.inUse()
@@ -199,7 +200,7 @@ func (s *Store) commit(batch []pending, curs map[string]uint64, dd dictDelta, ce
 
 // commitTx returns the body of a commit's transaction. It fills st, counts
 // and ev, which the caller keeps only if the transaction commits.
-func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, ceiling uint64, age bool, st *Stats, counts *[2]int64, ev *evictor) func(*bolt.Tx) error {
+func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, ceiling uint64, age bool, st *Stats, counts *[2]int64, cc *chatCounts, ev *evictor) func(*bolt.Tx) error {
 	free := int64(s.db.Stats().FreeAlloc)
 	return func(tx *bolt.Tx) error {
 		if err := putDict(tx.Bucket(bStrings), dd.first, dd.strs); err != nil {
@@ -247,6 +248,10 @@ func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, 
 					return err
 				}
 			}
+		}
+
+		if err := s.putChatMessages(tx, batch, cc); err != nil {
+			return err
 		}
 
 		*ev = evictor{tx: tx, tb: tb, eb: eb, ab: ab}
