@@ -47,6 +47,9 @@ type Claims struct {
 	Groups []string `json:"groups,omitempty"`
 	// Broadcast allows sending target "broadcast" on the V3 endpoint.
 	Broadcast bool `json:"broadcast,omitempty"`
+	// UserID is the user's number in the floor chat (the Socket.IO chat's
+	// userId, positive); a token without it cannot join the chat.
+	UserID int64 `json:"uid,omitempty"`
 }
 
 // User returns the token's subject.

@@ -1,0 +1,550 @@
+// Package chat is the hub's third front end: the floor chat of seed 001 on
+// Socket.IO (package socketio), with its chats, messages and seen marks in
+// the store, so that a member who was offline reads them later, with
+// unread counts.
+//
+// A client connects to the namespace "/" with a token (the CONNECT auth
+// payload's token, the token query parameter, or Authorization: Bearer);
+// the token's uid claim is the user's number, and the seed's userId
+// handshake query is accepted only when it is that number. Events, their
+// payloads and answers are in docs/chat.md.
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/hub/socketio"
+	"github.com/floorhub/floorhub/store"
+)
+
+// Store is what the chat needs of the store (package store implements it).
+type Store interface {
+	CreateChat(members []int64, now time.Time) (store.Chat, bool, error)
+	GetChat(id uint64) (store.Chat, error)
+	AppendChat(ctx context.Context, r store.Record) (store.Record, error)
+	UserChats(user int64) ([]store.ChatSummary, error)
+	ChatMessages(chat uint64, max int) ([]store.Record, error)
+	MarkSeen(chat uint64, user int64, seq uint64) error
+}
+
+// Verifier checks a token (auth.Verifier implements it).
+type Verifier interface {
+	Verify(token string) (*auth.Claims, error)
+}
+
+// ErrOptions is wrapped by every error of Options.Validate.
+var ErrOptions = errors.New("chat: invalid options")
+
+// Options configures a Service. The zero value of each field means its
+// default.
+type Options struct {
+	// Store keeps chats and messages; required.
+	Store Store
+	// Verifier checks tokens; required.
+	Verifier Verifier
+	// SocketIO configures the Socket.IO and Engine.IO core (origins,
+	// payload size, sessions, attachments per packet).
+	SocketIO socketio.Options
+	// MaxMessageBytes caps a message's text, in bytes of UTF-8. Default
+	// 2048.
+	MaxMessageBytes int
+	// EventsPerSecond caps the events one connection may send per second
+	// (a burst of as many is allowed); beyond it an event is refused with
+	// an exception. Default 20.
+	EventsPerSecond int
+	// MaxConnsPerUser caps one user's connections at once; one more is
+	// refused with a connect_error. Default 10.
+	MaxConnsPerUser int
+	// History caps the messages chat_messages returns (the newest).
+	// Default 500.
+	History int
+	// Timeout bounds the store's commit of one message. Default 10 s.
+	Timeout time.Duration
+	// Logger receives the chat's log lines. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for message times. Default time.Now.
+	Now func() time.Time
+}
+
+// Validate reports the first field of o that cannot mean anything.
+func (o *Options) Validate() error {
+	switch {
+	case o.MaxMessageBytes < 0:
+		return fmt.Errorf("%w: MaxMessageBytes is negative (%d)", ErrOptions, o.MaxMessageBytes)
+	case o.EventsPerSecond < 0:
+		return fmt.Errorf("%w: EventsPerSecond is negative (%d)", ErrOptions, o.EventsPerSecond)
+	case o.MaxConnsPerUser < 0:
+		return fmt.Errorf("%w: MaxConnsPerUser is negative (%d)", ErrOptions, o.MaxConnsPerUser)
+	case o.History < 0:
+		return fmt.Errorf("%w: History is negative (%d)", ErrOptions, o.History)
+	case o.Timeout < 0:
+		return fmt.Errorf("%w: Timeout is negative (%v)", ErrOptions, o.Timeout)
+	}
+	return o.SocketIO.Validate()
+}
+
+// Service is the chat: mount it at /socket.io/.
+type Service struct {
+	o   Options
+	sio *socketio.Server
+
+	mu     sync.Mutex
+	online map[int64]map[*socketio.Socket]bool // user -> their sockets
+	closed bool
+}
+
+// New returns a Service.
+func New(o Options) (*Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil || o.Verifier == nil {
+		return nil, fmt.Errorf("%w: Store and Verifier are required", ErrOptions)
+	}
+	def := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&o.MaxMessageBytes, 2048)
+	def(&o.EventsPerSecond, 20)
+	def(&o.MaxConnsPerUser, 10)
+	def(&o.History, 500)
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SocketIO.Engine.Logger == nil {
+		o.SocketIO.Engine.Logger = o.Logger
+	}
+	sio, err := socketio.NewServer(o.SocketIO)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{o: o, sio: sio, online: make(map[int64]map[*socketio.Socket]bool)}
+	sio.Namespace("/", s.connect)
+	return s, nil
+}
+
+// ServeHTTP serves the Socket.IO endpoint.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.sio.ServeHTTP(w, r) }
+
+// Run serves until ctx ends, then closes every session and waits for
+// their goroutines.
+func (s *Service) Run(ctx context.Context) error {
+	<-ctx.Done()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.sio.Close(cctx)
+}
+
+// Online returns the number of users connected.
+func (s *Service) Online() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.online)
+}
+
+// user is one authenticated connection.
+type user struct {
+	id   int64
+	name string
+	so   *socketio.Socket
+	lim  limiter
+}
+
+// refuse is a connect_error's text.
+func refuse(format string, args ...any) error {
+	return &socketio.Refusal{Message: fmt.Sprintf(format, args...)}
+}
+
+// token finds the client's token: the CONNECT auth payload, the token
+// query parameter, or Authorization: Bearer.
+func token(so *socketio.Socket, authPayload json.RawMessage) (tok string, userID string) {
+	var a struct {
+		Token  string          `json:"token"`
+		UserID json.RawMessage `json:"userId"`
+	}
+	_ = json.Unmarshal(authPayload, &a)
+	hs := so.Handshake()
+	tok = a.Token
+	if tok == "" {
+		tok = hs.Query.Get("token")
+	}
+	if tok == "" {
+		if h := hs.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+			tok = strings.TrimSpace(h[7:])
+		}
+	}
+	userID = hs.Query.Get("userId")
+	if userID == "" && len(a.UserID) > 0 {
+		userID = strings.Trim(string(a.UserID), `"`)
+	}
+	return tok, userID
+}
+
+// connect admits a client: no token, no chat.
+func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) error {
+	tok, qid := token(so, authPayload)
+	claims, err := s.o.Verifier.Verify(tok)
+	if err != nil {
+		return refuse("unauthorized: %v", err)
+	}
+	if claims.UserID <= 0 {
+		return refuse("unauthorized: the token has no chat user id (uid claim)")
+	}
+	if qid != "" {
+		n, err := strconv.ParseInt(qid, 10, 64)
+		if err != nil || n != claims.UserID {
+			return refuse("unauthorized: userId %q is not the token's user", qid)
+		}
+	}
+	u := &user{id: claims.UserID, name: claims.User(), so: so, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return refuse("shutting down")
+	case len(s.online[u.id]) >= s.o.MaxConnsPerUser:
+		s.mu.Unlock()
+		return refuse("too many connections for user %d (at most %d)", u.id, s.o.MaxConnsPerUser)
+	}
+	if s.online[u.id] == nil {
+		s.online[u.id] = make(map[*socketio.Socket]bool)
+	}
+	s.online[u.id][so] = true
+	s.mu.Unlock()
+	so.OnDisconnect(func(error) {
+		s.mu.Lock()
+		delete(s.online[u.id], so)
+		if len(s.online[u.id]) == 0 {
+			delete(s.online, u.id)
+		}
+		s.mu.Unlock()
+	})
+	for name, h := range map[string]func(*user, map[string]any) (string, any, error){
+		"create_chat":    s.createChat,
+		"create_message": s.createMessage,
+		"seen_message":   s.seenMessage,
+		"chat_messages":  s.chatMessages,
+		"get_chats":      s.getChats,
+	} {
+		so.On(name, func(args []any, ack func(...any) error) { s.handle(u, h, args, ack) })
+	}
+	// What arrived while the user was away: the chats with unread counts.
+	if list, err := s.chatList(u.id); err == nil {
+		so.Emit("updated_chat_list", list)
+	}
+	return nil
+}
+
+// handle runs one event: rate limit, payload, the handler; then the
+// answer (an exception on error), and the ack when the client asked.
+func (s *Service) handle(u *user, h func(*user, map[string]any) (string, any, error), args []any, ack func(...any) error) {
+	var reply string
+	var body any
+	var err error
+	if !u.lim.allow(s.o.Now()) {
+		err = fmt.Errorf("rate limit: at most %d events per second", s.o.EventsPerSecond)
+	} else {
+		var p map[string]any
+		if len(args) > 0 {
+			if m, ok := args[0].(map[string]any); ok {
+				p = m
+			}
+		}
+		reply, body, err = h(u, p)
+	}
+	if err != nil {
+		exc := map[string]any{"status": "error", "message": err.Error()}
+		u.so.Emit("exception", exc)
+		if ack != nil {
+			ack(exc)
+		}
+		return
+	}
+	if reply != "" {
+		u.so.Emit(reply, body)
+	}
+	if ack != nil {
+		if body == nil {
+			body = map[string]any{"status": "ok"}
+		}
+		ack(body)
+	}
+}
+
+// ErrBadRequest is wrapped by the errors about an event's payload (and
+// Post's arguments).
+var ErrBadRequest = errors.New("bad request")
+
+// number reads a positive integer field.
+func number(p map[string]any, field string) (int64, error) {
+	v, ok := p[field]
+	if !ok || v == nil {
+		return 0, fmt.Errorf("%w: %s is required", ErrBadRequest, field)
+	}
+	var n int64
+	var err error
+	switch x := v.(type) {
+	case json.Number:
+		n, err = x.Int64()
+	case string:
+		n, err = strconv.ParseInt(x, 10, 64)
+	default:
+		err = ErrBadRequest
+	}
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: %s must be a positive integer", ErrBadRequest, field)
+	}
+	return n, nil
+}
+
+// memberChat returns chat id if u is a member.
+func (s *Service) memberChat(u *user, id int64) (store.Chat, error) {
+	c, err := s.o.Store.GetChat(uint64(id))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return c, fmt.Errorf("chat %d not found", id)
+		}
+		return c, err
+	}
+	for _, m := range c.Members {
+		if m == u.id {
+			return c, nil
+		}
+	}
+	return c, fmt.Errorf("chat %d not found", id) // not telling strangers it exists
+}
+
+func (s *Service) createChat(u *user, p map[string]any) (string, any, error) {
+	to, err := number(p, "receiver_id")
+	if err != nil {
+		return "", nil, err
+	}
+	if to == u.id {
+		return "", nil, fmt.Errorf("%w: receiver_id is your own id", ErrBadRequest)
+	}
+	c, _, err := s.o.Store.CreateChat([]int64{u.id, to}, s.o.Now())
+	if err != nil {
+		return "", nil, err
+	}
+	return "chat_created", chatJSON(store.ChatSummary{Chat: c}), nil
+}
+
+func (s *Service) createMessage(u *user, p map[string]any) (string, any, error) {
+	id, err := number(p, "chat_id")
+	if err != nil {
+		return "", nil, err
+	}
+	to, err := number(p, "receiver_id")
+	if err != nil {
+		return "", nil, err
+	}
+	text, _ := p["message"].(string)
+	switch {
+	case strings.TrimSpace(text) == "":
+		return "", nil, fmt.Errorf("%w: message is required", ErrBadRequest)
+	case len(text) > s.o.MaxMessageBytes:
+		return "", nil, fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
+	case !utf8.ValidString(text):
+		return "", nil, fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	}
+	c, err := s.memberChat(u, id)
+	if err != nil {
+		return "", nil, err
+	}
+	member := false
+	for _, m := range c.Members {
+		member = member || m == to
+	}
+	if !member || to == u.id {
+		return "", nil, fmt.Errorf("%w: receiver %d is not the other member of chat %d", ErrBadRequest, to, id)
+	}
+	rec, err := s.post(c, u.id, u.name, to, text)
+	if err != nil {
+		return "", nil, err
+	}
+	// post delivered response_message to every connection of the
+	// members, this one included.
+	return "", messageJSON(&rec), nil
+}
+
+// post stores a message durably, then delivers it to every connection of
+// every member.
+func (s *Service) post(c store.Chat, from int64, name string, to int64, text string) (store.Record, error) {
+	now := s.o.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
+	defer cancel()
+	rec, err := s.o.Store.AppendChat(ctx, store.Record{Kind: store.KindChat, TS: now, ClockSynced: true,
+		Chat: &store.ChatMessage{ChatID: c.ID, From: from, FromName: name, To: to, Text: text}})
+	if err != nil {
+		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
+		return rec, errors.New("the message could not be stored; try again")
+	}
+	msg := messageJSON(&rec)
+	for _, so := range s.sockets(c.Members) {
+		so.Emit("response_message", msg)
+	}
+	return rec, nil
+}
+
+// sockets returns the connections of users.
+func (s *Service) sockets(users []int64) []*socketio.Socket {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*socketio.Socket
+	for _, u := range users {
+		for so := range s.online[u] {
+			out = append(out, so)
+		}
+	}
+	return out
+}
+
+func (s *Service) seenMessage(u *user, p map[string]any) (string, any, error) {
+	id, err := number(p, "chat_id")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := s.memberChat(u, id); err != nil {
+		return "", nil, err
+	}
+	if err := s.o.Store.MarkSeen(uint64(id), u.id, 0); err != nil {
+		return "", nil, err
+	}
+	return "", nil, nil
+}
+
+func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
+	id, err := number(p, "chat_id")
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := s.memberChat(u, id); err != nil {
+		return "", nil, err
+	}
+	recs, err := s.o.Store.ChatMessages(uint64(id), s.o.History)
+	if err != nil {
+		return "", nil, err
+	}
+	out := make([]map[string]any, len(recs))
+	for i := range recs {
+		out[i] = messageJSON(&recs[i])
+	}
+	return "get_all_chat_messages", out, nil
+}
+
+func (s *Service) getChats(u *user, _ map[string]any) (string, any, error) {
+	list, err := s.chatList(u.id)
+	if err != nil {
+		return "", nil, err
+	}
+	return "updated_chat_list", list, nil
+}
+
+func (s *Service) chatList(user int64) ([]map[string]any, error) {
+	sums, err := s.o.Store.UserChats(user)
+	if err != nil {
+		s.o.Logger.Warn("chat: reading a user's chats", "user", user, "err", err)
+		return nil, errors.New("the chats could not be read")
+	}
+	out := make([]map[string]any, len(sums))
+	for i := range sums {
+		out[i] = chatJSON(sums[i])
+	}
+	return out, nil
+}
+
+// Post writes a message into chat id as a central user (the chat_post
+// command): from is the central user's number (negative), name their
+// name. It returns the stored message as the chat shows it.
+func (s *Service) Post(id uint64, from int64, name, text string) (map[string]any, error) {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return nil, fmt.Errorf("%w: message is required", ErrBadRequest)
+	case len(text) > s.o.MaxMessageBytes:
+		return nil, fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
+	case !utf8.ValidString(text):
+		return nil, fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	}
+	c, err := s.o.Store.GetChat(id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.post(c, from, name, 0, text)
+	if err != nil {
+		return nil, err
+	}
+	return messageJSON(&rec), nil
+}
+
+// messageJSON is a message as the chat's events carry it.
+func messageJSON(r *store.Record) map[string]any {
+	m := r.Chat
+	return map[string]any{
+		"id":          r.Seq,
+		"chat_id":     m.ChatID,
+		"sender_id":   m.From,
+		"sender_name": m.FromName,
+		"receiver_id": m.To,
+		"message":     m.Text,
+		"created_at":  r.TS.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// chatJSON is a chat as one member sees it.
+func chatJSON(c store.ChatSummary) map[string]any {
+	out := map[string]any{
+		"id":           c.ID,
+		"members":      c.Members,
+		"created_at":   c.Created.UTC().Format(time.RFC3339Nano),
+		"unread_count": c.Unread,
+		"last_message": nil,
+	}
+	if c.Last != nil {
+		out["last_message"] = messageJSON(c.Last)
+	}
+	return out
+}
+
+// limiter is a token bucket: rate events a second, bursts of rate. Used
+// only by its connection's handlers, which run one at a time.
+type limiter struct {
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func (l *limiter) allow(now time.Time) bool {
+	if l.last.IsZero() {
+		l.tokens = l.rate
+	} else {
+		l.tokens = min(l.rate, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
