@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -246,39 +247,9 @@ func (s *Store) AppendChat(ctx context.Context, r Record) (Record, error) {
 	if err != nil {
 		return r, err
 	}
-	return r, s.waitCommitted(ctx, r.Seq)
-}
-
-// waitCommitted returns once seq is committed, or the commit failed, or
-// ctx ended.
-func (s *Store) waitCommitted(ctx context.Context, seq uint64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.st.CommittedSeq < seq {
-		if s.exited {
-			if s.closeErr != nil {
-				return s.closeErr
-			}
-			return ErrClosed
-		}
-		s.urgent = true
-		s.poke()
-		cc, fc := s.commitCh, s.failCh
-		s.mu.Unlock()
-		select {
-		case <-cc:
-			s.mu.Lock()
-		case <-fc:
-			s.mu.Lock()
-			if s.st.CommittedSeq < seq {
-				return s.commitErr
-			}
-		case <-ctx.Done():
-			s.mu.Lock()
-			return ctx.Err()
-		}
-	}
-	return nil
+	// The chat record asked for a commit at once (as an event does);
+	// Flush waits for it.
+	return r, s.Flush(ctx)
 }
 
 // UserChats returns the chats user is a member of, newest message first
@@ -318,30 +289,22 @@ func (s *Store) UserChats(user int64) ([]ChatSummary, error) {
 		}
 		return nil
 	})
-	slices.SortStableFunc(out, func(a, b ChatSummary) int {
-		la, lb := uint64(0), uint64(0)
-		if a.Last != nil {
-			la = a.Last.Seq
+	// sort.Slice, not a generic sort: it is in the binary already.
+	sort.Slice(out, func(i, j int) bool {
+		li, lj := lastSeq(&out[i]), lastSeq(&out[j])
+		if li != lj {
+			return li > lj
 		}
-		if b.Last != nil {
-			lb = b.Last.Seq
-		}
-		if la != lb {
-			return -cmpU64(la, lb)
-		}
-		return -cmpU64(a.ID, b.ID)
+		return out[i].ID > out[j].ID
 	})
 	return out, err
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+func lastSeq(c *ChatSummary) uint64 {
+	if c.Last == nil {
+		return 0
 	}
-	return 0
+	return c.Last.Seq
 }
 
 // lastWithPrefix positions c on the last key with prefix (8 bytes).
