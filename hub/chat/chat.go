@@ -79,17 +79,14 @@ type Options struct {
 
 // Validate reports the first field of o that cannot mean anything.
 func (o *Options) Validate() error {
-	switch {
-	case o.MaxMessageBytes < 0:
-		return fmt.Errorf("%w: MaxMessageBytes is negative (%d)", ErrOptions, o.MaxMessageBytes)
-	case o.EventsPerSecond < 0:
-		return fmt.Errorf("%w: EventsPerSecond is negative (%d)", ErrOptions, o.EventsPerSecond)
-	case o.MaxConnsPerUser < 0:
-		return fmt.Errorf("%w: MaxConnsPerUser is negative (%d)", ErrOptions, o.MaxConnsPerUser)
-	case o.History < 0:
-		return fmt.Errorf("%w: History is negative (%d)", ErrOptions, o.History)
-	case o.Timeout < 0:
-		return fmt.Errorf("%w: Timeout is negative (%v)", ErrOptions, o.Timeout)
+	for _, f := range [...]struct {
+		name string
+		v    int64
+	}{{"MaxMessageBytes", int64(o.MaxMessageBytes)}, {"EventsPerSecond", int64(o.EventsPerSecond)},
+		{"MaxConnsPerUser", int64(o.MaxConnsPerUser)}, {"History", int64(o.History)}, {"Timeout", int64(o.Timeout)}} {
+		if f.v < 0 {
+			return fmt.Errorf("%w: %s is negative", ErrOptions, f.name)
+		}
 	}
 	return o.SocketIO.Validate()
 }
@@ -241,14 +238,17 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		}
 		s.mu.Unlock()
 	})
-	for name, h := range map[string]func(*user, map[string]any) (string, any, error){
-		"create_chat":    s.createChat,
-		"create_message": s.createMessage,
-		"seen_message":   s.seenMessage,
-		"chat_messages":  s.chatMessages,
-		"get_chats":      s.getChats,
+	for _, e := range [...]struct {
+		name string
+		h    func(*user, map[string]any) (string, any, error)
+	}{
+		{"create_chat", s.createChat},
+		{"create_message", s.createMessage},
+		{"seen_message", s.seenMessage},
+		{"chat_messages", s.chatMessages},
+		{"get_chats", s.getChats},
 	} {
-		so.On(name, func(args []any, ack func(...any) error) { s.handle(u, h, args, ack) })
+		so.On(e.name, func(args []any, ack func(...any) error) { s.handle(u, e.h, args, ack) })
 	}
 	// What arrived while the user was away: the chats with unread counts.
 	if list, err := s.chatList(u.id); err == nil {
@@ -361,13 +361,8 @@ func (s *Service) createMessage(u *user, p map[string]any) (string, any, error) 
 		return "", nil, err
 	}
 	text, _ := p["message"].(string)
-	switch {
-	case strings.TrimSpace(text) == "":
-		return "", nil, fmt.Errorf("%w: message is required", ErrBadRequest)
-	case len(text) > s.o.MaxMessageBytes:
-		return "", nil, fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
-	case !utf8.ValidString(text):
-		return "", nil, fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	if err := s.checkText(text); err != nil {
+		return "", nil, err
 	}
 	c, err := s.memberChat(u, id)
 	if err != nil {
@@ -387,6 +382,19 @@ func (s *Service) createMessage(u *user, p map[string]any) (string, any, error) 
 	// post delivered response_message to every connection of the
 	// members, this one included.
 	return "", messageJSON(&rec), nil
+}
+
+// checkText refuses an empty, oversized or non-UTF-8 message.
+func (s *Service) checkText(text string) error {
+	switch {
+	case strings.TrimSpace(text) == "":
+		return fmt.Errorf("%w: message is required", ErrBadRequest)
+	case len(text) > s.o.MaxMessageBytes:
+		return fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
+	case !utf8.ValidString(text):
+		return fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	}
+	return nil
 }
 
 // post stores a message durably, then delivers it to every connection of
@@ -447,7 +455,7 @@ func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	out := make([]map[string]any, len(recs))
+	out := make([]*Message, len(recs))
 	for i := range recs {
 		out[i] = messageJSON(&recs[i])
 	}
@@ -462,13 +470,13 @@ func (s *Service) getChats(u *user, _ map[string]any) (string, any, error) {
 	return "updated_chat_list", list, nil
 }
 
-func (s *Service) chatList(user int64) ([]map[string]any, error) {
+func (s *Service) chatList(user int64) ([]*chatView, error) {
 	sums, err := s.o.Store.UserChats(user)
 	if err != nil {
 		s.o.Logger.Warn("chat: reading a user's chats", "user", user, "err", err)
 		return nil, errors.New("the chats could not be read")
 	}
-	out := make([]map[string]any, len(sums))
+	out := make([]*chatView, len(sums))
 	for i := range sums {
 		out[i] = chatJSON(sums[i])
 	}
@@ -478,14 +486,9 @@ func (s *Service) chatList(user int64) ([]map[string]any, error) {
 // Post writes a message into chat id as a central user (the chat_post
 // command): from is the central user's number (negative), name their
 // name. It returns the stored message as the chat shows it.
-func (s *Service) Post(id uint64, from int64, name, text string) (map[string]any, error) {
-	switch {
-	case strings.TrimSpace(text) == "":
-		return nil, fmt.Errorf("%w: message is required", ErrBadRequest)
-	case len(text) > s.o.MaxMessageBytes:
-		return nil, fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
-	case !utf8.ValidString(text):
-		return nil, fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+func (s *Service) Post(id uint64, from int64, name, text string) (*Message, error) {
+	if err := s.checkText(text); err != nil {
+		return nil, err
 	}
 	c, err := s.o.Store.GetChat(id)
 	if err != nil {
@@ -498,33 +501,38 @@ func (s *Service) Post(id uint64, from int64, name, text string) (map[string]any
 	return messageJSON(&rec), nil
 }
 
-// messageJSON is a message as the chat's events carry it.
-func messageJSON(r *store.Record) map[string]any {
-	m := r.Chat
-	return map[string]any{
-		"id":          r.Seq,
-		"chat_id":     m.ChatID,
-		"sender_id":   m.From,
-		"sender_name": m.FromName,
-		"receiver_id": m.To,
-		"message":     m.Text,
-		"created_at":  r.TS.UTC().Format(time.RFC3339Nano),
-	}
+// Message is a message as the chat's events carry it (docs/chat.md).
+type Message struct {
+	ID         uint64 `json:"id"` // the record's seq
+	ChatID     uint64 `json:"chat_id"`
+	SenderID   int64  `json:"sender_id"`
+	SenderName string `json:"sender_name"`
+	ReceiverID int64  `json:"receiver_id"`
+	Message    string `json:"message"`
+	CreatedAt  string `json:"created_at"` // RFC 3339
 }
 
-// chatJSON is a chat as one member sees it.
-func chatJSON(c store.ChatSummary) map[string]any {
-	out := map[string]any{
-		"id":           c.ID,
-		"members":      c.Members,
-		"created_at":   c.Created.UTC().Format(time.RFC3339Nano),
-		"unread_count": c.Unread,
-		"last_message": nil,
-	}
+func messageJSON(r *store.Record) *Message {
+	m := r.Chat
+	return &Message{ID: r.Seq, ChatID: m.ChatID, SenderID: m.From, SenderName: m.FromName, ReceiverID: m.To,
+		Message: m.Text, CreatedAt: r.TS.UTC().Format(time.RFC3339Nano)}
+}
+
+// chatView is a chat as one member sees it.
+type chatView struct {
+	ID          uint64   `json:"id"`
+	Members     []int64  `json:"members"`
+	CreatedAt   string   `json:"created_at"`
+	UnreadCount int      `json:"unread_count"`
+	LastMessage *Message `json:"last_message"`
+}
+
+func chatJSON(c store.ChatSummary) *chatView {
+	v := &chatView{ID: c.ID, Members: c.Members, CreatedAt: c.Created.UTC().Format(time.RFC3339Nano), UnreadCount: c.Unread}
 	if c.Last != nil {
-		out["last_message"] = messageJSON(c.Last)
+		v.LastMessage = messageJSON(c.Last)
 	}
-	return out
+	return v
 }
 
 // limiter is a token bucket: rate events a second, bursts of rate. Used
