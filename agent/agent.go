@@ -29,6 +29,7 @@ import (
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/hub/chat"
 	"github.com/floorhub/floorhub/sensors"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/store"
@@ -102,6 +103,7 @@ type Agent struct {
 	system  func(hub.System)
 	conns   func() int
 	hub     *hub.Hub
+	chat    *chat.Service // the floor chat; nil until wire
 
 	sysMu  sync.Mutex
 	sysNow hub.System

@@ -19,6 +19,7 @@ import (
 //	read_now     {"device_id": 1}             -> the record of a fresh read
 //	set_interval {"device_id": 1, "interval": "10s"} -> {"device_id", "interval"}
 //	status                                    -> devices and system status
+//	chat_post    {"chat_id": 1, "user": "control room", "message": "..."} -> the message
 func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	switch name {
 	case command.Ping:
@@ -31,6 +32,8 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 			return nil, err
 		}
 		return a.statusReport(), nil
+	case command.ChatPost:
+		return a.chatPost(ctx, args)
 	case command.ReadNow:
 		var p struct {
 			DeviceID *int `json:"device_id"`

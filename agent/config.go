@@ -60,6 +60,7 @@ type Config struct {
 	Store  StoreConfig  `yaml:"store"`
 	Auth   AuthConfig   `yaml:"auth"`
 	Hub    HubConfig    `yaml:"hub"`
+	Chat   ChatConfig   `yaml:"chat"`
 	System SystemConfig `yaml:"system"`
 	Clock  ClockConfig  `yaml:"clock"`
 	Uplink UplinkConfig `yaml:"uplink"`
@@ -572,6 +573,9 @@ func (c *Config) fill() error {
 		return c.errf("auth.leeway", []string{"auth", "leeway"}, "%v: want 1s to 10m (0: the default, 30s)", c.Auth.Leeway)
 	}
 	if err := c.checkHub(); err != nil {
+		return err
+	}
+	if err := c.checkChat(); err != nil {
 		return err
 	}
 	if c.Hub.V3Group == "" {

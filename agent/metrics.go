@@ -94,6 +94,14 @@ func (a *Agent) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		e.gauge("floorhub_store_oldest_record_age_seconds", "Age of the oldest record stored.", max(a.now().Sub(st.OldestTS), 0).Seconds())
 	}
 
+	e.gauge("floorhub_chat_chats", "Floor chats stored.", float64(st.Chats))
+	e.gauge("floorhub_chat_messages", "Chat messages stored (chat.max_messages caps them).", float64(st.ChatMessages))
+	e.gauge("floorhub_chat_bytes", "Bytes of the chat messages stored (chat.max_bytes caps them).", float64(st.ChatBytes))
+	e.counter("floorhub_chat_evicted_messages_total", "Chat messages evicted by the chat's caps.", float64(st.ChatEvicted))
+	if a.chat != nil {
+		e.gauge("floorhub_chat_users_online", "Chat users connected.", float64(a.chat.Online()))
+	}
+
 	hs := a.hub.Stats()
 	e.gauge("floorhub_hub_connections", "Open hub connections.", float64(hs.Open))
 	e.counter("floorhub_hub_connections_accepted_total", "Hub connections accepted.", float64(hs.Accepted))

@@ -133,7 +133,7 @@ func keepRestartOnly(run, cfg *Config) (eff *Config, held []string) {
 	c.DataDir, c.Listen, c.PublicURL = run.DataDir, run.Listen, run.PublicURL
 	c.Log.Format = run.Log.Format
 	c.Store, c.Auth, c.System, c.Clock = run.Store, run.Auth, run.System, run.Clock
-	c.Hub.V3Group = run.Hub.V3Group
+	c.Hub.V3Group, c.Chat = run.Hub.V3Group, run.Chat
 	if w := c.Uplink.WebSocket.URL; w != "" {
 		if id, ok := wsClientID(w); ok && id != c.GatewayID {
 			c.Uplink.WebSocket = run.Uplink.WebSocket
@@ -236,6 +236,7 @@ func restartOnly(run, cfg *Config) []string {
 		{"system", run.System, cfg.System},
 		{"clock", run.Clock, cfg.Clock},
 		{"hub.v3_group", run.Hub.V3Group, cfg.Hub.V3Group},
+		{"chat", run.Chat, cfg.Chat},
 	} {
 		if k.x != k.y {
 			out = append(out, k.key)

@@ -119,6 +119,10 @@ func (c *Config) storeOptions() store.Options {
 		MaxBatch:       c.Store.MaxBatch,
 		MaxBytes:       int64(c.Store.MaxBytes),
 		MaxAge:         c.Store.MaxAge,
+
+		ChatMaxMessages: c.Chat.MaxMessages,
+		ChatMaxBytes:    int64(c.Chat.MaxBytes),
+		ChatMaxChats:    c.Chat.MaxChats,
 	}
 }
 

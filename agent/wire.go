@@ -11,6 +11,7 @@ import (
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/history"
 	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/hub/chat"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/web"
 )
@@ -57,6 +58,16 @@ func (a *Agent) wire() (*wiring, error) {
 		return nil, fmt.Errorf("agent: history: %w", err)
 	}
 	w.mux.Handle("GET "+history.Path, hist)
+	co := a.cfg.chatOptions()
+	co.Store, co.Verifier, co.Logger = a.store, verifier, a.log.With("component", "chat")
+	co.SocketIO.Engine.AllowedOrigins, co.SocketIO.Engine.Logger = a.cfg.Hub.AllowedOrigins, co.Logger
+	ch, err := chat.New(co)
+	if err != nil {
+		return nil, fmt.Errorf("agent: chat: %w", err)
+	}
+	a.chat = ch
+	w.services = append(w.services, service{"chat", ch.Run})
+	w.mux.Handle("/socket.io/", ch)
 	w.mux.Handle("GET /{$}", web.Handler())
 	w.mux.HandleFunc("GET /healthz", a.serveHealth)
 	w.mux.HandleFunc("GET /metrics", a.serveMetrics)

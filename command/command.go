@@ -31,6 +31,10 @@ const (
 	// Status answers the devices' and the system's status; it takes no
 	// arguments.
 	Status = "status"
+	// ChatPost posts into a floor chat as a named central user: {"chat_id":
+	// 1, "user": "control room", "message": "..."}. The result is the
+	// message as the chat's members receive it (response_message).
+	ChatPost = "chat_post"
 )
 
 // Sentinel errors. A Commander wraps them (fmt.Errorf("%w: ...")) so that

@@ -31,16 +31,17 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data", "", "the agent's data `directory` holding the secret, overrides data_dir:")
 	groups := fs.String("groups", "", "comma-separated Aether V3 `groups` the token may join (default: all)")
 	broadcast := fs.Bool("broadcast", false, "allow target broadcast on the V3 endpoint")
+	uid := fs.Int64("uid", 0, "the user's `number` in the floor chat (the uid claim; Socket.IO's userId); without it the token cannot join the chat")
 	create := fs.Bool("create-secret", false, "make a new secret if the data directory has none (for an agent not started yet)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	extra := auth.Claims{Broadcast: *broadcast}
+	extra := auth.Claims{Broadcast: *broadcast, UserID: *uid}
 	if *groups != "" {
 		extra.Groups = strings.Split(*groups, ",")
 	}
-	if *user == "" || *ttl <= 0 {
-		fmt.Fprintln(stderr, "agent token: -user NAME is required and -ttl must be positive")
+	if *user == "" || *ttl <= 0 || *uid < 0 {
+		fmt.Fprintln(stderr, "agent token: -user NAME is required, -ttl must be positive and -uid not negative")
 		return exitUsage
 	}
 	if *configPath == "" && *dataDir == "" {
