@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // A client that never reads delays nobody: a reading client gets every
@@ -53,7 +54,14 @@ func TestStalledClientDoesNotDelayOthers(t *testing.T) {
 // A slow client's telemetry coalesces: the newest value per device and
 // metric wins, seqs stay increasing, and no alert is lost or reordered.
 func TestSlowClientCoalescesTelemetry(t *testing.T) {
-	th := newSmallBufHub(t, limitless)
+	// The client reads nothing until all 3000 records are out, so its writes
+	// make no progress meanwhile: on the wall clock a loaded machine can take
+	// longer than StallTimeout for that, and the client would rightly be
+	// dropped as stalled. Its stall clock is the test's, which stands still:
+	// this test is about coalescing, TestStalled* about the stall rule.
+	th := newSmallBufHub(t, limitless, func(o *Options) {
+		o.Conn.Now = testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)).Now
+	})
 	slow := th.dialSlow(t, "/ws?token="+token(t, "slow"))
 	slow.readType("auth_response")
 	slow.send(map[string]any{"type": "subscribe", "channel": "telemetry"})
