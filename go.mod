@@ -9,6 +9,7 @@ require (
 	github.com/simonvetter/modbus v1.6.4
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/sys v0.36.0
+	google.golang.org/protobuf v1.36.11
 	gopkg.in/yaml.v3 v3.0.1
 	periph.io/x/conn/v3 v3.7.3
 	periph.io/x/host/v3 v3.8.5
