@@ -324,6 +324,31 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			case <-ctx.Done():
 				return nil
 			}
+			last := run[len(run)-1].Seq
+			if rs, ok := snd.(RecordSender); ok {
+				acks := rs.SendRecords(run)
+				// One window slot per message; only the last moves
+				// the cursor past the run.
+				for i, a := range acks {
+					if i > 0 && !push(pending{ack: a}) {
+						return nil
+					}
+					if i == 0 {
+						queue <- pending{ack: a}
+					}
+				}
+				if len(acks) == 0 {
+					<-slots
+				}
+				if !push(pending{upto: last}) {
+					return nil
+				}
+				after = last
+				s.mu.Lock()
+				s.sent += uint64(len(run))
+				s.mu.Unlock()
+				continue
+			}
 			// The transport holds the payload until the acknowledgement
 			// (paho keeps it for a resend): only an acknowledged buffer
 			// is reused.
@@ -335,7 +360,6 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 			}
 			buf = AppendBatch(buf, s.o.GatewayID, run)
 			lastSize = len(buf)
-			last := run[len(run)-1].Seq
 			queue <- pending{ack: snd.Send(run[0].Kind, buf), upto: last, buf: buf}
 			after = last
 			s.mu.Lock()

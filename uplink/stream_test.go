@@ -306,3 +306,74 @@ func TestStreamHalvesTheBatchWhenNothingIsAcknowledged(t *testing.T) {
 		t.Fatalf("batch size %d, want 10", b)
 	}
 }
+
+// recordSender is a RecordSender that makes as many messages of a run as
+// the run's first record's DeviceID says (0 to 3) and hands their acks to
+// the test.
+type recordSender struct {
+	chanSender
+	acks chan []*manualAck
+}
+
+func (r recordSender) SendRecords(recs []store.Record) []Ack {
+	var acks []Ack
+	var manual []*manualAck
+	for i := 0; i < recs[0].DeviceID; i++ {
+		a := &manualAck{done: make(chan struct{})}
+		acks, manual = append(acks, a), append(manual, a)
+	}
+	r.acks <- manual
+	return acks
+}
+
+func TestStreamRecordSenderAdvancesOnceEveryMessageOfARunIsAcked(t *testing.T) {
+	src := newMemSource()
+	s, err := NewStream(src, StreamOptions{Consumer: "t", BatchSize: 1, MaxInFlight: 2, CursorInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	snd := recordSender{make(chanSender), make(chan []*manualAck, 16)}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, snd, nil) }()
+	next := func() []*manualAck {
+		t.Helper()
+		select {
+		case a := <-snd.acks:
+			return a
+		case <-time.After(10 * time.Second):
+			t.Fatal("no run sent")
+		}
+		return nil
+	}
+	add := func(dev int) {
+		src.mu.Lock()
+		src.recs = append(src.recs, store.Record{Seq: uint64(len(src.recs) + 1), Kind: store.KindTelemetry, DeviceID: dev})
+		close(src.commit)
+		src.commit = make(chan struct{})
+		src.mu.Unlock()
+	}
+
+	add(3) // three messages, more than MaxInFlight
+	acks := next()
+	close(acks[0].done)
+	close(acks[2].done)
+	if a := s.Acked(); a != 0 {
+		t.Fatalf("acked %d with a message of the run unacknowledged", a)
+	}
+	close(acks[1].done)
+	waitFor(t, "acked 1", func() bool { return s.Acked() == 1 })
+	add(0) // no message: the cursor passes it at once
+	if a := next(); len(a) != 0 {
+		t.Fatalf("%d acks", len(a))
+	}
+	waitFor(t, "acked 2", func() bool { return s.Acked() == 2 })
+	add(1)
+	acks = next()
+	close(acks[0].done)
+	waitFor(t, "cursor 3", func() bool { c, _ := src.Cursor("t"); return c == 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}

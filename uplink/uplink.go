@@ -70,3 +70,14 @@ type Sender interface {
 	// wait for the acknowledgement: the returned Ack reports it.
 	Send(kind store.Kind, payload []byte) Ack
 }
+
+// RecordSender is a Sender that encodes records itself, in its own format
+// (Sparkplug B: one message per device, a sequence number given as each
+// is published). A Stream hands such a sender each run of records of one
+// kind, in seq order, instead of a JSON batch. SendRecords may publish any
+// number of messages for the run, none included, and returns one Ack per
+// message; the cursor passes the run once all of them are acknowledged.
+type RecordSender interface {
+	Sender
+	SendRecords(recs []store.Record) []Ack
+}
