@@ -19,6 +19,10 @@ import (
 // renamed.
 const GatewayIDFile = "gateway_id"
 
+// SparkplugBdSeqFile, in the data directory, holds the last bdSeq the MQTT
+// uplink used with format sparkplug_b (one number, 0 to 255).
+const SparkplugBdSeqFile = "sparkplug_bdseq"
+
 // Where a gateway_id that the config does not set comes from
 // (Config.GatewayIDSource); the file's path and the machine id file's
 // path are the other values.

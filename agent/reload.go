@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -274,6 +275,10 @@ func (a *Agent) buildUplinks(cfg *Config, running []*uplinkRun) ([]*uplinkRun, e
 	if m := cfg.mqttOptions(); m.URL != "" {
 		u, err := a.uplink(running, "mqtt", m, func(log *slog.Logger) (*uplinkRun, error) {
 			m.Version, m.BootID, m.RunID, m.Clock, m.Logger = a.opts.Version, a.clock.bootID, a.runID, a.clock.state, log
+			// Sparkplug's bdSeq must keep increasing across restarts: a
+			// small file of its own, written before each CONNECT, not a
+			// store key, which would wait for the store's group commit.
+			m.BdSeqFile = filepath.Join(cfg.DataDir, SparkplugBdSeqFile)
 			c, err := mqtt.New(a.store, a, m)
 			if err != nil {
 				return nil, err

@@ -69,6 +69,7 @@ var sweepKeys = []struct{ path, kind string }{
 	{"uplink.mqtt.max_inflight", "int"}, {"uplink.mqtt.max_rate", "float"}, {"uplink.mqtt.keepalive", "dur"},
 	{"uplink.mqtt.heartbeat_interval", "dur"}, {"uplink.mqtt.connect_timeout", "dur"},
 	{"uplink.mqtt.command_timeout", "dur"}, {"uplink.mqtt.cursor_interval", "dur"}, {"uplink.mqtt.format", "str"},
+	{"uplink.mqtt.group_id", "str"}, {"uplink.mqtt.edge_node_id", "str"}, {"uplink.mqtt.primary_host_id", "str"},
 	{"uplink.websocket.url", "str"}, {"uplink.websocket.token", "str"}, {"uplink.websocket.ca_file", "str"},
 	{"uplink.websocket.cert_file", "str"}, {"uplink.websocket.key_file", "str"},
 	{"uplink.websocket.insecure_skip_verify", "bool"}, {"uplink.websocket.heartbeat_interval", "dur"},

@@ -43,6 +43,15 @@ fi
 # The stock socket.io-client that cmd/sioconformance's test runs, pinned by
 # its package-lock.json.
 (cd cmd/sioconformance/testdata/client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# The Sparkplug B tests (uplink/mqtt) decode what the gateway publishes with
+# Eclipse Tahu's npm sparkplug-payload, pinned by the package-lock.json in its
+# test folder; npm ci (from npm's cache when it can) is skipped when that
+# lock is already installed (the stamp is its copy).
+spdecode=uplink/mqtt/testdata/spdecode
+if ! cmp -s "$spdecode/package-lock.json" "$spdecode/node_modules/.floorhub-installed-lock" 2>/dev/null; then
+	(cd "$spdecode" && npm ci --prefer-offline --no-audit --no-fund --ignore-scripts >/dev/null &&
+		cp package-lock.json node_modules/.floorhub-installed-lock)
+fi
 
 test -z "$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 go vet ./...

@@ -29,6 +29,7 @@ import (
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
+	"github.com/floorhub/floorhub/uplink/sparkplug"
 )
 
 // The delivery cursors in the store. Events (alerts, device status) and
@@ -108,6 +109,27 @@ type Options struct {
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// CommandTimeout bounds one command. Default 10 s.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// Format is the payload format of the telemetry: "json" (default:
+	// batches of records on <prefix>/<gateway_id>/telemetry) or
+	// "sparkplug_b" (Sparkplug B 3.0 births, deaths and data in the
+	// spBv1.0 namespace; see docs/sparkplug.md). Alerts, device status,
+	// the status, heartbeat and commands keep their JSON topics either way.
+	Format string `yaml:"format"`
+	// GroupID is the Sparkplug group id, the second topic level. Required
+	// with format sparkplug_b; one topic level.
+	GroupID string `yaml:"group_id"`
+	// EdgeNodeID is the Sparkplug edge node id. Default GatewayID.
+	EdgeNodeID string `yaml:"edge_node_id"`
+	// PrimaryHostID, when set, is the host id of the Primary Host
+	// Application (Ignition's, for example): the node watches
+	// spBv1.0/STATE/<id> and is born, and sends data, only while that
+	// host says it is online. Default none: the node is born at once.
+	PrimaryHostID string `yaml:"primary_host_id"`
+	// BdSeqFile is where the last bdSeq used is kept, so that it keeps
+	// increasing across restarts (the agent uses
+	// <data_dir>/sparkplug_bdseq). Default none: it starts at 0 at every
+	// start.
+	BdSeqFile string `yaml:"-"`
 	// CursorInterval is the shortest time between two cursor updates
 	// handed to the store, which commits them with its next group commit
 	// (no write of their own); records acknowledged since the last commit
@@ -144,6 +166,7 @@ type Uplink struct {
 	topic  topics
 
 	events, telemetry *uplink.Stream
+	sp                *spNode // format sparkplug_b only
 
 	running   atomic.Bool
 	connected atomic.Bool
@@ -165,6 +188,12 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	if err := u.setOptions(o); err != nil {
 		return nil, err
 	}
+	telemetryKinds := []store.Kind{store.KindTelemetry}
+	if u.sp != nil {
+		// Device status rides with the telemetry, in seq order, so that
+		// DDEATH and DBIRTH fall between the right data.
+		telemetryKinds = append(telemetryKinds, store.KindDeviceStatus)
+	}
 	var err error
 	u.events, err = uplink.NewStream(src, uplink.StreamOptions{
 		Consumer:       CursorEvents,
@@ -180,7 +209,7 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	}
 	u.telemetry, err = uplink.NewStream(src, uplink.StreamOptions{
 		Consumer:       CursorTelemetry,
-		Kinds:          []store.Kind{store.KindTelemetry},
+		Kinds:          telemetryKinds,
 		GatewayID:      u.o.GatewayID,
 		BatchSize:      u.o.BatchSize,
 		MaxInFlight:    u.o.MaxInFlight,
@@ -293,6 +322,37 @@ func (u *Uplink) setOptions(o Options) error {
 	}
 	if o.MaxRate < 0 || math.IsNaN(o.MaxRate) || math.IsInf(o.MaxRate, 0) {
 		return bad("MaxRate", "%v: want 0 (no cap) or a positive number", o.MaxRate)
+	}
+	switch o.Format {
+	case "":
+		o.Format = FormatJSON
+	case FormatJSON, FormatSparkplugB:
+	default:
+		return bad("Format", "%q: want %s or %s", o.Format, FormatJSON, FormatSparkplugB)
+	}
+	if o.Format == FormatSparkplugB {
+		if o.GroupID == "" {
+			return bad("GroupID", "is required with format %s", FormatSparkplugB)
+		}
+		if o.EdgeNodeID == "" {
+			o.EdgeNodeID = o.GatewayID
+		}
+		for _, f := range []struct{ name, v string }{{"GroupID", o.GroupID}, {"EdgeNodeID", o.EdgeNodeID}, {"PrimaryHostID", o.PrimaryHostID}} {
+			if f.v == "" && f.name == "PrimaryHostID" {
+				continue
+			}
+			if err := sparkplug.CheckID(f.v); err != nil {
+				return bad(f.name, "%v", err)
+			}
+		}
+		u.sp = &spNode{group: o.GroupID, node: o.EdgeNodeID, host: o.PrimaryHostID, bdSeqFile: o.BdSeqFile,
+			n: sparkplug.NewNode(o.GroupID, o.EdgeNodeID)}
+	} else {
+		for _, f := range []struct{ name, v string }{{"GroupID", o.GroupID}, {"EdgeNodeID", o.EdgeNodeID}, {"PrimaryHostID", o.PrimaryHostID}} {
+			if f.v != "" {
+				return bad(f.name, "is only used with format %s (format is %s)", FormatSparkplugB, o.Format)
+			}
+		}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -413,10 +473,9 @@ func (u *Uplink) connect(ctx context.Context) (client paho.Client, lost <-chan e
 		SetResumeSubs(false).
 		SetStore(paho.NewMemoryStore()).
 		SetKeepAlive(u.o.KeepAlive).
-		SetPingTimeout(10*time.Second).
+		SetPingTimeout(10 * time.Second).
 		SetConnectTimeout(u.o.ConnectTimeout).
-		SetWriteTimeout(10*time.Second).
-		SetBinaryWill(u.topic.status, u.statusPayload("offline", "connection lost"), 1, true).
+		SetWriteTimeout(10 * time.Second).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case lostc <- err:
@@ -435,6 +494,14 @@ func (u *Uplink) connect(ctx context.Context) (client paho.Client, lost <-chan e
 			dialMu.Unlock()
 			return conn, nil
 		})
+	if u.sp != nil {
+		// The will is the NDEATH (Sparkplug allows one will); the JSON
+		// status then has none, only the goodbye on shutdown.
+		death := u.spDeath(u.nextBdSeq())
+		opts.SetBinaryWill(death.Topic, death.Payload, 1, false)
+	} else {
+		opts.SetBinaryWill(u.topic.status, u.statusPayload("offline", "connection lost"), 1, true)
+	}
 	client = paho.NewClient(opts)
 	tok := client.Connect()
 	<-tok.Done() // bounded by ConnectTimeout, and by ctx through the dial watch
@@ -487,6 +554,15 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 		return fmt.Errorf("mqtt: subscribing to commands: %w", err)
 	}
 
+	var spIn chan paho.Message
+	if u.sp != nil {
+		spIn = make(chan paho.Message, 32)
+		if err := u.spSubscribe(ctx, client, spIn); err != nil {
+			u.disconnect(ctx, client)
+			return fmt.Errorf("mqtt: sparkplug: subscribing to NCMD, DCMD and STATE: %w", err)
+		}
+	}
+
 	var wg sync.WaitGroup
 	var errMu sync.Mutex
 	var sessErr error
@@ -499,6 +575,18 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 		cancel()
 	}
 	snd := sender{c: client, t: &u.topic}
+	var telSnd uplink.Sender = snd
+	born := make(chan struct{}) // the telemetry waits for the NBIRTH
+	if u.sp != nil {
+		telSnd = spSender{snd, u}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u.spCommands(sctx, client, spIn, born, fail)
+		}()
+	} else {
+		close(born)
+	}
 	eventsCaughtUp := make(chan struct{})
 	wg.Add(6)
 	go func() {
@@ -510,12 +598,14 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 	go func() {
 		defer wg.Done()
 		// Events that piled up while offline go before the telemetry backlog.
-		select {
-		case <-eventsCaughtUp:
-		case <-sctx.Done():
-			return
+		for _, ch := range []chan struct{}{eventsCaughtUp, born} {
+			select {
+			case <-ch:
+			case <-sctx.Done():
+				return
+			}
 		}
-		if err := u.telemetry.Run(sctx, snd, nil); err != nil {
+		if err := u.telemetry.Run(sctx, telSnd, nil); err != nil {
 			fail(err)
 		}
 	}()
@@ -548,8 +638,20 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 // replaces the retained status with "offline": the broker does not send
 // the will after a DISCONNECT.
 func (u *Uplink) disconnect(ctx context.Context, client paho.Client) {
+	var quiesce uint // ms
+	if u.sp != nil && client.IsConnected() {
+		// Leaving on purpose: the broker does not send the will after a
+		// DISCONNECT, so the node says its NDEATH itself, and gives the
+		// DISCONNECT time to go out (with 0, paho may close the socket
+		// first, and the broker would send the will: a second NDEATH).
+		u.sp.mu.Lock()
+		death := u.sp.n.Death(u.sp.bdSeq, time.Now())
+		u.sp.mu.Unlock()
+		_ = waitToken(context.Background(), client.Publish(death.Topic, 1, false, death.Payload), 2*time.Second)
+		quiesce = 250
+	}
 	if ctx.Err() == nil || !client.IsConnected() {
-		client.Disconnect(0)
+		client.Disconnect(quiesce)
 		return
 	}
 	off := client.Publish(u.topic.status, 1, true, u.statusPayload("offline", "shutdown"))
