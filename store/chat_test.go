@@ -153,3 +153,26 @@ func TestChatCapAndTelemetryPressure(t *testing.T) {
 		t.Fatalf("telemetry pressure touched the chat: %d messages, %+v", len(msgs), st)
 	}
 }
+
+// A message posted before the clock was synced is re-stamped in the log
+// and under its chat alike.
+func TestChatRestamp(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), nil)
+	c, _, err := s.CreateChat([]int64{1, 2}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chatMsg(c.ID, 1, 2, "before sync")
+	r.TS, r.ClockSynced, r.BootID, r.Mono = time.Unix(5, 0), false, "boot-1", int64(5*time.Second)
+	mustPost(t, s, r)
+	offset := t0.UnixNano()
+	if n, err := s.Restamp(context.Background(), "boot-1", offset); err != nil || n != 1 {
+		t.Fatalf("Restamp: %d %v", n, err)
+	}
+	want := time.Unix(0, offset+int64(5*time.Second)).UTC()
+	log, _ := s.Read(0, 10, KindChat)
+	msgs, _ := s.ChatMessages(c.ID, 10)
+	if len(log) != 1 || len(msgs) != 1 || !log[0].TS.Equal(want) || !msgs[0].TS.Equal(want) || !msgs[0].Restamped {
+		t.Fatalf("log %+v, chat %+v, want TS %v", log, msgs, want)
+	}
+}

@@ -41,8 +41,9 @@ func (s *Store) Restamp(ctx context.Context, bootID string, offset int64) (int, 
 				b := tx.Bucket(name)
 				c := b.Cursor()
 				type fix struct {
-					k []byte
-					v []byte
+					k    []byte
+					v    []byte
+					chat uint64 // a chat message: its copy under the chat too
 				}
 				var fixes []fix
 				for k, v := c.Last(); k != nil; k, v = c.Prev() {
@@ -60,12 +61,21 @@ func (s *Store) Restamp(ctx context.Context, bootID string, offset int64) (int, 
 					ts := time.Unix(0, offset+r.Mono)
 					binary.BigEndian.PutUint64(nv[offTS:], uint64(encodeTime(ts)))
 					nv[offFlags] |= flagRestamped
-					fixes = append(fixes, fix{append([]byte(nil), k...), nv})
+					f := fix{k: append([]byte(nil), k...), v: nv}
+					if r.Chat != nil {
+						f.chat = r.Chat.ChatID
+					}
+					fixes = append(fixes, f)
 				}
 				// Modifying a bucket while its cursor walks is not allowed.
 				for _, f := range fixes {
 					if err := b.Put(f.k, f.v); err != nil {
 						return err
+					}
+					if ck := chatKey(f.chat, u64(f.k)); f.chat != 0 && tx.Bucket(bChatMsgs).Get(ck) != nil {
+						if err := tx.Bucket(bChatMsgs).Put(ck, f.v); err != nil {
+							return err
+						}
 					}
 				}
 				n += len(fixes)

@@ -71,6 +71,10 @@ type Options struct {
 	History int
 	// Timeout bounds the store's commit of one message. Default 10 s.
 	Timeout time.Duration
+	// Stamp fills a new message's record: TS, BootID, Mono, ClockSynced
+	// (the agent stamps it as it stamps readings). Default: TS from Now,
+	// ClockSynced true.
+	Stamp func(store.Record) store.Record
 	// Logger receives the chat's log lines. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock for message times. Default time.Now.
@@ -126,6 +130,13 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Stamp == nil {
+		now := o.Now
+		o.Stamp = func(r store.Record) store.Record {
+			r.TS, r.ClockSynced = now(), true
+			return r
+		}
 	}
 	if o.SocketIO.Engine.Logger == nil {
 		o.SocketIO.Engine.Logger = o.Logger
@@ -400,11 +411,10 @@ func (s *Service) checkText(text string) error {
 // post stores a message durably, then delivers it to every connection of
 // every member.
 func (s *Service) post(c store.Chat, from int64, name string, to int64, text string) (store.Record, error) {
-	now := s.o.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.Timeout)
 	defer cancel()
-	rec, err := s.o.Store.AppendChat(ctx, store.Record{Kind: store.KindChat, TS: now, ClockSynced: true,
-		Chat: &store.ChatMessage{ChatID: c.ID, From: from, FromName: name, To: to, Text: text}})
+	rec, err := s.o.Store.AppendChat(ctx, s.o.Stamp(store.Record{Kind: store.KindChat,
+		Chat: &store.ChatMessage{ChatID: c.ID, From: from, FromName: name, To: to, Text: text}}))
 	if err != nil {
 		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
 		return rec, errors.New("the message could not be stored; try again")
