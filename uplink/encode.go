@@ -35,8 +35,8 @@ func AppendBatch(dst []byte, gatewayID string, recs []store.Record) []byte {
 
 // AppendRecord appends r as one JSON object with the documented field names
 // (docs/mqtt.md): seq, kind, device_id, ts, boot_id, mono_ns, clock_synced,
-// restamped (only when true), and metrics {name: {value, unit}}, alert {...}
-// or status {...} by kind.
+// restamped (only when true), and metrics {name: {value, unit}}, alert {...},
+// status {...} or chat {...} by kind.
 // Values that JSON cannot hold (NaN, ±Inf) are written as null.
 func AppendRecord(dst []byte, r *store.Record) []byte {
 	dst = append(dst, `{"seq":`...)
@@ -102,6 +102,19 @@ func AppendRecord(dst []byte, r *store.Record) []byte {
 		dst = appendString(dst, s.Reason)
 		dst = append(dst, `,"last_seen":`...)
 		dst = appendTime(dst, s.LastSeen)
+		dst = append(dst, '}')
+	}
+	if c := r.Chat; c != nil {
+		dst = append(dst, `,"chat":{"chat_id":`...)
+		dst = strconv.AppendUint(dst, c.ChatID, 10)
+		dst = append(dst, `,"sender_id":`...)
+		dst = strconv.AppendInt(dst, c.From, 10)
+		dst = append(dst, `,"sender_name":`...)
+		dst = appendString(dst, c.FromName)
+		dst = append(dst, `,"receiver_id":`...)
+		dst = strconv.AppendInt(dst, c.To, 10)
+		dst = append(dst, `,"message":`...)
+		dst = appendString(dst, c.Text)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')

@@ -20,6 +20,8 @@ func TestAppendBatchIsTheDocumentedJSON(t *testing.T) {
 				State: store.AlertActive, Threshold: 30, Actual: 32.5, Metric: "temperature"}},
 		{Seq: 9, Kind: store.KindDeviceStatus, DeviceID: 4, TS: ts, BootID: "b1", Mono: 44, Restamped: true,
 			Status: &store.DeviceStatus{Old: "online", New: "offline", Reason: "no answer"}},
+		{Seq: 10, Kind: store.KindChat, TS: ts, BootID: "b1", Mono: 45, ClockSynced: true,
+			Chat: &store.ChatMessage{ChatID: 2, From: -1, FromName: "control room", To: 0, Text: "line 3: \"stop\""}},
 	}
 	b := AppendBatch(nil, "gw-1", recs)
 	var got map[string]any
@@ -43,6 +45,9 @@ func TestAppendBatchIsTheDocumentedJSON(t *testing.T) {
 			map[string]any{"seq": 9.0, "kind": "device_status", "device_id": 4.0, "ts": "2026-11-23T08:00:00.123Z",
 				"boot_id": "b1", "mono_ns": 44.0, "clock_synced": false, "restamped": true,
 				"status": map[string]any{"old_status": "online", "new_status": "offline", "reason": "no answer", "last_seen": nil}},
+			map[string]any{"seq": 10.0, "kind": "chat", "device_id": 0.0, "ts": "2026-11-23T08:00:00.123Z",
+				"boot_id": "b1", "mono_ns": 45.0, "clock_synced": true,
+				"chat": map[string]any{"chat_id": 2.0, "sender_id": -1.0, "sender_name": "control room", "receiver_id": 0.0, "message": "line 3: \"stop\""}},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
