@@ -44,6 +44,7 @@ type central struct {
 	dropAfter int            // first connection only: drop after n record messages
 	hellos    []Hello
 	previews  []uint64                  // seqs of LIVE previews, in arrival order
+	chats     []string                  // chat records' messages, in arrival order
 	beats     int                       // heartbeats received
 	live      map[*gws.Conn]*sync.Mutex // open connections and their write locks
 	inbox     chan aether.Message       // everything but records, heartbeats and HELLO
@@ -169,6 +170,9 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 			c.mu.Lock()
 			for _, r := range b.Records {
 				c.got[r.Seq]++
+				if r.Chat != nil {
+					c.chats = append(c.chats, r.Chat.Message)
+				}
 			}
 			c.recMsgs++
 			c.lastSeq = b.Records[len(b.Records)-1].Seq
@@ -226,6 +230,9 @@ type batch struct {
 	Records   []struct {
 		Seq  uint64 `json:"seq"`
 		Kind string `json:"kind"`
+		Chat *struct {
+			Message string `json:"message"`
+		} `json:"chat"`
 	} `json:"records"`
 }
 
@@ -338,6 +345,40 @@ func run(t *testing.T, u *Uplink) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// Floor chat messages are records like the others: RECORDS messages of
+// kind chat, in seq order, behind the cursor.
+func TestChatRecords(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.ackEvery = 1 })
+	s := openStore(t)
+	ch, _, err := s.CreateChat([]int64{1, 2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendRecords(t, s, 10)
+	for _, text := range []string{"belt replaced", "line running"} {
+		if _, err := s.AppendChat(context.Background(), store.Record{Kind: store.KindChat, TS: time.Now(), ClockSynced: true,
+			Chat: &store.ChatMessage{ChatID: ch.ID, From: 1, FromName: "alice", To: 2, Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := New(s, nil, testOptions(c.url()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	testkit.Eventually(t, "both chat messages at the central side", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.chats) == 2
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.chats[0] != "belt replaced" || c.chats[1] != "line running" {
+		t.Fatalf("chat records %q", c.chats)
+	}
 }
 
 func TestDeliveryAcrossDropsRestartsAndLateAcks(t *testing.T) {
