@@ -87,7 +87,7 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		a.log.Info("device interval changed by command", "device_id", d.cfg.ID, "interval", iv)
 		return map[string]any{"device_id": d.cfg.ID, "interval": iv.String()}, nil
 	}
-	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status)", command.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status, chat_post)", command.ErrUnknownCommand, name)
 }
 
 func noArgs(args json.RawMessage) error {
