@@ -634,8 +634,18 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	js := newCollector(t, b, "central", "floorhub/gw1/#")
 	runUplink(t, u)
 	testkit.Eventually(t, "the uplink to connect", 20*time.Second, u.Connected)
+	// The JSON topics do not wait for the host.
+	alert := mustAppend(t, st, store.Record{Kind: store.KindAlert, DeviceID: 1, TS: t0, BootID: "boot-1", ClockSynced: true,
+		Alert: &store.Alert{Rule: "r", Severity: "critical", Title: "t", State: store.AlertActive}})
+	js.waitUntil("the alert on JSON while the host is offline", 20*time.Second, func() bool { return js.seqs[alert.Seq] > 0 })
+	sp.mu.Lock()
+	if n := len(count(sp.msgs, "NBIRTH", "")); n != 0 {
+		t.Errorf("%d NBIRTHs while the host was offline", n)
+	}
+	sp.mu.Unlock()
 	state(true, 20)
 	msgs := sp.waitFor("NBIRTH after the host came online", 20*time.Second, func(m []spMsg) bool {
 		return len(count(m, "NBIRTH", "")) == 1 && len(count(m, "DDATA", "")) >= 1
