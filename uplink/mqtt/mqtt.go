@@ -32,8 +32,9 @@ import (
 	"github.com/floorhub/floorhub/uplink/sparkplug"
 )
 
-// The delivery cursors in the store. Events (alerts, device status) and
-// telemetry have their own, so that events overtake a telemetry backlog.
+// The delivery cursors in the store. Events (alerts, device status, chat
+// messages) and telemetry have their own, so that events overtake a
+// telemetry backlog.
 const (
 	CursorEvents    = "mqtt.events"
 	CursorTelemetry = "mqtt.telemetry"
@@ -174,7 +175,7 @@ type Uplink struct {
 }
 
 type topics struct {
-	telemetry, alerts, devices, status, heartbeat, cmd, cmdResult string
+	telemetry, alerts, devices, chat, status, heartbeat, cmd, cmdResult string
 }
 
 // New validates o and returns an Uplink. It never dials: Run does, in the
@@ -197,7 +198,7 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	var err error
 	u.events, err = uplink.NewStream(src, uplink.StreamOptions{
 		Consumer:       CursorEvents,
-		Kinds:          []store.Kind{store.KindAlert, store.KindDeviceStatus},
+		Kinds:          []store.Kind{store.KindAlert, store.KindDeviceStatus, store.KindChat},
 		GatewayID:      u.o.GatewayID,
 		BatchSize:      100,
 		MaxInFlight:    4,
@@ -364,6 +365,7 @@ func (u *Uplink) setOptions(o Options) error {
 		telemetry: base + "telemetry",
 		alerts:    base + "alerts",
 		devices:   base + "devices",
+		chat:      base + "chat",
 		status:    base + "status",
 		heartbeat: base + "heartbeat",
 		cmd:       base + "cmd/",
@@ -698,6 +700,8 @@ func (s sender) Send(k store.Kind, payload []byte) uplink.Ack {
 		topic = s.t.alerts
 	case store.KindDeviceStatus:
 		topic = s.t.devices
+	case store.KindChat:
+		topic = s.t.chat
 	}
 	return s.c.Publish(topic, 1, false, payload)
 }

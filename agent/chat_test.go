@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/floorhub/floorhub/internal/testkit"
+	"github.com/floorhub/floorhub/store"
+)
+
+// A floor chat message reaches the control room on <prefix>/<gw>/chat
+// through a real mosquitto, and the control room's chat_post lands in the
+// chat (and comes back on the chat topic, as every message does).
+func TestChatOverMQTT(t *testing.T) {
+	broker := startMosquitto(t)
+	r := start(t, `
+gateway_id: gw-1
+listen: `+anyPort+`
+devices:
+  - {id: 1, driver: sim-env, interval: 1s}
+uplink:
+  mqtt: {url: "`+broker+`"}
+`)
+	var mu sync.Mutex
+	var chats []string
+	results := map[string]map[string]any{}
+	o := paho.NewClientOptions().AddBroker(broker).SetClientID("central").SetAutoReconnect(false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(0)
+	sub := func(topic string, f func(m paho.Message)) {
+		if tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { f(m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("subscribe %s: %v", topic, tok.Error())
+		}
+	}
+	sub("floorhub/gw-1/chat", func(m paho.Message) {
+		var b struct {
+			Records []struct {
+				Kind string `json:"kind"`
+				Chat struct {
+					SenderName string `json:"sender_name"`
+					Message    string `json:"message"`
+				} `json:"chat"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal(m.Payload(), &b); err != nil {
+			t.Errorf("chat topic: %v: %s", err, m.Payload())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range b.Records {
+			if r.Kind != "chat" {
+				t.Errorf("record of kind %q on the chat topic", r.Kind)
+			}
+			chats = append(chats, r.Chat.SenderName+": "+r.Chat.Message)
+		}
+	})
+	sub("floorhub/gw-1/cmd_result", func(m paho.Message) {
+		var res map[string]any
+		json.Unmarshal(m.Payload(), &res)
+		mu.Lock()
+		defer mu.Unlock()
+		if id, ok := res["request_id"].(string); ok {
+			results[id] = res
+		}
+	})
+
+	ch, _, err := r.a.store.CreateChat([]int64{1, 2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.a.store.AppendChat(context.Background(), r.a.clock.stamp(store.Record{Kind: store.KindChat,
+		Chat: &store.ChatMessage{ChatID: ch.ID, From: 1, FromName: "alice", To: 2, Text: "belt torn on line 3"}})); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the floor's message on the chat topic", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(chats) >= 1
+	})
+
+	for _, p := range []string{
+		`{"request_id":"c-1","chat_id":1,"user":"control room","message":"stop line 3"}`,
+		`{"request_id":"c-2","chat_id":9,"user":"control room","message":"x"}`,
+		`{"request_id":"c-3","chat_id":1,"message":"no sender"}`,
+	} {
+		if tok := c.Publish("floorhub/gw-1/cmd/chat_post", 1, false, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	testkit.Eventually(t, "three results and the central message on the chat topic", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(results) == 3 && len(chats) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if res := results["c-1"]; res["ok"] != true || res["result"].(map[string]any)["sender_id"] != -1.0 {
+		t.Errorf("chat_post: %v", res)
+	}
+	for _, id := range []string{"c-2", "c-3"} {
+		if res := results[id]; res["ok"] != false || res["error"] != "bad_args" {
+			t.Errorf("%s: %v", id, res)
+		}
+	}
+	if strings.Join(chats, "|") != "alice: belt torn on line 3|control room: stop line 3" {
+		t.Errorf("chat topic: %q", chats)
+	}
+	msgs, err := r.a.store.ChatMessages(ch.ID, 10)
+	if err != nil || len(msgs) != 2 || msgs[1].Chat.FromName != "control room" || msgs[1].Chat.From != -1 {
+		t.Fatalf("chat after chat_post: %+v %v", msgs, err)
+	}
+}
