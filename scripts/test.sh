@@ -32,6 +32,9 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 # ../shared/conformance exists) run on Node.js with npm: their run.sh
 # installs the suites' npm dependencies into a cache folder on first use.
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The dashboard's end-to-end tests (web/e2e) drive Debian's Chromium,
+# headless, through the DevTools protocol.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	echo "scripts/test.sh: installing ${need[*]}"
 	sudo_cmd=""
@@ -59,6 +62,8 @@ go vet ./...
 # python3-websockets, node) is missing fails rather than skips. This is the
 # one switch (internal/testkit.Missing); CI=true changes nothing in the tests.
 export FLOORHUB_REQUIRE_PARTS=1
+# The dashboard tests' screenshots: a folder CI keeps as artifacts.
+export FLOORHUB_SCREENSHOTS="${FLOORHUB_SCREENSHOTS:-$PWD/artifacts/screenshots}"
 go test -race -count=1 -timeout 20m ./... "$@"
 
 # The same tests on the gateways' CPUs, in qemu-user: ARMv6 (Pi Zero and

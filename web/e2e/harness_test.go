@@ -1,0 +1,309 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/floorhub/floorhub/internal/testkit"
+)
+
+// screenshotsEnv names the directory where the tests leave their
+// screenshots; scripts/test.sh points it at artifacts/screenshots.
+const screenshotsEnv = "FLOORHUB_SCREENSHOTS"
+
+var (
+	buildOnce sync.Once
+	agentBin  string
+	buildErr  error
+)
+
+// buildAgent compiles the real binary once per test binary run.
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the agent and a browser")
+	}
+	if os.Getenv(testkit.EmulatorEnv) != "" {
+		t.Skip("the browser runs on the host: nothing here is specific to the gateway's CPU")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "floorhub-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "agent")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", agentBin, "../../cmd/agent")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return agentBin
+}
+
+// TestMain removes the built agent once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if agentBin != "" {
+		os.RemoveAll(filepath.Dir(agentBin))
+	}
+	os.Exit(code)
+}
+
+// agent is one run of the binary.
+type agent struct {
+	cmd    *exec.Cmd
+	token  string    // from the URL it printed
+	ready  time.Time // when that line was read
+	stderr *testkit.Buffer
+	exited chan struct{}
+}
+
+var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
+
+// freeAddr returns a loopback address nobody listens on, so that an agent
+// can be stopped and started again on the same origin (the page's).
+func freeAddr(t *testing.T) string {
+	l, addr := testkit.ListenAddr(t)
+	l.Close()
+	return addr
+}
+
+// writeConfig writes the agent's config in dir and returns its path: two
+// simulated devices read five times a second, a critical alert that is
+// active from the first reading on, and hub settings (YAML flow mapping
+// entries) and top-level keys added.
+func writeConfig(t *testing.T, dir, addr, hub, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`data_dir: %s
+listen: %s
+store: {commit_interval: 200ms}
+auth: {leeway: 1s}
+hub: {connects_per_minute: -1%s}
+devices:
+  - {id: 1, name: press line A, driver: sim-env, interval: 200ms}
+  - {id: 2, name: oven probe, driver: sim-hot, interval: 250ms}
+rules:
+  - {name: line_warm, device_ids: [1], metric: temperature, above: -100, severity: critical, title: Line A warm, message: the line runs warm}
+%s`, filepath.Join(dir, "data"), addr, hub, extra)
+	path := filepath.Join(dir, "floorhub.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startAgent runs the binary with config and waits for its URL line.
+func startAgent(t *testing.T, bin, config string) *agent {
+	t.Helper()
+	a := &agent{cmd: testkit.Command(bin, "-config", config), stderr: &testkit.Buffer{}, exited: make(chan struct{})}
+	a.cmd.Stderr = a.stderr
+	out, err := a.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		a.cmd.Wait()
+		close(a.exited)
+	}()
+	t.Cleanup(func() { a.stop(t) })
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("agent exited before printing its URL:\n%s", a.stderr)
+			}
+			if m := urlRE.FindStringSubmatch(l); m != nil {
+				a.ready = time.Now()
+				u, err := url.Parse(m[1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				a.token = u.Query().Get("token")
+				return a
+			}
+		case <-deadline:
+			t.Fatalf("no URL line within 30 s:\n%s", a.stderr)
+		}
+	}
+}
+
+// stop ends the agent with SIGINT (a clean stop, as systemd's) and waits.
+func (a *agent) stop(t *testing.T) {
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-a.exited:
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+		t.Errorf("agent did not stop on SIGINT:\n%s", a.stderr)
+	}
+}
+
+// browser is one headless Chromium with its own profile directory.
+type browser struct {
+	ctx    context.Context
+	origin string
+	close  func() // ends the browser and its process (also done at the test's end)
+}
+
+// chromium returns the path of Debian's chromium, or marks the part missing.
+func chromium(t *testing.T) string {
+	for _, p := range []string{"chromium", "chromium-browser"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	testkit.Missing(t, "Debian's chromium is not installed (apt-get install chromium)")
+	return ""
+}
+
+// newBrowser starts Chromium with a window of w×h and the profile in
+// profile (cookies persist there, as in a kiosk's), stopped at the test's end.
+func newBrowser(t *testing.T, origin, profile string, w, h int) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests may run as root, where Chromium's sandbox refuses to start
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(w, h),
+		chromedp.UserDataDir(profile),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); acancel() }) }
+	t.Cleanup(stop)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(w), int64(h))); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return &browser{ctx: ctx, origin: origin, close: stop}
+}
+
+// run runs actions with a deadline.
+func (b *browser) run(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+}
+
+// eval evaluates a JavaScript expression in b's page.
+func eval[T any](t *testing.T, b *browser, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("chromium: evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// click clicks the first element matching the CSS selector sel.
+func (b *browser) click(t *testing.T, sel string) {
+	t.Helper()
+	b.run(t, chromedp.Click(chromedp.CSS(sel)))
+}
+
+// wait waits until the JavaScript expression is true.
+func (b *browser) wait(t *testing.T, what string, d time.Duration, expr string) {
+	t.Helper()
+	var err error
+	ok := testkit.WaitTrue(d, func() bool {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		defer cancel()
+		var v bool
+		v, err = chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
+		return err == nil && v
+	})
+	if !ok {
+		b.shot(t, "failed-"+strings.ReplaceAll(what, " ", "-"))
+		state, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("conn").dataset.state + ": " + document.body.innerText.slice(0, 600)`))
+		t.Fatalf("timed out after %v waiting for %s (%s; last error %v); page: %s", d, what, expr, err, state)
+	}
+}
+
+// openWithToken loads the page with the agent's bearer token the way the
+// page keeps one (this tab's sessionStorage), never in the URL.
+func (b *browser) openWithToken(t *testing.T, token string) {
+	t.Helper()
+	js, _ := json.Marshal(token)
+	b.run(t, chromedp.Navigate(b.origin+"/"),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](`sessionStorage.setItem("floorhub.token", `+string(js)+`)`)(ctx, tg)
+			return err
+		}),
+		chromedp.Reload())
+}
+
+// shot saves a screenshot of the whole page as <name>.png in the
+// artifacts directory.
+func (b *browser) shot(t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv(screenshotsEnv)
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "floorhub-screenshots")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("screenshots: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(dir, t.Name()+"-"+name+".png")
+	path = filepath.Join(dir, strings.ReplaceAll(strings.TrimPrefix(path, dir+"/"), "/", "_"))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+	}
+	t.Logf("screenshot %s", path)
+}
+
+// live is the expression true when the page is connected and authenticated.
+const live = `document.getElementById("conn").dataset.state === "live"`
+
+// deviceJS is an expression reading device id's card.
+func deviceJS(id int, rest string) string {
+	return fmt.Sprintf(`document.querySelector('.device[data-id="%d"]')%s`, id, rest)
+}

@@ -1,0 +1,103 @@
+package e2e
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// passwordHash runs `agent passwd` for password, or skips the test when
+// this agent has no login yet (the dashboard login contract: users with
+// password hashes in the config, sessions in cookies).
+func passwordHash(t *testing.T, bin, password string) string {
+	t.Helper()
+	cmd := exec.Command(bin, "passwd")
+	cmd.Stdin = strings.NewReader(password + "\n")
+	out, err := cmd.Output()
+	hash := strings.TrimSpace(string(out))
+	if err != nil || hash == "" || strings.ContainsAny(hash, " \n") {
+		t.Skipf("this agent has no `agent passwd` (login not built yet): %v %q", err, out)
+	}
+	return hash
+}
+
+// usersConfig is the config's users: an operator and a viewer with the
+// same password.
+func usersConfig(hash string) string {
+	return `users:
+  - {name: alice, id: 7, role: operator, password_hash: "` + hash + `"}
+  - {name: victor, id: 8, role: viewer, password_hash: "` + hash + `"}
+`
+}
+
+// signIn fills the sign-in form of the page loaded in b.
+func (b *browser) signIn(t *testing.T, user, password string) {
+	t.Helper()
+	b.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden`)
+	b.run(t, chromedp.SendKeys(chromedp.CSS("#lu"), user), chromedp.SendKeys(chromedp.CSS("#lp"), password))
+	b.click(t, `#login button[type=submit]`)
+}
+
+// TestDashboardLogin: sign in with a password, live values with names, and
+// a kiosk whose browser restarts (a new process on the same profile, so the
+// same cookie jar) comes back to the live screen with no one at it.
+func TestDashboardLogin(t *testing.T) {
+	bin := buildAgent(t)
+	chromium(t)
+	hash := passwordHash(t, bin, "correct horse")
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, dir, addr, "", usersConfig(hash))
+	startAgent(t, bin, cfg)
+	origin := "http://" + addr
+	profile := filepath.Join(dir, "kiosk")
+
+	a := newBrowser(t, origin, profile, 1280, 900)
+	a.run(t, chromedp.Navigate(origin+"/"))
+	a.signIn(t, "alice", "wrong")
+	a.wait(t, "the refusal", 10*time.Second, `document.getElementById("loginerr").textContent.includes("wrong user or password")`)
+	eval[any](t, a, `document.getElementById("lu").value = document.getElementById("lp").value = ""`)
+	a.signIn(t, "alice", "correct horse")
+	a.wait(t, "the live state", 15*time.Second, live)
+	a.wait(t, "device 1's name", 10*time.Second, deviceJS(1, `.querySelector(".name").textContent === "press line A"`))
+	a.wait(t, "the user and role", 5*time.Second, `document.getElementById("who").textContent === "alice (operator)"`)
+	if u := eval[string](t, a, `location.href`); strings.Contains(u, "token") {
+		t.Errorf("a token in the URL after sign-in: %s", u)
+	}
+	a.shot(t, "signed-in")
+	a.close()
+
+	// The kiosk's browser restarts on the same profile.
+	k := newBrowser(t, origin, profile, 1280, 900)
+	k.run(t, chromedp.Navigate(origin+"/"))
+	k.wait(t, "the live screen after the browser restarted", 15*time.Second, live)
+	k.wait(t, "named cards", 10*time.Second, deviceJS(1, `.querySelector(".name").textContent === "press line A"`))
+	k.shot(t, "kiosk-restarted")
+}
+
+// TestDashboardSessionExpired: a session that expires while the page is
+// open sends the page to the sign-in screen, and it stops reconnecting.
+func TestDashboardSessionExpired(t *testing.T) {
+	bin := buildAgent(t)
+	chromium(t)
+	hash := passwordHash(t, bin, "correct horse")
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := writeConfig(t, dir, addr, ", session_ttl: 3s", usersConfig(hash))
+	startAgent(t, bin, cfg)
+
+	a := newBrowser(t, "http://"+addr, filepath.Join(dir, "profile"), 1280, 900)
+	a.run(t, chromedp.Navigate("http://"+addr+"/"))
+	a.signIn(t, "alice", "correct horse")
+	a.wait(t, "the live state", 15*time.Second, live)
+	a.wait(t, "the sign-in screen", 30*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
+	st := eval[struct{ Conn, Retry, Why string }](t, a, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent})`)
+	if st.Conn != "login" || st.Retry != "" || !strings.Contains(st.Why, "expired") {
+		t.Errorf("after the session expired: %+v, want the login state saying so, no retry scheduled", st)
+	}
+	a.shot(t, "session-expired")
+}
