@@ -419,9 +419,14 @@ func (s *Service) post(c store.Chat, from int64, name string, to int64, text str
 		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
 		return rec, errors.New("the message could not be stored; try again")
 	}
-	msg := messageJSON(&rec)
+	// Encoded once for every connection: with many sockets the encoding,
+	// not the message, is what multiplies.
+	f, err := socketio.NewFrame("/", "response_message", messageJSON(&rec))
+	if err != nil {
+		return rec, err
+	}
 	for _, so := range s.sockets(c.Members) {
-		so.Emit("response_message", msg)
+		so.EmitFrame(f)
 	}
 	return rec, nil
 }

@@ -34,6 +34,9 @@ var (
 	ErrTooManyAcks = errors.New("socketio: too many acks waiting")
 	// ErrOptions is wrapped by every error of Options.Validate.
 	ErrOptions = errors.New("socketio: invalid options")
+	// ErrNamespace is returned by EmitFrame for a frame encoded for
+	// another namespace.
+	ErrNamespace = errors.New("socketio: frame of another namespace")
 )
 
 // Options configures a Server. The zero value of every field means its

@@ -358,3 +358,50 @@ func TestServerDisconnect(t *testing.T) {
 		t.Fatalf("main namespace after: %q", got)
 	}
 }
+
+// A frame encoded once reaches every socket of its namespace as Emit would
+// have sent it, binary attachments included; another namespace refuses it.
+func TestEmitFrame(t *testing.T) {
+	sockets := make(chan *Socket, 3)
+	url := startServer(t, Options{}, func(s *Server) {
+		ns := func(so *Socket, _ json.RawMessage) error { sockets <- so; return nil }
+		s.Namespace("/", ns)
+		s.Namespace("/custom", ns)
+	})
+	var peers []*peer
+	for _, connect := range []string{"40", "40", "40/custom,"} {
+		c := dial(t, url)
+		c.send(connect)
+		c.read()
+		peers = append(peers, c)
+	}
+	f, err := NewFrame("/", "news", map[string]any{"n": 1}, []byte{7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, refused int
+	for range peers {
+		switch err := (<-sockets).EmitFrame(f); {
+		case err == nil:
+			sent++
+		case errors.Is(err, ErrNamespace):
+			refused++
+		default:
+			t.Fatalf("EmitFrame: %v", err)
+		}
+	}
+	if sent != 2 || refused != 1 {
+		t.Fatalf("sent %d, refused %d; want 2 and 1", sent, refused)
+	}
+	for _, c := range peers[:2] {
+		if got := c.read(); got != `451-["news",{"n":1},{"_placeholder":true,"num":0}]` {
+			t.Fatalf("frame %q", got)
+		}
+		if got := c.read(); got != "b:\x07" {
+			t.Fatalf("attachment %q", got)
+		}
+	}
+	if _, err := NewFrame("/", "bad", func() {}); err == nil {
+		t.Fatal("NewFrame encoded a func")
+	}
+}

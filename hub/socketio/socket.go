@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/floorhub/floorhub/hub/engineio"
@@ -110,13 +111,41 @@ func (so *Socket) Disconnect() {
 	so.leave(errServerDisconnect)
 }
 
-// emit encodes and sends one EVENT or ACK (binary when args hold bytes).
-func (so *Socket) emit(t PacketType, hasID bool, id int64, args []any) error {
+// Frame is an event encoded once, to be sent as it is to many sockets of
+// one namespace (a broadcast): encoding is most of the cost of an Emit
+// that is not the write itself.
+type Frame struct {
+	nsp  string
+	msgs []engineio.Message
+}
+
+// NewFrame encodes an event for the sockets of namespace nsp (as Emit
+// would).
+func NewFrame(nsp, event string, args ...any) (*Frame, error) {
+	msgs, err := encode(nsp, Event, false, 0, append([]any{event}, args...))
+	if err != nil {
+		return nil, err
+	}
+	return &Frame{nsp: nsp, msgs: msgs}, nil
+}
+
+// EmitFrame sends f, which must have been encoded for so's namespace
+// (else ErrNamespace). The socket shares f's bytes with the others.
+func (so *Socket) EmitFrame(f *Frame) error {
+	if f.nsp != so.nsp {
+		return fmt.Errorf("%w: a frame of %q sent to %q", ErrNamespace, f.nsp, so.nsp)
+	}
+	return so.send(f.msgs)
+}
+
+// encode encodes one EVENT or ACK of namespace nsp (binary when args hold
+// bytes) as the Engine.IO messages that carry it.
+func encode(nsp string, t PacketType, hasID bool, id int64, args []any) ([]engineio.Message, error) {
 	data, atts, err := EncodeArgs(args)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p := Packet{Type: t, Namespace: so.nsp, ID: id, HasID: hasID, Data: data}
+	p := Packet{Type: t, Namespace: nsp, ID: id, HasID: hasID, Data: data}
 	if len(atts) > 0 {
 		p.Type += BinaryEvent - Event // EVENT -> BINARY_EVENT, ACK -> BINARY_ACK
 		p.Attachments = len(atts)
@@ -126,6 +155,21 @@ func (so *Socket) emit(t PacketType, hasID bool, id int64, args []any) error {
 	for _, a := range atts {
 		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
 	}
+	return msgs, nil
+}
+
+// emit encodes and sends one EVENT or ACK.
+func (so *Socket) emit(t PacketType, hasID bool, id int64, args []any) error {
+	msgs, err := encode(so.nsp, t, hasID, id, args)
+	if err != nil {
+		return err
+	}
+	return so.send(msgs)
+}
+
+// send sends the messages of one packet, or keeps them until the CONNECT
+// answer is out.
+func (so *Socket) send(msgs []engineio.Message) error {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	switch {
