@@ -234,7 +234,7 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 	}
 	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), polling: make(map[string]int)}
 	s.up = websocket.Upgrader{
-		ReadBufferSize:    4096,
+		ReadBufferSize:    1024, // messages may be larger; the buffer stays with every session
 		WriteBufferSize:   4096,
 		WriteBufferPool:   &sync.Pool{},
 		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a clearer answer
@@ -421,7 +421,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
 	so.ws = wc
 	so.queue = append([]Packet{openPkt}, so.queue...)
 	so.mu.Unlock()
-	s.serveWS(wc)
+	// On a goroutine of its own, so that the handler returns and
+	// net/http lets go of what it holds for the request (its buffers,
+	// the request, its goroutine's grown stack): most of an idle
+	// session's memory otherwise.
+	go s.serveWS(wc)
 }
 
 // upgrade takes a WebSocket that probes a long-polling session.
@@ -455,7 +459,7 @@ func (s *Server) upgrade(so *Socket, w http.ResponseWriter, r *http.Request) {
 	so.probe = wc
 	so.signal()
 	so.mu.Unlock()
-	s.serveWS(wc)
+	go s.serveWS(wc) // as in handshake
 }
 
 // lookup returns the open session sid, or nil. A session past its ping

@@ -392,8 +392,8 @@ type wsConn struct {
 	gone   bool // the reader has ended
 }
 
-// serveWS runs a WebSocket on the request's goroutine (its reader) and its
-// writer goroutine, until both end. The caller has counted it in s.wg.
+// serveWS runs a WebSocket's reader and its writer goroutine until both
+// end. The caller has counted it in s.wg.
 func (s *Server) serveWS(wc *wsConn) {
 	defer s.wg.Done()
 	so := wc.so
