@@ -9,6 +9,7 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/simonvetter/modbus v1.6.4
 	go.etcd.io/bbolt v1.4.3
+	golang.org/x/crypto v0.42.0
 	golang.org/x/sys v0.36.0
 	google.golang.org/protobuf v1.36.11
 	gopkg.in/yaml.v3 v3.0.1

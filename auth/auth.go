@@ -31,6 +31,13 @@ var (
 	ErrExpired   = errors.New("auth: token expired")
 	ErrInvalid   = errors.New("auth: invalid token")
 	ErrNoSubject = errors.New("auth: token has no sub")
+	// ErrNoSession: a request carries neither a session cookie nor a
+	// token (auth/session).
+	ErrNoSession = errors.New("auth: no session")
+	// ErrSessionExpired: a request's session cookie names no live session:
+	// it expired, was logged out, or its user was removed or changed
+	// (auth/session).
+	ErrSessionExpired = errors.New("auth: session expired")
 )
 
 // MaxTokenLen caps the length of a token, in bytes, before any parsing.
@@ -47,9 +54,13 @@ type Claims struct {
 	Groups []string `json:"groups,omitempty"`
 	// Broadcast allows sending target "broadcast" on the V3 endpoint.
 	Broadcast bool `json:"broadcast,omitempty"`
-	// UserID is the user's number in the floor chat (the Socket.IO chat's
-	// userId, positive); a token without it cannot join the chat.
+	// UserID is the user's number (the config's users[].id, the floor
+	// chat's userId, positive); 0 when the token has none (such a token
+	// cannot join the chat).
 	UserID int64 `json:"uid,omitempty"`
+	// Role is viewer, operator or admin; empty: the configured user's
+	// role, else DefaultTokenRole (see TokenIdentity).
+	Role string `json:"role,omitempty"`
 }
 
 // User returns the token's subject.
