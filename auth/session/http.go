@@ -1,0 +1,161 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/floorhub/floorhub/auth"
+)
+
+// The endpoints' paths; mount ServeLogin with POST, ServeLogout with POST
+// and ServeSession with GET.
+const (
+	LoginPath   = "/api/v1/login"
+	LogoutPath  = "/api/v1/logout"
+	SessionPath = "/api/v1/session"
+)
+
+// Error codes of the endpoints' JSON errors {"error", "message"}.
+const (
+	CodeBadRequest     = "bad_request"
+	CodeBadCredentials = "bad_credentials"
+	CodeRateLimited    = "rate_limited"
+	CodeNoSession      = "no_session"
+	CodeSessionExpired = "session_expired"
+	CodeInternal       = "internal_error"
+)
+
+// cookieMaxAge is how long the browser keeps the cookie: 400 days, the most
+// browsers keep. The server decides whether the session it names is live
+// (TTL, sliding); a browser-side expiry only lost kiosks their sessions
+// when the page had stayed open, renewing the session over its WebSocket,
+// longer than the cookie's last Max-Age.
+const cookieMaxAge = 400 * 24 * time.Hour
+
+// maxLoginBody caps a login request's body, in bytes.
+const maxLoginBody = 4096
+
+// Answer is the JSON of a successful login and of GET /api/v1/session.
+type Answer struct {
+	User    string    `json:"user"`
+	Role    auth.Role `json:"role"`
+	Expires string    `json:"expires"` // RFC 3339, UTC
+}
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: code, Message: msg})
+}
+
+func answer(id auth.Identity) Answer {
+	return Answer{User: id.User, Role: id.Role, Expires: id.Expires.UTC().Format(time.RFC3339)}
+}
+
+// setCookie gives the browser the session's cookie: HttpOnly (no script
+// reads it), SameSite=Strict (no other site's page sends it), Path=/, and
+// Secure when the request came over TLS.
+func setCookie(w http.ResponseWriter, r *http.Request, value string, maxAge time.Duration) {
+	c := &http.Cookie{Name: CookieName, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil, MaxAge: int(maxAge / time.Second)}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
+}
+
+// ServeLogin serves POST /api/v1/login: {"user","password"} as JSON.
+func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
+	addr := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		addr = h
+	}
+	if ok, wait := m.limit.allow(addr); !ok {
+		secs := int(wait/time.Second) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many login attempts from this address: try again in "+strconv.Itoa(secs)+" s")
+		return
+	}
+	// JSON only: a cross-site HTML form cannot send it without the
+	// browser asking first (CORS), so no other site logs a browser in.
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, CodeBadRequest, "send the credentials as application/json: {\"user\":\"...\",\"password\":\"...\"}")
+		return
+	}
+	var req struct {
+		User     *string `json:"user"`
+		Password *string `json:"password"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxLoginBody)).Decode(&req); err != nil || req.User == nil || req.Password == nil {
+		writeError(w, http.StatusBadRequest, CodeBadRequest, "want a JSON object {\"user\":\"...\",\"password\":\"...\"}")
+		return
+	}
+	cookie, id, ok, err := m.Login(*req.User, []byte(*req.Password))
+	if err != nil {
+		m.log.Error("login failed", "user", *req.User, "err", err)
+		writeError(w, http.StatusInternalServerError, CodeInternal, "the session could not be stored")
+		return
+	}
+	if !ok {
+		m.log.Warn("login refused: bad credentials", "user", *req.User, "remote", addr)
+		writeError(w, http.StatusUnauthorized, CodeBadCredentials, "wrong user name or password")
+		return
+	}
+	m.log.Info("login", "user", id.User, "role", id.Role, "remote", addr)
+	setCookie(w, r, cookie, cookieMaxAge)
+	writeJSON(w, http.StatusOK, answer(id))
+}
+
+// ServeLogout serves POST /api/v1/logout: the session ends, the cookie is
+// cleared; 204 whether or not there was a session.
+func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		if _, err := m.Logout(c.Value); err != nil {
+			m.log.Error("logout: writing the sessions failed", "err", err)
+		}
+	}
+	setCookie(w, r, "", -1)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ServeSession serves GET /api/v1/session: the session's user, role and
+// expiry (renewed), or 401 no_session / session_expired.
+func (m *Manager) ServeSession(w http.ResponseWriter, r *http.Request) {
+	id, err := m.Authenticate(r)
+	switch {
+	case errors.Is(err, ErrNoSession):
+		writeError(w, http.StatusUnauthorized, CodeNoSession, "not logged in")
+		return
+	case errors.Is(err, ErrExpired):
+		setCookie(w, r, "", -1)
+		writeError(w, http.StatusUnauthorized, CodeSessionExpired, "the session expired or was ended: log in again")
+		return
+	case errors.Is(err, auth.ErrExpired):
+		writeError(w, http.StatusUnauthorized, "token_expired", "the token expired")
+		return
+	case err != nil:
+		writeError(w, http.StatusUnauthorized, "invalid_token", "invalid token")
+		return
+	}
+	if id.Session != "" {
+		c, _ := r.Cookie(CookieName)
+		setCookie(w, r, c.Value, cookieMaxAge) // the browser keeps it as long again
+	}
+	writeJSON(w, http.StatusOK, answer(id))
+}
