@@ -19,10 +19,9 @@ func TestDashboard(t *testing.T) {
 	bin := buildAgent(t)
 	chromium(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, dir, addr, "", "")
+	cfg := writeConfig(t, dir, anyPort, "", "")
 	ag := startAgent(t, bin, cfg)
-	origin := "http://" + addr
+	origin := "http://" + ag.addr
 
 	a := newBrowser(t, origin, filepath.Join(dir, "profile-a"), 1280, 900)
 	a.openWithToken(t, ag.token)
@@ -71,7 +70,10 @@ func TestDashboard(t *testing.T) {
 	a.wait(t, "stale cards", 5*time.Second, `[...document.querySelectorAll(".device")].every((d) => d.classList.contains("stale") && d.querySelector(".age").textContent.startsWith("stale"))`)
 	a.shot(t, "stale")
 
-	// It starts again: the page is back within 2 s, with fresh values.
+	// It starts again, on the same address (the page's origin; the port is
+	// free since the agent stopped, unless another process takes it in
+	// between): the page is back within 2 s, with fresh values.
+	writeConfig(t, dir, ag.addr, "", "")
 	ag = startAgent(t, bin, cfg)
 	a.wait(t, "the live state after the restart", 10*time.Second, live+` && +document.body.dataset.liveAt >= `+strconv.FormatInt(ag.ready.UnixMilli()-1000, 10))
 	liveAt := eval[int64](t, a, `+document.body.dataset.liveAt`)
@@ -115,10 +117,9 @@ func TestDashboardTokenExpired(t *testing.T) {
 	bin := buildAgent(t)
 	chromium(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, dir, addr, "", "")
-	startAgent(t, bin, cfg)
-	a := newBrowser(t, "http://"+addr, filepath.Join(dir, "profile"), 1280, 900)
+	cfg := writeConfig(t, dir, anyPort, "", "")
+	ag := startAgent(t, bin, cfg)
+	a := newBrowser(t, "http://"+ag.addr, filepath.Join(dir, "profile"), 1280, 900)
 	// Valid for 5 s and the 1 s leeway: long enough to load the page on a
 	// busy machine, short enough to wait for.
 	out, err := exec.Command(bin, "token", "-config", cfg, "-user", "shift", "-ttl", "5s").Output()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -72,6 +73,7 @@ func TestMain(m *testing.M) {
 // agent is one run of the binary.
 type agent struct {
 	cmd    *exec.Cmd
+	addr   string    // where it listens: 127.0.0.1 and the port of its URL
 	token  string    // from the URL it printed
 	ready  time.Time // when that line was read
 	stderr *testkit.Buffer
@@ -80,13 +82,9 @@ type agent struct {
 
 var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
 
-// freeAddr returns a loopback address nobody listens on, so that an agent
-// can be stopped and started again on the same origin (the page's).
-func freeAddr(t *testing.T) string {
-	l, addr := testkit.ListenAddr(t)
-	l.Close()
-	return addr
-}
+// anyPort is the listen address of an agent's first start: the kernel
+// picks the port, which the agent prints in its URL.
+const anyPort = "127.0.0.1:0"
 
 // writeConfig writes the agent's config in dir and returns its path: two
 // simulated devices read five times a second, a critical alert that is
@@ -149,6 +147,7 @@ func startAgent(t *testing.T, bin, config string) *agent {
 					t.Fatal(err)
 				}
 				a.token = u.Query().Get("token")
+				a.addr = net.JoinHostPort("127.0.0.1", u.Port())
 				return a
 			}
 		case <-deadline:
@@ -178,7 +177,7 @@ func (a *agent) stop(t *testing.T) {
 type browser struct {
 	ctx    context.Context
 	origin string
-	close  func() // ends the browser and its process (also done at the test's end)
+	close  func() // closes the browser gracefully (also done at the test's end)
 }
 
 // chromium returns the path of Debian's chromium, or marks the part missing.
@@ -206,7 +205,17 @@ func newBrowser(t *testing.T, origin, profile string, w, h int) *browser {
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); acancel() }) }
+	stop := func() {
+		once.Do(func() {
+			// Gracefully, as a kiosk browser quits: Chromium writes its
+			// cookie jar to the profile then.
+			cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+			defer ccancel()
+			_ = chromedp.Cancel(cctx)
+			cancel()
+			acancel()
+		})
+	}
 	t.Cleanup(stop)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(w), int64(h))); err != nil {
 		t.Fatalf("starting chromium: %v", err)

@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,10 +51,8 @@ func TestDashboardLogin(t *testing.T) {
 	chromium(t)
 	hash := passwordHash(t, bin, "correct horse")
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, dir, addr, "", usersConfig(hash))
-	startAgent(t, bin, cfg)
-	origin := "http://" + addr
+	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash))
+	origin := "http://" + startAgent(t, bin, cfg).addr
 	profile := filepath.Join(dir, "kiosk")
 
 	a := newBrowser(t, origin, profile, 1280, 900)
@@ -77,27 +76,77 @@ func TestDashboardLogin(t *testing.T) {
 	k.wait(t, "the live screen after the browser restarted", 15*time.Second, live)
 	k.wait(t, "named cards", 10*time.Second, deviceJS(1, `.querySelector(".name").textContent === "press line A"`))
 	k.shot(t, "kiosk-restarted")
+
+	// A viewer reads, and gets no Acknowledge button.
+	v := newBrowser(t, origin, filepath.Join(dir, "viewer"), 1280, 900)
+	v.run(t, chromedp.Navigate(origin+"/"))
+	v.signIn(t, "victor", "correct horse")
+	v.wait(t, "the live state", 15*time.Second, live)
+	v.wait(t, "the user and role", 5*time.Second, `document.getElementById("who").textContent === "victor (viewer)"`)
+	v.wait(t, "the active alert", 10*time.Second, `document.querySelector('#alertlist .alert[data-state="active"]')`)
+	if n := eval[int](t, v, `document.querySelectorAll("#alertlist .ackb").length`); n != 0 {
+		t.Errorf("a viewer sees %d Acknowledge buttons", n)
+	}
+	v.shot(t, "viewer")
 }
 
-// TestDashboardSessionExpired: a session that expires while the page is
-// open sends the page to the sign-in screen, and it stops reconnecting.
+// TestDashboardSessionRevoked: an open page whose session ends (here its
+// user is removed from the config, which a SIGHUP reload applies) goes to
+// the sign-in screen and stops reconnecting.
+func TestDashboardSessionRevoked(t *testing.T) {
+	bin := buildAgent(t)
+	chromium(t)
+	hash := passwordHash(t, bin, "correct horse")
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash))
+	ag := startAgent(t, bin, cfg)
+
+	a := newBrowser(t, "http://"+ag.addr, filepath.Join(dir, "profile"), 1280, 900)
+	a.run(t, chromedp.Navigate("http://"+ag.addr+"/"))
+	a.signIn(t, "alice", "correct horse")
+	a.wait(t, "the live state", 15*time.Second, live)
+
+	writeConfig(t, dir, anyPort, "", "users:\n  - {name: victor, id: 8, role: viewer, password_hash: \""+hash+"\"}\n")
+	if err := ag.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
+	st := eval[struct{ Conn, Retry, Why string }](t, a, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent})`)
+	if st.Conn != "login" || st.Retry != "" || !strings.Contains(st.Why, "expired") {
+		t.Errorf("after the session ended: %+v, want the login state saying so, no retry scheduled", st)
+	}
+	a.shot(t, "session-revoked")
+}
+
+// TestDashboardSessionExpired: a kiosk browser started again after its
+// session expired (hub.session_ttl, its shortest: 1 minute, unused) shows
+// the sign-in screen rather than retrying.
 func TestDashboardSessionExpired(t *testing.T) {
 	bin := buildAgent(t)
 	chromium(t)
 	hash := passwordHash(t, bin, "correct horse")
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	cfg := writeConfig(t, dir, addr, ", session_ttl: 3s", usersConfig(hash))
-	startAgent(t, bin, cfg)
+	const ttl = time.Minute
+	cfg := writeConfig(t, dir, anyPort, ", session_ttl: 1m", usersConfig(hash))
+	origin := "http://" + startAgent(t, bin, cfg).addr
+	profile := filepath.Join(dir, "kiosk")
 
-	a := newBrowser(t, "http://"+addr, filepath.Join(dir, "profile"), 1280, 900)
-	a.run(t, chromedp.Navigate("http://"+addr+"/"))
+	a := newBrowser(t, origin, profile, 1280, 900)
+	a.run(t, chromedp.Navigate(origin+"/"))
 	a.signIn(t, "alice", "correct horse")
 	a.wait(t, "the live state", 15*time.Second, live)
-	a.wait(t, "the sign-in screen", 30*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
-	st := eval[struct{ Conn, Retry, Why string }](t, a, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent})`)
-	if st.Conn != "login" || st.Retry != "" || !strings.Contains(st.Why, "expired") {
-		t.Errorf("after the session expired: %+v, want the login state saying so, no retry scheduled", st)
+	a.close()
+	closed := time.Now()
+
+	// Nothing to wait on but the clock: the session must stay unused for
+	// its whole lifetime.
+	<-time.After(ttl + 2*time.Second - time.Since(closed))
+	k := newBrowser(t, origin, profile, 1280, 900)
+	k.run(t, chromedp.Navigate(origin+"/"))
+	k.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
+	st := eval[struct{ Conn, Retry string }](t, k, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || ""})`)
+	if st.Conn != "login" || st.Retry != "" {
+		t.Errorf("with an expired session: %+v, want the login state, no retry scheduled", st)
 	}
-	a.shot(t, "session-expired")
+	k.shot(t, "session-expired")
 }
