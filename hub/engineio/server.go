@@ -77,9 +77,7 @@ type Options struct {
 	UpgradeTimeout time.Duration
 	// WriteWait bounds one write to the client (a WebSocket frame, a
 	// polling response); a client that accepts nothing for this long is
-	// dropped. A WebSocket's deadline moves at most every tenth of it (at
-	// most every second), so a write there may get up to that much less.
-	// Default 10 s.
+	// dropped. Default 10 s.
 	WriteWait time.Duration
 	// QueueLen is how many packets may wait for one session; one more
 	// closes the session (the client is not reading). Default 1024.

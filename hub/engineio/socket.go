@@ -491,7 +491,6 @@ func (wc *wsConn) isProbed() bool {
 func (wc *wsConn) writeLoop() {
 	so := wc.so
 	o := &so.srv.o
-	var deadline time.Time // the connection's write deadline
 	for {
 		so.mu.Lock()
 		for !wc.gone && !so.closed && (so.ws != wc || len(so.queue) == 0) {
@@ -529,14 +528,7 @@ func (wc *wsConn) writeLoop() {
 			wc.c.Close()
 			return
 		}
-		// The deadline moves only once it is slack old (a write then has
-		// WriteWait less up to slack): setting it is a timer update, a
-		// noticeable share of a write that a broadcast makes for every
-		// client.
-		if now := time.Now(); deadline.Sub(now) < o.WriteWait-min(time.Second, o.WriteWait/10) {
-			deadline = now.Add(o.WriteWait)
-			wc.c.SetWriteDeadline(deadline)
-		}
+		wc.c.SetWriteDeadline(time.Now().Add(o.WriteWait))
 		for _, p := range pkts {
 			if err = writePacket(wc.c, p); err != nil {
 				break
