@@ -16,13 +16,11 @@
 package hub
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -459,12 +457,23 @@ func (h *Hub) drain() {
 		}
 		recs = append(recs, &batch[i].rec)
 	}
-	slices.SortStableFunc(recs, func(a, b *store.Record) int { return cmp.Compare(a.Seq, b.Seq) })
+	sortBySeq(recs)
 	for _, r := range recs {
 		h.fanRecord(r)
 	}
 	if sys != nil {
 		h.fanSystem(*sys)
+	}
+}
+
+// sortBySeq sorts records that are nearly in seq order already: an
+// insertion sort, linear on such input, stable, and a fraction of the code
+// of a generic sort.
+func sortBySeq(recs []*store.Record) {
+	for i := 1; i < len(recs); i++ {
+		for j := i; j > 0 && recs[j].Seq < recs[j-1].Seq; j-- {
+			recs[j], recs[j-1] = recs[j-1], recs[j]
+		}
 	}
 }
 
