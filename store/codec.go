@@ -86,6 +86,18 @@ func validate(r *Record) error {
 		default:
 			return fmt.Errorf("%w: alert state %q, want %q or %q", ErrInvalid, r.Alert.State, AlertActive, AlertCleared)
 		}
+	case KindAlertAck:
+		switch {
+		case r.Alert == nil || r.Ack == nil:
+			return fmt.Errorf("%w: alert_ack record without Alert and Ack", ErrInvalid)
+		case r.Alert.ID == 0:
+			return fmt.Errorf("%w: alert_ack record without the ID of the alert it acknowledges", ErrInvalid)
+		case r.Ack.By == "":
+			return fmt.Errorf("%w: alert_ack record without By", ErrInvalid)
+		}
+		if err := checkTime("Ack.Raised", r.Ack.Raised); err != nil {
+			return err
+		}
 	case KindDeviceStatus:
 		if r.Status == nil {
 			return fmt.Errorf("%w: device status record without Status", ErrInvalid)
@@ -154,16 +166,12 @@ func (d *dict) encode(b []byte, r *Record) ([]byte, error) {
 			b = d.appendShort(b, m.Unit)
 		}
 	case KindAlert:
-		a := r.Alert
-		b = binary.AppendUvarint(b, a.ID)
-		b = d.appendShort(b, a.Rule)
-		b = d.appendShort(b, a.Severity)
-		b = appendString(b, a.Title)
-		b = appendString(b, a.Message)
-		b = d.appendShort(b, a.State)
-		b = d.appendShort(b, a.Metric)
-		b = appendFloat(b, a.Threshold)
-		b = appendFloat(b, a.Actual)
+		b = d.appendAlert(b, r.Alert)
+	case KindAlertAck:
+		b = d.appendAlert(b, r.Alert)
+		b = d.appendShort(b, r.Ack.By)
+		b = appendString(b, r.Ack.Note)
+		b = binary.BigEndian.AppendUint64(b, uint64(encodeTime(r.Ack.Raised)))
 	case KindDeviceStatus:
 		st := r.Status
 		b = d.appendShort(b, st.Old)
@@ -182,6 +190,18 @@ func (d *dict) encode(b []byte, r *Record) ([]byte, error) {
 		return b[:start], fmt.Errorf("%w: record encodes to %d bytes, more than %d", ErrInvalid, len(b)-start, maxRecordBytes)
 	}
 	return b, nil
+}
+
+func (d *dict) appendAlert(b []byte, a *Alert) []byte {
+	b = binary.AppendUvarint(b, a.ID)
+	b = d.appendShort(b, a.Rule)
+	b = d.appendShort(b, a.Severity)
+	b = appendString(b, a.Title)
+	b = appendString(b, a.Message)
+	b = d.appendShort(b, a.State)
+	b = d.appendShort(b, a.Metric)
+	b = appendFloat(b, a.Threshold)
+	return appendFloat(b, a.Actual)
 }
 
 // decoder reads an encoded record; the first error sticks.
@@ -252,6 +272,13 @@ func (d *decoder) str() string {
 
 func (d *decoder) float() float64 { return math.Float64frombits(d.u64()) }
 
+func (d *decoder) alert() *Alert {
+	a := &Alert{ID: d.uvarint()}
+	a.Rule, a.Severity, a.Title, a.Message, a.State, a.Metric = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
+	a.Threshold, a.Actual = d.float(), d.float()
+	return a
+}
+
 var errShort = errors.New("truncated")
 
 // decode rebuilds the record stored under seq, with the dictionary strs.
@@ -290,10 +317,11 @@ func decode(strs []string, seq uint64, v []byte) (Record, error) {
 			r.Metrics[i] = Metric{Name: d.str(), Value: d.float(), Unit: d.str()}
 		}
 	case KindAlert:
-		a := &Alert{ID: d.uvarint()}
-		a.Rule, a.Severity, a.Title, a.Message, a.State, a.Metric = d.str(), d.str(), d.str(), d.str(), d.str(), d.str()
-		a.Threshold, a.Actual = d.float(), d.float()
-		r.Alert = a
+		r.Alert = d.alert()
+	case KindAlertAck:
+		r.Alert = d.alert()
+		r.Ack = &AlertAck{By: d.str(), Note: d.str(), At: r.TS}
+		r.Ack.Raised = decodeTime(int64(d.u64()))
 	case KindDeviceStatus:
 		st := &DeviceStatus{Old: d.str(), New: d.str(), Reason: d.str()}
 		st.LastSeen = decodeTime(int64(d.u64()))

@@ -323,7 +323,7 @@ func check(tx *bolt.Tx, strs []string, full bool) error {
 		if n++; n > 4*checkProbes {
 			return nil
 		}
-		if len(k) != 8 || len(v) != 8 || eb.Get(v) == nil {
+		if len(k) != 8 || (len(v) != 8 && len(v) != 16) || eb.Get(v[:8]) == nil || (len(v) == 16 && eb.Get(v[8:]) == nil) {
 			return fmt.Errorf("%w: active alert index entry %x -> %x", ErrCorrupt, k, v)
 		}
 		return nil

@@ -41,13 +41,13 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("%w: Read max %d, want > 0", ErrInvalid, max)
 	}
-	var want [5]bool
+	var want [kindLimit]bool
 	wantT, wantE := len(kinds) == 0, len(kinds) == 0
 	for _, k := range kinds {
 		switch k {
 		case KindTelemetry:
 			wantT = true
-		case KindAlert, KindDeviceStatus, KindChat:
+		case KindAlert, KindDeviceStatus, KindChat, KindAlertAck:
 			wantE = true
 		default:
 			return nil, fmt.Errorf("%w: Read kind %d", ErrInvalid, k)
@@ -55,7 +55,9 @@ func (s *Store) Read(after uint64, max int, kinds ...Kind) ([]Record, error) {
 		want[k] = true
 	}
 	if len(kinds) == 0 {
-		want = [5]bool{false, true, true, true, true}
+		for k := range want {
+			want[k] = k != 0
+		}
 	}
 	var out []Record
 	strs := s.dict.snapshot()
@@ -256,10 +258,10 @@ func (s *Store) ActiveAlerts() ([]Record, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		eb := tx.Bucket(bEvents)
 		return tx.Bucket(bActive).ForEach(func(k, v []byte) error {
-			if len(v) != 8 {
+			if len(v) != 8 && len(v) != 16 {
 				return fmt.Errorf("%w: active alert %x: index value of %d bytes", ErrCorrupt, k, len(v))
 			}
-			raw := eb.Get(v)
+			raw := eb.Get(v[:8])
 			if raw == nil {
 				s.log.Error("store: active alert's raising record is missing", "path", s.path, "seq", u64(v))
 				return nil
@@ -268,6 +270,17 @@ func (s *Store) ActiveAlerts() ([]Record, error) {
 			if err != nil {
 				s.damaged(err)
 				return err
+			}
+			if len(v) == 16 {
+				// Acknowledged: the index holds the alert_ack record's seq too.
+				if raw := eb.Get(v[8:]); raw != nil {
+					ack, err := decode(strs, u64(v[8:]), raw)
+					if err != nil {
+						s.damaged(err)
+						return err
+					}
+					r.Ack = ack.Ack
+				}
 			}
 			out = append(out, r)
 			return nil

@@ -11,7 +11,11 @@ const (
 	KindAlert        Kind = 2 // an alert raised or cleared: Alert
 	KindDeviceStatus Kind = 3 // a device changed status: Status
 	KindChat         Kind = 4 // a floor chat message: Chat
+	KindAlertAck     Kind = 5 // an operator acknowledged an active alert: Alert and Ack
 )
+
+// kindLimit is one more than the highest kind number.
+const kindLimit = 6
 
 // String returns the kind's name as used on the wire.
 func (k Kind) String() string {
@@ -24,6 +28,8 @@ func (k Kind) String() string {
 		return "device_status"
 	case KindChat:
 		return "chat"
+	case KindAlertAck:
+		return "alert_ack"
 	}
 	return "unknown"
 }
@@ -54,6 +60,10 @@ type Record struct {
 	Alert   *Alert        // KindAlert
 	Status  *DeviceStatus // KindDeviceStatus
 	Chat    *ChatMessage  // KindChat
+	// Ack is the acknowledgement of an alert_ack record, whose Alert is
+	// the alert acknowledged as it was raised (ID set). ActiveAlerts also
+	// sets it on the raising record of an acknowledged alert.
+	Ack *AlertAck
 }
 
 // Metric is one measured value of a telemetry record.
@@ -84,6 +94,22 @@ type Alert struct {
 	Threshold float64
 	Actual    float64
 	Metric    string
+}
+
+// AlertAck is an acknowledgement of an active alert: someone has seen it.
+// The alert stays active until its rule clears it.
+type AlertAck struct {
+	// By names who acknowledged: a dashboard user, or whom the center
+	// named in its ack_alert command.
+	By string
+	// Note is an optional remark, free text.
+	Note string
+	// At is when the alert was acknowledged: the alert_ack record's TS
+	// (not stored twice).
+	At time.Time
+	// Raised is the TS of the alert's raising record, so that an
+	// alert_ack record tells the alert whole.
+	Raised time.Time
 }
 
 // Device statuses.

@@ -151,7 +151,7 @@ type pending struct {
 	seq     uint64
 	kind    Kind
 	enc     []byte
-	alertID uint64 // KindAlert only
+	alertID uint64 // KindAlert and KindAlertAck only
 	raise   bool   // KindAlert: State == AlertActive
 	chat    uint64 // KindChat: the chat's ID
 }
@@ -277,6 +277,12 @@ func (s *Store) Append(r Record) (Record, error) {
 	}
 	if r.Kind == KindChat {
 		p.chat = r.Chat.ChatID
+	}
+	if r.Kind == KindAlertAck {
+		p.alertID = r.Alert.ID
+		k := *r.Ack // as Read returns it; never write through the caller's pointer
+		k.At = r.TS
+		r.Ack = &k
 	}
 	s.queue = append(s.queue, p)
 	if r.Kind != KindTelemetry {

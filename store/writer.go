@@ -236,7 +236,8 @@ func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, 
 				return err
 			}
 			added += int64(len(k) + len(p.enc) + leafOverhead)
-			if p.kind == KindAlert {
+			switch p.kind {
+			case KindAlert:
 				id := seqKey(p.alertID)
 				if p.raise {
 					if ab.Get(id) == nil {
@@ -246,6 +247,17 @@ func (s *Store) commitTx(batch []pending, curs map[string]uint64, dd dictDelta, 
 					}
 				} else if err := ab.Delete(id); err != nil {
 					return err
+				}
+			case KindAlertAck:
+				// The index value grows to (raising seq, ack seq): the
+				// acknowledgement outlives a restart and eviction like
+				// the alert. An alert no longer active keeps no ack,
+				// and the first ack stays.
+				id := seqKey(p.alertID)
+				if v := ab.Get(id); len(v) == 8 {
+					if err := ab.Put(id, append(v[:8:8], k...)); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -320,7 +332,7 @@ func oldest(tb, eb *bolt.Bucket) (uint64, time.Time) {
 type evictor struct {
 	tx         *bolt.Tx
 	tb, eb, ab *bolt.Bucket
-	active     map[uint64]bool // raising seqs of active alerts, loaded lazily
+	active     map[uint64]bool // raising and ack seqs of active alerts, loaded lazily
 	n          [2]int          // evicted from telemetry, events
 	freed      int64           // estimated bytes freed
 	low, high  uint64          // range of evicted seqs
@@ -330,8 +342,8 @@ func (e *evictor) activeSet() map[uint64]bool {
 	if e.active == nil {
 		e.active = make(map[uint64]bool)
 		_ = e.ab.ForEach(func(_, v []byte) error {
-			if len(v) == 8 {
-				e.active[u64(v)] = true
+			for ; len(v) >= 8; v = v[8:] {
+				e.active[u64(v)] = true // the raising record and its ack
 			}
 			return nil
 		})
