@@ -473,6 +473,14 @@ func (a *Agent) append(r store.Record) (store.Record, error) {
 		}
 		a.viewMu.Unlock()
 	}
+	if rec.Kind == store.KindAlertAck {
+		a.viewMu.Lock()
+		if r, ok := a.alerts[rec.Alert.ID]; ok {
+			r.Ack = rec.Ack
+			a.alerts[rec.Alert.ID] = r
+		}
+		a.viewMu.Unlock()
+	}
 	for _, p := range a.publish {
 		p(rec)
 	}

@@ -20,6 +20,7 @@ import (
 //	set_interval {"device_id": 1, "interval": "10s"} -> {"device_id", "interval"}
 //	status                                    -> devices and system status
 //	chat_post    {"chat_id": 1, "user": "control room", "message": "..."} -> the message
+//	ack_alert    {"alert_id": 12, "user": "alice", "note": "..."} -> the acknowledgement
 func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) (any, error) {
 	switch name {
 	case command.Ping:
@@ -63,6 +64,8 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		case <-ctx.Done():
 			return nil, fmt.Errorf("read_now: device %d: %w", d.cfg.ID, ctx.Err())
 		}
+	case command.AckAlert:
+		return a.ackCommand(ctx, args)
 	case command.SetInterval:
 		var p struct {
 			DeviceID *int            `json:"device_id"`
@@ -87,7 +90,7 @@ func (a *Agent) Command(ctx context.Context, name string, args json.RawMessage) 
 		a.log.Info("device interval changed by command", "device_id", d.cfg.ID, "interval", iv)
 		return map[string]any{"device_id": d.cfg.ID, "interval": iv.String()}, nil
 	}
-	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status, chat_post)", command.ErrUnknownCommand, name)
+	return nil, fmt.Errorf("%w: %q (known: ping, read_now, set_interval, status, chat_post, ack_alert)", command.ErrUnknownCommand, name)
 }
 
 func noArgs(args json.RawMessage) error {

@@ -35,6 +35,18 @@ const (
 	// 1, "user": "control room", "message": "..."}. The result is the
 	// message as the chat's members receive it (response_message).
 	ChatPost = "chat_post"
+	// AckAlert acknowledges an active alert: {"alert_id": 12, "user":
+	// "alice", "note": "fan replaced"} (note optional, at most MaxAckNote
+	// bytes; user at most MaxAckUser bytes). The answer is the
+	// acknowledgement: alert_id, acknowledged_by, acknowledged_at, note,
+	// seq (the alert_ack record's).
+	AckAlert = "ack_alert"
+)
+
+// Bounds of an acknowledgement's free text, in bytes of UTF-8.
+const (
+	MaxAckNote = 500
+	MaxAckUser = 64
 )
 
 // Sentinel errors. A Commander wraps them (fmt.Errorf("%w: ...")) so that
@@ -44,6 +56,14 @@ var (
 	ErrUnknownCommand = errors.New("command: unknown command")
 	// ErrBadArgs is returned (wrapped) for arguments that fail validation.
 	ErrBadArgs = errors.New("command: bad arguments")
+	// ErrUnknownAlert: ack_alert names no alert the gateway has stored.
+	ErrUnknownAlert = errors.New("command: unknown alert")
+	// ErrAlertCleared: ack_alert names an alert that is no longer active.
+	ErrAlertCleared = errors.New("command: alert already cleared")
+	// ErrAlreadyAcknowledged: ack_alert names an alert acknowledged before.
+	ErrAlreadyAcknowledged = errors.New("command: alert already acknowledged")
+	// ErrNoteTooLong: ack_alert's note is longer than MaxAckNote.
+	ErrNoteTooLong = errors.New("command: note too long")
 )
 
 // Error codes: what the wire protocols (the MQTT reply's "error", the V3
@@ -55,6 +75,12 @@ const (
 	CodeBadArgs = "bad_args"
 	// CodeFailed: the command ran and failed.
 	CodeFailed = "failed"
+	// CodeUnknownAlert, CodeAlertCleared, CodeAlreadyAcknowledged and
+	// CodeNoteTooLong: ack_alert refused (the sentinels of the same names).
+	CodeUnknownAlert        = "unknown_alert"
+	CodeAlertCleared        = "alert_cleared"
+	CodeAlreadyAcknowledged = "already_acknowledged"
+	CodeNoteTooLong         = "note_too_long"
 )
 
 // Commander runs one command. The agent implements it for every transport.
@@ -69,12 +95,20 @@ type Commander interface {
 }
 
 // ErrorCode is the code a transport sends for err, an error a Commander
-// returned: CodeUnknownCommand, CodeBadArgs or, for anything else,
+// returned: the code of the sentinel it wraps or, for anything else,
 // CodeFailed.
 func ErrorCode(err error) string {
 	switch {
 	case errors.Is(err, ErrUnknownCommand):
 		return CodeUnknownCommand
+	case errors.Is(err, ErrUnknownAlert):
+		return CodeUnknownAlert
+	case errors.Is(err, ErrAlertCleared):
+		return CodeAlertCleared
+	case errors.Is(err, ErrAlreadyAcknowledged):
+		return CodeAlreadyAcknowledged
+	case errors.Is(err, ErrNoteTooLong):
+		return CodeNoteTooLong
 	case errors.Is(err, ErrBadArgs):
 		return CodeBadArgs
 	}

@@ -17,6 +17,10 @@ func TestErrorCode(t *testing.T) {
 		{fmt.Errorf("outer: %w", fmt.Errorf("%w: twice wrapped", ErrBadArgs)), CodeBadArgs},
 		{errors.New("sensor not answering"), CodeFailed},
 		{context.DeadlineExceeded, CodeFailed},
+		{fmt.Errorf("%w: 12", ErrUnknownAlert), CodeUnknownAlert},
+		{fmt.Errorf("%w: 12", ErrAlertCleared), CodeAlertCleared},
+		{fmt.Errorf("%w: 12", ErrAlreadyAcknowledged), CodeAlreadyAcknowledged},
+		{fmt.Errorf("%w: %w: 600 bytes", ErrBadArgs, ErrNoteTooLong), CodeNoteTooLong},
 	} {
 		if got := ErrorCode(c.err); got != c.want {
 			t.Errorf("ErrorCode(%v) = %q, want %q", c.err, got, c.want)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/store"
 )
@@ -187,8 +188,39 @@ func (c *client) handle(data []byte, inBatch bool) {
 		c.unsubscribe(req.channel, req.devices)
 	case typeBatch:
 		c.batch(req.messages, inBatch)
+	case typeAckAlert:
+		c.ackAlert(req.alertID, req.note)
 	}
 }
+
+// ackAlert acknowledges an alert for the connection's user. Every alerts
+// subscriber (this one too) sees the alert_ack record as an alert message
+// with the acknowledgement; the sender also gets ack_alert_response.
+func (c *client) ackAlert(id uint64, note string) {
+	if !c.mayAcknowledge() {
+		return
+	}
+	if c.h.o.Acker == nil {
+		c.replyError(perr(codeUnknownType, "this hub does not acknowledge alerts"), typeAckAlert)
+		return
+	}
+	rec, err := c.h.o.Acker.AckAlert(c.conn.Context(), id, c.conn.User(), note)
+	if err != nil {
+		code := command.ErrorCode(err)
+		if code == command.CodeFailed {
+			code = codeInternalError
+		}
+		c.replyError(perr(code, "%v", err), typeAckAlert)
+		return
+	}
+	c.reply(ackAlertResponse{Type: "ack_alert_response", Success: true, AlertID: id, AcknowledgedBy: rec.Ack.By,
+		AcknowledgedAt: stamp(rec.TS), Note: rec.Ack.Note, Seq: rec.Seq})
+}
+
+// mayAcknowledge is the role check point of ack_alert: operators and
+// admins may acknowledge, viewers get the error forbidden. Until the hub
+// knows roles every authenticated connection may.
+func (c *client) mayAcknowledge() bool { return true }
 
 func (c *client) batch(msgs []json.RawMessage, inBatch bool) {
 	switch {

@@ -131,6 +131,17 @@ type AlertSource interface {
 	ActiveAlerts() []store.Record
 }
 
+// AlertAcker acknowledges alerts for the ack_alert message; the agent
+// implements it. Refusals wrap the command package's sentinels
+// (command.ErrUnknownAlert, ErrAlertCleared, ErrAlreadyAcknowledged,
+// ErrNoteTooLong, ErrBadArgs), whose codes the error message carries. The
+// alert_ack record is published (Hub.Publish) before AckAlert returns.
+type AlertAcker interface {
+	// AckAlert acknowledges the active alert id for user, with an
+	// optional note, and returns the alert_ack record.
+	AckAlert(ctx context.Context, id uint64, user, note string) (store.Record, error)
+}
+
 // System is the `metrics` object of system_status_update: the seed's four
 // fields plus floorhub's. Timestamp is the message's `timestamp`.
 type System struct {
@@ -186,6 +197,9 @@ type Options struct {
 	// state. Without it devices subscribers get no snapshot and system
 	// subscribers get the last PublishSystem value, if any.
 	State StateSource
+	// Acker acknowledges alerts (the ack_alert message). Without it
+	// ack_alert is answered with the error unknown_type.
+	Acker AlertAcker
 	// Logger receives the hub's log lines. Default slog.Default().
 	Logger *slog.Logger
 	// Conn holds the connection limits (message size and rate,
@@ -481,7 +495,7 @@ func channelOf(k store.Kind) (channel, bool) {
 	switch k {
 	case store.KindTelemetry:
 		return chTelemetry, true
-	case store.KindAlert:
+	case store.KindAlert, store.KindAlertAck:
 		return chAlerts, true
 	case store.KindDeviceStatus:
 		return chDevices, true
@@ -669,7 +683,7 @@ type encoding struct {
 
 func (e *encoding) bytes() []byte {
 	if e.data == nil {
-		if e.rec.Kind == store.KindAlert {
+		if e.rec.Kind == store.KindAlert || e.rec.Kind == store.KindAlertAck {
 			e.data = encodeAlert(e.rec)
 		} else {
 			e.data = encodeDeviceStatus(e.rec, e.info)

@@ -83,6 +83,8 @@ type rawRequest struct {
 	Timestamp json.RawMessage   `json:"timestamp"`
 	Messages  []json.RawMessage `json:"messages"`
 	Filters   json.RawMessage   `json:"filters"`
+	AlertID   json.RawMessage   `json:"alert_id"` // ack_alert
+	Note      *string           `json:"note"`     // ack_alert
 	rawFilters
 }
 
@@ -114,7 +116,9 @@ type request struct {
 	since     uint64
 	hasSince  bool
 	filter    filter
-	devices   []int // unsubscribe: the devices named, nil for the whole channel
+	devices   []int  // unsubscribe: the devices named, nil for the whole channel
+	alertID   uint64 // ack_alert
+	note      string // ack_alert
 }
 
 // Message types a client may send.
@@ -124,6 +128,7 @@ const (
 	typeSubscribe   = "subscribe"
 	typeUnsubscribe = "unsubscribe"
 	typeBatch       = "batch"
+	typeAckAlert    = "ack_alert"
 )
 
 // decodeRequest parses and validates one client message.
@@ -152,6 +157,16 @@ func decodeRequest(data []byte) (*request, *protoError) {
 			return nil, perr(codeInvalidMessage, "batch without \"messages\" array")
 		}
 		r.messages = raw.Messages
+	case typeAckAlert:
+		a := bytes.TrimSpace(raw.AlertID)
+		id, err := strconv.ParseUint(string(a), 10, 64)
+		if err != nil || id == 0 {
+			return nil, perr(codeInvalidMessage, "ack_alert needs \"alert_id\", a positive integer (got %.40s)", a)
+		}
+		r.alertID = id
+		if raw.Note != nil {
+			r.note = *raw.Note
+		}
 	case typeSubscribe, typeUnsubscribe:
 		if raw.Channel == nil {
 			return nil, perr(codeInvalidChannel, "%s without \"channel\"", r.typ)

@@ -212,6 +212,23 @@ type alertMsg struct {
 	// Initial marks an alert active when the subscription began (sent
 	// before live alerts, without seq).
 	Initial bool `json:"initial,omitempty"`
+	// The acknowledgement, once there is one: on the alert_ack record's
+	// message (whose seq is the ack's) and on later initial messages.
+	Acknowledged   bool   `json:"acknowledged,omitempty"`
+	AcknowledgedBy string `json:"acknowledged_by,omitempty"`
+	AcknowledgedAt string `json:"acknowledged_at,omitempty"`
+	AckNote        string `json:"ack_note,omitempty"`
+}
+
+// ackAlertResponse answers an ack_alert that was accepted.
+type ackAlertResponse struct {
+	Type           string `json:"type"` // ack_alert_response
+	Success        bool   `json:"success"`
+	AlertID        uint64 `json:"alert_id"`
+	AcknowledgedBy string `json:"acknowledged_by"`
+	AcknowledgedAt string `json:"acknowledged_at"`
+	Note           string `json:"note"`
+	Seq            uint64 `json:"seq"`
 }
 
 type alertMetadata struct {
@@ -238,6 +255,14 @@ func encodeAlertMsg(r *store.Record, initial bool) []byte {
 		Severity: a.Severity, Title: a.Title, Message: a.Message, Timestamp: stamp(r.TS),
 		Metadata:  alertMetadata{Threshold: number(a.Threshold), Actual: number(a.Actual), Metric: a.Metric},
 		AlertType: a.Rule, State: a.State, Seq: r.Seq, Synced: r.ClockSynced}
+	if k := r.Ack; k != nil {
+		at := k.At
+		if r.Kind == store.KindAlertAck {
+			// The alert as raised, then acknowledged at this record's TS.
+			at, m.Timestamp = r.TS, stamp(k.Raised)
+		}
+		m.Acknowledged, m.AcknowledgedBy, m.AcknowledgedAt, m.AckNote = true, k.By, stamp(at), k.Note
+	}
 	if initial {
 		m.Seq, m.Initial = 0, true
 	}

@@ -29,14 +29,15 @@ func (c *client) runReplays() {
 	}
 }
 
-func kindOf(ch channel) store.Kind {
+// kindsOf are the kinds of record a channel carries.
+func kindsOf(ch channel) []store.Kind {
 	switch ch {
 	case chAlerts:
-		return store.KindAlert
+		return []store.Kind{store.KindAlert, store.KindAlertAck}
 	case chDevices:
-		return store.KindDeviceStatus
+		return []store.Kind{store.KindDeviceStatus}
 	}
-	return store.KindTelemetry
+	return []store.Kind{store.KindTelemetry}
 }
 
 // replay sends the committed records after job.since that match, then
@@ -68,7 +69,7 @@ func (c *client) replay(job *replayJob) {
 		}
 	}
 	for ctx.Err() == nil {
-		recs, err := rp.Read(cur, replayBatch, kindOf(job.ch))
+		recs, err := rp.Read(cur, replayBatch, kindsOf(job.ch)...)
 		if err != nil {
 			fail(codeReplayFailed, "reading the store after seq %d: %v; live data only", cur, err)
 			c.goLive(job, cur)
