@@ -36,7 +36,8 @@ func AppendBatch(dst []byte, gatewayID string, recs []store.Record) []byte {
 // AppendRecord appends r as one JSON object with the documented field names
 // (docs/mqtt.md): seq, kind, device_id, ts, boot_id, mono_ns, clock_synced,
 // restamped (only when true), and metrics {name: {value, unit}}, alert {...},
-// status {...} or chat {...} by kind.
+// status {...} or chat {...} by kind; an alert_ack record has alert {...} (the
+// alert as raised) and ack {...}.
 // Values that JSON cannot hold (NaN, ±Inf) are written as null.
 func AppendRecord(dst []byte, r *store.Record) []byte {
 	dst = append(dst, `{"seq":`...)
@@ -92,6 +93,17 @@ func AppendRecord(dst []byte, r *store.Record) []byte {
 		dst = append(dst, `,"actual_value":`...)
 		dst = appendFloat(dst, a.Actual)
 		dst = append(dst, "}}"...)
+	}
+	if k := r.Ack; k != nil {
+		dst = append(dst, `,"ack":{"acknowledged_by":`...)
+		dst = appendString(dst, k.By)
+		dst = append(dst, `,"acknowledged_at":`...)
+		dst = appendTime(dst, r.TS)
+		dst = append(dst, `,"note":`...)
+		dst = appendString(dst, k.Note)
+		dst = append(dst, `,"raised_at":`...)
+		dst = appendTime(dst, k.Raised)
+		dst = append(dst, '}')
 	}
 	if s := r.Status; s != nil {
 		dst = append(dst, `,"status":{"old_status":`...)

@@ -176,6 +176,9 @@ type Uplink struct {
 
 type topics struct {
 	telemetry, alerts, devices, chat, status, heartbeat, cmd, cmdResult string
+	// alertAcks is apart from alerts so that a consumer of alerts never
+	// mistakes an acknowledgement (whose alert is "active") for a raise.
+	alertAcks string
 }
 
 // New validates o and returns an Uplink. It never dials: Run does, in the
@@ -198,7 +201,7 @@ func New(src uplink.Source, cmd command.Commander, o Options) (*Uplink, error) {
 	var err error
 	u.events, err = uplink.NewStream(src, uplink.StreamOptions{
 		Consumer:       CursorEvents,
-		Kinds:          []store.Kind{store.KindAlert, store.KindDeviceStatus, store.KindChat},
+		Kinds:          []store.Kind{store.KindAlert, store.KindDeviceStatus, store.KindChat, store.KindAlertAck},
 		GatewayID:      u.o.GatewayID,
 		BatchSize:      100,
 		MaxInFlight:    4,
@@ -364,6 +367,7 @@ func (u *Uplink) setOptions(o Options) error {
 	u.topic = topics{
 		telemetry: base + "telemetry",
 		alerts:    base + "alerts",
+		alertAcks: base + "alerts/ack",
 		devices:   base + "devices",
 		chat:      base + "chat",
 		status:    base + "status",
@@ -698,6 +702,8 @@ func (s sender) Send(k store.Kind, payload []byte) uplink.Ack {
 	switch k {
 	case store.KindAlert:
 		topic = s.t.alerts
+	case store.KindAlertAck:
+		topic = s.t.alertAcks
 	case store.KindDeviceStatus:
 		topic = s.t.devices
 	case store.KindChat:

@@ -175,14 +175,14 @@ type Uplink struct {
 const liveQueue = 64
 
 // Publish is told of every record as it is stored (the agent calls it under
-// its lock: it never blocks). An alert or device status stored while a
+// its lock: it never blocks). An alert, acknowledgement or device status stored while a
 // backlog drains (Stream.Behind) is sent at once as a LIVE preview, so
 // that the center learns of it
 // without waiting for the backlog: live alerts go first, as on MQTT, while
 // RECORDS keep the one seq order their ACK relies on. A preview is not
 // acknowledged and the record comes again in RECORDS (docs/aether.md).
 func (u *Uplink) Publish(r store.Record) {
-	if r.Kind != store.KindAlert && r.Kind != store.KindDeviceStatus {
+	if r.Kind != store.KindAlert && r.Kind != store.KindDeviceStatus && r.Kind != store.KindAlertAck {
 		return
 	}
 	c := u.conn.Load()
