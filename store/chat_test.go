@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func chatMsg(chat uint64, from, to int64, text string) Record {
@@ -174,5 +176,44 @@ func TestChatRestamp(t *testing.T) {
 	msgs, _ := s.ChatMessages(c.ID, 10)
 	if len(log) != 1 || len(msgs) != 1 || !log[0].TS.Equal(want) || !msgs[0].TS.Equal(want) || !msgs[0].Restamped {
 		t.Fatalf("log %+v, chat %+v, want TS %v", log, msgs, want)
+	}
+}
+
+// A file of layout 1 (before the chat: no chat buckets) opens with its
+// records, is raised to layout 2, and takes chats.
+func TestChatOpensLayout1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	s := openT(t, path, nil)
+	r := mustAppend(t, s, tele(1, 20))
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bChats, bChatUser, bChatMsgs, bChatSeq, bChatSeen} {
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bMeta).Put(mLayout, []byte{1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, path, nil)
+	if got, _ := s.Read(0, 10); len(got) != 1 || got[0].Seq != r.Seq {
+		t.Fatalf("records of the layout 1 file: %+v", got)
+	}
+	c, _, err := s.CreateChat([]int64{1, 2}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPost(t, s, chatMsg(c.ID, 1, 2, "hello"))
+	var v []byte
+	s.view(func(tx *bolt.Tx) error { v = append(v, tx.Bucket(bMeta).Get(mLayout)...); return nil })
+	if len(v) != 1 || v[0] != layoutVersion {
+		t.Fatalf("layout %v, want %d", v, layoutVersion)
 	}
 }

@@ -143,7 +143,7 @@
 // ChatMaxBytes (oldest message first, counted in Stats.ChatEvicted), and
 // chats are never evicted (Options.ChatMaxChats refuses new ones).
 //
-// # On-disk layout (layout version 1, in meta "layout")
+// # On-disk layout (layout version 2, in meta "layout"; Open raises a version 1 file, which lacks the chat)
 //
 //	telemetry      seq (8 bytes big-endian) -> record   telemetry records
 //	events         seq (8 bytes big-endian) -> record   alerts and device status

@@ -217,7 +217,8 @@ func (s *Store) load(db *bolt.DB) error {
 				}
 			}
 			mb := tx.Bucket(bMeta)
-			if v := mb.Get(mLayout); v == nil {
+			if v := mb.Get(mLayout); len(v) != 1 || v[0] != layoutVersion {
+				// New, or version 1 (the same but for the chat).
 				if err := mb.Put(mLayout, []byte{layoutVersion}); err != nil {
 					return err
 				}
@@ -293,7 +294,7 @@ func check(tx *bolt.Tx, strs []string, full bool) error {
 	if fi, err := os.Stat(tx.DB().Path()); err == nil && fi.Size() < tx.Size() {
 		return fmt.Errorf("%w: file is %d bytes, its pages need %d: truncated", ErrCorrupt, fi.Size(), tx.Size())
 	}
-	if v := mb.Get(mLayout); len(v) != 1 || v[0] != layoutVersion {
+	if v := mb.Get(mLayout); len(v) != 1 || v[0] < 1 || v[0] > layoutVersion {
 		if len(v) == 1 && v[0] > layoutVersion {
 			return fmt.Errorf("store: layout version %d is newer than this program's %d: refusing to touch it", v[0], layoutVersion)
 		}

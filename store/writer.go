@@ -28,8 +28,11 @@ var (
 	mSkipped = []byte("skipped") // 16 bytes per range: lo, hi
 )
 
-// layoutVersion is the version of the bucket layout, in meta.
-const layoutVersion = 1
+// layoutVersion is the version of the bucket layout, in meta. Version 2
+// added the chat buckets and records of kind chat; Open raises a version 1
+// file to 2 (nothing else changed), so that an older program refuses the
+// file instead of taking its chat records for damage.
+const layoutVersion = 2
 
 // Per-record overhead in a bbolt leaf page beyond key and value: the leaf
 // element header. Used to estimate the bytes a batch adds or an eviction frees.
