@@ -9,6 +9,7 @@ import (
 
 	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/hub/chat"
+	"github.com/floorhub/floorhub/hub/engineio"
 	"github.com/floorhub/floorhub/hub/socketio"
 	"github.com/floorhub/floorhub/store"
 )
@@ -68,6 +69,9 @@ func (c *Config) chatOptions() chat.Options {
 		SocketIO: socketio.Options{
 			// A chat packet carries no binary: one attachment is plenty.
 			MaxAttachments: 1,
+			// A message is at most 64 KiB of text (chat.max_message_bytes):
+			// nothing a client sends at once needs more.
+			Engine: engineio.Options{MaxPayload: 256 << 10},
 		},
 	}
 }
