@@ -586,6 +586,14 @@ func TestCommands(t *testing.T) {
 	}
 	run(t, u)
 	testkit.Eventually(t, "connected", 10*time.Second, u.Connected)
+	// The gateway is connected once it has read the upgrade's answer,
+	// which may be before central's handler has listed the connection:
+	// a command sent then reaches nobody.
+	testkit.Eventually(t, "central lists the connection", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.live) > 0
+	})
 	next := func() aether.Message {
 		t.Helper()
 		for {
