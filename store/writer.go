@@ -29,9 +29,9 @@ var (
 )
 
 // layoutVersion is the version of the bucket layout, in meta. Version 2
-// added the chat buckets and records of kind chat; Open raises a version 1
-// file to 2 (nothing else changed), so that an older program refuses the
-// file instead of taking its chat records for damage.
+// added the chat buckets and the record kinds chat and alert_ack; Open
+// raises a version 1 file to 2 (nothing else changed), so that an older
+// program refuses the file instead of taking those records for damage.
 const layoutVersion = 2
 
 // Per-record overhead in a bbolt leaf page beyond key and value: the leaf
