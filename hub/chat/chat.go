@@ -41,9 +41,6 @@ type Store interface {
 // Verifier checks a token (auth.Verifier implements it).
 type Verifier interface {
 	Verify(token string) (*auth.Claims, error)
-	// Leeway is the clock skew allowed on exp: a connection ends that long
-	// after its token expires.
-	Leeway() time.Duration
 }
 
 // ErrOptions is wrapped by every error of Options.Validate.
@@ -244,13 +241,7 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 	}
 	s.online[u.id][so] = true
 	s.mu.Unlock()
-	// As on /ws: the connection lasts as long as its token (the client
-	// is told with a DISCONNECT and connects again with a fresh one).
-	// Armed only once OnDisconnect is set, so that its Stop sees it.
-	expiry := time.AfterFunc(time.Hour, so.Disconnect)
-	expiry.Stop()
 	so.OnDisconnect(func(error) {
-		expiry.Stop()
 		s.mu.Lock()
 		delete(s.online[u.id], so)
 		if len(s.online[u.id]) == 0 {
@@ -258,9 +249,6 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		}
 		s.mu.Unlock()
 	})
-	if claims.ExpiresAt != nil { // Verify requires exp
-		expiry.Reset(time.Until(claims.ExpiresAt.Time) + s.o.Verifier.Leeway())
-	}
 	for _, e := range [...]struct {
 		name string
 		h    func(*user, map[string]any) (string, any, error)
