@@ -58,6 +58,7 @@ func (m *Manager) save() error {
 	m.mu.Lock()
 	f := fileFormat{Version: 1, Sessions: make([]*record, 0, len(m.sessions))}
 	for _, r := range m.sessions {
+		r.saved = r.Expires
 		c := *r
 		f.Sessions = append(f.Sessions, &c)
 	}
@@ -108,8 +109,9 @@ func writeFile(path string, b []byte) error {
 
 // SaveEvery is how often Run writes renewed expiries. Logins, logouts and
 // revocations are written at once; renewals, which every request and open
-// connection makes, only this often, to spare the SD card: after a crash a
-// session's expiry is at most this much earlier than it was.
+// connection makes, only this often, and only once one has moved an expiry
+// by a tenth of the TTL, to spare the SD card: after a crash a session's
+// expiry is at most that much (plus SaveEvery) earlier than it was.
 const SaveEvery = time.Minute
 
 // Run writes renewed expiries every SaveEvery until ctx ends, and once

@@ -119,6 +119,8 @@ type record struct {
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
 	Used    time.Time `json:"used"`
+
+	saved time.Time // Expires as last written to the file; guarded by Manager.mu
 }
 
 // Manager holds the users and the sessions. Its methods are safe for
@@ -177,6 +179,7 @@ func Open(o Options, users []User) (*Manager, error) {
 	now := o.Now()
 	for _, r := range recs {
 		if now.Before(r.Expires) {
+			r.saved = r.Expires
 			m.sessions[r.Key] = r
 		}
 	}
@@ -268,7 +271,7 @@ func (m *Manager) Login(user string, password []byte) (cookie string, id auth.Id
 	cookie = base64.RawURLEncoding.EncodeToString(raw[:])
 	now := m.o.Now()
 	r := &record{Key: key(cookie), User: u.Name, UID: u.ID, Pass: auth.HashFingerprint(u.PasswordHash),
-		Created: now, Expires: now.Add(m.o.TTL), Used: now}
+		Created: now, Expires: now.Add(m.o.TTL), Used: now, saved: now.Add(m.o.TTL)}
 	m.mu.Lock()
 	if cur, still := m.users[user]; !still || cur.PasswordHash != u.PasswordHash {
 		m.mu.Unlock() // changed by a reload meanwhile
@@ -344,7 +347,13 @@ func (m *Manager) use(k string) (auth.Identity, error) {
 		return auth.Identity{}, ErrExpired
 	}
 	r.Used, r.Expires = now, now.Add(m.o.TTL)
-	m.dirty = true
+	// A renewal reaches the file (Run) only once it moved the expiry by a
+	// tenth of the TTL: an open dashboard renews every second, and the SD
+	// card should not take a write a minute for it. After a crash the
+	// expiry read back is at most that much (plus SaveEvery) early.
+	if r.Expires.Sub(r.saved) >= m.o.TTL/10 {
+		m.dirty = true
+	}
 	return m.identityLocked(r), nil
 }
 

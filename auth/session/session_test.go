@@ -409,3 +409,37 @@ func TestAuthenticateToken(t *testing.T) {
 		t.Fatalf("a forged cookie: %v", err)
 	}
 }
+
+// An open dashboard renews its session every second; the file is written
+// only once a renewal moved the expiry by a tenth of the TTL.
+func TestRenewalsSpareTheCard(t *testing.T) {
+	e := newEnv(t, users(t))
+	c := e.mustLogin("alice", "alice-pw")
+	path := filepath.Join(e.dir, session.File)
+	read := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	before := read()
+	for range 5 {
+		e.clock.Advance(time.Minute) // 5 min < 6 min, a tenth of 1 h
+		e.session(c)
+		if err := e.m.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if read() != before {
+		t.Fatal("renewals of less than a tenth of the TTL were written")
+	}
+	e.clock.Advance(time.Minute)
+	e.session(c)
+	if err := e.m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if read() == before {
+		t.Fatal("a renewal of a tenth of the TTL was not written")
+	}
+}
