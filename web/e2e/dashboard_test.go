@@ -42,6 +42,9 @@ func TestDashboard(t *testing.T) {
 	a.wait(t, "a chart from history", 10*time.Second, `/^[1-9][0-9]* readings/.test(document.getElementById("chartinfo").textContent) && +document.getElementById("chart").dataset.points > 0`)
 	info := eval[string](t, a, `document.getElementById("chartinfo").textContent + ", " + document.getElementById("chart").dataset.points + " buckets drawn"`)
 	t.Logf("chart: %s", info)
+	// It grows with the live readings (a bucket is about 2 s wide here).
+	n := eval[int](t, a, `+document.getElementById("chart").dataset.points`)
+	a.wait(t, "the chart growing", 15*time.Second, `+document.getElementById("chart").dataset.points > `+strconv.Itoa(n))
 	a.shot(t, "chart")
 
 	// A fresh load while the alert is active shows it (the alerts snapshot).
