@@ -571,11 +571,11 @@ func (c *Conn) handle(p packet) error {
 	return nil
 }
 
-// writeLoop writes packets, coalescing what is queued into one write, and
-// keeps the connection alive, until the connection ends.
+// writeLoop writes packets, gathering what is queued into one write
+// (writev on TCP: payloads are not copied), and keeps the connection
+// alive, until the connection ends.
 func (c *Conn) writeLoop() {
 	defer c.wg.Done()
-	bw := bufio.NewWriterSize(c.nc, 32<<10)
 	ka := c.o.KeepAlive
 	var tick <-chan time.Time
 	if ka > 0 {
@@ -589,54 +589,56 @@ func (c *Conn) writeLoop() {
 	lastSent := time.Now()
 	var pingDeadline time.Time // zero: no PINGREQ outstanding
 	var written []*Token
-	write := func(o outgoing) error {
-		if _, err := bw.Write(o.head); err != nil {
-			return err
-		}
-		if _, err := bw.Write(o.payload); err != nil {
-			return err
+	var vec, bufs net.Buffers
+	add := func(o outgoing) {
+		bufs = append(bufs, o.head)
+		if len(o.payload) > 0 {
+			bufs = append(bufs, o.payload)
 		}
 		if o.tok != nil {
 			written = append(written, o.tok)
 		}
-		return nil
 	}
+	// flush writes bufs and completes the QoS 0 tokens in it.
 	flush := func() error {
-		err := bw.Flush()
+		c.nc.SetWriteDeadline(time.Now().Add(c.o.WriteTimeout))
+		vec = bufs
+		_, err := bufs.WriteTo(c.nc) // consumes bufs
+		clear(vec)
+		bufs = vec[:0]
 		lastSent = time.Now()
 		if err != nil {
 			return err
 		}
-		c.mu.Lock()
-		for _, t := range written {
-			delete(c.unsent, t)
+		if len(written) > 0 {
+			c.mu.Lock()
+			for _, t := range written {
+				delete(c.unsent, t)
+			}
+			c.mu.Unlock()
+			for _, t := range written {
+				t.complete(nil)
+			}
+			clear(written)
+			written = written[:0]
 		}
-		c.mu.Unlock()
-		for _, t := range written {
-			t.complete(nil)
-		}
-		written = written[:0]
 		return nil
 	}
 	for {
 		select {
 		case o := <-c.out:
-			c.nc.SetWriteDeadline(time.Now().Add(c.o.WriteTimeout))
-			err := write(o)
+			add(o)
 			// Whatever else is queued goes in the same write.
-			for more := !o.disconnect; err == nil && more; {
+		gather:
+			for !o.disconnect && len(bufs) < 256 {
 				select {
 				case o = <-c.out:
-					err = write(o)
-					more = !o.disconnect
+					add(o)
 				default:
-					more = false
+					break gather
 				}
 			}
-			if err == nil {
-				err = flush()
-			}
-			if err != nil {
+			if err := flush(); err != nil {
 				if c.closing.Load() {
 					err = ErrClosed
 				}
@@ -658,8 +660,7 @@ func (c *Conn) writeLoop() {
 					return
 				}
 			case now.Sub(lastSent) >= ka || now.Sub(time.Unix(0, c.lastRecv.Load())) >= ka:
-				c.nc.SetWriteDeadline(now.Add(c.o.WriteTimeout))
-				bw.Write(pingreqPacket)
+				bufs = append(bufs, pingreqPacket)
 				if err := flush(); err != nil {
 					c.fail(fmt.Errorf("writing PINGREQ: %w", err))
 					return
