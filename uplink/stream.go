@@ -350,8 +350,8 @@ func (s *Stream) sendLoop(ctx context.Context, snd Sender, queue chan<- pending,
 				continue
 			}
 			// The transport holds the payload until the acknowledgement
-			// (paho keeps it for a resend): only an acknowledged buffer
-			// is reused.
+			// (mqttwire writes it without a copy): only an acknowledged
+			// buffer is reused.
 			var buf []byte
 			select {
 			case buf = <-free:

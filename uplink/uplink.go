@@ -55,7 +55,7 @@ type Source interface {
 	Stats() store.Stats
 }
 
-// Ack reports the fate of one sent message. A paho Token satisfies it.
+// Ack reports the fate of one sent message. A *mqttwire.Token satisfies it.
 type Ack interface {
 	// Done is closed when the message was acknowledged or failed.
 	Done() <-chan struct{}

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/uplink/mqtt/mqttwire"
 )
 
 // Status is the retained payload on <prefix>/<gateway_id>/status: the
@@ -115,13 +114,13 @@ func (u *Uplink) heartbeat() Heartbeat {
 
 // heartbeats publishes a heartbeat at once and then every
 // HeartbeatInterval, until ctx ends.
-func (u *Uplink) heartbeats(ctx context.Context, c paho.Client) {
+func (u *Uplink) heartbeats(ctx context.Context, c *mqttwire.Conn) {
 	t := time.NewTicker(u.o.HeartbeatInterval)
 	defer t.Stop()
 	for {
 		b, _ := json.Marshal(u.heartbeat())
 		// QoS 1 without waiting: a lost heartbeat is replaced by the next.
-		c.Publish(u.topic.heartbeat, 1, false, b)
+		c.Publish(ctx, u.topic.heartbeat, 1, false, b)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -145,11 +144,11 @@ type CommandResult struct {
 
 // commands runs the commands received on this connection, one at a time,
 // and publishes their results, until ctx ends.
-func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Message) {
+func (u *Uplink) commands(ctx context.Context, c *mqttwire.Conn, in <-chan mqttwire.Message) {
 	for {
 		select {
 		case m := <-in:
-			u.publishResult(c, u.runCommand(ctx, m.Topic(), m.Payload(), m.Retained()))
+			u.publishResult(ctx, c, u.runCommand(ctx, m.Topic, m.Payload, m.Retained))
 		case <-ctx.Done():
 			return
 		}
@@ -158,23 +157,23 @@ func (u *Uplink) commands(ctx context.Context, c paho.Client, in <-chan paho.Mes
 
 // refuseBusy answers the commands that found the queue full, so that even
 // those get a result, until ctx ends.
-func (u *Uplink) refuseBusy(ctx context.Context, c paho.Client, in <-chan paho.Message) {
+func (u *Uplink) refuseBusy(ctx context.Context, c *mqttwire.Conn, in <-chan mqttwire.Message) {
 	for {
 		select {
 		case m := <-in:
-			res := CommandResult{Cmd: strings.TrimPrefix(m.Topic(), u.topic.cmd), Error: "busy",
+			res := CommandResult{Cmd: strings.TrimPrefix(m.Topic, u.topic.cmd), Error: "busy",
 				Message: "too many commands waiting; try again later"}
-			if _, id, err := decodeCommand(m.Payload()); err == nil {
+			if _, id, err := decodeCommand(m.Payload); err == nil {
 				res.RequestID = id
 			}
-			u.publishResult(c, res)
+			u.publishResult(ctx, c, res)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (u *Uplink) publishResult(c paho.Client, res CommandResult) {
+func (u *Uplink) publishResult(ctx context.Context, c *mqttwire.Conn, res CommandResult) {
 	res.TS = time.Now().UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -183,7 +182,7 @@ func (u *Uplink) publishResult(c paho.Client, res CommandResult) {
 	}
 	// Not waited for: a result lost with the connection is lost, like
 	// the command's sender would lose it; it may send again.
-	c.Publish(u.topic.cmdResult, 1, false, b)
+	c.Publish(ctx, u.topic.cmdResult, 1, false, b)
 }
 
 // decodeCommand splits a command payload into the arguments for the

@@ -1,11 +1,13 @@
-// Package mqtt forwards floorhub's records to an MQTT broker with paho,
+// Package mqtt forwards floorhub's records to an MQTT broker,
 // store-and-forward: records are read from the store's delivery cursors,
 // published at QoS 1, and the cursors advance only on PUBACK, so a record
 // is never lost across outages, restarts and power cuts (it may arrive
 // twice; receivers drop duplicates by seq).
 //
 // Topics live under <prefix>/<gateway_id>/; docs/mqtt.md documents every
-// topic and payload. The package owns reconnects (paho's are off): one loop,
+// topic and payload. The package owns the connections: it dials them
+// itself and speaks MQTT 3.1.1 over them with package mqttwire (one Conn
+// per connection, clean session), and it owns reconnects: one loop,
 // exponential backoff with full jitter, never giving up.
 package mqtt
 
@@ -23,12 +25,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
 	"github.com/floorhub/floorhub/uplink/backoff"
+	"github.com/floorhub/floorhub/uplink/mqtt/mqttwire"
 	"github.com/floorhub/floorhub/uplink/sparkplug"
 )
 
@@ -100,8 +101,10 @@ type Options struct {
 	// MaxRate caps the telemetry records sent per second while draining a
 	// backlog. Default 0: no cap beyond MaxInFlight.
 	MaxRate float64 `yaml:"max_rate"`
-	// KeepAlive is the MQTT keepalive: a dead link is noticed within this
-	// plus 10 s (the ping timeout). Default 30 s; at least 1 s.
+	// KeepAlive is the MQTT keepalive: a ping goes out when nothing was
+	// sent or received for this long, and a dead link is noticed within
+	// this plus about 15 s (the 10 s ping timeout, checks up to a quarter
+	// period late). Default 30 s; at least 1 s.
 	KeepAlive time.Duration `yaml:"keepalive"`
 	// HeartbeatInterval is the period of the heartbeat message. Default 30 s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
@@ -449,101 +452,77 @@ func (u *Uplink) Run(ctx context.Context) error {
 // session makes one connection and serves it until it drops or ctx ends.
 // connected tells whether the connection was established.
 func (u *Uplink) session(ctx context.Context, b *backoff.Backoff) (connected bool, err error) {
-	client, lost, err := u.connect(ctx)
+	c, err := u.connect(ctx)
 	if err != nil {
 		return false, err
 	}
 	if ctx.Err() != nil {
-		client.Disconnect(0)
+		// Connected just as the shutdown came: leave without the will.
+		c.Disconnect(250 * time.Millisecond)
 		return true, nil
 	}
 	b.Connected()
-	return true, u.serve(ctx, client, lost)
+	return true, u.serve(ctx, c)
 }
 
-// connect makes a paho client (one per connection: no state carries over)
-// and connects it. lost receives the error that ends the connection.
-func (u *Uplink) connect(ctx context.Context) (client paho.Client, lost <-chan error, err error) {
-	lostc := make(chan error, 1)
-	var dialMu sync.Mutex
-	var stopDialWatch func() bool
-	opts := paho.NewClientOptions().
-		AddBroker(u.broker.String()).
-		SetClientID(u.o.ClientID).
-		SetUsername(u.o.Username).
-		SetPassword(u.o.Password).
-		SetProtocolVersion(4).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetResumeSubs(false).
-		SetStore(paho.NewMemoryStore()).
-		SetKeepAlive(u.o.KeepAlive).
-		SetPingTimeout(10 * time.Second).
-		SetConnectTimeout(u.o.ConnectTimeout).
-		SetWriteTimeout(10 * time.Second).
-		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			select {
-			case lostc <- err:
-			default:
-			}
-		}).
-		SetCustomOpenConnectionFn(func(uri *url.URL, _ paho.ClientOptions) (net.Conn, error) {
-			conn, err := u.dial(ctx, uri)
-			if err != nil {
-				return nil, err
-			}
-			// Until CONNACK, shutdown closes the socket so that Run
-			// does not wait out ConnectTimeout.
-			dialMu.Lock()
-			stopDialWatch = context.AfterFunc(ctx, func() { conn.Close() })
-			dialMu.Unlock()
-			return conn, nil
-		})
+// connect dials the broker and connects over a new mqttwire.Conn (one per
+// connection: no state carries over). ConnectTimeout bounds the whole
+// (TCP, TLS and CONNACK), and a shutdown stops it.
+func (u *Uplink) connect(ctx context.Context) (*mqttwire.Conn, error) {
+	cctx, cancel := context.WithTimeout(ctx, u.o.ConnectTimeout)
+	defer cancel()
+	o := mqttwire.Options{
+		ClientID:     u.o.ClientID,
+		Username:     u.o.Username,
+		Password:     u.o.Password,
+		KeepAlive:    u.o.KeepAlive,
+		PingTimeout:  10 * time.Second,
+		WriteTimeout: 10 * time.Second,
+		// Both streams' windows, and room for heartbeats, command
+		// results, births and the status beyond them.
+		MaxInFlight: u.o.MaxInFlight + 4 + 64,
+	}
 	if u.sp != nil {
 		// The will is the NDEATH (Sparkplug allows one will); the JSON
 		// status then has none, only the goodbye on shutdown.
 		death := u.spDeath(u.nextBdSeq())
-		opts.SetBinaryWill(death.Topic, death.Payload, 1, false)
+		o.Will = &mqttwire.Message{Topic: death.Topic, Payload: death.Payload, QoS: 1}
 	} else {
-		opts.SetBinaryWill(u.topic.status, u.statusPayload("offline", "connection lost"), 1, true)
+		o.Will = &mqttwire.Message{Topic: u.topic.status, Payload: u.statusPayload("offline", "connection lost"), QoS: 1, Retained: true}
 	}
-	client = paho.NewClient(opts)
-	tok := client.Connect()
-	<-tok.Done() // bounded by ConnectTimeout, and by ctx through the dial watch
-	dialMu.Lock()
-	if stopDialWatch != nil {
-		stopDialWatch()
+	nc, err := u.dial(cctx)
+	if err == nil {
+		var c *mqttwire.Conn
+		if c, err = mqttwire.Connect(cctx, nc, o); err == nil {
+			return c, nil
+		}
 	}
-	dialMu.Unlock()
-	if err := tok.Error(); err != nil {
-		return nil, nil, fmt.Errorf("mqtt: connecting to %s: %w", u.broker.Redacted(), err)
-	}
-	return client, lostc, nil
+	return nil, fmt.Errorf("mqtt: connecting to %s: %w", u.broker.Redacted(), err)
 }
 
 // serve runs one connection: birth, command subscription, the two
 // streams, heartbeats and commands, until the connection drops or ctx
 // ends. On a clean shutdown it publishes the offline status itself.
-func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan error) error {
+func (u *Uplink) serve(ctx context.Context, c *mqttwire.Conn) error {
 	u.connected.Store(true)
 	defer u.connected.Store(false)
 	u.log.Info("mqtt: connected", "broker", u.broker.Redacted(), "client_id", u.o.ClientID)
 
 	// Birth first: the central side learns of a restart (and of the
 	// skipped seqs) before any record of this connection.
-	birth := client.Publish(u.topic.status, 1, true, u.statusPayload("online", ""))
+	birth := c.Publish(ctx, u.topic.status, 1, true, u.statusPayload("online", ""))
 	if err := waitToken(ctx, birth, u.o.ConnectTimeout); err != nil {
-		u.disconnect(ctx, client)
+		u.disconnect(ctx, c)
 		return fmt.Errorf("mqtt: publishing birth: %w", err)
 	}
 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmds := make(chan paho.Message, 32)
-	busy := make(chan paho.Message, 256)
-	sub := client.Subscribe(u.topic.cmd+"+", 1, func(_ paho.Client, m paho.Message) {
-		// paho calls this on its reading goroutine: never block it.
+	cmds := make(chan mqttwire.Message, 32)
+	busy := make(chan mqttwire.Message, 256)
+	subCtx, subCancel := context.WithTimeout(ctx, u.o.ConnectTimeout)
+	err := c.Subscribe(subCtx, []mqttwire.Subscription{{Filter: u.topic.cmd + "+", QoS: 1}}, func(m mqttwire.Message) {
+		// Called on the connection's reading goroutine: never block it.
 		select {
 		case cmds <- m:
 			return
@@ -552,19 +531,20 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 		select {
 		case busy <- m:
 		default:
-			u.log.Warn("mqtt: command queues full; command dropped without a result", "topic", m.Topic())
+			u.log.Warn("mqtt: command queues full; command dropped without a result", "topic", m.Topic)
 		}
 	})
-	if err := waitToken(ctx, sub, u.o.ConnectTimeout); err != nil {
-		u.disconnect(ctx, client)
+	subCancel()
+	if err != nil {
+		u.disconnect(ctx, c)
 		return fmt.Errorf("mqtt: subscribing to commands: %w", err)
 	}
 
-	var spIn chan paho.Message
+	var spIn chan mqttwire.Message
 	if u.sp != nil {
-		spIn = make(chan paho.Message, 32)
-		if err := u.spSubscribe(ctx, client, spIn); err != nil {
-			u.disconnect(ctx, client)
+		spIn = make(chan mqttwire.Message, 32)
+		if err := u.spSubscribe(ctx, c, spIn); err != nil {
+			u.disconnect(ctx, c)
 			return fmt.Errorf("mqtt: sparkplug: subscribing to NCMD, DCMD and STATE: %w", err)
 		}
 	}
@@ -580,7 +560,7 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 		errMu.Unlock()
 		cancel()
 	}
-	snd := sender{c: client, t: &u.topic}
+	snd := sender{ctx: sctx, c: c, t: &u.topic}
 	var telSnd uplink.Sender = snd
 	born := make(chan struct{}) // the telemetry waits for the NBIRTH
 	if u.sp != nil {
@@ -588,7 +568,7 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			u.spCommands(sctx, client, spIn, born, fail)
+			u.spCommands(sctx, c, spIn, born, fail)
 		}()
 	} else {
 		close(born)
@@ -617,68 +597,76 @@ func (u *Uplink) serve(ctx context.Context, client paho.Client, lost <-chan erro
 	}()
 	go func() {
 		defer wg.Done()
-		u.heartbeats(sctx, client)
+		u.heartbeats(sctx, c)
 	}()
 	go func() {
 		defer wg.Done()
-		u.commands(sctx, client, cmds)
+		u.commands(sctx, c, cmds)
 	}()
 	go func() {
 		defer wg.Done()
-		u.refuseBusy(sctx, client, busy)
+		u.refuseBusy(sctx, c, busy)
 	}()
 	go func() {
 		defer wg.Done()
 		select {
-		case err := <-lost:
-			fail(fmt.Errorf("mqtt: connection lost: %w", err))
+		case <-c.Done():
+			fail(fmt.Errorf("mqtt: %w", c.Err()))
 		case <-sctx.Done():
 		}
 	}()
 	wg.Wait()
-	u.disconnect(ctx, client)
+	u.disconnect(ctx, c)
 	return sessErr
 }
 
 // disconnect ends the connection. On shutdown (ctx ended) it first
 // replaces the retained status with "offline": the broker does not send
 // the will after a DISCONNECT.
-func (u *Uplink) disconnect(ctx context.Context, client paho.Client) {
-	var quiesce uint // ms
-	if u.sp != nil && client.IsConnected() {
+func (u *Uplink) disconnect(ctx context.Context, c *mqttwire.Conn) {
+	if c.Err() != nil {
+		c.Close()
+		return
+	}
+	if u.sp != nil {
 		// Leaving on purpose: the broker does not send the will after a
-		// DISCONNECT, so the node says its NDEATH itself, and gives the
-		// DISCONNECT time to go out (with 0, paho may close the socket
-		// first, and the broker would send the will: a second NDEATH).
+		// DISCONNECT, so the node says its NDEATH itself. Disconnect
+		// writes the DISCONNECT before it closes the socket (else the
+		// broker would send the will: a second NDEATH).
 		u.sp.mu.Lock()
 		death := u.sp.n.Death(u.sp.bdSeq, time.Now())
 		u.sp.mu.Unlock()
-		_ = waitToken(context.Background(), client.Publish(death.Topic, 1, false, death.Payload), 2*time.Second)
-		quiesce = 250
+		_ = publishWait(c, death.Topic, false, death.Payload, 2*time.Second)
 	}
-	if ctx.Err() == nil || !client.IsConnected() {
-		client.Disconnect(quiesce)
+	if ctx.Err() == nil {
+		c.Disconnect(250 * time.Millisecond)
 		return
 	}
-	off := client.Publish(u.topic.status, 1, true, u.statusPayload("offline", "shutdown"))
-	_ = waitToken(context.Background(), off, 2*time.Second)
-	client.Disconnect(250)
+	_ = publishWait(c, u.topic.status, true, u.statusPayload("offline", "shutdown"), 2*time.Second)
+	c.Disconnect(250 * time.Millisecond)
 	u.log.Info("mqtt: disconnected (shutdown)")
 }
 
-// dial opens the network connection for paho, so that a shutdown stops it
-// and the TLS options are ours.
-func (u *Uplink) dial(ctx context.Context, uri *url.URL) (net.Conn, error) {
-	d := &net.Dialer{Timeout: u.o.ConnectTimeout, KeepAlive: 30 * time.Second}
+// dial opens the network connection, so that ctx bounds and stops it and
+// the TLS options are ours.
+func (u *Uplink) dial(ctx context.Context) (net.Conn, error) {
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	if u.tls == nil {
-		return d.DialContext(ctx, "tcp", uri.Host)
+		return d.DialContext(ctx, "tcp", u.broker.Host)
 	}
 	td := &tls.Dialer{NetDialer: d, Config: u.tls}
-	return td.DialContext(ctx, "tcp", uri.Host)
+	return td.DialContext(ctx, "tcp", u.broker.Host)
+}
+
+// publishWait publishes at QoS 1 and waits for the PUBACK, at most d.
+func publishWait(c *mqttwire.Conn, topic string, retain bool, payload []byte, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return waitToken(ctx, c.Publish(ctx, topic, 1, retain, payload), d)
 }
 
 // waitToken waits for t, at most d, and not beyond ctx.
-func waitToken(ctx context.Context, t paho.Token, d time.Duration) error {
+func waitToken(ctx context.Context, t *mqttwire.Token, d time.Duration) error {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
@@ -691,10 +679,12 @@ func waitToken(ctx context.Context, t paho.Token, d time.Duration) error {
 	}
 }
 
-// sender publishes the Stream's messages at QoS 1; paho's token is the Ack.
+// sender publishes the Stream's messages at QoS 1; the Token is the Ack.
+// ctx is the session's: its end stops a Publish waiting for the window.
 type sender struct {
-	c paho.Client
-	t *topics
+	ctx context.Context
+	c   *mqttwire.Conn
+	t   *topics
 }
 
 func (s sender) Send(k store.Kind, payload []byte) uplink.Ack {
@@ -709,5 +699,5 @@ func (s sender) Send(k store.Kind, payload []byte) uplink.Ack {
 	case store.KindChat:
 		topic = s.t.chat
 	}
-	return s.c.Publish(topic, 1, false, payload)
+	return s.c.Publish(s.ctx, topic, 1, false, payload)
 }

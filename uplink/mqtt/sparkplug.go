@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink"
+	"github.com/floorhub/floorhub/uplink/mqtt/mqttwire"
 	"github.com/floorhub/floorhub/uplink/sparkplug"
 )
 
@@ -26,7 +25,7 @@ var errHostOffline = errors.New("mqtt: sparkplug: the primary host application w
 
 // spNode is the Sparkplug side of an Uplink (format sparkplug_b). mu
 // orders the node's messages: a sequence number is given and its message
-// handed to paho under it, so the seqs on the wire are in order whichever
+// handed to the connection under it, so the seqs on the wire are in order whichever
 // goroutine (the stream, a rebirth) publishes.
 type spNode struct {
 	group, node, host string
@@ -77,10 +76,10 @@ func (u *Uplink) spDeath(bdSeq uint64) sparkplug.Msg {
 }
 
 // spPublish publishes msgs in order at QoS 1; u.sp.mu is held.
-func spPublish(c paho.Client, msgs []sparkplug.Msg) []uplink.Ack {
+func spPublish(ctx context.Context, c *mqttwire.Conn, msgs []sparkplug.Msg) []uplink.Ack {
 	acks := make([]uplink.Ack, len(msgs))
 	for i, m := range msgs {
-		acks[i] = c.Publish(m.Topic, 1, false, m.Payload)
+		acks[i] = c.Publish(ctx, m.Topic, 1, false, m.Payload)
 	}
 	return acks
 }
@@ -89,7 +88,7 @@ func spPublish(c paho.Client, msgs []sparkplug.Msg) []uplink.Ack {
 // (fresh: the records stored until now become historical) and on a
 // rebirth command. The births are not waited for: the broker keeps a
 // connection's messages in order, and a lost connection means new births.
-func (u *Uplink) spBirth(c paho.Client, fresh bool) {
+func (u *Uplink) spBirth(ctx context.Context, c *mqttwire.Conn, fresh bool) {
 	sp := u.sp
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -97,51 +96,53 @@ func (u *Uplink) spBirth(c paho.Client, fresh bool) {
 		sp.liveFrom = u.src.Stats().LastSeq
 	}
 	msgs := sp.n.Birth(sp.bdSeq, time.Now())
-	spPublish(c, msgs)
+	spPublish(ctx, c, msgs)
 	u.log.Info("mqtt: sparkplug: born", "bdSeq", sp.bdSeq, "devices", len(msgs)-1, "historical_up_to", sp.liveFrom)
 }
 
 // spSubscribe subscribes to NCMD, DCMD and, with a Primary Host, its
-// STATE; the messages go to in (never blocking paho's reader).
-func (u *Uplink) spSubscribe(ctx context.Context, c paho.Client, in chan<- paho.Message) error {
-	handle := func(_ paho.Client, m paho.Message) {
+// STATE; the messages go to in (never blocking the connection's reader).
+func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in chan<- mqttwire.Message) error {
+	handle := func(m mqttwire.Message) {
 		select {
 		case in <- m:
 		default:
-			u.log.Warn("mqtt: sparkplug: command queue full; message dropped", "topic", m.Topic())
+			u.log.Warn("mqtt: sparkplug: command queue full; message dropped", "topic", m.Topic)
 		}
 	}
-	filters := map[string]byte{
-		sparkplug.NodeTopic(u.sp.group, sparkplug.NCMD, u.sp.node):        1,
-		sparkplug.NodeTopic(u.sp.group, sparkplug.DCMD, u.sp.node) + "/+": 1,
+	filters := []mqttwire.Subscription{
+		{Filter: sparkplug.NodeTopic(u.sp.group, sparkplug.NCMD, u.sp.node), QoS: 1},
+		{Filter: sparkplug.NodeTopic(u.sp.group, sparkplug.DCMD, u.sp.node) + "/+", QoS: 1},
 	}
 	if u.sp.host != "" {
-		filters[sparkplug.StateTopic(u.sp.host)] = 1
+		filters = append(filters, mqttwire.Subscription{Filter: sparkplug.StateTopic(u.sp.host), QoS: 1})
 	}
-	return waitToken(ctx, c.SubscribeMultiple(filters, handle), u.o.ConnectTimeout)
+	ctx, cancel := context.WithTimeout(ctx, u.o.ConnectTimeout)
+	defer cancel()
+	return c.Subscribe(ctx, filters, handle)
 }
 
 // spMessage handles one NCMD, DCMD or STATE message. It returns
 // errHostOffline when the Primary Host went offline, and reports whether
 // the message asks for a rebirth.
-func (u *Uplink) spMessage(m paho.Message) (rebirth bool, err error) {
+func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 	sp := u.sp
 	switch {
-	case sp.host != "" && m.Topic() == sparkplug.StateTopic(sp.host):
+	case sp.host != "" && m.Topic == sparkplug.StateTopic(sp.host):
 		sp.mu.Lock()
-		applied, perr := sp.hostState.Update(m.Payload())
+		applied, perr := sp.hostState.Update(m.Payload)
 		online := sp.hostState.Online()
 		sp.mu.Unlock()
 		if perr != nil {
-			u.log.Warn("mqtt: sparkplug: ignoring a malformed STATE message", "topic", m.Topic(), "err", perr)
+			u.log.Warn("mqtt: sparkplug: ignoring a malformed STATE message", "topic", m.Topic, "err", perr)
 			return false, nil
 		}
 		u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied)
 		if applied && !online {
 			return false, errHostOffline
 		}
-	case m.Topic() == sparkplug.NodeTopic(sp.group, sparkplug.NCMD, sp.node):
-		p, perr := sparkplug.Decode(m.Payload())
+	case m.Topic == sparkplug.NodeTopic(sp.group, sparkplug.NCMD, sp.node):
+		p, perr := sparkplug.Decode(m.Payload)
 		if perr != nil {
 			u.log.Warn("mqtt: sparkplug: ignoring a malformed NCMD", "err", perr)
 			return false, nil
@@ -151,7 +152,7 @@ func (u *Uplink) spMessage(m paho.Message) (rebirth bool, err error) {
 		}
 		u.log.Info("mqtt: sparkplug: NCMD without a rebirth request ignored", "metrics", len(p.Metrics))
 	default:
-		u.log.Info("mqtt: sparkplug: device commands are not supported; DCMD ignored", "topic", m.Topic())
+		u.log.Info("mqtt: sparkplug: device commands are not supported; DCMD ignored", "topic", m.Topic)
 	}
 	return false, nil
 }
@@ -160,14 +161,14 @@ func (u *Uplink) spMessage(m paho.Message) (rebirth bool, err error) {
 // the births once the Primary Host is online (at once without one) and
 // then closes born; later, a rebirth request publishes them again, and the
 // Primary Host going offline ends the session through fail.
-func (u *Uplink) spCommands(ctx context.Context, c paho.Client, in <-chan paho.Message, born chan<- struct{}, fail func(error)) {
+func (u *Uplink) spCommands(ctx context.Context, c *mqttwire.Conn, in <-chan mqttwire.Message, born chan<- struct{}, fail func(error)) {
 	isBorn := false
 	birth := func() {
 		u.sp.mu.Lock()
 		ready := u.sp.host == "" || u.sp.hostState.Online()
 		u.sp.mu.Unlock()
 		if ready {
-			u.spBirth(c, true)
+			u.spBirth(ctx, c, true)
 			isBorn = true
 			close(born)
 		}
@@ -186,7 +187,7 @@ func (u *Uplink) spCommands(ctx context.Context, c paho.Client, in <-chan paho.M
 				birth() // a STATE online, perhaps; commands before the birth are dropped
 			case rebirth:
 				u.log.Info("mqtt: sparkplug: rebirth requested")
-				u.spBirth(c, false)
+				u.spBirth(ctx, c, false)
 			}
 		case <-ctx.Done():
 			return
@@ -205,5 +206,5 @@ func (s spSender) SendRecords(recs []store.Record) []uplink.Ack {
 	sp := s.u.sp
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return spPublish(s.c, sp.n.Records(recs, sp.liveFrom, time.Now()))
+	return spPublish(s.ctx, s.c, sp.n.Records(recs, sp.liveFrom, time.Now()))
 }
