@@ -45,6 +45,7 @@ type central struct {
 	hellos    []Hello
 	previews  []uint64                  // seqs of LIVE previews, in arrival order
 	chats     []string                  // chat records' messages, in arrival order
+	acks      []string                  // alert_ack records: "<alert_id> <by>", in arrival order
 	beats     int                       // heartbeats received
 	live      map[*gws.Conn]*sync.Mutex // open connections and their write locks
 	inbox     chan aether.Message       // everything but records, heartbeats and HELLO
@@ -173,6 +174,9 @@ func (c *central) serve(w http.ResponseWriter, r *http.Request) {
 				if r.Chat != nil {
 					c.chats = append(c.chats, r.Chat.Message)
 				}
+				if r.Ack != nil && r.Alert != nil && r.Kind == "alert_ack" {
+					c.acks = append(c.acks, fmt.Sprintf("%d %s", r.Alert.ID, r.Ack.By))
+				}
 			}
 			c.recMsgs++
 			c.lastSeq = b.Records[len(b.Records)-1].Seq
@@ -233,6 +237,12 @@ type batch struct {
 		Chat *struct {
 			Message string `json:"message"`
 		} `json:"chat"`
+		Alert *struct {
+			ID uint64 `json:"alert_id"`
+		} `json:"alert"`
+		Ack *struct {
+			By string `json:"acknowledged_by"`
+		} `json:"ack"`
 	} `json:"records"`
 }
 
@@ -378,6 +388,40 @@ func TestChatRecords(t *testing.T) {
 	defer c.mu.Unlock()
 	if c.chats[0] != "belt replaced" || c.chats[1] != "line running" {
 		t.Fatalf("chat records %q", c.chats)
+	}
+}
+
+// An alert acknowledgement reaches the central side as a RECORDS message
+// of kind alert_ack, with the alert and the ack.
+func TestAlertAckRecords(t *testing.T) {
+	c := newCentral(t)
+	c.set(func(c *central) { c.ackEvery = 1 })
+	s := openStore(t)
+	appendRecords(t, s, 10)
+	raised, err := s.Append(store.Record{Kind: store.KindAlert, DeviceID: 2, TS: time.Now(), ClockSynced: true,
+		Alert: &store.Alert{Rule: "hot", Severity: "critical", Title: "hot", State: store.AlertActive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := *raised.Alert
+	if _, err := s.Append(store.Record{Kind: store.KindAlertAck, DeviceID: 2, TS: time.Now(), ClockSynced: true,
+		Alert: &al, Ack: &store.AlertAck{By: "alice", Raised: raised.TS}}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := New(s, nil, testOptions(c.url()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, u)
+	testkit.Eventually(t, "the acknowledgement at the central side", 10*time.Second, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.acks) == 1
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if want := fmt.Sprintf("%d alice", raised.Seq); c.acks[0] != want {
+		t.Fatalf("alert_ack records %q, want %q", c.acks, want)
 	}
 }
 
