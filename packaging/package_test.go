@@ -178,7 +178,7 @@ func TestPackage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, mod := range []string{"go.etcd.io/bbolt", "github.com/eclipse/paho.mqtt.golang", "periph.io/x/host/v3"} {
+		for _, mod := range []string{"go.etcd.io/bbolt", "github.com/gorilla/websocket", "periph.io/x/host/v3"} {
 			if !bytes.Contains(copyright, []byte("==> "+mod+" ")) {
 				t.Errorf("copyright lacks the licence of %s", mod)
 			}
