@@ -70,16 +70,6 @@ func (r Role) May(a Action) bool {
 	return false
 }
 
-// CommandAction is the action that running the command name takes:
-// acknowledging an alert (ack_alert) is an operator's; every other command
-// is an admin's.
-func CommandAction(name string) Action {
-	if name == "ack_alert" {
-		return Acknowledge
-	}
-	return RunCommand
-}
-
 // Identity is who made a request, as the hub's front ends see it, however
 // they authenticated (a session cookie or a bearer token).
 type Identity struct {

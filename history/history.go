@@ -38,11 +38,20 @@ type Source interface {
 	History(q store.HistoryQuery) (store.History, error)
 }
 
+// Authenticator authenticates a request by its session cookie or bearer
+// token; *session.Manager (auth/session) satisfies it.
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.Identity, error)
+}
+
 // Options configures the handler. The zero value of every field but
 // Verifier and Source means its default.
 type Options struct {
-	// Verifier checks the bearer token. Required.
+	// Verifier checks the bearer token. Required unless Auth is set.
 	Verifier TokenVerifier
+	// Auth, when set, authenticates instead of Verifier: the dashboard's
+	// session cookie as well as a bearer token.
+	Auth Authenticator
 	// Source answers the queries. Required.
 	Source Source
 	// MaxPoints caps the points (buckets) of one answer. Default 1000, at
@@ -82,8 +91,8 @@ type Handler struct {
 
 // New returns the handler; mount it at Path.
 func New(o Options) (*Handler, error) {
-	if o.Verifier == nil || o.Source == nil {
-		return nil, fmt.Errorf("%w: Verifier and Source are required", ErrOptions)
+	if (o.Verifier == nil && o.Auth == nil) || o.Source == nil {
+		return nil, fmt.Errorf("%w: Verifier (or Auth) and Source are required", ErrOptions)
 	}
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -164,7 +173,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
 		return
 	}
-	if code, msg := h.authenticate(r); code != "" {
+	if code, msg := h.authenticate(r); code == "forbidden" {
+		fail(w, http.StatusForbidden, code, "%s", msg)
+		return
+	} else if code != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="floorhub", error="invalid_token"`)
 		fail(w, http.StatusUnauthorized, code, "%s", msg)
 		return
@@ -199,14 +211,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // authenticate checks the bearer token; it returns the error code and
 // message of a refusal (the hub's codes), or "".
 func (h *Handler) authenticate(r *http.Request) (string, string) {
-	hdr := r.Header.Get("Authorization")
-	if len(hdr) < 7 || !strings.EqualFold(hdr[:7], "bearer ") {
-		return "missing_token", "send the hub's token as Authorization: Bearer <jwt>"
+	var err error
+	if h.o.Auth != nil {
+		var id auth.Identity
+		id, err = h.o.Auth.Authenticate(r)
+		if err == nil && !id.May(auth.Read) {
+			return "forbidden", "this user may not read"
+		}
+	} else {
+		hdr := r.Header.Get("Authorization")
+		if len(hdr) < 7 || !strings.EqualFold(hdr[:7], "bearer ") {
+			return "missing_token", "send the hub's token as Authorization: Bearer <jwt>"
+		}
+		_, err = h.o.Verifier.Verify(strings.TrimSpace(hdr[7:]))
 	}
-	_, err := h.o.Verifier.Verify(strings.TrimSpace(hdr[7:]))
 	switch {
 	case err == nil:
 		return "", ""
+	case errors.Is(err, auth.ErrNoSession):
+		return "no_session", "log in, or send the hub's token as Authorization: Bearer <jwt>"
+	case errors.Is(err, auth.ErrSessionExpired):
+		return "session_expired", "the session expired or was ended: log in again"
 	case errors.Is(err, auth.ErrMissing):
 		return "missing_token", "send the hub's token as Authorization: Bearer <jwt>"
 	case errors.Is(err, auth.ErrTooLong):

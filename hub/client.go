@@ -1,10 +1,12 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +36,8 @@ type client struct {
 	limitedSent bool
 
 	mu        sync.Mutex
-	exp       time.Time // the token's expiry; zero when it has none
+	exp       time.Time     // the token's expiry; zero when it has none
+	ident     auth.Identity // who authenticated, and their role
 	subs      [numChannels]*chanSubs
 	jobs      []*replayJob // waiting for the replay goroutine
 	replaying bool
@@ -103,13 +106,61 @@ func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		c.hasQuerySince, c.querySince = true, v
 	}
 	token := wsconn.RequestToken(r)
+	var ident *auth.Identity
+	if cookie, err := r.Cookie(sessionCookie); token == "" && h.o.Auth != nil && err == nil && cookie.Value != "" {
+		// A browser's session: only from the hub's own origin or one
+		// listed by name ("*" does not extend to cookies), and refused
+		// before the upgrade when it is no longer live, so that the
+		// page goes to its login screen rather than retrying.
+		if !cookieOrigin(r, h.srv.Options().AllowedOrigins) {
+			http.Error(w, "hub: a session cookie is accepted from the hub's own origin only", http.StatusForbidden)
+			return
+		}
+		id, err := h.o.Auth.Cookie(cookie.Value)
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write(mustJSON(errorMsg{Type: "error", Error: codeSessionExpiry, Message: "the session expired or was ended: log in again"}))
+			return
+		}
+		ident = &id
+	}
 	h.srv.Serve(w, r, func(conn *wsconn.Conn) wsconn.Session {
 		c.conn = conn
-		if token != "" {
+		switch {
+		case ident != nil:
+			c.admit(*ident)
+		case token != "":
 			c.auth(token)
 		}
 		return c
 	})
+}
+
+// sessionCookie is the dashboard's session cookie (auth/session.CookieName).
+const sessionCookie = "floorhub_session"
+
+// cookieOrigin tells whether a request may authenticate with a cookie: no
+// Origin (not a browser, so no other site's page), the hub's own origin,
+// or an origin listed by name.
+func cookieOrigin(r *http.Request, allowed []string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, a := range allowed {
+		if a != "*" && (strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host)) {
+			return true
+		}
+	}
+	return false
 }
 
 // reply queues a response to the client's request, waiting for room.
@@ -154,11 +205,27 @@ func (c *client) Closed() {
 }
 
 // expireBy closes the connection if its token expired before t (a client
-// renews by sending a fresh auth message).
+// renews by sending a fresh auth message), or if its session ended
+// (expired, logged out, its user removed); an open session is renewed.
 func (c *client) expireBy(t time.Time) {
 	c.mu.Lock()
-	exp := c.exp
+	exp, id := c.exp, c.ident
 	c.mu.Unlock()
+	if id.Session != "" && c.h.o.Auth != nil {
+		nid, err := c.h.o.Auth.Check(id)
+		if err == nil {
+			c.mu.Lock()
+			if c.ident.Session == id.Session {
+				c.ident = nid // a role changed by a reload applies
+			}
+			c.mu.Unlock()
+			return
+		}
+		c.conn.Send(wsconn.Message{Data: mustJSON(errorMsg{Type: "error", Error: codeSessionExpiry,
+			Message: "the session expired or was ended: log in again"})})
+		c.conn.Close(wsconn.ClosePolicy, "session expired")
+		return
+	}
 	if exp.IsZero() || !t.After(exp.Add(c.h.leeway)) {
 		return
 	}
@@ -177,9 +244,14 @@ func (c *client) handle(data []byte, inBatch bool) {
 		c.replyError(perr(codeNotAuthenticated, "authenticate first: only auth and ping are accepted before auth"), req.typ)
 		return
 	}
+	if req.typ != typeAuth && req.typ != typePing && req.typ != typeBatch && !c.may(actionOf(req), req.typ) {
+		return
+	}
 	switch req.typ {
 	case typeAuth:
 		c.auth(req.token)
+	case typeCommand:
+		c.command(req)
 	case typePing:
 		c.reply(pongMsg{Type: "pong", Timestamp: req.timestamp, ServerTime: stamp(c.h.o.Now())})
 	case typeSubscribe:
@@ -197,9 +269,6 @@ func (c *client) handle(data []byte, inBatch bool) {
 // subscriber (this one too) sees the alert_ack record as an alert message
 // with the acknowledgement; the sender also gets ack_alert_response.
 func (c *client) ackAlert(id uint64, note string) {
-	if !c.mayAcknowledge() {
-		return
-	}
 	if c.h.o.Acker == nil {
 		c.replyError(perr(codeUnknownType, "this hub does not acknowledge alerts"), typeAckAlert)
 		return
@@ -216,11 +285,6 @@ func (c *client) ackAlert(id uint64, note string) {
 	c.reply(ackAlertResponse{Type: "ack_alert_response", Success: true, AlertID: id, AcknowledgedBy: rec.Ack.By,
 		AcknowledgedAt: stamp(rec.TS), Note: rec.Ack.Note, Seq: rec.Seq})
 }
-
-// mayAcknowledge is the role check point of ack_alert: operators and
-// admins may acknowledge, viewers get the error forbidden. Until the hub
-// knows roles every authenticated connection may.
-func (c *client) mayAcknowledge() bool { return true }
 
 func (c *client) batch(msgs []json.RawMessage, inBatch bool) {
 	switch {
@@ -243,13 +307,74 @@ func (c *client) batch(msgs []json.RawMessage, inBatch bool) {
 	}
 }
 
+// actionOf is the action a request takes, for the role check (handle
+// checks it before any request but auth, ping and batch runs). Operators
+// acknowledge with the ack_alert message, which names the connection's
+// user; a command (ack_alert too, whose arguments name any user) is an
+// admin's.
+func actionOf(req *request) auth.Action {
+	switch req.typ {
+	case typeCommand:
+		return auth.RunCommand
+	case typeAckAlert:
+		return auth.Acknowledge
+	}
+	return auth.Read
+}
+
+// may tells whether the connection's role allows a; if not it answers
+// the error forbidden.
+func (c *client) may(a auth.Action, request string) bool {
+	c.mu.Lock()
+	role := c.ident.Role
+	c.mu.Unlock()
+	if role.May(a) {
+		return true
+	}
+	who := string(role)
+	if who == "" {
+		who = "no role"
+	}
+	c.replyError(perr(codeForbidden, "%s may not %s", who, a), request)
+	return false
+}
+
+// command runs a command message through the Commander; may checked the
+// role.
+func (c *client) command(req *request) {
+	if c.h.o.Commander == nil {
+		c.replyError(perr(command.CodeUnknownCommand, "%q: this hub runs no commands", req.command), typeCommand)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.conn.Context(), c.h.o.CommandTimeout)
+	res, err := c.h.o.Commander.Command(ctx, req.command, req.args)
+	cancel()
+	if err != nil {
+		c.replyError(perr(command.ErrorCode(err), "%v", err), typeCommand)
+		return
+	}
+	c.reply(commandResult{Type: "command_result", Command: req.command, RequestID: req.requestID, Result: res})
+}
+
+// identity returns the identity of verified claims.
+func (h *Hub) identity(token string) (auth.Identity, error) {
+	if h.o.Auth != nil {
+		return h.o.Auth.Token(token)
+	}
+	claims, err := h.o.Verifier.Verify(token)
+	if err != nil {
+		return auth.Identity{}, err
+	}
+	return auth.TokenIdentity(claims, nil), nil
+}
+
 // auth checks token; on failure it answers and closes the connection.
 func (c *client) auth(token string) {
 	fail := func(code, msg string) {
 		c.reply(authResponse{Type: "auth_response", Success: false, Message: msg, Error: code})
 		c.conn.Close(wsconn.ClosePolicy, "authentication failed: "+code)
 	}
-	claims, err := c.h.o.Verifier.Verify(token)
+	id, err := c.h.identity(token)
 	if err != nil {
 		switch {
 		case errors.Is(err, auth.ErrMissing):
@@ -263,10 +388,20 @@ func (c *client) auth(token string) {
 		}
 		return
 	}
-	switch err := c.conn.SetUser(claims.User()); {
+	c.admit(id)
+}
+
+// admit authenticates the connection as id (a verified token or a live
+// session); it answers auth_response either way.
+func (c *client) admit(id auth.Identity) {
+	fail := func(code, msg string) {
+		c.reply(authResponse{Type: "auth_response", Success: false, Message: msg, Error: code})
+		c.conn.Close(wsconn.ClosePolicy, "authentication failed: "+code)
+	}
+	switch err := c.conn.SetUser(id.User); {
 	case errors.Is(err, wsconn.ErrTooManyForUser):
 		fail(codeTooManyConns, fmt.Sprintf("user %q has too many connections (at most %d)",
-			claims.User(), c.h.srv.Options().MaxConnsPerUser))
+			id.User, c.h.srv.Options().MaxConnsPerUser))
 		return
 	case errors.Is(err, wsconn.ErrUserSet):
 		fail(codeUserMismatch, "this connection is authenticated as another user")
@@ -278,12 +413,13 @@ func (c *client) auth(token string) {
 	c.authed = true
 	c.mu.Lock()
 	c.exp = time.Time{}
-	if claims.ExpiresAt != nil {
-		c.exp = claims.ExpiresAt.Time
+	if id.Session == "" {
+		c.exp = id.Expires
 	}
+	c.ident = id
 	c.mu.Unlock()
 	c.h.track(c, true)
-	c.reply(authResponse{Type: "auth_response", Success: true, Message: "authenticated", User: claims.User()})
+	c.reply(authResponse{Type: "auth_response", Success: true, Message: "authenticated", User: id.User, Role: string(id.Role)})
 	if first && c.hasEndpoint {
 		c.subscribe(c.endpoint, c.epFilter, 0, false)
 	}

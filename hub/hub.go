@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/store"
 )
@@ -58,6 +59,21 @@ func invalidOption(field, format string, args ...any) error {
 // auth.ErrMissing, ErrTooLong, ErrExpired, ErrInvalid or ErrNoSubject.
 type TokenVerifier interface {
 	Verify(token string) (*auth.Claims, error)
+}
+
+// Authenticator authenticates dashboard sessions and tells the identity
+// (user, numeric id, role) of tokens from the configured users;
+// *session.Manager (auth/session) satisfies it.
+type Authenticator interface {
+	// Cookie authenticates a session cookie's value (and renews the
+	// session).
+	Cookie(value string) (auth.Identity, error)
+	// Token verifies a JWT and returns its identity; errors as
+	// TokenVerifier's.
+	Token(token string) (auth.Identity, error)
+	// Check tells whether an identity still holds (a session: live, and
+	// renewed; a token: not expired) and returns its current role.
+	Check(id auth.Identity) (auth.Identity, error)
 }
 
 // Replayer reads committed records; *store.Store satisfies it.
@@ -189,6 +205,17 @@ type UplinkStatus struct {
 type Options struct {
 	// Verifier checks tokens. Required.
 	Verifier TokenVerifier
+	// Auth authenticates session cookies (the dashboard's login) and
+	// gives tokens the configured users' ids and roles. Without it only
+	// tokens authenticate, and a token's role is its role claim, else
+	// auth.DefaultTokenRole.
+	Auth Authenticator
+	// Commander runs the `command` messages of admins (and of operators
+	// for ack_alert). Without it every command is answered
+	// unknown_command.
+	Commander command.Commander
+	// CommandTimeout bounds one command. Default 10 s.
+	CommandTimeout time.Duration
 	// Replay serves resume (since=<seq>) from the store. Without it a
 	// request to resume is answered with the error replay_unavailable and
 	// live data only.
@@ -301,6 +328,8 @@ func (o *Options) Validate() error {
 		return invalidOption("CommitWait", "is negative (%v)", o.CommitWait)
 	case o.InboxLen < 0:
 		return invalidOption("InboxLen", "is negative (%d)", o.InboxLen)
+	case o.CommandTimeout < 0:
+		return invalidOption("CommandTimeout", "is negative (%v)", o.CommandTimeout)
 	}
 	if err := o.Conn.Validate(); err != nil {
 		return fmt.Errorf("hub: %w", err)
@@ -333,6 +362,9 @@ func New(o Options) (*Hub, error) {
 	}
 	if o.InboxLen == 0 {
 		o.InboxLen = 65536
+	}
+	if o.CommandTimeout == 0 {
+		o.CommandTimeout = 10 * time.Second
 	}
 	if o.Conn.Logger == nil {
 		o.Conn.Logger = o.Logger

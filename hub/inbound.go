@@ -58,6 +58,8 @@ const (
 	codeTokenTooLong  = "token_too_long"
 	codeTooManyConns  = "too_many_connections"
 	codeUserMismatch  = "user_mismatch"
+	codeForbidden     = "forbidden"
+	codeSessionExpiry = "session_expired"
 	codeInternalError = "internal_error"
 )
 
@@ -85,6 +87,9 @@ type rawRequest struct {
 	Filters   json.RawMessage   `json:"filters"`
 	AlertID   json.RawMessage   `json:"alert_id"` // ack_alert
 	Note      *string           `json:"note"`     // ack_alert
+	Command   *string           `json:"command"`
+	Args      json.RawMessage   `json:"args"`
+	RequestID json.RawMessage   `json:"request_id"`
 	rawFilters
 }
 
@@ -116,9 +121,12 @@ type request struct {
 	since     uint64
 	hasSince  bool
 	filter    filter
-	devices   []int  // unsubscribe: the devices named, nil for the whole channel
-	alertID   uint64 // ack_alert
-	note      string // ack_alert
+	devices   []int           // unsubscribe: the devices named, nil for the whole channel
+	alertID   uint64          // ack_alert
+	note      string          // ack_alert
+	command   string          // command: its name
+	args      json.RawMessage // command: its arguments (an object), as sent
+	requestID json.RawMessage // command: echoed in the reply
 }
 
 // Message types a client may send.
@@ -129,6 +137,7 @@ const (
 	typeUnsubscribe = "unsubscribe"
 	typeBatch       = "batch"
 	typeAckAlert    = "ack_alert"
+	typeCommand     = "command"
 )
 
 // decodeRequest parses and validates one client message.
@@ -152,6 +161,14 @@ func decodeRequest(data []byte) (*request, *protoError) {
 		}
 	case typePing:
 		r.timestamp = raw.Timestamp
+	case typeCommand:
+		if raw.Command == nil || *raw.Command == "" {
+			return nil, perr(codeInvalidMessage, "command without \"command\" (its name)")
+		}
+		if a := bytes.TrimSpace(raw.Args); len(a) > 0 && a[0] != '{' && !isNull(a) {
+			return nil, perr(codeInvalidMessage, "\"args\" must be an object")
+		}
+		r.command, r.args, r.requestID = *raw.Command, raw.Args, raw.RequestID
 	case typeBatch:
 		if raw.Messages == nil {
 			return nil, perr(codeInvalidMessage, "batch without \"messages\" array")

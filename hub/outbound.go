@@ -54,6 +54,15 @@ type authResponse struct {
 	Message string `json:"message"`
 	Error   string `json:"error,omitempty"`
 	User    string `json:"user,omitempty"`
+	Role    string `json:"role,omitempty"`
+}
+
+// commandResult answers a command that ran.
+type commandResult struct {
+	Type      string          `json:"type"` // command_result
+	Command   string          `json:"command"`
+	RequestID json.RawMessage `json:"request_id,omitempty"`
+	Result    any             `json:"result"`
 }
 
 type pongMsg struct {

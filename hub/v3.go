@@ -91,6 +91,7 @@ type v3member struct {
 	id, group string
 	conn      *wsconn.Conn
 	claims    *auth.Claims
+	role      auth.Role    // commands to the agent need RunCommand
 	lastSeen  atomic.Int64 // unix nanoseconds of the last message, by V3Options.Now
 	gone      atomic.Bool  // removed from the maps (replaced or timed out)
 }
@@ -245,6 +246,11 @@ func (v *V3) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "hub: V3: "+err.Error(), http.StatusUnauthorized)
 		return
 	}
+	ident, err := v.h.identity(wsconn.RequestToken(r))
+	if err != nil {
+		http.Error(w, "hub: V3: "+err.Error(), http.StatusUnauthorized)
+		return
+	}
 	if !claims.MayJoin(group) {
 		http.Error(w, fmt.Sprintf("hub: V3: the token does not allow group %q", group), http.StatusForbidden)
 		return
@@ -262,7 +268,7 @@ func (v *V3) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			conn.Close(wsconn.ClosePolicy, err.Error())
 			return v3closed{}
 		}
-		m := &v3member{id: id, group: group, conn: conn, claims: claims}
+		m := &v3member{id: id, group: group, conn: conn, claims: claims, role: ident.Role}
 		m.lastSeen.Store(v.o.Now().UnixNano())
 		if err := v.join(m); err != nil {
 			conn.Close(wsconn.ClosePolicy, err.Error())
@@ -560,8 +566,15 @@ func (v *V3) runCommand(ctx context.Context, c *v3command) {
 		}
 		return
 	}
+	name := aether.CommandName(c.req.Cmd)
+	if c.from.conn != nil && !c.from.role.May(auth.RunCommand) {
+		if direct {
+			v.replyTo(c.from, &c.req, reqID, nil, aether.CodeForbidden, fmt.Errorf("hub: V3: %q: %s may not %s", c.req.Cmd, c.from.role, auth.RunCommand))
+		}
+		return
+	}
 	cctx, cancel := context.WithTimeout(ctx, v.o.CommandTimeout)
-	res, err := v.o.Commander.Command(cctx, aether.CommandName(c.req.Cmd), args)
+	res, err := v.o.Commander.Command(cctx, name, args)
 	cancel()
 	if err != nil && !direct && errors.Is(err, command.ErrUnknownCommand) {
 		return // meant for other members
