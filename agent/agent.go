@@ -28,6 +28,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/hub/chat"
 	"github.com/floorhub/floorhub/sensors"
@@ -73,9 +74,10 @@ type Agent struct {
 	// kernel's, the same across restarts within one boot.
 	runID string
 
-	store  *store.Store
-	secret []byte
-	rules  *rules
+	store    *store.Store
+	secret   []byte
+	sessions *session.Manager // the dashboard's users and logins
+	rules    *rules
 
 	// devices and order are replaced by Reload under both mu and viewMu;
 	// read them under either.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/internal/yamlconf"
 	"github.com/floorhub/floorhub/sensors/catalog"
 	"github.com/floorhub/floorhub/uplink/mqtt"
@@ -70,6 +72,9 @@ type Config struct {
 	// Rules raise alerts. Default: the seed's High Temperature Alert and a
 	// device-offline rule.
 	Rules []RuleConfig `yaml:"rules"`
+	// Users log in to the dashboard (docs/hub.md, "Login"). None: only
+	// tokens authenticate.
+	Users []UserConfig `yaml:"users"`
 
 	// file and root locate errors found after decoding.
 	file string
@@ -163,6 +168,23 @@ type HubConfig struct {
 	WriteWait time.Duration `yaml:"write_wait"`
 	// V3Group is the Aether V3 group the agent joins as a member. Default "floor".
 	V3Group string `yaml:"v3_group"`
+	// SessionTTL is how long a dashboard login lasts unused; every use
+	// (a request, an open dashboard) renews it. Default 12h; 1s to 90 days.
+	SessionTTL time.Duration `yaml:"session_ttl"`
+}
+
+// UserConfig is one user of the dashboard.
+type UserConfig struct {
+	// Name logs in: letters, digits, '_', '-', '.' and '@' (1-64).
+	Name string `yaml:"name"`
+	// ID is the user's number (the chat's userId): positive, unique.
+	ID int64 `yaml:"id"`
+	// Role is viewer (reads), operator (also acknowledges alerts and
+	// chats) or admin (also runs commands).
+	Role string `yaml:"role"`
+	// PasswordHash is the hash that `agent passwd` prints
+	// ($pbkdf2-sha256$i=600000$...).
+	PasswordHash string `yaml:"password_hash"`
 }
 
 // SystemConfig configures system status updates.
@@ -596,7 +618,77 @@ func (c *Config) fill() error {
 	if err := c.fillDevices(); err != nil {
 		return err
 	}
+	if err := c.fillUsers(); err != nil {
+		return err
+	}
 	return c.fillRules()
+}
+
+// fillUsers checks the users and session_ttl.
+func (c *Config) fillUsers() error {
+	if c.Hub.SessionTTL == 0 {
+		c.Hub.SessionTTL = 12 * time.Hour
+	}
+	if c.Hub.SessionTTL < time.Second || c.Hub.SessionTTL > 90*24*time.Hour {
+		return c.errf("hub.session_ttl", []string{"hub", "session_ttl"}, "%v: want 1s to 90 days (2160h)", c.Hub.SessionTTL)
+	}
+	names := map[string]int{}
+	ids := map[int64]int{}
+	for i := range c.Users {
+		u := &c.Users[i]
+		at := []string{"users", strconv.Itoa(i)}
+		field := func(f string) string { return fmt.Sprintf("users[%d].%s", i, f) }
+		if !validUserName(u.Name) {
+			return c.errf(field("name"), append(at, "name"), "%q: use letters, digits, '_', '-', '.' and '@' (1-64)", u.Name)
+		}
+		if j, dup := names[u.Name]; dup {
+			return c.errf(field("name"), append(at, "name"), "user %q is already users[%d]", u.Name, j)
+		}
+		names[u.Name] = i
+		if u.ID <= 0 {
+			return c.errf(field("id"), append(at, "id"), "must be a positive number (the user's number)")
+		}
+		if j, dup := ids[u.ID]; dup {
+			return c.errf(field("id"), append(at, "id"), "id %d is already used by users[%d]", u.ID, j)
+		}
+		ids[u.ID] = i
+		if u.Role == "" {
+			return c.errf(field("role"), at, "missing (viewer, operator or admin)")
+		}
+		if _, err := auth.ParseRole(u.Role); err != nil {
+			return c.errf(field("role"), append(at, "role"), "%q: want viewer, operator or admin", u.Role)
+		}
+		if u.PasswordHash == "" {
+			return c.errf(field("password_hash"), at, "missing: make one with `agent passwd`")
+		}
+		if err := auth.CheckHash(u.PasswordHash); err != nil {
+			return c.errf(field("password_hash"), append(at, "password_hash"), "%v", err)
+		}
+	}
+	return nil
+}
+
+// validUserName tells whether s is 1 to 64 letters, digits, '_', '-', '.'
+// and '@'.
+func validUserName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// sessionUsers are the users as package session takes them.
+func (c *Config) sessionUsers() []session.User {
+	out := make([]session.User, len(c.Users))
+	for i, u := range c.Users {
+		out[i] = session.User{Name: u.Name, ID: u.ID, Role: auth.Role(u.Role), PasswordHash: u.PasswordHash}
+	}
+	return out
 }
 
 // validID tells whether s is 1 to 64 letters, digits, '_' and '-': a

@@ -33,15 +33,23 @@ type reloadReq struct {
 //
 //   - devices: added ones start, removed ones stop, changed ones restart
 //     with their status kept; unchanged ones go on undisturbed;
+//
 //   - rules: the new list applies at once; alerts of rules that are gone,
 //     or that no longer watch a device, are cleared;
+//
 //   - hub limits and timeouts (hub.*, but v3_group);
+//
 //   - log.level (with Options.LogLevel);
+//
 //   - uplinks whose settings changed reconnect with the new ones and go on
 //     from their cursors; removed ones say goodbye.
 //
+//   - users: sessions of users removed, or whose id or password changed,
+//     end (their open dashboards are closed with session_expired); a
+//     changed role applies at once.
+//
 // Everything else (gateway_id, data_dir, listen, public_url, log.format,
-// store, auth, system, clock, hub.v3_group) takes effect at the next start:
+// store, auth, system, clock, hub.v3_group, hub.session_ttl) takes effect at the next start:
 // what the reload applies runs on their running values (a websocket uplink
 // whose new url names a new gateway_id stays as it runs), and the log says
 // which of them changed. Reload waits until Run has applied
@@ -108,6 +116,13 @@ func (a *Agent) apply(cfg *Config) error {
 	if !reflect.DeepEqual(old.Hub, cfg.Hub) {
 		changes = append(changes, "hub limits")
 	}
+	if !reflect.DeepEqual(old.Users, cfg.Users) && a.sessions != nil {
+		n, err := a.sessions.SetUsers(cfg.sessionUsers())
+		if err != nil {
+			a.log.Error("writing the sessions failed", "err", err)
+		}
+		changes = append(changes, fmt.Sprintf("users (%d; %d sessions ended)", len(cfg.Users), n))
+	}
 	changes = append(changes, a.swapUplinks(running, ups)...)
 	a.live = cfg
 	if later = append(later, held...); len(later) > 0 {
@@ -134,7 +149,7 @@ func keepRestartOnly(run, cfg *Config) (eff *Config, held []string) {
 	c.DataDir, c.Listen, c.PublicURL = run.DataDir, run.Listen, run.PublicURL
 	c.Log.Format = run.Log.Format
 	c.Store, c.Auth, c.System, c.Clock = run.Store, run.Auth, run.System, run.Clock
-	c.Hub.V3Group, c.Chat = run.Hub.V3Group, run.Chat
+	c.Hub.V3Group, c.Hub.SessionTTL, c.Chat = run.Hub.V3Group, run.Hub.SessionTTL, run.Chat
 	if w := c.Uplink.WebSocket.URL; w != "" {
 		if id, ok := wsClientID(w); ok && id != c.GatewayID {
 			c.Uplink.WebSocket = run.Uplink.WebSocket
@@ -238,6 +253,7 @@ func restartOnly(run, cfg *Config) []string {
 		{"clock", run.Clock, cfg.Clock},
 		{"hub.v3_group", run.Hub.V3Group, cfg.Hub.V3Group},
 		{"chat", run.Chat, cfg.Chat},
+		{"hub.session_ttl", run.Hub.SessionTTL, cfg.Hub.SessionTTL},
 	} {
 		if k.x != k.y {
 			out = append(out, k.key)

@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/history"
 	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/hub/chat"
@@ -34,7 +35,20 @@ func (a *Agent) wire() (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := hub.New(a.hubOptions(verifier))
+	so := session.Options{Dir: a.cfg.DataDir, TTL: a.cfg.Hub.SessionTTL, Verifier: verifier,
+		Logger: a.log.With("component", "sessions"), Now: a.now}
+	sessions, err := session.Open(so, a.cfg.sessionUsers())
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.sessions = sessions
+	w.services = append(w.services, service{"sessions", sessions.Run})
+	w.mux.HandleFunc("POST "+session.LoginPath, sessions.ServeLogin)
+	w.mux.HandleFunc("POST "+session.LogoutPath, sessions.ServeLogout)
+	w.mux.HandleFunc("GET "+session.SessionPath, sessions.ServeSession)
+	ho := a.hubOptions(verifier)
+	ho.Auth, ho.Commander = sessions, a
+	h, err := hub.New(ho)
 	if err != nil {
 		return nil, fmt.Errorf("agent: hub: %w", err)
 	}
@@ -52,7 +66,7 @@ func (a *Agent) wire() (*wiring, error) {
 	}
 	w.services = append(w.services, service{"v3", v3.Run})
 	w.mux.Handle("/v3/ws/", v3.Handler())
-	hist, err := history.New(history.Options{Verifier: verifier, Source: a.store, Logger: a.log.With("component", "history")})
+	hist, err := history.New(history.Options{Auth: sessions, Source: a.store, Logger: a.log.With("component", "history")})
 	if err != nil {
 		return nil, fmt.Errorf("agent: history: %w", err)
 	}

@@ -98,8 +98,8 @@ type Options struct {
 // Validate reports the first field of o that cannot mean anything.
 func (o *Options) Validate() error {
 	switch {
-	case o.TTL < 0 || (o.TTL > 0 && o.TTL < time.Minute) || o.TTL > 366*24*time.Hour:
-		return fmt.Errorf("%w: TTL %v: want 1m to 366 days", ErrOptions, o.TTL)
+	case o.TTL < 0 || (o.TTL > 0 && o.TTL < time.Second) || o.TTL > 366*24*time.Hour:
+		return fmt.Errorf("%w: TTL %v: want 1s to 366 days", ErrOptions, o.TTL)
 	case o.MaxPerUser < 0:
 		return fmt.Errorf("%w: MaxPerUser %d is negative", ErrOptions, o.MaxPerUser)
 	case o.MaxSessions < 0:

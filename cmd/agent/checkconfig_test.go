@@ -89,7 +89,27 @@ var hostile = []struct {
 	{"rule offline words", "rules:\n  - name: gone\n    offline: sometimes\n", 3, "rules[0].offline"},
 	{"unknown key", "uplink:\n  mqtt:\n    url: tcp://b:1883\n    batchsize: 5\n", 4, "uplink.mqtt.batchsize"},
 	{"yaml syntax", "hub:\n  max_batch: [1\n", 2, "hub.max_batch"},
+	// The dashboard's users.
+	{"user duplicate name", users + "  - {name: alice, id: 2, role: viewer, password_hash: \"" + goodHash + "\"}\n", 3, "users[1].name"},
+	{"user duplicate id", users + "  - {name: bob, id: 7, role: viewer, password_hash: \"" + goodHash + "\"}\n", 3, "users[1].id"},
+	{"user id zero", "users:\n  - name: bob\n    id: 0\n    role: viewer\n    password_hash: \"" + goodHash + "\"\n", 3, "users[0].id"},
+	{"user id words", "users:\n  - name: bob\n    id: seven\n", 3, "users[0].id"},
+	{"user role", "users:\n  - name: bob\n    id: 3\n    role: root\n    password_hash: \"" + goodHash + "\"\n", 4, "users[0].role"},
+	{"user role missing", "users:\n  - name: bob\n    id: 3\n    password_hash: \"" + goodHash + "\"\n", 2, "users[0].role"},
+	{"user hash plain", "users:\n  - name: bob\n    id: 3\n    role: admin\n    password_hash: hunter2\n", 5, "users[0].password_hash"},
+	{"user hash bcrypt", "users:\n  - name: bob\n    id: 3\n    role: admin\n    password_hash: \"$2b$11$" + strings.Repeat("a", 53) + "\"\n", 5, "users[0].password_hash"},
+	{"user hash rounds", "users:\n  - name: bob\n    id: 3\n    role: admin\n    password_hash: \"" + strings.Replace(goodHash, "i=600000", "i=1000", 1) + "\"\n", 5, "users[0].password_hash"},
+	{"user hash missing", "users:\n  - name: bob\n    id: 3\n    role: admin\n", 2, "users[0].password_hash"},
+	{"user name", "users:\n  - name: \"bob smith\"\n    id: 3\n    role: admin\n    password_hash: \"" + goodHash + "\"\n", 2, "users[0].name"},
+	{"user unknown key", "users:\n  - name: bob\n    password: hunter2\n", 3, "users[0].password"},
+	{"session ttl", "hub:\n  session_ttl: 500ms\n", 2, "hub.session_ttl"},
 }
+
+// goodHash is a password hash (of "floorhub-no-such-user").
+const goodHash = "$pbkdf2-sha256$i=600000$UdFii9AOIbexLCunaYo57w$FLKQqY6n4kygHV8rzmmLqhlQeQ5y0mUYUSx4AYEQaqE"
+
+// users is a valid users block with alice, id 7.
+const users = "users:\n  - {name: alice, id: 7, role: operator, password_hash: \"" + goodHash + "\"}\n"
 
 // TestHostileConfigs runs each hostile file through `agent -check-config`
 // (the real run path) and expects exit 78 with "file:line: field: ".

@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case "token":
 			return runToken(args[1:], stdout, stderr)
+		case "passwd":
+			return runPasswd(args[1:], os.Stdin, stdout, stderr)
 		case "scan":
 			return runScan(args[1:])
 		}
@@ -51,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: agent [flags]\n       agent token -user NAME [-uid N] [-ttl 24h] [-groups a,b] [-broadcast]\n       agent scan [-bus 1]\n       agent version\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: agent [flags]\n       agent token -user NAME [-uid N] [-role viewer|operator|admin] [-ttl 24h] [-groups a,b] [-broadcast]\n       agent passwd < password\n       agent scan [-bus 1]\n       agent version\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	configPath := fs.String("config", "", "YAML config `file` (none: simulated sensors, ./data, :8000)")

@@ -74,6 +74,13 @@ func TestTokenAndVersion(t *testing.T) {
 	if c, err := v.Verify(strings.TrimSpace(out)); err != nil || !c.MayJoin("line-2") || c.MayJoin("line-3") || !c.Broadcast {
 		t.Fatalf("claims: %v %+v", err, c)
 	}
+	_, out, _ = runCmd("token", "-user", "carol", "-data", dir, "-role", "operator")
+	if c, err := v.Verify(strings.TrimSpace(out)); err != nil || c.Role != "operator" {
+		t.Fatalf("-role: %v %+v", err, c)
+	}
+	if code, _, errs := runCmd("token", "-user", "carol", "-data", dir, "-role", "root"); code != 2 || !strings.Contains(errs, "viewer, operator or admin") {
+		t.Fatalf("-role root: %d %q", code, errs)
+	}
 	if code, _, _ := runCmd("token"); code != 2 {
 		t.Fatalf("token without -user: %d", code)
 	}
@@ -119,6 +126,27 @@ func TestCheckConfigKeepsAnUpgradedGatewaysID(t *testing.T) {
 		}
 		if len(es) != want {
 			t.Errorf("-check-config wrote in %s: %v, before %v", dir, es, before)
+		}
+	}
+}
+
+// `agent passwd` prints a hash that the config accepts and that checks the
+// password; a password too long, or none, is refused.
+func TestPasswd(t *testing.T) {
+	defer func(r int) { passwdRounds = r }(passwdRounds)
+	passwdRounds = auth.MinPasswordRounds
+	var out, errb bytes.Buffer
+	if code := runPasswd(nil, strings.NewReader("s3cret pass\r\nignored\n"), &out, &errb); code != 0 {
+		t.Fatalf("passwd: %d %s", code, errb.String())
+	}
+	h := strings.TrimSpace(out.String())
+	if err := auth.CheckHash(h); err != nil || !auth.CheckPassword(h, []byte("s3cret pass")) {
+		t.Fatalf("hash %q: %v", h, err)
+	}
+	for _, in := range []string{"", "\n", strings.Repeat("x", auth.MaxPasswordLen+1) + "\n"} {
+		out.Reset()
+		if code := runPasswd(nil, strings.NewReader(in), &out, &errb); code != exitFail || out.Len() != 0 {
+			t.Errorf("passwd %q: exit %d, %q", in, code, out.String())
 		}
 	}
 }

@@ -32,11 +32,18 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	groups := fs.String("groups", "", "comma-separated Aether V3 `groups` the token may join (default: all)")
 	broadcast := fs.Bool("broadcast", false, "allow target broadcast on the V3 endpoint")
 	uid := fs.Int64("uid", 0, "the user's `number` in the floor chat (the uid claim; Socket.IO's userId); without it the token cannot join the chat")
+	role := fs.String("role", "", "the token's `role`: viewer, operator or admin (default: the configured user's role, else admin)")
 	create := fs.Bool("create-secret", false, "make a new secret if the data directory has none (for an agent not started yet)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	extra := auth.Claims{Broadcast: *broadcast, UserID: *uid}
+	extra := auth.Claims{Broadcast: *broadcast, UserID: *uid, Role: *role}
+	if *role != "" {
+		if _, err := auth.ParseRole(*role); err != nil {
+			fmt.Fprintln(stderr, "agent token: -role:", err)
+			return exitUsage
+		}
+	}
 	if *groups != "" {
 		extra.Groups = strings.Split(*groups, ",")
 	}
