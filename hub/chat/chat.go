@@ -43,6 +43,14 @@ type Verifier interface {
 	Verify(token string) (*auth.Claims, error)
 }
 
+// Authenticator authenticates the dashboard's session cookie and gives a
+// token its configured user's id and role; *session.Manager (auth/session)
+// satisfies it.
+type Authenticator interface {
+	Cookie(value string) (auth.Identity, error)
+	Token(token string) (auth.Identity, error)
+}
+
 // ErrOptions is wrapped by every error of Options.Validate.
 var ErrOptions = errors.New("chat: invalid options")
 
@@ -51,8 +59,13 @@ var ErrOptions = errors.New("chat: invalid options")
 type Options struct {
 	// Store keeps chats and messages; required.
 	Store Store
-	// Verifier checks tokens; required.
+	// Verifier checks tokens; required unless Auth is set.
 	Verifier Verifier
+	// Auth, when set, authenticates instead of Verifier: a token (its uid
+	// claim, else its configured user's id) or, without one, the
+	// dashboard's session cookie; and only roles that may chat (operator,
+	// admin) are admitted.
+	Auth Authenticator
 	// SocketIO configures the Socket.IO and Engine.IO core (origins,
 	// payload size, sessions, attachments per packet).
 	SocketIO socketio.Options
@@ -110,8 +123,8 @@ func New(o Options) (*Service, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Store == nil || o.Verifier == nil {
-		return nil, fmt.Errorf("%w: Store and Verifier are required", ErrOptions)
+	if o.Store == nil || (o.Verifier == nil && o.Auth == nil) {
+		return nil, fmt.Errorf("%w: Store and Verifier (or Auth) are required", ErrOptions)
 	}
 	def := func(p *int, v int) {
 		if *p == 0 {
@@ -210,23 +223,49 @@ func token(so *socketio.Socket, authPayload json.RawMessage) (tok string, userID
 	return tok, userID
 }
 
-// connect admits a client: no token, no chat.
+// sessionCookie is the dashboard's session cookie (auth/session.CookieName).
+const sessionCookie = "floorhub_session"
+
+// identify authenticates a client by its token or, with Auth and no token,
+// its session cookie.
+func (s *Service) identify(so *socketio.Socket, tok string) (auth.Identity, error) {
+	if s.o.Auth == nil {
+		claims, err := s.o.Verifier.Verify(tok)
+		if err != nil {
+			return auth.Identity{}, err
+		}
+		return auth.TokenIdentity(claims, nil), nil
+	}
+	if tok != "" {
+		return s.o.Auth.Token(tok)
+	}
+	r := http.Request{Header: so.Handshake().Header}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		return s.o.Auth.Cookie(c.Value)
+	}
+	return auth.Identity{}, auth.ErrMissing
+}
+
+// connect admits a client: no token or session, no chat.
 func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) error {
 	tok, qid := token(so, authPayload)
-	claims, err := s.o.Verifier.Verify(tok)
+	id, err := s.identify(so, tok)
 	if err != nil {
 		return refuse("unauthorized: %v", err)
 	}
-	if claims.UserID <= 0 {
+	if id.ID <= 0 {
 		return refuse("unauthorized: the token has no chat user id (uid claim)")
+	}
+	if !id.May(auth.Chat) {
+		return refuse("forbidden: %s may not chat", id.Role)
 	}
 	if qid != "" {
 		n, err := strconv.ParseInt(qid, 10, 64)
-		if err != nil || n != claims.UserID {
+		if err != nil || n != id.ID {
 			return refuse("unauthorized: userId %q is not the token's user", qid)
 		}
 	}
-	u := &user{id: claims.UserID, name: claims.User(), so: so, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
+	u := &user{id: id.ID, name: id.User, so: so, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
 	s.mu.Lock()
 	switch {
 	case s.closed:
