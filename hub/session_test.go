@@ -120,7 +120,8 @@ func (sh *sessionHub) dialSession(t *testing.T, hdr http.Header, role string) *t
 
 // Over the socket: a viewer reads but may not acknowledge (the ack_alert
 // message) nor run a command; an operator acknowledges but runs no
-// command; an admin does both.
+// command; an admin does both. Tokens with a role claim are held to it
+// the same way.
 func TestRolesOverWebSocket(t *testing.T) {
 	sh := newSessionHub(t)
 	for _, tc := range []struct {
@@ -170,6 +171,22 @@ func TestRolesOverWebSocket(t *testing.T) {
 	c.send(map[string]any{"type": "batch", "messages": []any{map[string]any{"type": "command", "command": "read_now"}}})
 	if m := c.read(); m["error"] != "forbidden" {
 		t.Fatalf("a command in a batch: %v", m)
+	}
+	c.send(map[string]any{"type": "ack_alert", "alert_id": 1})
+	if m := c.read(); m["type"] != "error" || m["error"] != "forbidden" || m["request"] != "ack_alert" {
+		t.Fatalf("ack_alert by a viewer's token: %v", m)
+	}
+	tok, err = auth.Mint(testSecret, "op-9", time.Hour, auth.Claims{Role: "operator"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = sh.dial(t, "/ws?token="+tok, nil)
+	if m := c.read(); m["role"] != "operator" {
+		t.Fatalf("token auth: %v", m)
+	}
+	c.send(map[string]any{"type": "ack_alert", "alert_id": 1})
+	if m := c.read(); m["type"] != "ack_alert_response" || m["acknowledged_by"] != "op-9" {
+		t.Fatalf("ack_alert by an operator's token: %v", m)
 	}
 	// A token without one is an admin, as tokens were before roles.
 	c = sh.dial(t, "/ws?token="+token(t, "legacy"), nil)
