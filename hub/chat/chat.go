@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,6 +42,9 @@ type Store interface {
 // Verifier checks a token (auth.Verifier implements it).
 type Verifier interface {
 	Verify(token string) (*auth.Claims, error)
+	// Leeway is the clock skew allowed on exp: a connection ends that long
+	// after its token expires.
+	Leeway() time.Duration
 }
 
 // Authenticator authenticates the dashboard's session cookie and gives a
@@ -49,7 +53,15 @@ type Verifier interface {
 type Authenticator interface {
 	Cookie(value string) (auth.Identity, error)
 	Token(token string) (auth.Identity, error)
+	// Check tells whether an identity still holds (a session: live, and
+	// renewed; a token: not expired) and returns its current role.
+	Check(id auth.Identity) (auth.Identity, error)
 }
+
+// sessionCheck is how often an open connection on a session checks that
+// the session still holds (a logout or a removed user ends it), as the
+// hub checks its /ws connections.
+const sessionCheck = time.Second
 
 // ErrOptions is wrapped by every error of Options.Validate.
 var ErrOptions = errors.New("chat: invalid options")
@@ -280,7 +292,30 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 	}
 	s.online[u.id][so] = true
 	s.mu.Unlock()
+	// As on /ws: the connection lasts as long as its token, or its
+	// session (the client is told with a DISCONNECT and connects again
+	// with a fresh token, or logs in again). Armed only once OnDisconnect
+	// is set, so that its Stop sees it.
+	var ended atomic.Bool
+	var expiry *time.Timer
+	expiry = time.AfterFunc(time.Hour, func() {
+		if id.Session == "" {
+			so.Disconnect()
+			return
+		}
+		nid, err := s.o.Auth.Check(id) // an open connection is a use: it renews
+		if err != nil || !nid.May(auth.Chat) {
+			so.Disconnect()
+			return
+		}
+		if !ended.Load() {
+			expiry.Reset(sessionCheck)
+		}
+	})
+	expiry.Stop()
 	so.OnDisconnect(func(error) {
+		ended.Store(true)
+		expiry.Stop()
 		s.mu.Lock()
 		delete(s.online[u.id], so)
 		if len(s.online[u.id]) == 0 {
@@ -288,6 +323,16 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		}
 		s.mu.Unlock()
 	})
+	switch {
+	case id.Session != "":
+		expiry.Reset(sessionCheck)
+	case !id.Expires.IsZero(): // Verify requires exp
+		leeway := auth.DefaultLeeway
+		if s.o.Verifier != nil {
+			leeway = s.o.Verifier.Leeway()
+		}
+		expiry.Reset(id.Expires.Sub(s.o.Now()) + leeway)
+	}
 	for _, e := range [...]struct {
 		name string
 		h    func(*user, map[string]any) (string, any, error)

@@ -245,3 +245,44 @@ func TestPostAsCentralUser(t *testing.T) {
 		t.Fatalf("%+v", sums)
 	}
 }
+
+// A connection ends when its token expires (plus the leeway): the client
+// gets a DISCONNECT and the user is offline.
+func TestTokenExpiryDisconnects(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), &store.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Leeway: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Store: st, Verifier: v, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	tok, err := auth.Mint(secret, "alice", 2*time.Second, auth.Claims{UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := dialPolling(t, srv, "", nil)
+	p.post(`40{"token":"` + tok + `"}`)
+	var got string
+	testkit.Eventually(t, "connected", 10*time.Second, func() bool { got += p.get(); return strings.Contains(got, `40{"sid":`) })
+	if s.Online() != 1 {
+		t.Fatalf("online %d", s.Online())
+	}
+	testkit.Eventually(t, "a DISCONNECT once the token expired", 15*time.Second, func() bool {
+		got += p.get() // a long poll: the default ping interval (25 s) does not come into it
+		return strings.Contains(got, "41")
+	})
+	testkit.Eventually(t, "the user offline", 10*time.Second, func() bool { return s.Online() == 0 })
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,69 @@ func TestConnectSession(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// A connection on a session ends with the session: after a logout the
+// client gets a DISCONNECT within a check or two and the user is offline,
+// while a connection on another session of the same user stays.
+func TestSessionEndDisconnects(t *testing.T) {
+	h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := session.Open(session.Options{Dir: t.TempDir(), Logger: quiet},
+		[]session.User{{Name: "olga", ID: 7, Role: auth.RoleOperator, PasswordHash: h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newService(t, Options{})
+	s.o.Auth, s.o.Verifier = m, nil
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	connect := func() (*poller, string) {
+		c, _, ok, err := m.Login("olga", []byte("pw"))
+		if !ok || err != nil {
+			t.Fatalf("login: %v %v", ok, err)
+		}
+		p := dialPolling(t, srv, "", http.Header{"Cookie": {session.CookieName + "=" + c}})
+		p.post("40")
+		var got string
+		testkit.Eventually(t, "connected", 10*time.Second, func() bool { got += p.get(); return strings.Contains(got, `40{"sid":`) })
+		return p, c
+	}
+	gone, c := connect()
+	stays, _ := connect()
+	if ok, err := m.Logout(c); !ok || err != nil {
+		t.Fatalf("logout: %v %v", ok, err)
+	}
+	var got string
+	testkit.Eventually(t, "a DISCONNECT once the session ended", 15*time.Second, func() bool {
+		got += "\x1e" + gone.get()
+		return hasPacket(got, "41")
+	})
+	testkit.Eventually(t, "one connection left", 10*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.online[7]) == 1
+	})
+	stays.post(`421["get_chats"]`)
+	got = ""
+	testkit.Eventually(t, "the other session still answers", 10*time.Second, func() bool {
+		got += "\x1e" + stays.get()
+		return hasPacket(got, "41") || strings.Contains(got, "431")
+	})
+	if hasPacket(got, "41") {
+		t.Fatalf("the other session's connection ended: %q", got)
+	}
+}
+
+// hasPacket tells whether polling payloads hold the packet p (packets are
+// separated by the record separator).
+func hasPacket(payloads, p string) bool {
+	return slices.Contains(strings.Split(payloads, "\x1e"), p)
 }
