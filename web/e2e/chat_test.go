@@ -20,7 +20,8 @@ func TestDashboardChat(t *testing.T) {
 	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash)+
 		`  - {name: bob, id: 9, role: operator, password_hash: "`+hash+`"}
 `)
-	origin := "http://" + startAgent(t, bin, cfg).addr
+	ag := startAgent(t, bin, cfg)
+	origin := "http://" + ag.addr
 
 	a := newBrowser(t, origin, filepath.Join(dir, "alice"), 1280, 900)
 	b := newBrowser(t, origin, filepath.Join(dir, "bob"), 800, 480) // a panel PC's screen
@@ -54,6 +55,23 @@ func TestDashboardChat(t *testing.T) {
 	}
 	a.shot(t, "alice-answered")
 	b.shot(t, "bob-answered")
+
+	// The agent restarts: both panels reconnect by themselves, with the
+	// chat still open, and the conversation goes on.
+	ag.stop(t)
+	for _, p := range []*browser{a, b} {
+		p.wait(t, "the chat down", 10*time.Second, `document.getElementById("chat").dataset.state === "down"`)
+	}
+	writeConfig(t, dir, ag.addr, "", usersConfig(hash)+
+		`  - {name: bob, id: 9, role: operator, password_hash: "`+hash+`"}
+`)
+	startAgent(t, bin, cfg)
+	for _, p := range []*browser{a, b} {
+		p.wait(t, "the chat back", 15*time.Second, `document.getElementById("chat").dataset.state === "live"`)
+	}
+	a.run(t, chromedp.SendKeys(chromedp.CSS("#chatmsg"), "thanks"))
+	a.click(t, `#chatsend button`)
+	b.wait(t, "alice's message after the restart", 10*time.Second, `[...document.querySelectorAll("#chatmsgs .msg:not(.mine)")].some((m) => m.textContent.includes("thanks")) && document.querySelectorAll("#chatmsgs .msg").length === 3 && !document.querySelector("#chatlist .unread")`)
 
 	// A viewer gets no chat panel.
 	v := newBrowser(t, origin, filepath.Join(dir, "viewer"), 800, 480)
