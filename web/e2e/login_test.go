@@ -86,6 +86,7 @@ func TestDashboardLogin(t *testing.T) {
 	v.wait(t, "the live state", 15*time.Second, live)
 	v.wait(t, "the user and role", 5*time.Second, `document.getElementById("who").textContent === "victor (viewer)"`)
 	v.wait(t, "the active alert", 10*time.Second, `document.querySelector('#alertlist .alert[data-state="active"]')`)
+	v.wait(t, "a temperature with its unit", 10*time.Second, deviceJS(1, `.querySelector('tr[data-metric="temperature"] td.v').textContent.includes("°C")`))
 	if n := eval[int](t, v, `document.querySelectorAll("#alertlist .ackb").length`); n != 0 {
 		t.Errorf("a viewer sees %d Acknowledge buttons", n)
 	}
