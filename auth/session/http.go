@@ -42,7 +42,9 @@ const maxLoginBody = 4096
 
 // Answer is the JSON of a successful login and of GET /api/v1/session.
 type Answer struct {
-	User    string    `json:"user"`
+	User string `json:"user"`
+	// ID is the user's number from the config (the chat's user id).
+	ID      int64     `json:"id,omitempty"`
 	Role    auth.Role `json:"role"`
 	Expires string    `json:"expires"` // RFC 3339, UTC
 }
@@ -64,7 +66,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 }
 
 func answer(id auth.Identity) Answer {
-	return Answer{User: id.User, Role: id.Role, Expires: id.Expires.UTC().Format(time.RFC3339)}
+	return Answer{User: id.User, ID: id.ID, Role: id.Role, Expires: id.Expires.UTC().Format(time.RFC3339)}
 }
 
 // setCookie gives the browser the session's cookie: HttpOnly (no script

@@ -152,7 +152,7 @@ func (e *env) session(c *http.Cookie) reply {
 func TestLoginSessionLogout(t *testing.T) {
 	e := newEnv(t, users(t))
 	r := e.login("alice", "alice-pw")
-	if r.status != 200 || r.body["user"] != "alice" || r.body["role"] != "operator" ||
+	if r.status != 200 || r.body["user"] != "alice" || r.body["id"] != float64(7) || r.body["role"] != "operator" ||
 		r.body["expires"] != "2026-12-02T04:00:00Z" {
 		t.Fatalf("login: %d %v", r.status, r.body)
 	}
@@ -171,7 +171,7 @@ func TestLoginSessionLogout(t *testing.T) {
 		t.Fatalf("the sessions file must keep only a digest of the id (err %v)", err)
 	}
 	e.clock.Advance(10 * time.Minute)
-	if r := e.session(c); r.status != 200 || r.body["user"] != "alice" || r.body["expires"] != "2026-12-02T04:10:00Z" {
+	if r := e.session(c); r.status != 200 || r.body["user"] != "alice" || r.body["id"] != float64(7) || r.body["expires"] != "2026-12-02T04:10:00Z" {
 		t.Fatalf("session: %d %v (want renewed to 04:10)", r.status, r.body)
 	}
 	if r := e.session(nil); r.status != 401 || r.body["error"] != "no_session" {
