@@ -16,7 +16,7 @@ import (
 // mosquitto: the result comes on cmd_result, the alert_ack record on
 // alerts/ack (not on alerts), and a dashboard sees the acknowledgement.
 func TestAckAlertOverMQTT(t *testing.T) {
-	broker := startMosquitto(t)
+	broker := testkit.Mosquitto(t)
 	r := start(t, `
 gateway_id: gw-1
 listen: `+anyPort+`

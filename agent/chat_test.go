@@ -18,7 +18,7 @@ import (
 // through a real mosquitto, and the control room's chat_post lands in the
 // chat (and comes back on the chat topic, as every message does).
 func TestChatOverMQTT(t *testing.T) {
-	broker := startMosquitto(t)
+	broker := testkit.Mosquitto(t)
 	r := start(t, `
 gateway_id: gw-1
 listen: `+anyPort+`

@@ -2,12 +2,8 @@ package agent
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -139,42 +135,6 @@ devices:
 	}
 }
 
-// startMosquitto runs Debian's mosquitto on a loopback port until the test
-// ends (a missing broker skips, or fails under scripts/test.sh).
-func startMosquitto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr != nil {
-			testkit.Missing(t, "mosquitto not found (apt-get install mosquitto, or run scripts/test.sh)")
-		}
-		bin = "/usr/sbin/mosquitto"
-	}
-	l := testkit.Listen(t) // a port free a moment ago
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(t.TempDir(), "m.conf")
-	if err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", conf)
-	logs := &testkit.Buffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testkit.Eventually(t, "mosquitto listening", 10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return "tcp://" + addr
-}
-
 // uplinksOf reads system updates until one's uplinks satisfy ok.
 func uplinksOf(t *testing.T, ws *websocket.Conn, ok func([]map[string]any) bool) []map[string]any {
 	t.Helper()
@@ -195,7 +155,7 @@ func uplinksOf(t *testing.T, ws *websocket.Conn, ok func([]map[string]any) bool)
 // The system status shows each uplink's health: a connected one that has
 // records acknowledged, and one whose central side is down.
 func TestDashboardUplinkHealth(t *testing.T) {
-	broker := startMosquitto(t)
+	broker := testkit.Mosquitto(t)
 	r := start(t, `
 gateway_id: gw-1
 listen: `+anyPort+`
