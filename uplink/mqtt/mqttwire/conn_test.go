@@ -326,8 +326,11 @@ func TestWindowBoundsInFlight(t *testing.T) {
 
 func TestKeepAlive(t *testing.T) {
 	noLeak(t)
-	c, p := connected(t, Options{KeepAlive: time.Second, PingTimeout: 300 * time.Millisecond})
+	// Taken before the connection exists: its last packet (the CONNACK) is
+	// later, so the PINGREQ is due at least a keepalive after start however
+	// long the connect itself took on a loaded machine.
 	start := time.Now()
+	c, p := connected(t, Options{KeepAlive: time.Second, PingTimeout: 300 * time.Millisecond})
 	p.next(typePingreq)
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Errorf("PINGREQ after %v; keepalive is 1 s", d)
