@@ -118,17 +118,21 @@ func DecoyHash(like string) string {
 }
 
 // CheckPassword reports whether password matches hash, comparing in
-// constant time. A malformed hash matches nothing.
+// constant time. A malformed hash matches nothing. A password longer than
+// MaxPasswordLen matches nothing either (HashPassword refuses to hash one),
+// after the same work as any other check: it is not truncated, which made
+// a 1024-byte password match itself followed by anything.
 func CheckPassword(hash string, password []byte) bool {
-	if len(password) > MaxPasswordLen {
-		password = password[:MaxPasswordLen]
+	tooLong := len(password) > MaxPasswordLen
+	if tooLong {
+		password = password[:MaxPasswordLen] // the same work, then refused
 	}
 	rounds, salt, key, err := parseHash(hash)
 	if err != nil {
 		return false
 	}
 	got := pbkdf2.Key(password, salt, rounds, sha256.Size, sha256.New)
-	return subtle.ConstantTimeCompare(got, key) == 1
+	return subtle.ConstantTimeCompare(got, key) == 1 && !tooLong
 }
 
 // HashFingerprint is a short digest of a password hash, kept with a

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,26 @@ func TestPasswords(t *testing.T) {
 		if CheckHash(bad) == nil {
 			t.Errorf("CheckHash(%q) accepted it", bad)
 		}
+	}
+}
+
+// A password of MaxPasswordLen bytes matches only itself: longer ones are
+// refused, not truncated to a prefix that would match.
+func TestPasswordTooLongMatchesNothing(t *testing.T) {
+	pw := []byte(strings.Repeat("p", MaxPasswordLen))
+	h, err := HashPasswordRounds(pw, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !CheckPassword(h, pw) {
+		t.Fatal("a password of MaxPasswordLen bytes does not match itself")
+	}
+	for _, suffix := range []string{"x", "p", strings.Repeat("y", 4000)} {
+		if CheckPassword(h, append(pw[:len(pw):len(pw)], suffix...)) {
+			t.Errorf("the password plus %d bytes matches", len(suffix))
+		}
+	}
+	if _, err := HashPasswordRounds(append(pw, 'x'), 10); !errors.Is(err, ErrPasswordTooLong) {
+		t.Errorf("hashing %d bytes: %v", MaxPasswordLen+1, err)
 	}
 }

@@ -149,4 +149,12 @@ func TestPasswd(t *testing.T) {
 			t.Errorf("passwd %q: exit %d, %q", in, code, out.String())
 		}
 	}
+	for _, n := range []int{auth.MaxPasswordLen + 1, 5000} { // refused with a clear error, not truncated
+		out.Reset()
+		errb.Reset()
+		if code := runPasswd(nil, strings.NewReader(strings.Repeat("x", n)+"\n"), &out, &errb); code != exitFail ||
+			out.Len() != 0 || !strings.Contains(errb.String(), "password longer than 1024 bytes") {
+			t.Errorf("passwd of %d bytes: exit %d, %q, %q", n, code, out.String(), errb.String())
+		}
+	}
 }
