@@ -3,6 +3,7 @@ package session
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -87,7 +88,7 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		addr = h
 	}
-	if ok, wait := m.limit.allow(addr); !ok {
+	if ok, wait := m.limit.allow(limitKey(r.RemoteAddr)); !ok {
 		secs := int(wait/time.Second) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many login attempts from this address: try again in "+strconv.Itoa(secs)+" s")
@@ -107,20 +108,38 @@ func (m *Manager) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "want a JSON object {\"user\":\"...\",\"password\":\"...\"}")
 		return
 	}
+	select {
+	case m.checks <- struct{}{}:
+	default: // MaxChecks running: refuse now rather than queue
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, CodeRateLimited, "too many logins being checked: try again in 1 s")
+		return
+	}
 	cookie, id, ok, err := m.Login(*req.User, []byte(*req.Password))
+	<-m.checks
 	if err != nil {
-		m.log.Error("login failed", "user", *req.User, "err", err)
+		m.log.Error("login failed", m.logUser(*req.User), "err", err)
 		writeError(w, http.StatusInternalServerError, CodeInternal, "the session could not be stored")
 		return
 	}
 	if !ok {
-		m.log.Warn("login refused: bad credentials", "user", *req.User, "remote", addr)
+		m.log.Warn("login refused: bad credentials", m.logUser(*req.User), "remote", addr)
 		writeError(w, http.StatusUnauthorized, CodeBadCredentials, "wrong user name or password")
 		return
 	}
 	m.log.Info("login", "user", id.User, "role", id.Role, "remote", addr)
 	setCookie(w, r, cookie, cookieMaxAge)
 	writeJSON(w, http.StatusOK, answer(id))
+}
+
+// logUser is how a login's user name is logged: as typed only when it
+// names a configured user; else "unknown user" and its length, since a
+// password typed into the user box must not end up in the journal.
+func (m *Manager) logUser(name string) slog.Attr {
+	if _, _, ok := m.Lookup(name); ok {
+		return slog.String("user", name)
+	}
+	return slog.String("user", "unknown user ("+strconv.Itoa(len(name))+" bytes)")
 }
 
 // ServeLogout serves POST /api/v1/logout: the session ends, the cookie is

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -20,8 +22,30 @@ type bucket struct {
 }
 
 // maxAddrs bounds the addresses remembered; beyond it full buckets (those
-// of addresses quiet for a minute) are forgotten first.
+// of addresses quiet for a minute) are forgotten first, then the least
+// recently used one: a flood from many addresses must not lock out an
+// address never seen before (it used to be refused for a minute).
 const maxAddrs = 4096
+
+// limitKey is the limiter's key of a request's RemoteAddr: the IP, or for
+// IPv6 its /64 (one host usually holds a whole /64, so per-address keys
+// would give it 2^64 buckets).
+func limitKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
 
 // allow takes one attempt from addr's bucket; when it is empty it returns
 // false and how long until the next attempt is allowed.
@@ -42,7 +66,13 @@ func (l *limiter) allow(addr string) (bool, time.Duration) {
 				}
 			}
 			if len(l.buckets) >= maxAddrs {
-				return false, time.Minute
+				var oldest string
+				for a, o := range l.buckets {
+					if oldest == "" || o.last.Before(l.buckets[oldest].last) {
+						oldest = a
+					}
+				}
+				delete(l.buckets, oldest)
 			}
 		}
 		b = &bucket{tokens: float64(l.perMinute), last: now}

@@ -87,6 +87,12 @@ type Options struct {
 	// LoginsPerMinute caps login attempts per client address (HTTP 429
 	// beyond), with a burst of the same. Default 10.
 	LoginsPerMinute int
+	// MaxChecks caps the password checks running at once, over all
+	// addresses (each is 600,000 PBKDF2 rounds: half a second of a Pi 4's
+	// core). A login beyond it is answered at once with 429 rate_limited
+	// and Retry-After: 1, rather than queued: a queue would hold the
+	// flood's connections open. Default 2.
+	MaxChecks int
 	// Verifier checks bearer tokens; nil: only cookies authenticate.
 	Verifier TokenVerifier
 	// Logger receives logins, logouts and failures. Default slog.Default().
@@ -106,6 +112,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: MaxSessions %d is negative", ErrOptions, o.MaxSessions)
 	case o.LoginsPerMinute < 0:
 		return fmt.Errorf("%w: LoginsPerMinute %d is negative", ErrOptions, o.LoginsPerMinute)
+	case o.MaxChecks < 0:
+		return fmt.Errorf("%w: MaxChecks %d is negative", ErrOptions, o.MaxChecks)
 	}
 	return nil
 }
@@ -138,7 +146,8 @@ type Manager struct {
 
 	saveMu sync.Mutex // one writer of the file at a time
 
-	limit limiter
+	limit  limiter
+	checks chan struct{} // a slot per password check running (ServeLogin)
 }
 
 // Open reads the sessions kept in o.Dir (a missing file is none; a
@@ -164,6 +173,9 @@ func Open(o Options, users []User) (*Manager, error) {
 	if o.LoginsPerMinute == 0 {
 		o.LoginsPerMinute = 10
 	}
+	if o.MaxChecks == 0 {
+		o.MaxChecks = 2
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -171,7 +183,7 @@ func Open(o Options, users []User) (*Manager, error) {
 		o.Now = time.Now
 	}
 	m := &Manager{o: o, path: filepath.Join(o.Dir, File), log: o.Logger, sessions: map[string]*record{},
-		limit: limiter{perMinute: o.LoginsPerMinute, now: o.Now}}
+		limit: limiter{perMinute: o.LoginsPerMinute, now: o.Now}, checks: make(chan struct{}, o.MaxChecks)}
 	recs, err := load(m.path, m.log)
 	if err != nil {
 		return nil, err

@@ -200,6 +200,7 @@ func TestLoginRefused(t *testing.T) {
 		{"no password", `{"user":"alice"}`, "", 400, "bad_request"},
 		{"a form", `{"user":"alice","password":"alice-pw"}`, "application/x-www-form-urlencoded", 415, "bad_request"},
 		{"too long", `{"user":"alice","password":"` + strings.Repeat("x", 5000) + `"}`, "", 400, "bad_request"},
+		{"password over 1024 bytes", `{"user":"alice","password":"` + strings.Repeat("x", auth.MaxPasswordLen+1) + `"}`, "", 401, "bad_credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var hdr []string
@@ -441,5 +442,22 @@ func TestRenewalsSpareTheCard(t *testing.T) {
 	}
 	if read() == before {
 		t.Fatal("a renewal of a tenth of the TTL was not written")
+	}
+}
+
+// A refused login logs the user name only when it names a configured
+// user: a password typed into the user box stays out of the journal.
+func TestLoginLogsNoUnknownName(t *testing.T) {
+	var log testkit.Buffer
+	e := newEnv(t, users(t), func(o *session.Options) {
+		o.LoginsPerMinute = 100
+		o.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	e.login("hunter2-Secret!", "x")
+	e.login("alice", "wrong")
+	got := log.String()
+	if strings.Contains(got, "hunter2") || !strings.Contains(got, `user="unknown user (15 bytes)"`) ||
+		!strings.Contains(got, "user=alice") {
+		t.Fatalf("log:\n%s", got)
 	}
 }
