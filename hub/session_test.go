@@ -264,3 +264,38 @@ func TestSessionEndsOnOpenSocket(t *testing.T) {
 		t.Fatalf("reconnect after logout: HTTP %d, want 401", code)
 	}
 }
+
+// The role check denies by default: only the listed request types are
+// open, a type the check does not list is refused to every role.
+func TestActionOfDeniesByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		typ string
+		a   auth.Action
+		ok  bool
+	}{
+		{typeSubscribe, auth.Read, true},
+		{typeUnsubscribe, auth.Read, true},
+		{typeAckAlert, auth.Acknowledge, true},
+		{typeCommand, auth.RunCommand, true},
+		{"set_config", 0, false}, // a type added later, forgotten here
+	} {
+		if a, ok := actionOf(&request{typ: tc.typ}); a != tc.a || ok != tc.ok {
+			t.Errorf("actionOf(%s) = %v %v, want %v %v", tc.typ, a, ok, tc.a, tc.ok)
+		}
+	}
+}
+
+// A viewer gets for a type the hub does not know the same unknown_type
+// error as an admin (not forbidden, not served), and stays connected.
+func TestUnknownTypeSameForEveryRole(t *testing.T) {
+	sh := newSessionHub(t)
+	for _, u := range []struct{ user, role string }{{"victor", "viewer"}, {"ada", "admin"}} {
+		c := sh.dialSession(t, sh.login(t, u.user), u.role)
+		c.send(map[string]any{"type": "reboot"})
+		if m := c.read(); m["type"] != "error" || m["error"] != "unknown_type" || m["message"] != `unknown message type "reboot"` {
+			t.Fatalf("reboot by %s: %v", u.role, m)
+		}
+		c.send(map[string]any{"type": "subscribe", "channel": "alerts"})
+		c.readType("subscribed")
+	}
+}
