@@ -7,6 +7,7 @@
 package history
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,7 +36,8 @@ type TokenVerifier interface {
 
 // Source downsamples the stored telemetry; *store.Store satisfies it.
 type Source interface {
-	History(q store.HistoryQuery) (store.History, error)
+	// History stops with ctx.Err() once ctx is done (the client left).
+	History(ctx context.Context, q store.HistoryQuery) (store.History, error)
 }
 
 // Authenticator authenticates a request by its session cookie or bearer
@@ -191,8 +193,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return // the client left
 	}
-	res, err := h.o.Source.History(q)
+	res, err := h.o.Source.History(r.Context(), q)
 	<-h.sem
+	if err != nil && r.Context().Err() != nil {
+		return // the client left mid-scan: nobody to answer
+	}
 	if err != nil {
 		h.o.Logger.Error("history: reading the store failed", "err", err)
 		fail(w, http.StatusServiceUnavailable, "store_unavailable", "the store could not be read")

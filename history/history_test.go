@@ -3,7 +3,9 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -217,5 +220,34 @@ func TestOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("%+v: accepted", o)
 		}
+	}
+}
+
+// The query runs under the request's context: a client gone before (or
+// during) the scan stops it, and nothing is answered or logged as a
+// store failure.
+func TestHistoryCancelledWithRequest(t *testing.T) {
+	s := serve(t)
+	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log testkit.Buffer
+	h, err := New(Options{Verifier: v, Source: s.st, MaxConcurrent: 1, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", Path+"?"+q("device_id", "1", "metric", "temperature",
+		"from", "2026-12-01T08:00:00Z", "to", "2026-12-01T09:00:00Z"), nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, time.Hour))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Body.Len() != 0 || log.String() != "" {
+		t.Fatalf("a cancelled request answered %d %q, logged %q", w.Code, w.Body, log.String())
+	}
+	if st, err := s.st.History(ctx, store.HistoryQuery{DeviceID: 1, Metric: "temperature", From: t0, To: t0.Add(time.Hour), Buckets: 1}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the store under a cancelled context: %+v %v", st, err)
 	}
 }

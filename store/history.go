@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -18,6 +19,11 @@ const MaxBuckets = 10000
 // found at the window's edges: the scan starts this much before From and
 // stops at the first record this much after To.
 const historySlack = time.Minute
+
+// historyCheckEvery is how many records History scans between looks at
+// its context: 65,536 records are a few milliseconds of a Pi's core, and
+// ctx.Err takes a lock. A test lowers it.
+var historyCheckEvery = 1 << 16
 
 // maxHistoryWindow keeps a window's nanoseconds far from overflow.
 const maxHistoryWindow = 100 * 365 * 24 * time.Hour
@@ -68,7 +74,11 @@ type History struct {
 // for. Records taken before the clock was synced and never re-stamped
 // (Restamp) carry a 1970 TS and are not found; a clock stepped back by
 // more than a minute can hide records at the window's edges.
-func (s *Store) History(q HistoryQuery) (History, error) {
+//
+// The scan stops, returning ctx.Err(), once ctx is done (looked at every
+// 65,536 records), so a client that goes away does not keep a long
+// window's read going.
+func (s *Store) History(ctx context.Context, q HistoryQuery) (History, error) {
 	switch {
 	case q.Buckets < 1 || q.Buckets > MaxBuckets:
 		return History{}, fmt.Errorf("%w: History buckets %d, want 1 to %d", ErrInvalid, q.Buckets, MaxBuckets)
@@ -95,8 +105,16 @@ func (s *Store) History(q HistoryQuery) (History, error) {
 		if hi < to {
 			hi = math.MaxInt64
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		for k, v := seekTS(c, lo); k != nil; k, v = c.Next() {
 			h.Scanned++
+			if h.Scanned%historyCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
 			if len(v) < headerLen || v[offVersion] != formatV1 {
 				continue
 			}

@@ -43,7 +43,7 @@ func BenchmarkHistory24h(b *testing.B) {
 		var h History
 		for b.Loop() {
 			var err error
-			if h, err = s.History(q); err != nil {
+			if h, err = s.History(context.Background(), q); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -136,7 +136,7 @@ func TestHistory(t *testing.T) {
 		{DeviceID: 1, Metric: "temperature", From: t0.Add(-48 * time.Hour), To: t0.Add(-47 * time.Hour), Buckets: 10},
 		{DeviceID: 1, Metric: "temperature", From: t0.Add(48 * time.Hour), To: t0.Add(49 * time.Hour), Buckets: 10},
 	} {
-		got, err := s.History(q)
+		got, err := s.History(context.Background(), q)
 		if err != nil {
 			t.Fatalf("%+v: %v", q, err)
 		}
@@ -152,7 +152,7 @@ func TestHistory(t *testing.T) {
 		}
 	}
 	// The stepped-back record is found, in its own bucket.
-	h, _ := s.History(HistoryQuery{DeviceID: 1, Metric: "temperature", From: t0.Add(1770 * time.Second), To: t0.Add(1771 * time.Second), Buckets: 1})
+	h, _ := s.History(context.Background(), HistoryQuery{DeviceID: 1, Metric: "temperature", From: t0.Add(1770 * time.Second), To: t0.Add(1771 * time.Second), Buckets: 1})
 	if h.Matched != 2 || h.Unit != "°C" {
 		t.Fatalf("at 1770 s: %+v, want the reading of 1770 s and the one of 1800 s stamped 30 s early", h)
 	}
@@ -165,7 +165,7 @@ func TestHistory(t *testing.T) {
 		{DeviceID: 1, Metric: "temperature", From: time.Unix(0, math.MinInt64+1), To: time.Unix(0, math.MaxInt64), Buckets: 1},
 		{DeviceID: 1, Metric: "temperature", From: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC), To: t0, Buckets: 1},
 	} {
-		if _, err := s.History(q); !errors.Is(err, ErrInvalid) {
+		if _, err := s.History(context.Background(), q); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: %v, want ErrInvalid", q, err)
 		}
 	}
@@ -175,11 +175,59 @@ func TestHistory(t *testing.T) {
 func TestHistoryEmptyAndClosed(t *testing.T) {
 	s := openT(t, filepath.Join(t.TempDir(), "h.db"), nil)
 	q := HistoryQuery{DeviceID: 1, Metric: "temperature", From: t0, To: t0.Add(time.Hour), Buckets: 10}
-	if h, err := s.History(q); err != nil || len(h.Buckets) != 0 || h.Scanned != 0 {
+	if h, err := s.History(context.Background(), q); err != nil || len(h.Buckets) != 0 || h.Scanned != 0 {
 		t.Fatalf("empty store: %+v %v", h, err)
 	}
 	s.Close()
-	if _, err := s.History(q); !errors.Is(err, ErrClosed) {
+	if _, err := s.History(context.Background(), q); !errors.Is(err, ErrClosed) {
 		t.Fatalf("closed store: %v", err)
+	}
+}
+
+// cancelAfter is a context whose Err reports Canceled from its n-th call
+// on: the scan's looks at it, counted.
+type cancelAfter struct {
+	context.Context
+	n, calls int
+}
+
+func (c *cancelAfter) Err() error {
+	c.calls++
+	if c.calls >= c.n {
+		return context.Canceled
+	}
+	return nil
+}
+
+// A cancelled context stops the scan where it next looks (every
+// historyCheckEvery records), with ctx.Err().
+func TestHistoryCancelled(t *testing.T) {
+	defer func(n int) { historyCheckEvery = n }(historyCheckEvery)
+	historyCheckEvery = 16
+	s := openT(t, filepath.Join(t.TempDir(), "h.db"), &Options{CommitInterval: time.Hour})
+	fillHistory(t, s, 600)
+	q := HistoryQuery{DeviceID: 1, Metric: "temperature", From: t0, To: t0.Add(600 * time.Second), Buckets: 10}
+
+	whole := &cancelAfter{Context: context.Background(), n: math.MaxInt}
+	h, err := s.History(whole, q)
+	if err != nil || h.Scanned < 10*historyCheckEvery {
+		t.Fatalf("not cancelled: %d scanned, %v", h.Scanned, err)
+	}
+	if want := 1 + h.Scanned/historyCheckEvery; whole.calls != want {
+		t.Fatalf("the context was looked at %d times over %d records, want %d", whole.calls, h.Scanned, want)
+	}
+	for _, n := range []int{1, 2, 5} { // before the scan, after 16 records, after 64
+		ctx := &cancelAfter{Context: context.Background(), n: n}
+		if h, err := s.History(ctx, q); !errors.Is(err, context.Canceled) || len(h.Buckets) != 0 {
+			t.Fatalf("cancelled at look %d: %+v %v", n, h, err)
+		}
+		if ctx.calls != n {
+			t.Fatalf("cancelled at look %d: the scan went on to look %d", n, ctx.calls)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.History(ctx, q); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a context cancelled before: %v", err)
 	}
 }
