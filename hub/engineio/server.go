@@ -85,15 +85,18 @@ type Options struct {
 	// MaxSessions caps the open sessions; beyond it a handshake is refused
 	// with HTTP 503. Default 1000.
 	MaxSessions int
-	// MaxPollingPerAddr caps the sessions on long-polling from one client
-	// address (sessions upgraded to a WebSocket no longer count); beyond
-	// it a handshake is refused with HTTP 429. Default 32.
-	MaxPollingPerAddr int
+	// MaxSessionsPerAddr caps the open sessions from one client address,
+	// on either transport (sessions exist before the application has
+	// authenticated anyone, so one address must not take them all);
+	// beyond it a handshake is refused with HTTP 429. Default 32.
+	MaxSessionsPerAddr int
 	// AllowedOrigins lists the browser origins allowed besides the
 	// server's own ("https://dash.example.com" or a host
 	// "dash.example.com:8000"); "*" allows any. Requests without an Origin
 	// header are always allowed. Allowed cross-origin polling requests get
-	// CORS headers. Default: same origin only.
+	// CORS headers; Access-Control-Allow-Credentials only for an origin
+	// listed by name, never for one "*" lets in (a browser then sends no
+	// cookies). Default: same origin only.
 	AllowedOrigins []string
 	// Compression negotiates permessage-deflate (RFC 7692, without context
 	// takeover) with WebSocket clients that offer it, and then compresses
@@ -152,8 +155,8 @@ func (o *Options) setDefaults() error {
 	if o.MaxSessions == 0 {
 		o.MaxSessions = 1000
 	}
-	if o.MaxPollingPerAddr == 0 {
-		o.MaxPollingPerAddr = 32
+	if o.MaxSessionsPerAddr == 0 {
+		o.MaxSessionsPerAddr = 32
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -189,6 +192,11 @@ type Handshake struct {
 	Header http.Header
 	// Addr is the client's IP address.
 	Addr string
+	// TrustedOrigin tells whether the request's cookies may authenticate
+	// it: it had no Origin header (not a browser, so no other site's
+	// page), or the server's own origin, or one AllowedOrigins lists by
+	// name; an origin only "*" lets in is not trusted.
+	TrustedOrigin bool
 	// Time is when the session opened.
 	Time time.Time
 }
@@ -220,7 +228,7 @@ type Server struct {
 	mu       sync.Mutex
 	closing  bool
 	sessions map[string]*Socket
-	polling  map[string]int // client address -> sessions on long-polling
+	perAddr  map[string]int // client address -> open sessions
 	wg       sync.WaitGroup // every goroutine a session or a WebSocket started
 }
 
@@ -230,7 +238,7 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), polling: make(map[string]int)}
+	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
 	s.up = websocket.Upgrader{
 		ReadBufferSize:    1024, // messages may be larger; the buffer stays with every session
 		WriteBufferSize:   4096,
@@ -285,14 +293,20 @@ func (s *Server) Close(ctx context.Context) error {
 // ServeHTTP serves the Engine.IO endpoint: handshakes, polls, posts and
 // WebSocket connections.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	trusted := true
 	if r.Header.Get("Origin") != "" {
-		if !s.originAllowed(r) {
+		ok, named := s.originAllowed(r)
+		trusted = named
+		if !ok {
 			httpError(w, http.StatusForbidden, codeForbidden)
 			return
 		}
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
-		h.Set("Access-Control-Allow-Credentials", "true")
+		if named {
+			// "*" lets any page in, but not with the user's cookies.
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
 		h.Add("Vary", "Origin")
 	}
 	if r.Method == http.MethodOptions {
@@ -340,15 +354,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, codeBadRequest)
 		return
 	}
-	s.handshake(w, r, transport == "websocket")
+	s.handshake(w, r, transport == "websocket", trusted)
 }
 
-// handshake opens a session.
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
+// handshake opens a session; trusted is Handshake.TrustedOrigin.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted bool) {
 	addr := clientAddr(r)
 	so := &Socket{
 		srv:     s,
-		hs:      Handshake{Query: r.URL.Query(), Header: r.Header.Clone(), Addr: addr, Time: s.o.Now()},
+		hs:      Handshake{Query: r.URL.Query(), Header: r.Header.Clone(), Addr: addr, TrustedOrigin: trusted, Time: s.o.Now()},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 		pong:    make(chan struct{}, 1),
@@ -366,14 +380,12 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws bool) {
 		s.mu.Unlock()
 		httpErrorText(w, http.StatusServiceUnavailable, codeBadRequest, "Too many sessions")
 		return
-	case !ws && s.o.MaxPollingPerAddr > 0 && s.polling[addr] >= s.o.MaxPollingPerAddr:
+	case s.o.MaxSessionsPerAddr > 0 && s.perAddr[addr] >= s.o.MaxSessionsPerAddr:
 		s.mu.Unlock()
-		httpErrorText(w, http.StatusTooManyRequests, codeBadRequest, "Too many polling sessions from "+addr)
+		httpErrorText(w, http.StatusTooManyRequests, codeBadRequest, "Too many sessions from "+addr)
 		return
 	}
-	if !ws {
-		s.polling[addr]++
-	}
+	s.perAddr[addr]++
 	s.sessions[so.id] = so
 	// Under mu, where Close sets closing: no Add after Close's Wait.
 	s.wg.Add(1) // the heartbeat
@@ -485,40 +497,39 @@ func (s *Server) lookup(sid string) *Socket {
 	return so
 }
 
-// remove forgets so.
+// remove forgets so, and takes it off its address's count.
 func (s *Server) remove(so *Socket) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sessions[so.id] == so {
 		delete(s.sessions, so.id)
+		if s.perAddr[so.hs.Addr]--; s.perAddr[so.hs.Addr] <= 0 {
+			delete(s.perAddr, so.hs.Addr)
+		}
 	}
 }
 
-// leavePolling takes so off the per-address count of polling sessions.
-func (s *Server) leavePolling(so *Socket) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.polling[so.hs.Addr]--; s.polling[so.hs.Addr] <= 0 {
-		delete(s.polling, so.hs.Addr)
-	}
-}
-
-// originAllowed implements the same-origin default and the allow-list.
-func (s *Server) originAllowed(r *http.Request) bool {
+// originAllowed implements the same-origin default and the allow-list:
+// ok when the request's Origin may use the server, named when it is the
+// server's own or listed by name (not only let in by "*").
+func (s *Server) originAllowed(r *http.Request) (ok, named bool) {
 	origin := r.Header.Get("Origin")
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
-		return false
+		return false, false
 	}
 	if strings.EqualFold(u.Host, r.Host) {
-		return true
+		return true, true
 	}
 	for _, a := range s.o.AllowedOrigins {
-		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
-			return true
+		switch {
+		case a == "*":
+			ok = true
+		case strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host):
+			return true, true
 		}
 	}
-	return false
+	return ok, false
 }
 
 // newID returns a session id: 15 random bytes, 20 URL-safe characters.

@@ -342,10 +342,10 @@ func TestUpgrade(t *testing.T) {
 		t.Fatalf("post after the upgrade: %d %q", r.status, r.body)
 	}
 	ts.Server.mu.Lock()
-	n := len(ts.Server.polling)
+	n := ts.Server.perAddr["127.0.0.1"]
 	ts.Server.mu.Unlock()
-	if n != 0 {
-		t.Fatalf("%d addresses still count polling sessions after the upgrade", n)
+	if n != 1 {
+		t.Fatalf("the address counts %d sessions after the upgrade, want 1", n)
 	}
 }
 
@@ -440,17 +440,47 @@ func TestHostileInput(t *testing.T) {
 func TestSessionLimits(t *testing.T) {
 	o := fast()
 	o.MaxSessions = 3
-	o.MaxPollingPerAddr = 2
+	o.MaxSessionsPerAddr = 2
 	ts := startServer(t, o)
 	ts.handshake(t)
 	ts.handshake(t)
 	if r := do(t, "GET", ts.url+"?EIO=4&transport=polling", ""); r.status != 429 {
 		t.Fatalf("third polling session from one address: %d %q", r.status, r.body)
 	}
-	dialWS(t, ts.wsURL("EIO=4&transport=websocket")) // WebSockets do not count per address
-	if r := do(t, "GET", ts.url+"?EIO=4&transport=polling", ""); r.status != 503 {
-		t.Fatalf("fourth session: %d %q", r.status, r.body)
+	if r := do(t, "GET", ts.url+"?EIO=4&transport=polling", ""); r.status != 429 {
+		t.Fatalf("fourth session from one address: %d %q", r.status, r.body)
 	}
+}
+
+// WebSocket handshakes count per address as well: sessions exist before
+// anyone is authenticated.
+func TestSessionLimitsWebSocket(t *testing.T) {
+	o := fast()
+	o.MaxSessionsPerAddr = 2
+	ts := startServer(t, o)
+	first := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+	readText(t, first)
+	dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+	c, res, err := websocket.DefaultDialer.Dial(ts.wsURL("EIO=4&transport=websocket"), nil)
+	if err == nil {
+		c.Close()
+		t.Fatal("third WebSocket session from one address was accepted")
+	}
+	if res == nil || res.StatusCode != 429 {
+		t.Fatalf("third WebSocket session from one address: %v %v", res, err)
+	}
+	if r := do(t, "GET", ts.url+"?EIO=4&transport=polling", ""); r.status != 429 {
+		t.Fatalf("polling session after two WebSockets: %d %q", r.status, r.body)
+	}
+	first.Close() // frees its place once the server has seen it go
+	testkit.Eventually(t, "a place to free", 5*time.Second, func() bool {
+		c, _, err := websocket.DefaultDialer.Dial(ts.wsURL("EIO=4&transport=websocket"), nil)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 }
 
 func TestQueueFull(t *testing.T) {
@@ -494,6 +524,32 @@ func TestCORS(t *testing.T) {
 	}
 	if r := do(t, "OPTIONS", ts.url+"?EIO=4&transport=polling", "", "Origin", "https://ok.example"); r.status != 204 {
 		t.Fatalf("preflight: %d", r.status)
+	}
+	if r := do(t, "GET", ts.url+"?EIO=4&transport=polling", "", "Origin", strings.TrimSuffix(ts.url, "/engine.io/")); r.status != 200 {
+		t.Fatalf("own origin: %d %q", r.status, r.body)
+	}
+}
+
+// "*" lets any page use the server, but never with credentials: the
+// browser then sends no cookies cross-origin.
+func TestCORSStar(t *testing.T) {
+	o := fast()
+	o.AllowedOrigins = []string{"*", "https://ok.example"}
+	ts := startServer(t, o)
+	for _, c := range []struct {
+		origin string
+		creds  string
+	}{{"https://evil.example", ""}, {"https://ok.example", "true"}} {
+		req, _ := http.NewRequest("GET", ts.url+"?EIO=4&transport=polling", nil)
+		req.Header.Set("Origin", c.origin)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != c.origin || res.Header.Get("Access-Control-Allow-Credentials") != c.creds {
+			t.Fatalf("%s: %d %v", c.origin, res.StatusCode, res.Header)
+		}
 	}
 }
 

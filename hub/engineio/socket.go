@@ -116,7 +116,6 @@ func (so *Socket) close(reason error, graceful bool) {
 		return
 	}
 	so.closed, so.reason = true, reason
-	wasPoll := so.onPoll
 	keep := false
 	switch {
 	case so.ws != nil:
@@ -145,9 +144,6 @@ func (so *Socket) close(reason error, graceful bool) {
 	close(so.done)
 	so.signal()
 	so.mu.Unlock()
-	if wasPoll {
-		so.srv.leavePolling(so)
-	}
 	if !keep {
 		so.srv.remove(so)
 		return
@@ -471,7 +467,6 @@ func (wc *wsConn) readLoop() error {
 			so.onPoll, so.probe, so.ws = false, nil, wc
 			so.signal()
 			so.mu.Unlock()
-			so.srv.leavePolling(so)
 			wc.c.SetReadDeadline(time.Time{})
 			wc.probing = false
 		default:
