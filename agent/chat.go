@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/floorhub/floorhub/command"
 	"github.com/floorhub/floorhub/hub/chat"
@@ -35,6 +36,9 @@ type ChatConfig struct {
 	// MaxChats caps the chats; creating one more fails. Default 1000, 1
 	// to 1000000.
 	MaxChats int `yaml:"max_chats"`
+	// MaxChatsPerUser caps the chats one user belongs to; past it the user
+	// cannot start another. Default 100, 1 to 1000000.
+	MaxChatsPerUser int `yaml:"max_chats_per_user"`
 }
 
 // checkChat validates the chat section.
@@ -51,6 +55,7 @@ func (c *Config) checkChat() error {
 		{"max_messages", int64(ch.MaxMessages), 100, 10_000_000},
 		{"max_bytes", int64(ch.MaxBytes), 64 << 10, 1 << 40},
 		{"max_chats", int64(ch.MaxChats), 1, 1_000_000},
+		{"max_chats_per_user", int64(ch.MaxChatsPerUser), 1, 1_000_000},
 	} {
 		if f.v != 0 && (f.v < f.min || f.v > f.max) {
 			return c.errf("chat."+f.key, []string{"chat", f.key}, "%d: want %d to %d (0: the default)", f.v, f.min, f.max)
@@ -66,15 +71,25 @@ func (c *Config) chatOptions() chat.Options {
 		MaxMessageBytes: c.Chat.MaxMessageBytes,
 		EventsPerSecond: c.Chat.EventsPerSecond,
 		MaxConnsPerUser: c.Chat.MaxConnsPerUser,
+		MaxChatsPerUser: c.Chat.MaxChatsPerUser,
 		SocketIO: socketio.Options{
 			// A chat packet carries no binary: one attachment is plenty.
 			MaxAttachments: 1,
+			// An Engine.IO session exists before its client has
+			// authenticated (Socket.IO CONNECT); a browser connects within
+			// a second, so an idle session need not hold its place for
+			// the default 45 s.
+			ConnectTimeout: chatConnectTimeout,
 			// A message is at most 64 KiB of text (chat.max_message_bytes):
 			// nothing a client sends at once needs more.
 			Engine: engineio.Options{MaxPayload: 256 << 10},
 		},
 	}
 }
+
+// chatConnectTimeout is how long a chat session may stay without its
+// Socket.IO CONNECT.
+const chatConnectTimeout = 10 * time.Second
 
 // centralUser is the user number of every central (chat_post) sender;
 // their name tells them apart.

@@ -119,3 +119,19 @@ uplink:
 		t.Fatalf("chat after chat_post: %+v %v", msgs, err)
 	}
 }
+
+// The chat's limits reach its options, a bad one is named, and an
+// unauthenticated Engine.IO session waits 10 s for its CONNECT, not 45.
+func TestChatConfigReachesTheChat(t *testing.T) {
+	cfg, err := ParseConfig("gw.yaml", []byte("chat:\n  max_chats_per_user: 7\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.chatOptions()
+	if o.MaxChatsPerUser != 7 || o.SocketIO.ConnectTimeout != 10*time.Second {
+		t.Fatalf("chat options: max chats per user %d, connect timeout %v", o.MaxChatsPerUser, o.SocketIO.ConnectTimeout)
+	}
+	if _, err := ParseConfig("gw.yaml", []byte("chat:\n  max_chats_per_user: -1\n")); err == nil || !strings.Contains(err.Error(), "chat.max_chats_per_user") {
+		t.Fatalf("a negative max_chats_per_user: %v", err)
+	}
+}

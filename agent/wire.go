@@ -72,7 +72,7 @@ func (a *Agent) wire() (*wiring, error) {
 	}
 	w.mux.Handle("GET "+history.Path, hist)
 	co := a.cfg.chatOptions()
-	co.Store, co.Verifier, co.Auth, co.Logger, co.Stamp = a.store, verifier, sessions, a.log.With("component", "chat"), a.clock.stamp
+	co.Store, co.Verifier, co.Auth, co.Users, co.Logger, co.Stamp = a.store, verifier, sessions, sessions, a.log.With("component", "chat"), a.clock.stamp
 	co.SocketIO.Engine.AllowedOrigins, co.SocketIO.Engine.Logger = a.cfg.Hub.AllowedOrigins, co.Logger
 	ch, err := chat.New(co)
 	if err != nil {

@@ -255,6 +255,19 @@ func (m *Manager) Lookup(name string) (int64, auth.Role, bool) {
 	return u.ID, u.Role, ok
 }
 
+// KnownUser tells whether id is a configured user's, and whether any user
+// is configured (the chat's check of a receiver, hub/chat.Directory).
+func (m *Manager) KnownUser(id int64) (known, configured bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range m.users {
+		if u.ID == id {
+			return true, true
+		}
+	}
+	return false, len(m.users) > 0
+}
+
 // key is what the file keeps of a cookie value.
 func key(cookie string) string {
 	s := sha256.Sum256([]byte(cookie))

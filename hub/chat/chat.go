@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,14 @@ type Authenticator interface {
 	Check(id auth.Identity) (auth.Identity, error)
 }
 
+// Directory tells which user ids are configured; *session.Manager
+// (auth/session) satisfies it.
+type Directory interface {
+	// KnownUser tells whether id is a configured user's, and whether any
+	// user is configured at all.
+	KnownUser(id int64) (known, configured bool)
+}
+
 // sessionCheck is how often an open connection on a session checks that
 // the session still holds (a logout or a removed user ends it), as the
 // hub checks its /ws connections.
@@ -91,6 +100,15 @@ type Options struct {
 	// MaxConnsPerUser caps one user's connections at once; one more is
 	// refused with a connect_error. Default 10.
 	MaxConnsPerUser int
+	// Users, when set and some user is configured, limits create_chat's
+	// receiver_id to the configured users' ids, so that one operator
+	// cannot fill the store's chats with made-up ones. Unset, or with no
+	// user configured (token-only setups), any positive id is accepted.
+	Users Directory
+	// MaxChatsPerUser caps the chats a user belongs to: past it,
+	// create_chat refuses to start another (an existing one is still
+	// returned). Default 100.
+	MaxChatsPerUser int
 	// History caps the messages chat_messages returns (the newest).
 	// Default 500.
 	History int
@@ -112,7 +130,7 @@ func (o *Options) Validate() error {
 		name string
 		v    int64
 	}{{"MaxMessageBytes", int64(o.MaxMessageBytes)}, {"EventsPerSecond", int64(o.EventsPerSecond)},
-		{"MaxConnsPerUser", int64(o.MaxConnsPerUser)}, {"History", int64(o.History)}, {"Timeout", int64(o.Timeout)}} {
+		{"MaxConnsPerUser", int64(o.MaxConnsPerUser)}, {"MaxChatsPerUser", int64(o.MaxChatsPerUser)}, {"History", int64(o.History)}, {"Timeout", int64(o.Timeout)}} {
 		if f.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrOptions, f.name)
 		}
@@ -146,6 +164,7 @@ func New(o Options) (*Service, error) {
 	def(&o.MaxMessageBytes, 2048)
 	def(&o.EventsPerSecond, 20)
 	def(&o.MaxConnsPerUser, 10)
+	def(&o.MaxChatsPerUser, 100)
 	def(&o.History, 500)
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
@@ -238,6 +257,9 @@ func token(so *socketio.Socket, authPayload json.RawMessage) (tok string, userID
 // sessionCookie is the dashboard's session cookie (auth/session.CookieName).
 const sessionCookie = "floorhub_session"
 
+// errForeignCookie refuses a session cookie sent from another site's page.
+var errForeignCookie = errors.New("a session cookie is accepted from the hub's own origin only")
+
 // identify authenticates a client by its token or, with Auth and no token,
 // its session cookie.
 func (s *Service) identify(so *socketio.Socket, tok string) (auth.Identity, error) {
@@ -251,8 +273,15 @@ func (s *Service) identify(so *socketio.Socket, tok string) (auth.Identity, erro
 	if tok != "" {
 		return s.o.Auth.Token(tok)
 	}
-	r := http.Request{Header: so.Handshake().Header}
+	hs := so.Handshake()
+	r := http.Request{Header: hs.Header}
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		// As on /ws: a browser's session only from the hub's own origin
+		// or one listed by name; "*" does not extend to cookies, or any
+		// site's page could chat as whoever visits it.
+		if !hs.TrustedOrigin {
+			return auth.Identity{}, errForeignCookie
+		}
 		return s.o.Auth.Cookie(c.Value)
 	}
 	return auth.Identity{}, auth.ErrMissing
@@ -439,11 +468,35 @@ func (s *Service) createChat(u *user, p map[string]any) (string, any, error) {
 	if to == u.id {
 		return "", nil, fmt.Errorf("%w: receiver_id is your own id", ErrBadRequest)
 	}
+	if s.o.Users != nil {
+		if known, configured := s.o.Users.KnownUser(to); configured && !known {
+			return "", nil, fmt.Errorf("unknown user %d", to)
+		}
+	}
+	mine, err := s.o.Store.UserChats(u.id)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(mine) >= s.o.MaxChatsPerUser && !slices.ContainsFunc(mine, func(c store.ChatSummary) bool {
+		return slices.Equal(c.Members, sortedPair(u.id, to))
+	}) {
+		// Checked before the store's transaction: connections of one
+		// user at once may pass it together, by at most MaxConnsPerUser.
+		return "", nil, fmt.Errorf("too many chats: user %d is in %d (at most %d)", u.id, len(mine), s.o.MaxChatsPerUser)
+	}
 	c, _, err := s.o.Store.CreateChat([]int64{u.id, to}, s.o.Now())
 	if err != nil {
 		return "", nil, err
 	}
 	return "chat_created", chatJSON(store.ChatSummary{Chat: c}), nil
+}
+
+// sortedPair is the members of a chat of a and b, as the store keeps them.
+func sortedPair(a, b int64) []int64 {
+	if a > b {
+		a, b = b, a
+	}
+	return []int64{a, b}
 }
 
 func (s *Service) createMessage(u *user, p map[string]any) (string, any, error) {

@@ -11,12 +11,15 @@ import (
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/auth/session"
+	"github.com/floorhub/floorhub/hub/engineio"
+	"github.com/floorhub/floorhub/hub/socketio"
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // With the session manager: the dashboard's cookie admits its user with the
 // config's id; a viewer may not chat; a token takes its configured user's
-// id when it has no uid.
+// id when it has no uid. With allowed_origins ["*"], as on /ws, the cookie
+// counts only from the hub's own page (a token from any).
 func TestConnectSession(t *testing.T) {
 	var users []session.User
 	for i, u := range []struct {
@@ -37,7 +40,7 @@ func TestConnectSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := newService(t, Options{})
+	s, _ := newService(t, Options{SocketIO: socketio.Options{Engine: engineio.Options{AllowedOrigins: []string{"*"}}}})
 	s.o.Auth, s.o.Verifier = m, nil
 	srv := httptest.NewServer(s)
 	defer srv.Close()
@@ -53,6 +56,13 @@ func TestConnectSession(t *testing.T) {
 		}
 		return http.Header{"Cookie": {session.CookieName + "=" + c}}
 	}
+	from := func(origin string, h http.Header) http.Header {
+		if h == nil {
+			h = http.Header{}
+		}
+		h.Set("Origin", origin)
+		return h
+	}
 	tok, err := auth.Mint(secret, "olga", time.Hour, auth.Claims{})
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +77,9 @@ func TestConnectSession(t *testing.T) {
 		{"viewer's cookie", "", cookie("victor"), `forbidden: viewer may not chat`},
 		{"a dead cookie", "", http.Header{"Cookie": {session.CookieName + "=gone"}}, `unauthorized: auth: session expired`},
 		{"a token without uid", "&userId=7&token=" + tok, nil, `40{"sid":`},
+		{"operator's cookie from another site's page", "", from("https://evil.example", cookie("olga")), `unauthorized: a session cookie is accepted from the hub's own origin only`},
+		{"operator's cookie from the hub's own page", "", from(srv.URL, cookie("olga")), `40{"sid":`},
+		{"a token from another site's page", "&token=" + tok, from("https://evil.example", nil), `40{"sid":`},
 	} {
 		p := dialPolling(t, srv, tc.query, tc.header)
 		p.post("40")
@@ -144,4 +157,84 @@ func TestSessionEndDisconnects(t *testing.T) {
 // separated by the record separator).
 func hasPacket(payloads, p string) bool {
 	return slices.Contains(strings.Split(payloads, "\x1e"), p)
+}
+
+// connectToken opens a polling connection with tok and waits for its
+// CONNECT answer.
+func connectToken(t *testing.T, srv *httptest.Server, tok string) *poller {
+	t.Helper()
+	p := dialPolling(t, srv, "&token="+tok, nil)
+	p.post("40")
+	var got string
+	testkit.Eventually(t, "the CONNECT answer", 10*time.Second, func() bool {
+		got += p.get()
+		return strings.Contains(got, "updated_chat_list") || strings.Contains(got, "44")
+	})
+	if !strings.Contains(got, `40{"sid":`) {
+		t.Fatalf("connect: %q", got)
+	}
+	return p
+}
+
+// emit sends one event and waits for the answer that contains want.
+func (p *poller) emit(event, want string) {
+	p.t.Helper()
+	p.post(event)
+	var got string
+	if !testkit.WaitTrue(10*time.Second, func() bool {
+		got += p.get()
+		return strings.Contains(got, "chat_created") || strings.Contains(got, "exception")
+	}) || !strings.Contains(got, want) {
+		p.t.Errorf("%s: %q, want %q", event, got, want)
+	}
+}
+
+// With users configured, create_chat takes only their ids as receivers;
+// without (token-only), any positive id, up to MaxChatsPerUser chats a
+// user belongs to (an existing chat is still returned).
+func TestCreateChatLimits(t *testing.T) {
+	h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := session.Open(session.Options{Dir: t.TempDir(), Verifier: v, Logger: quiet},
+		[]session.User{{Name: "olga", ID: 7, Role: auth.RoleOperator, PasswordHash: h}, {Name: "oscar", ID: 8, Role: auth.RoleOperator, PasswordHash: h}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	configured, _ := newService(t, Options{Users: m})
+	configured.o.Auth, configured.o.Verifier = m, nil
+	tokenOnly, _ := newService(t, Options{MaxChatsPerUser: 2})
+	for _, s := range []*Service{configured, tokenOnly} {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+	}
+
+	srv := httptest.NewServer(configured)
+	defer srv.Close()
+	tok, err := auth.Mint(secret, "olga", time.Hour, auth.Claims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := connectToken(t, srv, tok)
+	p.emit(`42["create_chat",{"receiver_id":99}]`, `42["exception",{"message":"unknown user 99","status":"error"}]`)
+	p.emit(`42["create_chat",{"receiver_id":8}]`, `"members":[7,8]`)
+
+	srv2 := httptest.NewServer(tokenOnly)
+	defer srv2.Close()
+	tok, err = auth.Mint(secret, "tina", time.Hour, auth.Claims{UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = connectToken(t, srv2, tok)
+	p.emit(`42["create_chat",{"receiver_id":99}]`, `"members":[1,99]`)
+	p.emit(`42["create_chat",{"receiver_id":98}]`, `"members":[1,98]`)
+	p.emit(`42["create_chat",{"receiver_id":97}]`, `"message":"too many chats: user 1 is in 2 (at most 2)"`)
+	p.emit(`42["create_chat",{"receiver_id":99}]`, `"members":[1,99]`)
 }
