@@ -10,25 +10,20 @@ import (
 	"github.com/floorhub/floorhub/store"
 )
 
-// AckAlert acknowledges the active alert id for user (hub.AlertAcker: the
-// hub passes the connection's user). It stores an alert_ack record and
-// marks the alert in the active list, which the hub's alerts snapshot
-// shows, before the record is published; it answers once the record is
-// committed (at once, like every event), so that an acknowledgement
-// answered is one a power cut keeps. Refusals wrap the command package's
-// sentinels.
-func (a *Agent) AckAlert(ctx context.Context, id uint64, user, note string) (store.Record, error) {
-	rec, err := a.appendAck(id, user, note)
-	if err != nil {
-		return rec, err
-	}
-	if err := a.store.Flush(ctx); err != nil {
-		return store.Record{}, fmt.Errorf("the acknowledgement of alert %d (seq %d) is not committed yet: %w", id, rec.Seq, err)
-	}
-	return rec, nil
-}
+// defaultAckCommitTimeout bounds the wait for an acknowledgement's commit
+// (Agent.ackCommitTimeout): a commit is milliseconds; a disk that takes
+// longer is failing, and the requester gets an error instead.
+const defaultAckCommitTimeout = 10 * time.Second
 
-func (a *Agent) appendAck(id uint64, user, note string) (store.Record, error) {
+// AckAlert acknowledges the active alert id for user (hub.AlertAcker: the
+// hub passes the connection's user). It stores an alert_ack record, waits
+// for its commit, and only then marks the alert in the active list (which
+// the hub's alerts snapshot shows) and publishes the record: an
+// acknowledgement answered or shown is one a power cut keeps, and one
+// that failed to commit is neither. The commit does not depend on ctx
+// (the requester's connection may close meanwhile); it is bounded by
+// ackCommitTimeout. Refusals wrap the command package's sentinels.
+func (a *Agent) AckAlert(ctx context.Context, id uint64, user, note string) (store.Record, error) {
 	// Every transport decodes JSON, whose strings are valid UTF-8.
 	switch {
 	case id == 0 || user == "" || len(user) > command.MaxAckUser:
@@ -36,8 +31,11 @@ func (a *Agent) appendAck(id uint64, user, note string) (store.Record, error) {
 	case len(note) > command.MaxAckNote:
 		return store.Record{}, fmt.Errorf("%w: %w: the note has %d bytes, at most 500", command.ErrBadArgs, command.ErrNoteTooLong, len(note))
 	}
-	// Under a.mu, like the rules: an alert cannot clear between the check
-	// and the append, and the records keep the order of the decisions.
+	// Under a.mu, like the rules, until the record is shown: an alert
+	// cannot clear between the check and the append, a second
+	// acknowledgement waits for the first's outcome, and records are
+	// published in the order of the decisions. The agent's other events
+	// wait for this one commit; acknowledgements are rare.
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.viewMu.Lock()
@@ -51,12 +49,26 @@ func (a *Agent) appendAck(id uint64, user, note string) (store.Record, error) {
 	}
 	al := *raised.Alert
 	al.ID = id
-	rec, err := a.append(a.stamp(store.Record{Kind: store.KindAlertAck, DeviceID: raised.DeviceID, Alert: &al,
+	rec, err := a.store.Append(a.stamp(store.Record{Kind: store.KindAlertAck, DeviceID: raised.DeviceID, Alert: &al,
 		Ack: &store.AlertAck{By: user, Note: note, Raised: raised.TS}}))
 	if err != nil {
 		a.log.Error("storing an alert acknowledgement failed", "alert_id", id, "err", err)
 		return store.Record{}, fmt.Errorf("storing the acknowledgement of alert %d: %w", id, err)
 	}
+	timeout := a.ackCommitTimeout
+	if timeout <= 0 {
+		timeout = defaultAckCommitTimeout
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := a.store.Flush(cctx); err != nil {
+		// Not shown, so a retry is not refused as already acknowledged.
+		// The record stays queued: if the disk recovers it is committed
+		// and shows after a restart.
+		a.log.Error("committing an alert acknowledgement failed; not shown", "alert_id", id, "seq", rec.Seq, "err", err)
+		return store.Record{}, fmt.Errorf("the acknowledgement of alert %d (seq %d) is not committed: %w", id, rec.Seq, err)
+	}
+	a.show(rec)
 	a.log.Info("alert acknowledged", "alert_id", id, "by", user, "seq", rec.Seq)
 	return rec, nil
 }

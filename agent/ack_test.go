@@ -142,3 +142,77 @@ rules:
 }
 
 func jsonNum(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// A requester whose connection is gone (its context cancelled) still gets
+// its acknowledgement committed, and shown only once committed.
+func TestAckAlertCommitsWithoutTheRequester(t *testing.T) {
+	r := start(t, `
+listen: `+anyPort+`
+store: {commit_interval: 1h}
+devices:
+  - {id: 1, driver: sim-env, interval: 100ms}
+rules:
+  - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert}
+`)
+	id := activeAlert(t, r).Alert.ID
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the dashboard closed before the commit
+	rec, err := r.a.AckAlert(ctx, id, "op", "")
+	if err != nil {
+		t.Fatalf("AckAlert with the requester gone: %v", err)
+	}
+	if st := r.a.store.Stats(); st.CommittedSeq < rec.Seq {
+		t.Fatalf("answered before the commit: committed %d, ack seq %d", st.CommittedSeq, rec.Seq)
+	}
+	if al := activeAlert(t, r); al.Ack == nil || al.Ack.By != "op" {
+		t.Fatalf("the view after the ack: %+v", al)
+	}
+}
+
+// An acknowledgement whose commit fails is neither answered nor shown, and
+// a retry is not refused as already acknowledged. The commit is made to
+// fail by a commit timeout too short to wait for it; should the commit win
+// that race, the acknowledgement must then be both answered and shown.
+func TestAckAlertFailedCommitNotShown(t *testing.T) {
+	r := startPrepared(t, `
+listen: `+anyPort+`
+store: {commit_interval: 1h}
+devices:
+  - {id: 1, driver: sim-env, interval: 100ms}
+rules:
+  - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert}
+`, nil, func(a *Agent) { a.ackCommitTimeout = time.Nanosecond })
+	id := activeAlert(t, r).Alert.ID
+	ws := dialHub(t, r, "/ws/alerts")
+	if m := readMsg(t, ws); m["initial"] != true || m["acknowledged"] != nil {
+		t.Fatalf("before the ack: %v", m)
+	}
+	_, err := r.a.AckAlert(context.Background(), id, "op", "")
+	al := activeAlert(t, r)
+	switch {
+	case err == nil && (al.Ack == nil || al.Ack.By != "op"):
+		t.Fatalf("answered but not shown: %+v", al)
+	case err != nil && al.Ack != nil:
+		t.Fatalf("shown although the commit failed (%v): %+v", err, al)
+	case err != nil && !errors.Is(err, context.DeadlineExceeded):
+		t.Fatalf("AckAlert: %v, want a commit timeout", err)
+	case err != nil:
+		// The dashboard got nothing: the next alert message it reads is
+		// the successful retry's.
+		r.a.mu.Lock()
+		r.a.ackCommitTimeout = 0
+		r.a.mu.Unlock()
+		if _, err := r.a.AckAlert(context.Background(), id, "op2", ""); err != nil {
+			t.Fatalf("retry after a failed commit: %v", err)
+		}
+		m := readType(t, ws, "alert")
+		if m["acknowledged"] == nil && m["state"] == "active" && m["seq"] == float64(id) {
+			m = readType(t, ws, "alert") // the raise, live too
+		}
+		if m["acknowledged_by"] != "op2" {
+			t.Fatalf("the dashboard's first acknowledgement: %v, want the retry's", m)
+		}
+	default:
+		t.Log("the commit beat the 1 ns timeout; answered and shown")
+	}
+}

@@ -96,8 +96,11 @@ type Agent struct {
 	viewMu sync.Mutex
 	// alerts holds the raising records of the active alerts, for the
 	// hub's snapshot to new alerts subscribers; guarded by viewMu, set by
-	// append before the record is published.
+	// show before the record is published.
 	alerts map[uint64]store.Record
+	// ackCommitTimeout bounds the wait for an acknowledgement's commit;
+	// 0: defaultAckCommitTimeout. Tests set it before Run.
+	ackCommitTimeout time.Duration
 
 	// publish fans a record out live (the hub, the WebSocket uplink's
 	// previews); guarded by mu.
@@ -462,6 +465,14 @@ func (a *Agent) append(r store.Record) (store.Record, error) {
 	if err != nil {
 		return rec, err
 	}
+	a.show(rec)
+	return rec, nil
+}
+
+// show puts a stored record in the active-alerts view and publishes it
+// live; a.mu is held. append shows at once; an acknowledgement is shown
+// only once committed (ack.go).
+func (a *Agent) show(rec store.Record) {
 	if rec.Kind == store.KindAlert && rec.Alert != nil {
 		// The hub's snapshot must show it before the record is published.
 		a.viewMu.Lock()
@@ -486,7 +497,6 @@ func (a *Agent) append(r store.Record) (store.Record, error) {
 	for _, p := range a.publish {
 		p(rec)
 	}
-	return rec, nil
 }
 
 func (a *Agent) deviceName(id int) string {
