@@ -540,9 +540,9 @@ func (u *Uplink) serve(ctx context.Context, c *mqttwire.Conn) error {
 		return fmt.Errorf("mqtt: subscribing to commands: %w", err)
 	}
 
-	var spIn chan mqttwire.Message
+	var spIn *spInbox
 	if u.sp != nil {
-		spIn = make(chan mqttwire.Message, 32)
+		spIn = newSpInbox()
 		if err := u.spSubscribe(ctx, c, spIn); err != nil {
 			u.disconnect(ctx, c)
 			return fmt.Errorf("mqtt: sparkplug: subscribing to NCMD, DCMD and STATE: %w", err)

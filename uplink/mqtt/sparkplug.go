@@ -86,9 +86,10 @@ func spPublish(ctx context.Context, c *mqttwire.Conn, msgs []sparkplug.Msg) []up
 
 // spBirth publishes the NBIRTH and the DBIRTHs: on a new connection
 // (fresh: the records stored until now become historical) and on a
-// rebirth command. The births are not waited for: the broker keeps a
+// rebirth command. The births are not waited for here: the broker keeps a
 // connection's messages in order, and a lost connection means new births.
-func (u *Uplink) spBirth(ctx context.Context, c *mqttwire.Conn, fresh bool) {
+// Their acks tell spCommands when the rebirth is over.
+func (u *Uplink) spBirth(ctx context.Context, c *mqttwire.Conn, fresh bool) []uplink.Ack {
 	sp := u.sp
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
@@ -96,17 +97,70 @@ func (u *Uplink) spBirth(ctx context.Context, c *mqttwire.Conn, fresh bool) {
 		sp.liveFrom = u.src.Stats().LastSeq
 	}
 	msgs := sp.n.Birth(sp.bdSeq, time.Now())
-	spPublish(ctx, c, msgs)
+	acks := spPublish(ctx, c, msgs)
 	u.log.Info("mqtt: sparkplug: born", "bdSeq", sp.bdSeq, "devices", len(msgs)-1, "historical_up_to", sp.liveFrom)
+	return acks
+}
+
+// spInbox hands NCMD, DCMD and STATE messages from the connection's
+// reading goroutine (which must never block) to spCommands. Commands go
+// through a bounded queue and are dropped when it is full; the Primary
+// Host's STATE has its own one-slot hand-off where a newer message
+// supersedes an unread one, so a flood of commands can never make the
+// node miss the host's latest state (an "offline" that ends the session).
+type spInbox struct {
+	cmds  chan mqttwire.Message // NCMD and DCMD
+	state chan mqttwire.Message // one slot: the latest unread STATE
+}
+
+// spCommandQueue is the number of NCMD and DCMD messages waiting for
+// spCommands before further ones are dropped.
+const spCommandQueue = 32
+
+func newSpInbox() *spInbox {
+	return &spInbox{cmds: make(chan mqttwire.Message, spCommandQueue), state: make(chan mqttwire.Message, 1)}
+}
+
+// putState hands over a STATE message, replacing an unread one. It never
+// blocks: with one sender, the loop ends at the latest on its second turn.
+func (b *spInbox) putState(m mqttwire.Message) {
+	for {
+		select {
+		case b.state <- m:
+			return
+		default:
+		}
+		select {
+		case <-b.state: // superseded
+		default:
+		}
+	}
+}
+
+// putCommand queues an NCMD or DCMD; it reports false when the queue is
+// full and the message was dropped.
+func (b *spInbox) putCommand(m mqttwire.Message) bool {
+	select {
+	case b.cmds <- m:
+		return true
+	default:
+		return false
+	}
 }
 
 // spSubscribe subscribes to NCMD, DCMD and, with a Primary Host, its
 // STATE; the messages go to in (never blocking the connection's reader).
-func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in chan<- mqttwire.Message) error {
+func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in *spInbox) error {
+	stateTopic := ""
+	if u.sp.host != "" {
+		stateTopic = sparkplug.StateTopic(u.sp.host)
+	}
 	handle := func(m mqttwire.Message) {
-		select {
-		case in <- m:
-		default:
+		if stateTopic != "" && m.Topic == stateTopic {
+			in.putState(m)
+			return
+		}
+		if !in.putCommand(m) {
 			u.log.Warn("mqtt: sparkplug: command queue full; message dropped", "topic", m.Topic)
 		}
 	}
@@ -114,12 +168,42 @@ func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in chan<- mq
 		{Filter: sparkplug.NodeTopic(u.sp.group, sparkplug.NCMD, u.sp.node), QoS: 1},
 		{Filter: sparkplug.NodeTopic(u.sp.group, sparkplug.DCMD, u.sp.node) + "/+", QoS: 1},
 	}
-	if u.sp.host != "" {
-		filters = append(filters, mqttwire.Subscription{Filter: sparkplug.StateTopic(u.sp.host), QoS: 1})
+	if stateTopic != "" {
+		filters = append(filters, mqttwire.Subscription{Filter: stateTopic, QoS: 1})
 	}
 	ctx, cancel := context.WithTimeout(ctx, u.o.ConnectTimeout)
 	defer cancel()
 	return c.Subscribe(ctx, filters, handle)
+}
+
+// rebirthGate throttles rebirths: at most one is in progress (its births
+// published and not all acknowledged by the broker), and the requests
+// that come meanwhile coalesce into one rebirth after it. Without it, a
+// flood of rebirth requests would make as many NBIRTH and DBIRTH rounds.
+type rebirthGate struct {
+	busy    bool // a rebirth is in progress
+	pending bool // a request came while busy
+}
+
+// request records a rebirth request and reports whether to start one now.
+func (g *rebirthGate) request() bool {
+	if g.busy {
+		g.pending = true
+		return false
+	}
+	g.busy = true
+	return true
+}
+
+// finished records that the rebirth in progress is over, and reports
+// whether to start the coalesced one (which is then in progress).
+func (g *rebirthGate) finished() bool {
+	if g.pending {
+		g.pending = false
+		return true
+	}
+	g.busy = false
+	return false
 }
 
 // spMessage handles one NCMD, DCMD or STATE message. It returns
@@ -161,8 +245,10 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 // the births once the Primary Host is online (at once without one) and
 // then closes born; later, a rebirth request publishes them again, and the
 // Primary Host going offline ends the session through fail.
-func (u *Uplink) spCommands(ctx context.Context, c *mqttwire.Conn, in <-chan mqttwire.Message, born chan<- struct{}, fail func(error)) {
+func (u *Uplink) spCommands(ctx context.Context, c *mqttwire.Conn, in *spInbox, born chan<- struct{}, fail func(error)) {
 	isBorn := false
+	var gate rebirthGate
+	var inFlight []uplink.Ack // the births of the rebirth in progress, oldest first
 	birth := func() {
 		u.sp.mu.Lock()
 		ready := u.sp.host == "" || u.sp.hostState.Online()
@@ -174,20 +260,43 @@ func (u *Uplink) spCommands(ctx context.Context, c *mqttwire.Conn, in <-chan mqt
 		}
 	}
 	birth()
+	handle := func(m mqttwire.Message) bool {
+		rebirth, err := u.spMessage(m)
+		if err != nil && isBorn {
+			fail(err)
+			return false
+		}
+		switch {
+		case !isBorn:
+			birth() // a STATE online, perhaps; commands before the birth are dropped
+		case rebirth && gate.request():
+			u.log.Info("mqtt: sparkplug: rebirth requested")
+			if inFlight = u.spBirth(ctx, c, false); len(inFlight) == 0 {
+				gate.finished() // nothing to wait for; cannot be pending yet
+			}
+		case rebirth:
+			u.log.Debug("mqtt: sparkplug: rebirth requested while one is in progress; coalesced")
+		}
+		return true
+	}
 	for {
+		var acked <-chan struct{}
+		if len(inFlight) > 0 {
+			acked = inFlight[0].Done()
+		}
 		select {
-		case m := <-in:
-			rebirth, err := u.spMessage(m)
-			if err != nil && isBorn {
-				fail(err)
+		case m := <-in.state:
+			if !handle(m) {
 				return
 			}
-			switch {
-			case !isBorn:
-				birth() // a STATE online, perhaps; commands before the birth are dropped
-			case rebirth:
-				u.log.Info("mqtt: sparkplug: rebirth requested")
-				u.spBirth(ctx, c, false)
+		case m := <-in.cmds:
+			if !handle(m) {
+				return
+			}
+		case <-acked:
+			if inFlight = inFlight[1:]; len(inFlight) == 0 && gate.finished() {
+				u.log.Info("mqtt: sparkplug: rebirth for the requests that came during the last one")
+				inFlight = u.spBirth(ctx, c, false)
 			}
 		case <-ctx.Done():
 			return
