@@ -686,3 +686,54 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 		}
 	}
 }
+
+// TestSparkplugStateAfterCommandFlood: a flood of rebirth requests does
+// not hide the Primary Host's STATE offline that follows it (STATE has
+// its own hand-off), and the requests coalesce into few rebirths.
+func TestSparkplugStateAfterCommandFlood(t *testing.T) {
+	dec := startTahu(t)
+	b := startBroker(t)
+	sp := newSPCollector(t, b, dec)
+	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
+	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { host.Disconnect(0) })
+	state := func(online bool, ts int) paho.Token {
+		return host.Publish("spBv1.0/STATE/scada", 1, true, fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
+	}
+	if tok := state(true, 10); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("STATE: %v", tok.Error())
+	}
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	appendN(t, st, 0, 4)
+	o := spOptions(t, b)
+	o.PrimaryHostID = "scada"
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	sp.waitFor("the NBIRTH", 20*time.Second, func(m []spMsg) bool { return len(count(m, "NBIRTH", "")) == 1 })
+
+	const flood = 4 * spCommandQueue
+	rebirth := dec.encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Rebirth","type":"Boolean","value":true}]}`)
+	toks := make([]paho.Token, 0, flood+1)
+	for range flood {
+		toks = append(toks, host.Publish("spBv1.0/plant1/NCMD/gw1", 1, false, rebirth))
+	}
+	toks = append(toks, state(false, 20))
+	for _, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	msgs := sp.waitFor("the NDEATH after the flood and the STATE offline", 20*time.Second, func(m []spMsg) bool {
+		return len(count(m, "NDEATH", "")) >= 1
+	})
+	n := len(count(msgs, "NBIRTH", "")) - 1
+	if n < 1 || n >= flood {
+		t.Errorf("%d rebirths for %d requests: want at least one, and fewer than the requests", n, flood)
+	}
+	t.Logf("%d rebirth requests gave %d rebirths", flood, n)
+}
