@@ -54,6 +54,7 @@ import (
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/hub"
 	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/floorhub/floorhub/internal/procstat"
 	"github.com/floorhub/floorhub/store"
 )
 
@@ -129,7 +130,7 @@ func raiseFileLimit() {
 func rssKB() int {
 	runtime.GC()
 	debug.FreeOSMemory()
-	return procRSS(os.Getpid())
+	return pidRSSKB(os.Getpid())
 }
 
 // child is a client process driven through its stdin and stdout.
@@ -330,17 +331,17 @@ func runAgent(url, tok string, pid, n, stalled, rounds int, duration time.Durati
 	}
 	t := target{url: url, tok: tok, publish: func(d time.Duration) uint64 { time.Sleep(d); return 0 }}
 	if pid > 0 {
-		t.cpu = func() time.Duration { return procCPU(pid) }
+		t.cpu = func() time.Duration { return procstat.CPU(pid) }
 	}
 	fmt.Printf("hubbench: %d clients against %s, %v per phase, %d stalled clients in the stalled phases\n", n, url, duration, stalled)
-	rss0 := procRSS(pid)
+	rss0 := pidRSSKB(pid)
 	readers, err := startClients(url, tok, n, false)
 	if err != nil {
 		return err
 	}
 	defer readers.stop()
 	if pid > 0 {
-		fmt.Printf("agent RSS: %d KB before, %d KB with %d subscribers (not idle: the agent keeps publishing)\n", rss0, procRSS(pid), n)
+		fmt.Printf("agent RSS: %d KB before, %d KB with %d subscribers (not idle: the agent keeps publishing)\n", rss0, pidRSSKB(pid), n)
 	}
 	return runPhases(t, readers, n, stalled, rounds, duration, "")
 }
@@ -386,7 +387,7 @@ func runPhases(t target, readers *child, n, stalled, rounds int, duration time.D
 		}
 		phases++
 		start := time.Now()
-		cpu0, ccpu0 := cpuNow(), procCPU(readers.cmd.Process.Pid)
+		cpu0, ccpu0 := cpuNow(), procstat.CPU(readers.cmd.Process.Pid)
 		sent := t.publish(duration)
 		// Let the last deliveries land.
 		drainUntil := time.Now().Add(2 * time.Second)
@@ -405,7 +406,7 @@ func runPhases(t target, readers *child, n, stalled, rounds int, duration time.D
 		if sent == 0 {
 			el = s.Seconds // the readers' own window
 		}
-		cpu, ccpu := cpuNow()-cpu0, procCPU(readers.cmd.Process.Pid)-ccpu0
+		cpu, ccpu := cpuNow()-cpu0, procstat.CPU(readers.cmd.Process.Pid)-ccpu0
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s: ", name)
 		if sent > 0 {
@@ -561,40 +562,6 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU is the CPU time process pid used so far (Linux, 100 Hz ticks).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond
-}
-
-// procRSS is process pid's resident set size in KB (0 if unknown).
-func procRSS(pid int) int {
-	if pid <= 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.Atoi(f[1])
-			return v
-		}
-	}
-	return 0
 }
 
 // histogram of latencies in 10 µs buckets up to 5 s.
@@ -806,3 +773,6 @@ func read(ws *websocket.Conn, hist *histogram, msgs, errs *atomic.Uint64) {
 		hist.add(now.Sub(ts))
 	}
 }
+
+// pidRSSKB is process pid's resident set size in KB, as this tool prints it.
+func pidRSSKB(pid int) int { return int(procstat.RSS(pid) >> 10) }

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floorhub/floorhub/internal/procstat"
 )
 
 // Config is one benchmark run against one server.
@@ -127,7 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	res := &Result{Clients: cfg.Clients}
 	if cfg.PID > 0 {
-		res.RSSBefore = procRSS(cfg.PID)
+		res.RSSBefore = procstat.RSS(cfg.PID)
 	}
 
 	// The sender first: it creates the chat (or finds it again).
@@ -220,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("siobench: no chat_created within 10 s")
 	}
 	if cfg.PID > 0 {
-		res.RSSConnected = procRSS(cfg.PID)
+		res.RSSConnected = procstat.RSS(cfg.PID)
 	}
 	logf("chat %d; warm-up %v", chat, cfg.Warmup)
 
@@ -246,7 +247,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	cpu0 := time.Duration(0)
 	if cfg.PID > 0 {
-		cpu0 = procCPU(cfg.PID)
+		cpu0 = procstat.CPU(cfg.PID)
 	}
 	start := time.Now()
 	n, err := post(1, cfg.Duration)
@@ -262,8 +263,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Elapsed = time.Since(start)
 	if cfg.PID > 0 {
-		res.CPU = procCPU(cfg.PID) - cpu0
-		res.RSSEnd = procRSS(cfg.PID)
+		res.CPU = procstat.CPU(cfg.PID) - cpu0
+		res.RSSEnd = procstat.RSS(cfg.PID)
 	}
 	res.Delivered = delivered.Load()
 	res.Exceptions = exceptions.Load()
@@ -285,37 +286,4 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Max = all[len(all)-1]
 	}
 	return res, nil
-}
-
-// procCPU is the CPU time process pid used so far: utime+stime of
-// /proc/pid/stat, in clock ticks of 10 ms (Linux's USER_HZ of 100).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	// The command name may hold spaces: fields count after its ')'.
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-// procRSS is process pid's resident set size in bytes (VmRSS).
-func procRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
