@@ -643,7 +643,9 @@ func (noHardware) Pin(string) (gpio.PinIO, error) { return nil, errNoHardware }
 func (noHardware) W1Dir() string                  { return "" }
 
 // dashboardURL is the URL printed at start: the dashboard with a fresh
-// 24-hour token for the local operator.
+// 24-hour token for the local operator. Where no users are configured the
+// token carries chat user id 1, so that the dashboard's chat works on a
+// first start; with users, ids belong to them and the token has none.
 func (a *Agent) dashboardURL(addr net.Addr) string {
 	base := a.cfg.PublicURL
 	if base == "" {
@@ -661,7 +663,11 @@ func (a *Agent) dashboardURL(addr net.Addr) string {
 		}
 		base = "http://" + host + ":" + port
 	}
-	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, auth.Claims{})
+	var claims auth.Claims
+	if len(a.cfg.Users) == 0 {
+		claims.UserID = 1
+	}
+	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, claims)
 	if err != nil {
 		a.log.Error("minting the dashboard token failed", "err", err)
 		return strings.TrimRight(base, "/") + "/"

@@ -159,6 +159,23 @@ func TestNewcomer(t *testing.T) {
 	if m["device_id"] != float64(1) || m["telemetry"].(map[string]any)["temperature"] == nil {
 		t.Fatalf("telemetry_update %v", m)
 	}
+	// The printed token also opens the floor chat (the dashboard's panel):
+	// Engine.IO open, then a Socket.IO CONNECT that is accepted.
+	sio, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket&token="+token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sio.Close()
+	sio.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, open, err := sio.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
+		t.Fatalf("chat: Engine.IO open %q %v", open, err)
+	}
+	if err := sio.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	if _, conn, err := sio.ReadMessage(); err != nil || !strings.HasPrefix(string(conn), "40{") {
+		t.Fatalf("chat: CONNECT with the printed token answered %q %v", conn, err)
+	}
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
 	}
