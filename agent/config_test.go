@@ -65,6 +65,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"limit below -1", "hub:\n  max_connections: -2\n", 2, "hub.max_connections"},
 		{"tiny queue", "hub:\n  queue_len: 3\n", 2, "hub.queue_len"},
 		{"ping too often", "hub:\n  ping_interval: 10ms\n", 2, "hub.ping_interval"},
+		{"write delay too long", "hub:\n  queue_len: 64\n  write_delay: 2s\n", 3, "hub.write_delay"},
+		{"write delay below 1ms", "hub:\n  write_delay: 100us\n", 2, "hub.write_delay"},
 		{"negative leeway", "auth:\n  leeway: -1s\n", 2, "auth.leeway"},
 	}
 	for _, c := range cases {

@@ -144,6 +144,7 @@ func (c *Config) hubOptions() hub.Options {
 			PingInterval:      h.PingInterval,
 			PongWait:          h.PongWait,
 			WriteWait:         h.WriteWait,
+			WriteDelay:        h.WriteDelay,
 		},
 	}
 }

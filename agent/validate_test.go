@@ -61,6 +61,7 @@ var sweepKeys = []struct{ path, kind string }{
 	{"hub.max_message_bytes", "int"}, {"hub.messages_per_second", "int"}, {"hub.max_connections_per_user", "int"},
 	{"hub.max_connections", "int"}, {"hub.connects_per_minute", "int"}, {"hub.max_batch", "int"}, {"hub.queue_len", "int"},
 	{"hub.auth_timeout", "dur"}, {"hub.ping_interval", "dur"}, {"hub.pong_wait", "dur"}, {"hub.write_wait", "dur"},
+	{"hub.write_delay", "dur"},
 	{"hub.v3_group", "str"}, {"hub.allowed_origins", "str"},
 	{"system.interval", "dur"}, {"clock.valid_after", "str"},
 	{"uplink.mqtt.url", "str"}, {"uplink.mqtt.client_id", "str"}, {"uplink.mqtt.topic_prefix", "str"},

@@ -41,6 +41,7 @@ hub:
   ping_interval: 20s
   pong_wait: 5s
   write_wait: 4s
+  write_delay: 50ms
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,8 @@ hub:
 	o := a.hubOptions(nil)
 	want := wsconn.Options{AllowedOrigins: []string{"dash.example.com"}, MaxMessageBytes: 2048, MessagesPerSecond: -1,
 		MaxConnsPerUser: 5, MaxConns: 50, ConnectsPerMinute: 20, QueueLen: 64, AuthTimeout: 3 * time.Second,
-		PingInterval: 20 * time.Second, PongWait: 5 * time.Second, WriteWait: 4 * time.Second}
+		PingInterval: 20 * time.Second, PongWait: 5 * time.Second, WriteWait: 4 * time.Second,
+		WriteDelay: 50 * time.Millisecond}
 	if !reflect.DeepEqual(o.Conn, want) || o.MaxBatch != 10 {
 		t.Fatalf("hub options %+v, max batch %d; want %+v, 10", o.Conn, o.MaxBatch, want)
 	}

@@ -669,9 +669,16 @@ func (c *client) deliver(ch channel, r *store.Record, enc *encoding) {
 }
 
 // sendLive queues a live record's message for entry e; c.mu held.
+//
+// Live records, system status and the frequency-limited updates are the
+// hub's fan-out: they carry Delay, so that a client's messages of one
+// WriteDelay go out in one write (wsconn.Options.WriteDelay). Everything
+// a client asked for (the replies, the subscription's snapshot, the
+// replay of a resume, errors) is sent without it: it is written at once
+// and takes the fan-out waiting before it along, in order.
 func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) {
 	if ch != chTelemetry {
-		c.conn.Send(wsconn.Message{Data: enc.bytes(), Seq: r.Seq})
+		c.conn.Send(wsconn.Message{Data: enc.bytes(), Seq: r.Seq, Delay: true})
 		return
 	}
 	u, data := enc.telemetry(e.f.metrics)
@@ -679,7 +686,7 @@ func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) 
 		return
 	}
 	if e.f.period <= 0 {
-		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u})
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true})
 		return
 	}
 	now := c.h.o.Now()
@@ -690,7 +697,7 @@ func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) 
 	}
 	switch {
 	case st.tel == nil && !now.Before(st.due):
-		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u})
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true})
 		st.due = now.Add(e.f.period)
 	case st.tel == nil:
 		st.tel = u
@@ -715,7 +722,7 @@ func (c *client) deliverSystem(s System, cache map[string][]byte) {
 		cache[key] = data
 	}
 	if e.f.period <= 0 {
-		c.conn.Send(wsconn.Message{Data: data, Key: systemKey})
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true})
 		return
 	}
 	now := c.h.o.Now()
@@ -725,7 +732,7 @@ func (c *client) deliverSystem(s System, cache map[string][]byte) {
 		e.freq[0] = st
 	}
 	if st.sys == nil && !now.Before(st.due) {
-		c.conn.Send(wsconn.Message{Data: data, Key: systemKey})
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true})
 		st.due = now.Add(e.f.period)
 		return
 	}
@@ -750,7 +757,7 @@ func (c *client) flushDue(now time.Time) {
 				case st.tel != nil:
 					c.conn.Send(st.tel.message())
 				case st.sys != nil:
-					c.conn.Send(wsconn.Message{Data: st.sys, Key: systemKey})
+					c.conn.Send(wsconn.Message{Data: st.sys, Key: systemKey, Delay: true})
 				default:
 					continue
 				}

@@ -368,7 +368,7 @@ func (v *V3) announce(group, who, event string) {
 	data := v.encode(&msg)
 	for _, m := range v.groups[group] {
 		if m.conn != nil {
-			m.conn.Send(wsconn.Message{Data: data})
+			m.conn.Send(wsconn.Message{Data: data, Delay: true})
 		}
 	}
 }
@@ -480,6 +480,14 @@ func (s *v3session) Limited() {
 func (s *v3session) Closed() { s.v.leave(s.m, PresenceLeave) }
 
 // route delivers a valid, filled message from m.
+//
+// What one member sends to others (direct, group, broadcast) and presence
+// is fan-out, marked Delay: it may wait the write delay
+// (wsconn.Options.WriteDelay) to share a write with the recipient's other
+// messages; the recipient did not ask for it at this instant, and a few
+// tens of ms are nothing to people and devices exchanging messages over
+// a floor. What answers the sender's own message (echo, errors, the
+// agent's command RESULT) is written at once: the sender waits for it.
 func (v *V3) route(from *v3member, msg *aether.Message) {
 	switch msg.Target {
 	case aether.TargetEcho:
@@ -501,7 +509,7 @@ func (v *V3) route(from *v3member, msg *aether.Message) {
 			v.toAgent(from, msg, true)
 			return
 		}
-		to.conn.Send(wsconn.Message{Data: v.encode(msg)})
+		to.conn.Send(wsconn.Message{Data: v.encode(msg), Delay: true})
 	case aether.TargetGroup:
 		data := v.encode(msg)
 		agent := false
@@ -511,7 +519,7 @@ func (v *V3) route(from *v3member, msg *aether.Message) {
 				agent = true
 				continue
 			}
-			to.conn.Send(wsconn.Message{Data: data})
+			to.conn.Send(wsconn.Message{Data: data, Delay: true})
 		}
 		v.mu.RUnlock()
 		if agent {
@@ -522,7 +530,7 @@ func (v *V3) route(from *v3member, msg *aether.Message) {
 		v.mu.RLock()
 		for _, to := range v.clients {
 			if to.conn != nil {
-				to.conn.Send(wsconn.Message{Data: data})
+				to.conn.Send(wsconn.Message{Data: data, Delay: true})
 			}
 		}
 		v.mu.RUnlock()

@@ -29,6 +29,13 @@ type Message struct {
 	// Merge, when set on a message with a Key, combines the waiting message
 	// it replaces into itself instead of dropping it.
 	Merge Merger
+	// Delay lets the message wait up to Options.WriteDelay before it is
+	// written, so that the messages queued meanwhile go out with it in
+	// one write. Set it on fan-out (published data); leave it unset on a
+	// reply to the client's own request, which is written at once and
+	// takes whatever waits before it along (the order never changes). A
+	// message merged by coalescing keeps the newer one's Delay.
+	Delay bool
 
 	ping bool
 }
@@ -67,6 +74,8 @@ type Conn struct {
 	keys        map[uint64]int // Key -> index in q; built once coalescing may start
 	deadlineAt  time.Time      // when the write deadline was last moved
 	writing     bool           // a writer goroutine runs
+	delayed     bool           // delayT is armed: the writer starts when it fires
+	delayT      timer          // made at the first delayed message, then reused
 	readerDone  bool
 	closing     bool // Close was called: the close frame follows the queue
 	closeSent   bool
@@ -116,6 +125,7 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 		c.closing, c.closeSent = true, true
 		c.cancel()
 		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+		c.stopDelay()
 		c.mu.Unlock()
 		if code == websocket.CloseNoStatusReceived {
 			code = websocket.CloseNormalClosure
@@ -199,7 +209,9 @@ func (c *Conn) Send(m Message) error {
 			c.live--
 			c.s.coalesced.Add(1)
 			if m.Merge != nil {
+				delay := m.Delay
 				m = m.Merge.MergeOlder(old, m)
+				m.Delay = delay
 			}
 			c.push(m)
 			return nil
@@ -231,6 +243,13 @@ func (c *Conn) Send(m Message) error {
 func (c *Conn) stalled() bool {
 	o := c.s.opts()
 	now := o.Now()
+	if c.delayed {
+		// Waiting out WriteDelay is not a lack of progress. (push starts
+		// the writer long before the queue fills; this is the rule, not
+		// the usual path.)
+		c.full = false
+		return false
+	}
 	if !c.full || c.writes != c.fullWrites {
 		c.full, c.fullAt, c.fullWrites = true, now, c.writes
 		return false
@@ -318,6 +337,10 @@ func (c *Conn) push(m Message) {
 	c.live++
 	c.q = append(c.q, m)
 	c.dead = append(c.dead, false)
+	if m.Delay && c.live < c.s.opts().delayFlush() {
+		c.startWriterAfter(c.s.opts().WriteDelay)
+		return
+	}
 	c.startWriter()
 }
 
@@ -380,13 +403,53 @@ func (c *Conn) pop() (Message, bool) {
 }
 
 // startWriter starts the writer goroutine unless it runs; c.mu held. The
-// writer exits when the queue is empty, so an idle connection has none.
+// writer exits when the queue is empty, so an idle connection has none. A
+// pending write delay ends: what waits goes out now, in order.
 func (c *Conn) startWriter() {
+	c.stopDelay()
 	if c.writing || c.finished {
 		return
 	}
 	c.writing = true
 	go c.writeLoop()
+}
+
+// startWriterAfter starts the writer d from now, unless it runs or is due
+// already; c.mu held. Nothing runs while it waits: a timer, no goroutine.
+// A d of zero or less starts it now.
+func (c *Conn) startWriterAfter(d time.Duration) {
+	switch {
+	case c.writing || c.finished || c.delayed:
+		return // the writer (now or when due) takes the message too
+	case d <= 0:
+		c.startWriter()
+		return
+	}
+	c.delayed = true
+	if c.delayT == nil {
+		c.delayT = c.s.opts().afterFunc(d, c.delayDue)
+		return
+	}
+	c.delayT.Reset(d)
+}
+
+// delayDue runs when the write delay ends.
+func (c *Conn) delayDue() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// A timer that fired while startWriter stopped it finds nothing to do;
+	// one re-armed meanwhile starts the writer early, which is harmless.
+	if c.delayed {
+		c.startWriter()
+	}
+}
+
+// stopDelay disarms the write delay; c.mu held.
+func (c *Conn) stopDelay() {
+	if c.delayed {
+		c.delayed = false
+		c.delayT.Stop()
+	}
 }
 
 // maxWriteBatch bounds the bytes the writer frames into one write.
@@ -657,6 +720,7 @@ func (c *Conn) readerExited() {
 		// The peer went away or broke the protocol: nothing more to say.
 		c.closing, c.closeSent = true, true
 		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+		c.stopDelay()
 	}
 	c.cancel()
 	writing := c.writing
@@ -678,6 +742,7 @@ func (c *Conn) finish() {
 		return
 	}
 	c.finished = true
+	c.stopDelay()
 	c.pingTimer.Stop()
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()

@@ -1,6 +1,7 @@
 // Package wsconn is the connection core that every WebSocket front end of the
 // hub sits on: admission (origin, global, per-address and per-user limits),
 // one bounded send queue and at most one writer goroutine per connection,
+// a write delay that lets fan-out messages go out together in one write,
 // coalescing of replaceable messages, size and rate limits on what clients
 // send, ping/pong deadlines, an authentication deadline, and a graceful
 // shutdown that sends close frames to every client.
@@ -148,6 +149,18 @@ type Options struct {
 	// Default 64 KiB (Linux doubles it for its bookkeeping); negative
 	// leaves the kernel's autotuning.
 	SendBufferBytes int
+	// WriteDelay is how long a message marked Message.Delay (fan-out)
+	// may wait before its connection's writer starts, so that the
+	// messages queued meanwhile go out in one write (one system call)
+	// instead of one write each: on loopback and on a Pi the write is
+	// most of a delivery's cost. It adds up to WriteDelay to a fan-out
+	// message's latency; a message without Delay (a reply, a ping, the
+	// close frame) is written at once, with whatever waits before it.
+	// The writer also starts at once when a delayed queue reaches half
+	// of CoalesceAfter, so a client is never taken for slow, nor its
+	// messages coalesced, because of the delay. Default 20 ms; negative
+	// writes every message at once.
+	WriteDelay time.Duration
 	// WriteBufferSize is the size of the pooled write buffers, in bytes.
 	// Buffers are taken from a pool for each write, so an idle connection
 	// holds none. Default 4096.
@@ -161,7 +174,24 @@ type Options struct {
 	// beforeWrite, when set, runs in the writer before each write: tests
 	// hold a writer there as if it were waiting for the CPU.
 	beforeWrite func()
+	// afterFunc arms the write delay's timer. Default: time.AfterFunc;
+	// tests fire it by hand.
+	afterFunc func(time.Duration, func()) timer
 }
+
+// DefaultWriteDelay is Options.WriteDelay's default (BENCHMARKS.md, issue
+// 14: the smallest delay that halved the CPU per delivery of a fan-out).
+const DefaultWriteDelay = 20 * time.Millisecond
+
+// timer is what a Conn needs of a *time.Timer.
+type timer interface {
+	Stop() bool
+	Reset(time.Duration) bool
+}
+
+// delayFlush is the queue length at which a delayed message starts the
+// writer at once (see WriteDelay).
+func (o *Options) delayFlush() int { return max(o.CoalesceAfter/2, 1) }
 
 // Validate reports the first field of o that cannot mean anything, as a
 // *FieldError. NewServer calls it, and so does the agent's config check.
@@ -233,7 +263,7 @@ func (o *Options) setDefaults() error {
 	}{
 		{&o.AuthTimeout, 10 * time.Second}, {&o.PingInterval, 25 * time.Second}, {&o.PongWait, 10 * time.Second},
 		{&o.WriteWait, 10 * time.Second}, {&o.StallTimeout, 5 * time.Second}, {&o.CloseGrace, time.Second},
-		{&o.ShutdownWait, 5 * time.Second},
+		{&o.ShutdownWait, 5 * time.Second}, {&o.WriteDelay, DefaultWriteDelay},
 	} {
 		if *d.p == 0 {
 			*d.p = d.v
@@ -244,6 +274,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.afterFunc == nil {
+		o.afterFunc = func(d time.Duration, f func()) timer { return time.AfterFunc(d, f) }
 	}
 	return nil
 }
@@ -297,17 +330,18 @@ func (s *Server) opts() *Options { return s.o.Load() }
 
 // SetOptions replaces the limits and timeouts while the server runs (a
 // reloaded config), with the same defaults and checks as NewServer. The
-// admission limits, the rate limits, the queue length, the ping, pong and
-// write timeouts apply at once, to open connections too; MaxMessageBytes,
-// AuthTimeout and SendBufferBytes to new connections. The buffer sizes,
-// Logger and Now cannot change: the values given are ignored.
+// admission limits, the rate limits, the queue length, the write delay,
+// the ping, pong and write timeouts apply at once, to open connections
+// too; MaxMessageBytes, AuthTimeout and SendBufferBytes to new
+// connections. The buffer sizes, Logger and Now cannot change: the values
+// given are ignored.
 func (s *Server) SetOptions(o Options) error {
 	if err := o.setDefaults(); err != nil {
 		return err
 	}
 	cur := s.opts()
 	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
-	o.beforeWrite = cur.beforeWrite
+	o.beforeWrite, o.afterFunc = cur.beforeWrite, cur.afterFunc
 	s.o.Store(&o)
 	return nil
 }
