@@ -672,13 +672,15 @@ func (c *client) deliver(ch channel, r *store.Record, enc *encoding) {
 //
 // Live records, system status and the frequency-limited updates are the
 // hub's fan-out: they carry Delay, so that a client's messages of one
-// WriteDelay go out in one write (wsconn.Options.WriteDelay). Everything
+// WriteDelay go out in one write (wsconn.Options.WriteDelay); every copy
+// of one record carries the same At, so all clients get it at the end of
+// the same window. Everything
 // a client asked for (the replies, the subscription's snapshot, the
 // replay of a resume, errors) is sent without it: it is written at once
 // and takes the fan-out waiting before it along, in order.
 func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) {
 	if ch != chTelemetry {
-		c.conn.Send(wsconn.Message{Data: enc.bytes(), Seq: r.Seq, Delay: true})
+		c.conn.Send(wsconn.Message{Data: enc.bytes(), Seq: r.Seq, Delay: true, At: enc.at})
 		return
 	}
 	u, data := enc.telemetry(e.f.metrics)
@@ -686,7 +688,7 @@ func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) 
 		return
 	}
 	if e.f.period <= 0 {
-		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true})
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true, At: enc.at})
 		return
 	}
 	now := c.h.o.Now()
@@ -697,7 +699,7 @@ func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) 
 	}
 	switch {
 	case st.tel == nil && !now.Before(st.due):
-		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true})
+		c.conn.Send(wsconn.Message{Data: data, Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true, At: enc.at})
 		st.due = now.Add(e.f.period)
 	case st.tel == nil:
 		st.tel = u
@@ -707,7 +709,7 @@ func (c *client) sendLive(ch channel, e *entry, r *store.Record, enc *encoding) 
 }
 
 // deliverSystem hands a system status to the client; called by the fan-out.
-func (c *client) deliverSystem(s System, cache map[string][]byte) {
+func (c *client) deliverSystem(s System, cache map[string][]byte, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sub := c.subs[chSystem]
@@ -722,7 +724,7 @@ func (c *client) deliverSystem(s System, cache map[string][]byte) {
 		cache[key] = data
 	}
 	if e.f.period <= 0 {
-		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true})
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true, At: at})
 		return
 	}
 	now := c.h.o.Now()
@@ -732,7 +734,7 @@ func (c *client) deliverSystem(s System, cache map[string][]byte) {
 		e.freq[0] = st
 	}
 	if st.sys == nil && !now.Before(st.due) {
-		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true})
+		c.conn.Send(wsconn.Message{Data: data, Key: systemKey, Delay: true, At: at})
 		st.due = now.Add(e.f.period)
 		return
 	}
@@ -740,8 +742,9 @@ func (c *client) deliverSystem(s System, cache map[string][]byte) {
 }
 
 // flushDue sends the pending updates of frequency-limited subscriptions
-// whose period has passed.
-func (c *client) flushDue(now time.Time) {
+// whose period has passed (at: the time of this round of flushes, for
+// Message.At).
+func (c *client) flushDue(now, at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ch := range []channel{chTelemetry, chSystem} {
@@ -755,9 +758,9 @@ func (c *client) flushDue(now time.Time) {
 				}
 				switch {
 				case st.tel != nil:
-					c.conn.Send(st.tel.message())
+					c.conn.Send(st.tel.message(at))
 				case st.sys != nil:
-					c.conn.Send(wsconn.Message{Data: st.sys, Key: systemKey, Delay: true})
+					c.conn.Send(wsconn.Message{Data: st.sys, Key: systemKey, Delay: true, At: at})
 				default:
 					continue
 				}

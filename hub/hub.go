@@ -544,7 +544,7 @@ func (h *Hub) fanRecord(r *store.Record) {
 		h.log.Warn("hub: record of unknown kind not delivered", "seq", r.Seq, "kind", r.Kind)
 		return
 	}
-	enc := &encoding{rec: r}
+	enc := &encoding{rec: r, at: time.Now()}
 	if ch == chDevices {
 		enc.info = h.deviceInfo(r.DeviceID)
 	}
@@ -558,8 +558,9 @@ func (h *Hub) fanSystem(s System) {
 		s.ActiveConnections = h.Connections()
 	}
 	cache := map[string][]byte{}
+	at := time.Now()
 	for _, c := range *h.snap[chSystem].Load() {
-		c.deliverSystem(s, cache)
+		c.deliverSystem(s, cache, at)
 	}
 }
 
@@ -577,8 +578,9 @@ func (h *Hub) tickTimed() {
 		all = append(all, c)
 	}
 	h.mu.Unlock()
+	at := time.Now()
 	for _, c := range cs {
-		c.flushDue(now)
+		c.flushDue(now, at)
 	}
 	for _, c := range all {
 		c.expireBy(now)
@@ -707,6 +709,7 @@ func (h *Hub) setTimed(c *client, on bool) {
 // filter for telemetry, one for the other kinds.
 type encoding struct {
 	rec  *store.Record
+	at   time.Time  // when the fan-out took the record: every copy's Message.At
 	info DeviceInfo // device status records
 	data []byte
 	tel  map[string]*telemetryUpdate

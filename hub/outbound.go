@@ -201,8 +201,8 @@ func telemetryKey(device int) uint64 { return 1<<32 | uint64(uint32(device)) }
 const systemKey = 2 << 32
 
 // message is the fan-out message of a pending frequency-limited update.
-func (u *telemetryUpdate) message() wsconn.Message {
-	return wsconn.Message{Data: mustJSON(u), Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true}
+func (u *telemetryUpdate) message(at time.Time) wsconn.Message {
+	return wsconn.Message{Data: mustJSON(u), Key: telemetryKey(u.DeviceID), Seq: u.Seq, Merge: u, Delay: true, At: at}
 }
 
 type alertMsg struct {

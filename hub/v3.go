@@ -365,10 +365,10 @@ func (v *V3) announce(group, who, event string) {
 	verb := map[string]string{PresenceJoin: "joined", PresenceLeave: "left", PresenceTimeout: "timed out"}[event]
 	msg := aether.Message{MsgType: aether.TypePresence, Target: aether.TargetGroup, FromID: who, GroupID: group,
 		Msg: who + " " + verb, Payload: p}
-	data := v.encode(&msg)
+	data, at := v.encode(&msg), time.Now()
 	for _, m := range v.groups[group] {
 		if m.conn != nil {
-			m.conn.Send(wsconn.Message{Data: data, Delay: true})
+			m.conn.Send(wsconn.Message{Data: data, Delay: true, At: at})
 		}
 	}
 }
@@ -511,7 +511,7 @@ func (v *V3) route(from *v3member, msg *aether.Message) {
 		}
 		to.conn.Send(wsconn.Message{Data: v.encode(msg), Delay: true})
 	case aether.TargetGroup:
-		data := v.encode(msg)
+		data, at := v.encode(msg), time.Now()
 		agent := false
 		v.mu.RLock()
 		for _, to := range v.groups[from.group] {
@@ -519,18 +519,18 @@ func (v *V3) route(from *v3member, msg *aether.Message) {
 				agent = true
 				continue
 			}
-			to.conn.Send(wsconn.Message{Data: data, Delay: true})
+			to.conn.Send(wsconn.Message{Data: data, Delay: true, At: at})
 		}
 		v.mu.RUnlock()
 		if agent {
 			v.toAgent(from, msg, false)
 		}
 	case aether.TargetBroadcast:
-		data := v.encode(msg)
+		data, at := v.encode(msg), time.Now()
 		v.mu.RLock()
 		for _, to := range v.clients {
 			if to.conn != nil {
-				to.conn.Send(wsconn.Message{Data: data, Delay: true})
+				to.conn.Send(wsconn.Message{Data: data, Delay: true, At: at})
 			}
 		}
 		v.mu.RUnlock()

@@ -74,6 +74,7 @@ func main() {
 		rounds   = flag.Int("rounds", 1, "phases with stalled clients, each between two baselines")
 		cpuprof  = flag.String("cpuprofile", "", "write the server's CPU profile to this file")
 		profDir  = flag.String("phaseprofiles", "", "write the server's CPU profile of each phase to this directory (phase-N.prof), to compare phases with pprof -diff_base")
+		delay    = flag.Duration("write-delay", 0, "the in-process hub's write delay (wsconn.Options.WriteDelay): 0 its default, negative writes at once")
 		serve    = flag.String("serve", "", "only serve a hub on this address (e.g. 127.0.0.1:8000) with -rate simulated readings/s and an alert every 5 s, printing a token: for trying clients by hand")
 	)
 	flag.Parse()
@@ -110,7 +111,7 @@ func main() {
 	if *cpuprof != "" && *profDir != "" {
 		log.Fatal("hubbench: -cpuprofile and -phaseprofiles exclude each other")
 	}
-	if err := runServer(*n, *stalled, *rate, *devices, *rounds, *duration, *profDir); err != nil {
+	if err := runServer(*n, *stalled, *rate, *devices, *rounds, *duration, *delay, *profDir); err != nil {
 		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
@@ -230,7 +231,7 @@ type stats struct {
 	Errors   uint64  `json:"errors"`
 }
 
-func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, profDir string) error {
+func runServer(n, stalled, rate, devices, rounds int, duration, writeDelay time.Duration, profDir string) error {
 	secret := []byte("hubbench-secret-hubbench-secret!")
 	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
 	if err != nil {
@@ -247,6 +248,7 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 			MaxConns:          n + stalled + 10,
 			MaxConnsPerUser:   -1,
 			ConnectsPerMinute: -1,
+			WriteDelay:        writeDelay,
 		},
 	})
 	if err != nil {
@@ -271,8 +273,8 @@ func runServer(n, stalled, rate, devices, rounds int, duration time.Duration, pr
 	}()
 	url := "ws://" + ln.Addr().String() + "/ws/telemetry"
 
-	fmt.Printf("hubbench: %d clients, %d readings/s over %d devices, %v per phase, %d stalled clients in phase 2\n",
-		n, rate, devices, duration, stalled)
+	fmt.Printf("hubbench: %d clients, %d readings/s over %d devices, %v per phase, %d stalled clients in phase 2, write delay %v\n",
+		n, rate, devices, duration, stalled, h.Server().Options().WriteDelay)
 	rss0 := rssKB()
 	readers, err := startClients(url, tok, n, false)
 	if err != nil {

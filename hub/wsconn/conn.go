@@ -34,8 +34,15 @@ type Message struct {
 	// one write. Set it on fan-out (published data); leave it unset on a
 	// reply to the client's own request, which is written at once and
 	// takes whatever waits before it along (the order never changes). A
-	// message merged by coalescing keeps the newer one's Delay.
+	// message merged by coalescing keeps the newer one's Delay and At.
 	Delay bool
+	// At is when a delayed message was produced; zero means when Send is
+	// called. Delayed messages wait in windows of WriteDelay, the same
+	// for every connection of the Server: the ones produced in a window
+	// are written at its end. A fan-out that stamps every copy of a
+	// message with one At therefore writes it to all its connections at
+	// the same moment, however long queueing it on each of them took.
+	At time.Time
 
 	ping bool
 }
@@ -74,7 +81,8 @@ type Conn struct {
 	keys        map[uint64]int // Key -> index in q; built once coalescing may start
 	deadlineAt  time.Time      // when the write deadline was last moved
 	writing     bool           // a writer goroutine runs
-	delayed     bool           // delayT is armed: the writer starts when it fires
+	delayed     bool           // delayT is armed: the writer starts when it fires ...
+	due         time.Duration  // ... at this time since the Server's epoch
 	delayT      timer          // made at the first delayed message, then reused
 	readerDone  bool
 	closing     bool // Close was called: the close frame follows the queue
@@ -209,9 +217,9 @@ func (c *Conn) Send(m Message) error {
 			c.live--
 			c.s.coalesced.Add(1)
 			if m.Merge != nil {
-				delay := m.Delay
+				delay, at := m.Delay, m.At
 				m = m.Merge.MergeOlder(old, m)
-				m.Delay = delay
+				m.Delay, m.At = delay, at
 			}
 			c.push(m)
 			return nil
@@ -338,7 +346,7 @@ func (c *Conn) push(m Message) {
 	c.q = append(c.q, m)
 	c.dead = append(c.dead, false)
 	if m.Delay && c.live < c.s.opts().delayFlush() {
-		c.startWriterAfter(c.s.opts().WriteDelay)
+		c.startWriterAfter(m.At)
 		return
 	}
 	c.startWriter()
@@ -414,34 +422,65 @@ func (c *Conn) startWriter() {
 	go c.writeLoop()
 }
 
-// startWriterAfter starts the writer d from now, unless it runs or is due
-// already; c.mu held. Nothing runs while it waits: a timer, no goroutine.
-// A d of zero or less starts it now.
-func (c *Conn) startWriterAfter(d time.Duration) {
-	switch {
-	case c.writing || c.finished || c.delayed:
-		return // the writer (now or when due) takes the message too
-	case d <= 0:
+// startWriterAfter starts the writer at the end of the write delay's
+// window that at (zero: now) falls in, unless it runs or is due as early;
+// c.mu held. Nothing runs while it waits: a timer, no goroutine. A window
+// that has ended, or a WriteDelay of zero or less, starts it now.
+func (c *Conn) startWriterAfter(at time.Time) {
+	if c.writing || c.finished {
+		return // the writer takes the message too
+	}
+	d := c.s.opts().WriteDelay
+	if d <= 0 {
 		c.startWriter()
 		return
 	}
-	c.delayed = true
+	now := time.Since(c.s.epoch)
+	since := now
+	if !at.IsZero() {
+		since = at.Sub(c.s.epoch)
+	}
+	due := delayDue(since, d)
+	switch {
+	case due <= now || due > now+d:
+		// The window ended while the message was queued on the
+		// connections before this one (or the clock jumped): write now.
+		c.startWriter()
+		return
+	case c.delayed && c.due <= due:
+		return // due as early already
+	}
+	c.delayed, c.due = true, due
 	if c.delayT == nil {
-		c.delayT = c.s.opts().afterFunc(d, c.delayDue)
+		c.delayT = c.s.opts().afterFunc(due-now, c.delayEnded)
 		return
 	}
-	c.delayT.Reset(d)
+	c.delayT.Reset(due - now)
 }
 
-// delayDue runs when the write delay ends.
-func (c *Conn) delayDue() {
+// delayDue is the end of the window of length d that t (both since a
+// Server's epoch) falls in.
+func delayDue(t, d time.Duration) time.Duration {
+	if t < 0 {
+		return 0
+	}
+	return (t/d + 1) * d
+}
+
+// delayEnded runs when the write delay's timer fires: the timer's own
+// goroutine becomes the writer.
+func (c *Conn) delayEnded() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	// A timer that fired while startWriter stopped it finds nothing to do;
 	// one re-armed meanwhile starts the writer early, which is harmless.
-	if c.delayed {
-		c.startWriter()
+	if !c.delayed || c.writing || c.finished {
+		c.mu.Unlock()
+		return
 	}
+	c.delayed = false
+	c.writing = true
+	c.mu.Unlock()
+	c.writeLoop()
 }
 
 // stopDelay disarms the write delay; c.mu held.

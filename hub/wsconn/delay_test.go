@@ -297,3 +297,46 @@ func TestWriteDelayTimerEndsWithConn(t *testing.T) {
 		t.Fatal("the write delay's timer outlived the connection")
 	}
 }
+
+// The write delay's windows: a message produced at t (since the Server's
+// epoch) is due at the end of t's window.
+func TestDelayWindows(t *testing.T) {
+	const d = 20 * time.Millisecond
+	for _, tc := range []struct{ t, want time.Duration }{
+		{0, d}, {1, d}, {d - 1, d}, {d, 2 * d}, {5*d + 3, 6 * d}, {-time.Second, 0},
+	} {
+		if got := delayDue(tc.t, d); got != tc.want {
+			t.Errorf("delayDue(%v, %v) = %v, want %v", tc.t, d, got, tc.want)
+		}
+	}
+}
+
+// A delayed message produced in a window that has ended (a fan-out that
+// took that long to reach this connection) is written at once; messages
+// produced in the current window share its timer.
+func TestWriteDelayWindowEnded(t *testing.T) {
+	d := dialDelayed(t, Options{WriteDelay: time.Hour})
+	if err := d.c.Send(Message{Data: []byte("late"), Delay: true, At: time.Now().Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	d.read(t, "late")
+	if armed, _ := d.tm.state(); armed != 0 {
+		t.Fatalf("timer armed %d times for a message whose window ended", armed)
+	}
+	testkit.Eventually(t, "the writer to exit", 10*time.Second, func() bool {
+		d.c.mu.Lock()
+		defer d.c.mu.Unlock()
+		return !d.c.writing
+	})
+	now := time.Now()
+	for _, n := range []string{"a", "b"} {
+		if err := d.c.Send(Message{Data: []byte(n), Delay: true, At: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if armed, pending := d.tm.state(); armed != 1 || !pending {
+		t.Fatalf("timer armed %d times, pending %v, for two messages of one window", armed, pending)
+	}
+	d.tm.fire()
+	d.read(t, "a", "b")
+}

@@ -153,9 +153,13 @@ type Options struct {
 	// may wait before its connection's writer starts, so that the
 	// messages queued meanwhile go out in one write (one system call)
 	// instead of one write each: on loopback and on a Pi the write is
-	// most of a delivery's cost. It adds up to WriteDelay to a fan-out
-	// message's latency; a message without Delay (a reply, a ping, the
-	// close frame) is written at once, with whatever waits before it.
+	// most of a delivery's cost. Time is cut into windows of WriteDelay,
+	// the same for every connection: the delayed messages produced in
+	// one (Message.At) are written at its end, so a message fanned out to
+	// many clients reaches them together. It adds up to WriteDelay (half
+	// on average) to a fan-out message's latency; a message without
+	// Delay (a reply, a ping, the close frame) is written at once, with
+	// whatever waits before it.
 	// The writer also starts at once when a delayed queue reaches half
 	// of CoalesceAfter, so a client is never taken for slow, nor its
 	// messages coalesced, because of the delay. Default 20 ms; negative
@@ -289,6 +293,8 @@ type Server struct {
 	// Counters for Stats.
 	accepted, refused, sent, coalesced, overflows atomic.Uint64
 
+	epoch time.Time // the write delay's windows start here
+
 	mu       sync.Mutex
 	closing  bool
 	n        int // connections open or being upgraded
@@ -304,6 +310,7 @@ func NewServer(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		epoch: time.Now(),
 		conns: make(map[*Conn]struct{}),
 		users: make(map[string]int),
 		addrs: make(map[string]*bucket),
