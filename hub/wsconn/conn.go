@@ -45,6 +45,7 @@ type Message struct {
 	At time.Time
 
 	ping bool
+	due  time.Duration // a delayed message's write time (since the Server's epoch); 0: at once
 }
 
 // Merger combines a waiting message into a newer one with the same Key.
@@ -81,8 +82,10 @@ type Conn struct {
 	keys        map[uint64]int // Key -> index in q; built once coalescing may start
 	deadlineAt  time.Time      // when the write deadline was last moved
 	writing     bool           // a writer goroutine runs
+	force       int            // the next force waiting messages are written at once
 	delayed     bool           // delayT is armed: the writer starts when it fires ...
 	due         time.Duration  // ... at this time since the Server's epoch
+	fired       time.Duration  // the due time of the timer's last firing: what is due by then goes
 	delayT      timer          // made at the first delayed message, then reused
 	readerDone  bool
 	closing     bool // Close was called: the close frame follows the queue
@@ -132,8 +135,7 @@ func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
 		c.mu.Lock()
 		c.closing, c.closeSent = true, true
 		c.cancel()
-		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
-		c.stopDelay()
+		c.dropQueue()
 		c.mu.Unlock()
 		if code == websocket.CloseNoStatusReceived {
 			code = websocket.CloseNormalClosure
@@ -326,7 +328,7 @@ func (c *Conn) closeLocked(code int, reason string, drop bool) {
 	c.closeCode, c.closeReason = code, reason
 	c.cancel()
 	if drop {
-		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+		c.dropQueue()
 	}
 	c.startWriter()
 }
@@ -342,14 +344,51 @@ func (c *Conn) push(m Message) {
 	if m.Key != 0 && c.keys != nil {
 		c.keys[m.Key] = len(c.q)
 	}
+	m.due = 0
+	if m.Delay {
+		m.due = c.dueOf(m.At)
+	}
 	c.live++
 	c.q = append(c.q, m)
 	c.dead = append(c.dead, false)
-	if m.Delay && c.live < c.s.opts().delayFlush() {
-		c.startWriterAfter(m.At)
+	if m.due == 0 || c.live >= c.s.opts().delayFlush() {
+		// A message that may not wait goes now, and what waits before
+		// it goes first; so does a queue long enough to write (half of
+		// CoalesceAfter: the delay never makes a client look slow or
+		// coalesces its updates).
+		c.force = c.live
+		c.startWriter()
 		return
 	}
-	c.startWriter()
+	c.startWriterAt(m.due)
+}
+
+// dueOf is when a delayed message produced at at (zero: now) is written:
+// at the end of its window of WriteDelay, or 0 (at once) when that window
+// has ended or there is no delay.
+func (c *Conn) dueOf(at time.Time) time.Duration {
+	d := c.s.opts().WriteDelay
+	if d <= 0 {
+		return 0
+	}
+	now := time.Since(c.s.epoch)
+	since := now
+	if !at.IsZero() {
+		since = at.Sub(c.s.epoch)
+	}
+	due := delayDue(since, d)
+	if due <= now || due > now+d {
+		// The window ended while the message was queued on the
+		// connections before this one (or the clock jumped).
+		return 0
+	}
+	return due
+}
+
+// ready tells whether the writer may write m, the next message, now: it
+// is due, or it is forced (push), or the connection is closing; c.mu held.
+func (c *Conn) ready(m *Message, now time.Duration) bool {
+	return m.due <= max(now, c.fired) || c.force > 0 || c.closing
 }
 
 // indexKeys maps the keys of the waiting messages to their places, the
@@ -393,6 +432,9 @@ func (c *Conn) pop() (Message, bool) {
 		m := c.q[i]
 		c.q[i] = Message{}
 		c.live--
+		if c.force > 0 {
+			c.force--
+		}
 		if m.Key != 0 && c.keys != nil && c.keys[m.Key] == i {
 			delete(c.keys, m.Key)
 		}
@@ -403,7 +445,7 @@ func (c *Conn) pop() (Message, bool) {
 		return m, true
 	}
 	// Empty: release the backing arrays of a burst, and the key map.
-	c.q, c.dead, c.head, c.keys = c.q[:0], c.dead[:0], 0, nil
+	c.q, c.dead, c.head, c.keys, c.force = c.q[:0], c.dead[:0], 0, nil, 0
 	if cap(c.q) > 64 {
 		c.q, c.dead = nil, nil
 	}
@@ -422,40 +464,24 @@ func (c *Conn) startWriter() {
 	go c.writeLoop()
 }
 
-// startWriterAfter starts the writer at the end of the write delay's
-// window that at (zero: now) falls in, unless it runs or is due as early;
-// c.mu held. Nothing runs while it waits: a timer, no goroutine. A window
-// that has ended, or a WriteDelay of zero or less, starts it now.
-func (c *Conn) startWriterAfter(at time.Time) {
-	if c.writing || c.finished {
-		return // the writer takes the message too
+// startWriterAt starts the writer at due (since the Server's epoch)
+// unless it runs or is due as early; c.mu held. Nothing runs while it
+// waits: a timer, no goroutine.
+func (c *Conn) startWriterAt(due time.Duration) {
+	if c.writing || c.finished || c.delayed && c.due <= due {
+		return // the writer takes the message when it is due
 	}
-	d := c.s.opts().WriteDelay
-	if d <= 0 {
+	wait := due - time.Since(c.s.epoch)
+	if wait <= 0 {
 		c.startWriter()
 		return
-	}
-	now := time.Since(c.s.epoch)
-	since := now
-	if !at.IsZero() {
-		since = at.Sub(c.s.epoch)
-	}
-	due := delayDue(since, d)
-	switch {
-	case due <= now || due > now+d:
-		// The window ended while the message was queued on the
-		// connections before this one (or the clock jumped): write now.
-		c.startWriter()
-		return
-	case c.delayed && c.due <= due:
-		return // due as early already
 	}
 	c.delayed, c.due = true, due
 	if c.delayT == nil {
-		c.delayT = c.s.opts().afterFunc(due-now, c.delayEnded)
+		c.delayT = c.s.opts().afterFunc(wait, c.delayEnded)
 		return
 	}
-	c.delayT.Reset(due - now)
+	c.delayT.Reset(wait)
 }
 
 // delayDue is the end of the window of length d that t (both since a
@@ -477,10 +503,16 @@ func (c *Conn) delayEnded() {
 		c.mu.Unlock()
 		return
 	}
-	c.delayed = false
+	c.delayed, c.fired = false, c.due
 	c.writing = true
 	c.mu.Unlock()
 	c.writeLoop()
+}
+
+// dropQueue forgets every waiting message; c.mu held.
+func (c *Conn) dropQueue() {
+	c.q, c.dead, c.head, c.live, c.keys, c.force = nil, nil, 0, 0, nil, 0
+	c.stopDelay()
 }
 
 // stopDelay disarms the write delay; c.mu held.
@@ -507,6 +539,16 @@ func (c *Conn) writeLoop() {
 			c.writes++
 			c.lastSeq = max(c.lastSeq, seq)
 			wrote = false
+		}
+		now := time.Since(c.s.epoch)
+		if next, ok := c.peek(); ok && !c.ready(&next, now) {
+			// The rest waits for its window's end, as on every other
+			// connection: a writer still busy with the last window does
+			// not take the next one early.
+			c.writing = false
+			c.startWriterAt(next.due)
+			c.mu.Unlock()
+			return
 		}
 		m, ok := c.pop()
 		if !ok {
@@ -540,7 +582,7 @@ func (c *Conn) writeLoop() {
 		n := uint64(1)
 		for len(buf) < maxWriteBatch {
 			next, ok := c.peek()
-			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch {
+			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(&next, now) {
 				break
 			}
 			m, _ = c.pop()
@@ -552,10 +594,10 @@ func (c *Conn) writeLoop() {
 		// quarter of the wait (at most a second) has passed since (kept on
 		// the Conn: a writer goroutine often lives for one write). Under
 		// c.mu, so that it never undoes the shorter one closeLocked sets.
-		now := time.Now()
-		if ww := c.s.opts().WriteWait; now.Sub(c.deadlineAt) > min(ww/4, time.Second) {
-			c.deadlineAt = now
-			c.ws.NetConn().SetWriteDeadline(now.Add(ww))
+		wall := time.Now()
+		if ww := c.s.opts().WriteWait; wall.Sub(c.deadlineAt) > min(ww/4, time.Second) {
+			c.deadlineAt = wall
+			c.ws.NetConn().SetWriteDeadline(wall.Add(ww))
 		}
 		c.mu.Unlock()
 		if hook := c.s.opts().beforeWrite; hook != nil {
@@ -639,7 +681,7 @@ func (c *Conn) fail() {
 	c.mu.Lock()
 	c.closing, c.closeSent = true, true
 	c.cancel()
-	c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
+	c.dropQueue()
 	c.mu.Unlock()
 	c.ws.NetConn().Close()
 }
@@ -653,6 +695,7 @@ func (c *Conn) ping() {
 	c.q = append(c.q, Message{ping: true})
 	c.dead = append(c.dead, false)
 	c.live++
+	c.force = c.live
 	c.startWriter()
 	c.pingTimer.Reset(c.s.opts().PingInterval)
 }
@@ -758,8 +801,7 @@ func (c *Conn) readerExited() {
 	if !c.closing {
 		// The peer went away or broke the protocol: nothing more to say.
 		c.closing, c.closeSent = true, true
-		c.q, c.dead, c.head, c.live, c.keys = nil, nil, 0, 0, nil
-		c.stopDelay()
+		c.dropQueue()
 	}
 	c.cancel()
 	writing := c.writing

@@ -77,7 +77,13 @@ func dialDelayed(t *testing.T, o Options) delayConn {
 	writes := new(atomic.Int64)
 	o.ConnectsPerMinute = -1
 	o.afterFunc = tm.afterFunc
-	o.beforeWrite = func() { writes.Add(1) }
+	hold := o.beforeWrite
+	o.beforeWrite = func() {
+		writes.Add(1)
+		if hold != nil {
+			hold()
+		}
+	}
 	_, url, sessions := start(t, o)
 	ws := dial(t, url)
 	e := <-sessions
@@ -339,4 +345,30 @@ func TestWriteDelayWindowEnded(t *testing.T) {
 	}
 	d.tm.fire()
 	d.read(t, "a", "b")
+}
+
+// A writer still busy (here held before its write) when a delayed message
+// arrives does not take it early: the message waits for its window's end,
+// as it does on the connections whose writer was idle.
+func TestWriteDelayBusyWriterWaits(t *testing.T) {
+	gate := newWriteGate()
+	d := dialDelayed(t, Options{WriteDelay: time.Hour, beforeWrite: gate.hold})
+	t.Cleanup(gate.open)
+	d.send(t, false, "r")
+	<-gate.arrived // the writer framed "r" and waits for the CPU
+	d.send(t, true, "f1", "f2")
+	gate.open()
+	d.read(t, "r")
+	testkit.Eventually(t, "the writer to leave f1 and f2 for the window's end", 10*time.Second, func() bool {
+		armed, pending := d.tm.state()
+		return armed == 1 && pending
+	})
+	if n := d.writes.Load(); n != 1 {
+		t.Fatalf("%d writes before the window's end, want 1 (r)", n)
+	}
+	d.tm.fire()
+	d.read(t, "f1", "f2")
+	if n := d.writes.Load(); n != 2 {
+		t.Fatalf("%d writes, want 2", n)
+	}
 }
