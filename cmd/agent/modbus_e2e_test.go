@@ -53,6 +53,11 @@ func TestModbusFaultsThroughTheAgent(t *testing.T) {
 	}()
 
 	dir := t.TempDir()
+	// Both devices share one line (one request at a time): with the server
+	// stopped, the meter's read first waits out the other device's 300 ms
+	// timeout, then its own. Its 2 s read budget covers both on a loaded
+	// machine; with 1 s it ran out while waiting for the line (1 failure in
+	// 5 full-suite runs), and the reason was the line, not the timeout.
 	cfg, err := agent.ParseConfig("e2e.yaml", []byte(`
 data_dir: `+dir+`
 listen: 127.0.0.1:0
@@ -61,7 +66,7 @@ devices:
     name: meter
     driver: modbus-tcp
     interval: 200ms
-    timeout: 1s
+    timeout: 2s
     settings:
       host: 127.0.0.1:`+port+`
       timeout: 300ms
@@ -71,9 +76,10 @@ devices:
     name: wrong map
     driver: modbus-tcp
     interval: 200ms
-    timeout: 1s
+    timeout: 2s
     settings:
       host: 127.0.0.1:`+port+`
+      timeout: 300ms
       registers:
         - {metric: x, address: 1000}
 `))

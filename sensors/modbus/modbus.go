@@ -280,7 +280,10 @@ func (l *Line) read(ctx context.Context, unit uint8, timeout time.Duration, q Re
 	select {
 	case l.turn <- struct{}{}:
 	case <-ctx.Done():
-		return nil, nil, ctx.Err()
+		// Another device on the line held it for the whole read budget
+		// (typically its own requests timing out): say so, or the log
+		// blames this device's silence.
+		return nil, nil, fmt.Errorf("waiting for the line (another device's requests held it): %w", ctx.Err())
 	}
 	defer func() { <-l.turn }()
 	reconnected := false
