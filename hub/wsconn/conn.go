@@ -11,11 +11,13 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Message is one text frame queued for a connection.
+// Message is one frame queued for a connection: text unless Binary.
 type Message struct {
 	// Data is the frame's payload. It is not copied: it must not change
 	// after Send, and it may be shared by many connections.
 	Data []byte
+	// Binary sends Data as a binary frame instead of a text frame.
+	Binary bool
 	// Key, when not zero, makes the message replaceable: once the client
 	// falls behind (Options.CoalesceAfter messages waiting), a later
 	// message with the same Key removes this one if it still waits and
@@ -44,8 +46,9 @@ type Message struct {
 	// the same moment, however long queueing it on each of them took.
 	At time.Time
 
-	ping bool
-	due  time.Duration // a delayed message's write time (since the Server's epoch); 0: at once
+	ping    bool
+	due     time.Duration // a delayed message's write time (since the Server's epoch); 0: at once
+	written chan struct{} // closed once written (SendFlushed)
 }
 
 // Merger combines a waiting message into a newer one with the same Key.
@@ -99,6 +102,8 @@ type Conn struct {
 	fullWrites  uint64        // ... with this many writes completed
 	space       chan struct{} // closed when room appears; nil when nobody waits
 	finished    bool
+	deflate     bool   // permessage-deflate was negotiated (set before the first write)
+	zbuf        []byte // the writers' compression buffer (one writer at a time)
 	pingTimer   *time.Timer
 	graceTimer  *time.Timer
 	ctx         context.Context
@@ -309,6 +314,26 @@ func (c *Conn) waitRoom(ctx context.Context, m *Message) error {
 		case <-c.ctx.Done():
 			return ErrClosed
 		}
+	}
+}
+
+// SendFlushed queues m (as Send; its Key is ignored) and waits until it
+// has been written to the socket, the connection closes (ErrClosed) or
+// ctx ends. A reply that must be on its way before the session goes on
+// (one that another connection's answer must not overtake) is sent so.
+func (c *Conn) SendFlushed(ctx context.Context, m Message) error {
+	w := make(chan struct{})
+	m.Key, m.written = 0, w
+	if err := c.Send(m); err != nil {
+		return err
+	}
+	select {
+	case <-w:
+		return nil
+	case <-c.ctx.Done():
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -577,18 +602,20 @@ func (c *Conn) writeLoop() {
 			continue
 		}
 		bp := batchPool.Get().(*[]byte)
-		buf := appendFrame((*bp)[:0], m.payload())
+		buf := c.appendFrame((*bp)[:0], &m)
 		seq = m.Seq
 		n := uint64(1)
-		for len(buf) < maxWriteBatch {
+		written := m.written // a batch ends with a message someone waits for
+		for written == nil && len(buf) < maxWriteBatch {
 			next, ok := c.peek()
 			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(&next, now) {
 				break
 			}
 			m, _ = c.pop()
-			buf = appendFrame(buf, m.payload())
+			buf = c.appendFrame(buf, &m)
 			seq = max(seq, m.Seq)
 			n++
+			written = m.written
 		}
 		// Refreshing the deadline costs a timer update: do it when a
 		// quarter of the wait (at most a second) has passed since (kept on
@@ -614,17 +641,29 @@ func (c *Conn) writeLoop() {
 		}
 		c.s.sent.Add(n)
 		wrote = true
+		if written != nil {
+			close(written)
+		}
 	}
 }
 
-// appendFrame appends a final, unmasked text frame (RFC 6455 5.2) holding
-// p. Writing frames here rather than through gorilla lets several go out
-// in one write; gorilla's own control frames (pongs, close replies) are
-// single writes on the same socket, which the runtime never interleaves
-// with ours.
-func appendFrame(b, p []byte) []byte {
-	const text, fin = 0x1, 0x80
-	b = append(b, fin|text)
+// appendFrame appends m as a final, unmasked frame (RFC 6455 5.2),
+// compressed when the connection negotiated it. Writing frames here
+// rather than through gorilla lets several go out in one write; gorilla's
+// own control frames (pongs, close replies) are single writes on the same
+// socket, which the runtime never interleaves with ours.
+func (c *Conn) appendFrame(b []byte, m *Message) []byte {
+	const text, binaryOp, rsv1, fin = 0x1, 0x2, 0x40, 0x80
+	p := m.payload()
+	op := byte(fin | text)
+	if m.Binary {
+		op = fin | binaryOp
+	}
+	if c.deflate {
+		c.zbuf = deflate(c.zbuf[:0], p)
+		p, op = c.zbuf, op|rsv1
+	}
+	b = append(b, op)
 	switch n := len(p); {
 	case n < 126:
 		b = append(b, byte(n))
@@ -767,8 +806,9 @@ func (c *Conn) readLoop(sess Session) {
 		if closing {
 			continue // drain until the peer's close frame
 		}
-		if typ != websocket.TextMessage {
-			// Binary frames are not part of any protocol here.
+		bs, binOK := sess.(BinarySession)
+		if typ != websocket.TextMessage && !binOK {
+			// Binary frames are not part of this front end's protocol.
 			c.Close(websocket.CloseUnsupportedData, "binary messages are not accepted")
 			continue
 		}
@@ -782,7 +822,11 @@ func (c *Conn) readLoop(sess Session) {
 			continue
 		}
 		c.refused = 0
-		sess.Message(data)
+		if typ == websocket.TextMessage {
+			sess.Message(data)
+		} else {
+			bs.Binary(data)
+		}
 		// The session may have authenticated the connection just now.
 		c.mu.Lock()
 		nowAuthed := !c.authed && c.user != ""

@@ -169,6 +169,11 @@ type Options struct {
 	// Buffers are taken from a pool for each write, so an idle connection
 	// holds none. Default 4096.
 	WriteBufferSize int
+	// Compression negotiates permessage-deflate (RFC 7692, without
+	// context takeover) with clients that offer it, and then compresses
+	// every message written to them. It costs CPU and memory per write;
+	// off by default.
+	Compression bool
 	// Logger receives connection-level log lines. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock of the rate limits and of StallTimeout. Default
@@ -320,8 +325,9 @@ func NewServer(o Options) (*Server, error) {
 		WriteBufferSize: o.WriteBufferSize,
 		WriteBufferPool: &sync.Pool{},
 		// The origin was checked by Serve already, with a clearer answer.
-		CheckOrigin:      func(*http.Request) bool { return true },
-		HandshakeTimeout: o.WriteWait,
+		CheckOrigin:       func(*http.Request) bool { return true },
+		HandshakeTimeout:  o.WriteWait,
+		EnableCompression: o.Compression,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			http.Error(w, "wsconn: "+reason.Error(), status)
 		},
@@ -340,14 +346,15 @@ func (s *Server) opts() *Options { return s.o.Load() }
 // admission limits, the rate limits, the queue length, the write delay,
 // the ping, pong and write timeouts apply at once, to open connections
 // too; MaxMessageBytes, AuthTimeout and SendBufferBytes to new
-// connections. The buffer sizes, Logger and Now cannot change: the values
-// given are ignored.
+// connections. The buffer sizes, Compression, Logger and Now cannot
+// change: the values given are ignored.
 func (s *Server) SetOptions(o Options) error {
 	if err := o.setDefaults(); err != nil {
 		return err
 	}
 	cur := s.opts()
 	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
+	o.Compression = cur.Compression
 	o.beforeWrite, o.afterFunc = cur.beforeWrite, cur.afterFunc
 	s.o.Store(&o)
 	return nil
@@ -380,6 +387,8 @@ func (s *Server) Len() int {
 // methods from the connection's reader goroutine, one at a time.
 type Session interface {
 	// Message handles one inbound text message (at most MaxMessageBytes).
+	// A binary message closes the connection (1003) unless the Session
+	// is a BinarySession.
 	Message(data []byte)
 	// Limited is called instead of Message for a message refused by the
 	// rate limit; the front end tells the client in its own protocol.
@@ -387,6 +396,17 @@ type Session interface {
 	// Closed is called once, when the connection has ended and no more
 	// calls will come. Serve (and Shutdown) wait for it to return.
 	Closed()
+}
+
+// A BinarySession is a Session that also takes binary messages. The core
+// hands a connection whose Session is not one a close (1003) for a binary
+// message instead.
+type BinarySession interface {
+	Session
+	// Binary handles one inbound binary message (at most
+	// MaxMessageBytes), in order with the text ones and under the same
+	// rate limit.
+	Binary(data []byte)
 }
 
 // Serve admits the request (origin, shutdown, global and per-address
@@ -441,6 +461,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 	}
 	s.accepted.Add(1)
 	c := newConn(s, ws, addr)
+	c.deflate = s.up.EnableCompression && offersDeflate(r.Header)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	closing := s.closing
