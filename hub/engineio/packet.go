@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+
+	"github.com/floorhub/floorhub/hub/wsconn"
 )
 
 // PacketType is an Engine.IO v4 packet type, sent as one ASCII digit.
@@ -99,4 +101,13 @@ func AppendPayload(dst []byte, pkts []Packet) []byte {
 		dst = append(dst, p.Data...)
 	}
 	return dst
+}
+
+// frame is p as a WebSocket Conn sends it: binary messages as binary
+// frames, the rest as text.
+func (p *Packet) frame() wsconn.Message {
+	if p.Binary {
+		return wsconn.Message{Data: p.Data, Binary: true}
+	}
+	return wsconn.Message{Data: append([]byte{byte(p.Type)}, p.Data...)}
 }

@@ -6,6 +6,11 @@
 // and drops a session whose client stays silent for PingTimeout after a
 // ping.
 //
+// A WebSocket runs on the hub's connection core (package wsconn): one
+// reader goroutine per connection, a writer goroutine only while something
+// is queued, frames batched into one write. The heartbeat is a timer, so
+// an idle WebSocket session has one goroutine.
+//
 // The application above sees a session as a *Socket and handles its
 // messages with the Handler it returns from the open function given to
 // NewServer. Handler methods of one session are called one at a time, in
@@ -31,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/gorilla/websocket"
 )
 
@@ -79,8 +85,12 @@ type Options struct {
 	// polling response); a client that accepts nothing for this long is
 	// dropped. Default 10 s.
 	WriteWait time.Duration
-	// QueueLen is how many packets may wait for one session; one more
-	// closes the session (the client is not reading). Default 1024.
+	// QueueLen is how many packets may wait for one session. On
+	// long-polling one more closes the session (the client is not
+	// polling); on a WebSocket the hub's connection core's rule applies
+	// (wsconn.Options.QueueLen: one more closes the session if the
+	// client's writes are stalled, and 4 × QueueLen close it anyway).
+	// Default 1024.
 	QueueLen int
 	// MaxSessions caps the open sessions; beyond it a handshake is refused
 	// with HTTP 503. Default 1000.
@@ -182,6 +192,31 @@ type Handler interface {
 type Message struct {
 	Data   []byte
 	Binary bool
+
+	wire []byte // the text packet ('4' and Data) when Prepare encoded it
+}
+
+// Prepare returns m with its WebSocket frame encoded now, once: a message
+// sent to many sessions (a broadcast) is then shared by all of them as it
+// is, where each would otherwise copy it into a frame of its own.
+func Prepare(m Message) Message {
+	if m.Binary || m.wire != nil {
+		return m
+	}
+	m.wire = append(append(make([]byte, 0, 1+len(m.Data)), byte(Msg)), m.Data...)
+	m.Data = m.wire[1:]
+	return m
+}
+
+// frame is m as its WebSocket Conn sends it.
+func (m *Message) frame() wsconn.Message {
+	switch {
+	case m.Binary:
+		return wsconn.Message{Data: m.Data, Binary: true}
+	case m.wire != nil:
+		return wsconn.Message{Data: m.wire}
+	}
+	return wsconn.Message{Data: append([]byte{byte(Msg)}, m.Data...)}
 }
 
 // Handshake is what the request that opened a session carried.
@@ -223,13 +258,13 @@ const upgradeSettle = 50 * time.Millisecond
 type Server struct {
 	o    Options
 	open func(*Socket) Handler
-	up   websocket.Upgrader
+	ws   *wsconn.Server // the WebSocket transport: the hub's connection core
 
 	mu       sync.Mutex
 	closing  bool
 	sessions map[string]*Socket
 	perAddr  map[string]int // client address -> open sessions
-	wg       sync.WaitGroup // every goroutine a session or a WebSocket started
+	wg       sync.WaitGroup // one per session admitted, until its Handler's Closed has returned
 }
 
 // NewServer returns a server that calls open for every new session, before
@@ -239,14 +274,28 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
-	s.up = websocket.Upgrader{
-		ReadBufferSize:    1024, // messages may be larger; the buffer stays with every session
-		WriteBufferSize:   4096,
-		WriteBufferPool:   &sync.Pool{},
-		CheckOrigin:       func(*http.Request) bool { return true }, // checked before, with a clearer answer
-		HandshakeTimeout:  o.WriteWait,
-		EnableCompression: o.Compression,
+	ws, err := wsconn.NewServer(wsconn.Options{
+		MaxMessageBytes: o.MaxPayload,
+		// Engine.IO admits sessions itself (MaxSessions,
+		// MaxSessionsPerAddr, the origin, with its own answers), and
+		// rate limits are the application's.
+		MessagesPerSecond: -1, MaxConns: -1, MaxConnsPerUser: -1, ConnectsPerMinute: -1,
+		AllowedOrigins: []string{"*"},
+		// A probe that does not finish the upgrade in time is dropped;
+		// a session's transport is "authenticated" at once (SetUser).
+		AuthTimeout: o.UpgradeTimeout,
+		// The core's read deadline then matches Engine.IO's: a client
+		// silent for a ping period and its timeout is gone.
+		PingInterval: o.PingInterval, PongWait: o.PingTimeout,
+		WriteWait: o.WriteWait, QueueLen: o.QueueLen,
+		ReadBufferSize: 1024, // messages may be larger; the buffer stays with every session
+		Compression:    o.Compression,
+		Logger:         o.Logger, Now: o.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrOptions, err)
 	}
+	s.ws = ws
 	return s, nil
 }
 
@@ -281,7 +330,11 @@ func (s *Server) Close(ctx context.Context) error {
 		so.close(ErrServerClose, true)
 	}
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.ws.Shutdown(ctx) // the close frames, then the connections' end
+		s.wg.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil
@@ -365,7 +418,6 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted b
 		hs:      Handshake{Query: r.URL.Query(), Header: r.Header.Clone(), Addr: addr, TrustedOrigin: trusted, Time: s.o.Now()},
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
-		pong:    make(chan struct{}, 1),
 		onPoll:  !ws,
 	}
 	so.nextPing = so.hs.Time.Add(s.o.PingInterval)
@@ -388,25 +440,8 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted b
 	s.perAddr[addr]++
 	s.sessions[so.id] = so
 	// Under mu, where Close sets closing: no Add after Close's Wait.
-	s.wg.Add(1) // the heartbeat
-	if ws {
-		s.wg.Add(1) // serveWS
-	}
+	s.wg.Add(1) // until the Handler's Closed
 	s.mu.Unlock()
-
-	var conn *websocket.Conn
-	if ws {
-		var err error
-		if conn, err = s.up.Upgrade(w, r, nil); err != nil {
-			s.remove(so) // the upgrader has answered
-			s.wg.Add(-2)
-			return
-		}
-	}
-	so.inMu.Lock()
-	so.h = s.open(so)
-	so.inMu.Unlock()
-	go so.heartbeat()
 
 	upgrades := []string{"websocket"}
 	if ws {
@@ -421,55 +456,79 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted b
 	}{so.id, upgrades, s.o.PingInterval.Milliseconds(), s.o.PingTimeout.Milliseconds(), s.o.MaxPayload})
 	openPkt := Packet{Type: Open, Data: open}
 	if !ws {
+		so.inMu.Lock()
+		so.h = s.open(so)
+		so.inMu.Unlock()
+		so.startHeartbeat()
 		// The open packet is the handshake's answer; what open may have
 		// queued follows with the next poll.
 		writePayload(w, s.o.WriteWait, []Packet{openPkt})
 		return
 	}
-	wc := &wsConn{so: so, c: conn}
-	so.mu.Lock()
-	so.ws = wc
-	so.queue = append([]Packet{openPkt}, so.queue...)
-	so.mu.Unlock()
-	// On a goroutine of its own, so that the handler returns and
-	// net/http lets go of what it holds for the request (its buffers,
-	// the request, its goroutine's grown stack): most of an idle
-	// session's memory otherwise.
-	go s.serveWS(wc)
+	opened := false
+	// Serve returns once the connection runs on a goroutine of its own
+	// (net/http then lets go of what it holds for the request: most of an
+	// idle session's memory otherwise).
+	s.ws.Serve(w, r, func(c *wsconn.Conn) wsconn.Session {
+		opened = true
+		wc := &wsConn{so: so, c: c}
+		c.SetUser(so.id) // no upgrade deadline: the heartbeat watches it
+		so.inMu.Lock()
+		if !so.isClosed() { // Close may have run meanwhile
+			so.h = s.open(so)
+		}
+		so.inMu.Unlock()
+		so.mu.Lock()
+		if so.closed {
+			so.mu.Unlock()
+			c.Close(closeCode(so.reason), "")
+			wc.refused = true
+			return wc
+		}
+		so.ws = wc
+		// The open packet first, then what open queued.
+		c.Send(openPkt.frame())
+		for _, p := range so.queue {
+			c.Send(p.frame())
+		}
+		so.queue = nil
+		so.mu.Unlock()
+		so.startHeartbeat()
+		return wc
+	})
+	if !opened {
+		// Refused or failed; the core has answered the request. (Close
+		// may have closed the session meanwhile: close runs once.)
+		so.close(fmt.Errorf("%w: the WebSocket upgrade failed", ErrTransport), false)
+	}
 }
 
 // upgrade takes a WebSocket that probes a long-polling session.
 func (s *Server) upgrade(so *Socket, w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
 		httpErrorText(w, http.StatusServiceUnavailable, codeBadRequest, "Server shutting down")
 		return
 	}
-	s.wg.Add(1) // serveWS, or Done below
-	s.mu.Unlock()
-	conn, err := s.up.Upgrade(w, r, nil)
-	if err != nil {
-		s.wg.Done()
-		return
-	}
-	wc := &wsConn{so: so, c: conn, probing: true}
-	so.mu.Lock()
-	if !so.onPoll || so.probe != nil || so.closed {
-		s.wg.Done()
-		// Upgraded already, or probed by another connection: this one is
-		// refused with a close frame (as the reference server does; a
-		// refused handshake would be an HTTP error the client may not
-		// expect).
-		so.mu.Unlock()
-		conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "session already upgraded"), time.Now().Add(s.o.WriteWait))
-		conn.Close()
-		return
-	}
-	so.probe = wc
-	so.signal()
-	so.mu.Unlock()
-	go s.serveWS(wc) // as in handshake
+	s.ws.Serve(w, r, func(c *wsconn.Conn) wsconn.Session {
+		wc := &wsConn{so: so, c: c, probing: true}
+		so.mu.Lock()
+		defer so.mu.Unlock()
+		if !so.onPoll || so.probe != nil || so.closed {
+			// Upgraded already, or probed by another connection: this
+			// one is refused with a close frame (as the reference server
+			// does; a refused handshake would be an HTTP error the
+			// client may not expect).
+			wc.refused = true
+			c.Close(wsconn.ClosePolicy, "session already upgraded")
+			return wc
+		}
+		so.probe = wc
+		so.signal()
+		return wc
+	})
 }
 
 // lookup returns the open session sid, or nil. A session past its ping

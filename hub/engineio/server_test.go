@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -622,4 +623,35 @@ func TestWriteDeadlineDoesNotLinger(t *testing.T) {
 	if r := do(t, "GET", url, ""); r.status != 200 || r.body != "4x" {
 		t.Fatalf("poll: %d %q", r.status, r.body)
 	}
+}
+
+// An idle WebSocket session costs one goroutine, its reader: its writer
+// runs only while something is queued, its heartbeat is a timer. Sessions
+// opened on a WebSocket and upgraded from long-polling alike.
+func TestIdleWebSocketSessionGoroutines(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: time.Minute, PingTimeout: time.Minute})
+	sid, _ := ts.handshake(t) // before counting: the HTTP client keeps its connection
+	base := runtime.NumGoroutine()
+	const n = 10
+	for range n {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+		readText(t, c)
+		c.WriteMessage(websocket.TextMessage, []byte("4x"))
+		if s := readText(t, c); s != "4x" {
+			t.Fatalf("echo %q", s)
+		}
+	}
+	c := dialWS(t, ts.wsURL("EIO=4&transport=websocket&sid="+sid))
+	c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	if s := readText(t, c); s != "3probe" {
+		t.Fatalf("probe answer %q", s)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte("5"))
+	c.WriteMessage(websocket.TextMessage, []byte("4y"))
+	if s := readText(t, c); s != "4y" {
+		t.Fatalf("echo after the upgrade %q", s)
+	}
+	testkit.Eventually(t, "one goroutine per idle session", 5*time.Second, func() bool {
+		return runtime.NumGoroutine()-base <= n+1
+	})
 }

@@ -1,13 +1,14 @@
 package engineio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/floorhub/floorhub/hub/wsconn"
 )
 
 // Socket is one Engine.IO session. Its methods are safe for concurrent use.
@@ -20,19 +21,19 @@ type Socket struct {
 	inMu sync.Mutex
 	h    Handler
 
-	pong chan struct{} // a pong arrived (cap 1): the heartbeat re-arms
 	done chan struct{} // closed by close
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced by signal: waiters re-check
 	closed  bool
 	reason  error
-	onPoll  bool     // the transport is long-polling (not yet upgraded)
-	polling bool     // a poll (GET) waits
-	posting bool     // a post is being read
-	probe   *wsConn  // a WebSocket probing the session (upgrade under way)
-	ws      *wsConn  // the WebSocket transport, once upgraded or opened so
-	queue   []Packet // waiting to be sent
+	onPoll  bool        // the transport is long-polling (not yet upgraded)
+	polling bool        // a poll (GET) waits
+	posting bool        // a post is being read
+	probe   *wsConn     // a WebSocket probing the session (upgrade under way)
+	ws      *wsConn     // the WebSocket transport, once upgraded or opened so
+	queue   []Packet    // waiting for a poll (the WebSocket's queue is its Conn's)
+	beat    *time.Timer // the heartbeat: runs heartbeat when a ping or a deadline is due
 	// The heartbeat's schedule, by Options.Now: the next ping is due at
 	// nextPing; once sent, the client must answer by pingDeadline. Both
 	// count from the schedule, not from when a busy machine got round to
@@ -64,6 +65,21 @@ func (so *Socket) Send(msgs ...Message) error {
 	if so.closed {
 		so.mu.Unlock()
 		return ErrClosed
+	}
+	if so.ws != nil {
+		// Under mu, so that no other message comes between them.
+		for _, m := range msgs {
+			if err := so.ws.c.Send(m.frame()); err != nil {
+				so.mu.Unlock()
+				if errors.Is(err, wsconn.ErrOverflow) {
+					so.close(ErrQueueFull, false)
+					return ErrQueueFull
+				}
+				return ErrClosed // the connection ends; Closed follows
+			}
+		}
+		so.mu.Unlock()
+		return nil
 	}
 	if len(so.queue)+len(msgs) > so.srv.o.QueueLen {
 		so.mu.Unlock()
@@ -101,14 +117,37 @@ func (so *Socket) isClosed() bool {
 	return so.closed
 }
 
-// signal wakes every waiter (a poll, a WebSocket writer). Called with mu held.
+// signal wakes every waiter (a poll, an upgrade's poll). Called with mu
+// held. A WebSocket session has no waiters: nothing there calls it per
+// message.
 func (so *Socket) signal() {
 	close(so.changed)
 	so.changed = make(chan struct{})
 }
 
+// closeCode is the WebSocket close code that ends a session for reason.
+func closeCode(reason error) int {
+	switch {
+	case errors.Is(reason, ErrTooLarge):
+		return wsconn.CloseTooBig
+	case errors.Is(reason, ErrPacket):
+		return 1002 // protocol error
+	case errors.Is(reason, ErrServerClose):
+		return wsconn.CloseGoingAway
+	}
+	return 1000 // normal closure
+}
+
+// Packets sent as they are to every WebSocket session.
+var (
+	closeFrame = wsconn.Message{Data: []byte{byte(Close)}}
+	pingFrame  = wsconn.Message{Data: []byte{byte(Ping)}}
+	probeFrame = wsconn.Message{Data: []byte("3probe")}
+)
+
 // close ends the session for reason. Graceful sends what is queued and a
-// close packet; otherwise the queue is dropped.
+// close packet; otherwise the queue is dropped (on a WebSocket, what its
+// Conn has queued still goes before the close frame).
 func (so *Socket) close(reason error, graceful bool) {
 	so.mu.Lock()
 	if so.closed {
@@ -120,10 +159,9 @@ func (so *Socket) close(reason error, graceful bool) {
 	switch {
 	case so.ws != nil:
 		if graceful {
-			so.queue = append(so.queue, Packet{Type: Close})
-		} else {
-			so.queue = nil
+			so.ws.c.Send(closeFrame)
 		}
+		so.ws.c.Close(closeCode(reason), "")
 	default:
 		// A waiting poll gets the last word; without one, the next poll
 		// does if the close was orderly.
@@ -139,11 +177,17 @@ func (so *Socket) close(reason error, graceful bool) {
 		keep = so.final != nil
 	}
 	if so.probe != nil {
-		so.probe.c.Close() // its reader ends and takes it away
+		so.probe.c.Close(closeCode(reason), "") // its Closed takes it away
+	}
+	if so.beat != nil {
+		so.beat.Stop()
 	}
 	close(so.done)
 	so.signal()
 	so.mu.Unlock()
+	// Not here: close may run inside a Handler call (inMu held) or under
+	// the application's locks (a Send that overflowed).
+	go so.ended()
 	if !keep {
 		so.srv.remove(so)
 		return
@@ -157,49 +201,56 @@ func (so *Socket) close(reason error, graceful bool) {
 	})
 }
 
+// ended calls the Handler's Closed once the session has ended. The
+// session was counted in the server's wait group when it was admitted.
+func (so *Socket) ended() {
+	defer so.srv.wg.Done()
+	so.inMu.Lock()
+	defer so.inMu.Unlock()
+	if so.h != nil {
+		so.h.Closed(so.reason)
+	}
+}
+
+// startHeartbeat arms the heartbeat's timer; the session has no goroutine
+// of its own.
+func (so *Socket) startHeartbeat() {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if !so.closed {
+		so.beat = time.AfterFunc(so.nextPing.Sub(so.srv.o.Now()), so.heartbeat)
+	}
+}
+
 // heartbeat pings the client PingInterval after the handshake or its last
 // pong and closes the session when a ping stays unanswered for PingTimeout
 // (a client that keeps sending gets more time; the next ping waits for the
-// pong).
-// When the session has ended it calls the Handler's Closed.
+// pong). It runs on the session's timer, which it re-arms.
 func (so *Socket) heartbeat() {
-	defer so.srv.wg.Done()
 	o := &so.srv.o
-	t := time.NewTimer(o.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-so.done:
-			so.inMu.Lock()
-			so.h.Closed(so.reason)
-			so.inMu.Unlock()
-			return
-		case <-so.pong:
-			so.mu.Lock()
-			t.Reset(so.nextPing.Sub(o.Now()))
-			so.mu.Unlock()
-		case <-t.C:
-			so.mu.Lock()
-			now := o.Now()
-			switch {
-			case so.closed:
-			case so.pingDeadline.IsZero() && so.nextPing.After(now):
-				t.Reset(so.nextPing.Sub(now))
-			case so.pingDeadline.IsZero():
-				so.queue = append(so.queue, Packet{Type: Ping})
-				so.pingDeadline = so.nextPing.Add(o.PingTimeout)
-				so.signal()
-				t.Reset(so.pingDeadline.Sub(now))
-			case so.pingDeadline.After(now):
-				t.Reset(so.pingDeadline.Sub(now))
-			default:
-				so.mu.Unlock()
-				so.close(ErrPingTimeout, false)
-				continue
-			}
-			so.mu.Unlock()
+	so.mu.Lock()
+	now := o.Now()
+	switch {
+	case so.closed:
+	case so.pingDeadline.IsZero() && so.nextPing.After(now):
+		so.beat.Reset(so.nextPing.Sub(now))
+	case so.pingDeadline.IsZero():
+		if so.ws != nil {
+			so.ws.c.Send(pingFrame) // an overflow closes the Conn, and the session with it
+		} else {
+			so.queue = append(so.queue, Packet{Type: Ping})
+			so.signal()
 		}
+		so.pingDeadline = so.nextPing.Add(o.PingTimeout)
+		so.beat.Reset(so.pingDeadline.Sub(now))
+	case so.pingDeadline.After(now):
+		so.beat.Reset(so.pingDeadline.Sub(now))
+	default:
+		so.mu.Unlock()
+		so.close(ErrPingTimeout, false)
+		return
 	}
+	so.mu.Unlock()
 }
 
 // receive handles packets from the client, in order.
@@ -225,11 +276,10 @@ func (so *Socket) receive(pkts []Packet) {
 			so.mu.Lock()
 			so.pingDeadline = time.Time{}
 			so.nextPing = so.srv.o.Now().Add(so.srv.o.PingInterval)
-			so.mu.Unlock()
-			select {
-			case so.pong <- struct{}{}:
-			default:
+			if so.beat != nil && !so.closed {
+				so.beat.Reset(so.srv.o.PingInterval)
 			}
+			so.mu.Unlock()
 		case Close:
 			so.close(ErrClientClose, false)
 			return
@@ -375,31 +425,103 @@ func (so *Socket) post(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok"))
 }
 
-// wsConn is one WebSocket of a session: the transport, or a probe that
-// may become it.
+// wsConn is one WebSocket of a session, on the hub's connection core: the
+// transport, or a probe that may become it. It is the Conn's Session:
+// the core calls it from the connection's reader, one message at a time.
 type wsConn struct {
 	so      *Socket
-	c       *websocket.Conn
-	wmu     sync.Mutex // serializes writes: the writer's and the probe's answer
-	probing bool       // only the reader touches it
+	c       *wsconn.Conn
+	probing bool // only the reader touches it
+	refused bool // the session had a transport or probe already
 
 	// Under so.mu.
 	probed bool // "2probe" was answered
 	gone   bool // the reader has ended
 }
 
-// serveWS runs a WebSocket's reader and its writer goroutine until both
-// end. The caller has counted it in s.wg.
-func (s *Server) serveWS(wc *wsConn) {
-	defer s.wg.Done()
+// Message implements wsconn.Session: one text frame, one packet.
+func (wc *wsConn) Message(data []byte) {
 	so := wc.so
-	wc.c.SetReadLimit(s.o.MaxPayload)
-	writerDone := make(chan struct{})
+	if wc.refused {
+		return
+	}
+	p, err := DecodePacket(data)
+	if err != nil {
+		wc.fail(err)
+		return
+	}
+	if !wc.probing {
+		offStack(func() { so.receive([]Packet{p}) })
+		return
+	}
+	switch {
+	case p.Type == Ping && string(p.Data) == "probe":
+		// On its way before anything that follows is handled (the
+		// "5", a poll it releases), as a server that writes it at once
+		// would have it.
+		if wc.c.SendFlushed(context.Background(), probeFrame) != nil {
+			return // closing
+		}
+		so.mu.Lock()
+		wc.probed = true
+		so.signal()
+		so.mu.Unlock()
+	case p.Type == Upgrade && wc.isProbed():
+		so.mu.Lock()
+		if so.closed {
+			so.mu.Unlock()
+			wc.c.Close(1000, "")
+			return
+		}
+		so.onPoll, so.probe, so.ws = false, nil, wc
+		// What waited for a poll goes first, in order.
+		for _, p := range so.queue {
+			wc.c.Send(p.frame())
+		}
+		so.queue = nil
+		so.signal()
+		so.mu.Unlock()
+		// The session's own heartbeat watches it from now on: no
+		// upgrade deadline.
+		wc.c.SetUser(so.id)
+		wc.probing = false
+	default:
+		wc.fail(fmt.Errorf("%w: %q during the upgrade", ErrPacket, data))
+	}
+}
+
+// Binary implements wsconn.BinarySession: a binary message.
+func (wc *wsConn) Binary(data []byte) {
+	switch {
+	case wc.refused:
+	case wc.probing:
+		wc.fail(fmt.Errorf("%w: binary message during the upgrade", ErrPacket))
+	default:
+		offStack(func() { wc.so.receive([]Packet{{Type: Msg, Data: data, Binary: true}}) })
+	}
+}
+
+// offStack runs f on a goroutine of its own and waits for it. A message's
+// handling may go deep (the application's handlers: authentication, the
+// store, JSON), and the stack it grows would stay with the connection's
+// reader for the session's life, at most halved by a GC while the reader
+// waits using a quarter of it: the largest part of an idle session's
+// memory. A goroutine that ends gives its stack back.
+func offStack(f func()) {
+	done := make(chan struct{})
 	go func() {
-		defer close(writerDone)
-		wc.writeLoop()
+		defer close(done)
+		f()
 	}()
-	err := wc.readLoop()
+	<-done
+}
+
+// Limited implements wsconn.Session; the Conn has no rate limit.
+func (wc *wsConn) Limited() {}
+
+// Closed implements wsconn.Session: the connection has ended.
+func (wc *wsConn) Closed() {
+	so := wc.so
 	so.mu.Lock()
 	wc.gone = true
 	active := so.ws == wc
@@ -409,146 +531,26 @@ func (s *Server) serveWS(wc *wsConn) {
 	so.signal()
 	so.mu.Unlock()
 	if active {
-		so.close(err, false)
+		so.close(fmt.Errorf("%w: the WebSocket ended", ErrTransport), false)
 	}
-	<-writerDone
-	wc.c.Close()
 }
 
-// readLoop reads until the connection fails or sends garbage.
-func (wc *wsConn) readLoop() error {
+// fail ends the connection after a malformed packet, and the session with
+// it if this is its transport.
+func (wc *wsConn) fail(err error) {
 	so := wc.so
-	o := &so.srv.o
-	if wc.probing {
-		wc.c.SetReadDeadline(time.Now().Add(o.UpgradeTimeout))
+	so.mu.Lock()
+	active := so.ws == wc
+	so.mu.Unlock()
+	if active {
+		so.close(err, false)
+		return
 	}
-	for {
-		mt, data, err := wc.c.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				return ErrTooLarge
-			}
-			return fmt.Errorf("%w: %v", ErrTransport, err)
-		}
-		if mt == websocket.BinaryMessage {
-			if wc.probing {
-				return fmt.Errorf("%w: binary message during the upgrade", ErrPacket)
-			}
-			so.receive([]Packet{{Type: Msg, Data: data, Binary: true}})
-			continue
-		}
-		p, err := DecodePacket(data)
-		if err != nil {
-			return err
-		}
-		if !wc.probing {
-			so.receive([]Packet{p})
-			continue
-		}
-		switch {
-		case p.Type == Ping && string(p.Data) == "probe":
-			wc.wmu.Lock()
-			wc.c.SetWriteDeadline(time.Now().Add(o.WriteWait))
-			err := wc.c.WriteMessage(websocket.TextMessage, []byte("3probe"))
-			wc.wmu.Unlock()
-			if err != nil {
-				return fmt.Errorf("%w: %v", ErrTransport, err)
-			}
-			so.mu.Lock()
-			wc.probed = true
-			so.signal()
-			so.mu.Unlock()
-		case p.Type == Upgrade && wc.isProbed():
-			so.mu.Lock()
-			if so.closed {
-				so.mu.Unlock()
-				return ErrClosed
-			}
-			so.onPoll, so.probe, so.ws = false, nil, wc
-			so.signal()
-			so.mu.Unlock()
-			wc.c.SetReadDeadline(time.Time{})
-			wc.probing = false
-		default:
-			return fmt.Errorf("%w: %q during the upgrade", ErrPacket, data)
-		}
-	}
+	wc.c.Close(closeCode(err), "")
 }
 
 func (wc *wsConn) isProbed() bool {
 	wc.so.mu.Lock()
 	defer wc.so.mu.Unlock()
 	return wc.probed
-}
-
-// writeLoop writes the session's queue while this connection is its
-// transport, and the close frame when the session ends.
-func (wc *wsConn) writeLoop() {
-	so := wc.so
-	o := &so.srv.o
-	for {
-		so.mu.Lock()
-		for !wc.gone && !so.closed && (so.ws != wc || len(so.queue) == 0) {
-			ch := so.changed
-			so.mu.Unlock()
-			<-ch
-			so.mu.Lock()
-		}
-		if wc.gone || so.ws != wc {
-			// The reader ended, or the session closed during a probe.
-			so.mu.Unlock()
-			wc.c.Close()
-			return
-		}
-		pkts := so.queue
-		so.queue = nil
-		reason := so.reason
-		closing := so.closed && len(pkts) == 0
-		so.mu.Unlock()
-
-		wc.wmu.Lock()
-		var err error
-		if closing {
-			code := websocket.CloseNormalClosure
-			switch {
-			case errors.Is(reason, ErrTooLarge):
-				code = websocket.CloseMessageTooBig
-			case errors.Is(reason, ErrPacket):
-				code = websocket.CloseProtocolError
-			case errors.Is(reason, ErrServerClose):
-				code = websocket.CloseGoingAway
-			}
-			wc.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(o.WriteWait))
-			wc.wmu.Unlock()
-			wc.c.Close()
-			return
-		}
-		wc.c.SetWriteDeadline(time.Now().Add(o.WriteWait))
-		for _, p := range pkts {
-			if err = writePacket(wc.c, p); err != nil {
-				break
-			}
-		}
-		wc.wmu.Unlock()
-		if err != nil {
-			so.close(fmt.Errorf("%w: %v", ErrTransport, err), false)
-			wc.c.Close()
-			return
-		}
-	}
-}
-
-// writePacket writes one packet as one frame: binary messages as binary
-// frames, the rest as text.
-func writePacket(c *websocket.Conn, p Packet) error {
-	if p.Binary {
-		return c.WriteMessage(websocket.BinaryMessage, p.Data)
-	}
-	w, err := c.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	w.Write([]byte{byte(p.Type)})
-	w.Write(p.Data)
-	return w.Close()
 }

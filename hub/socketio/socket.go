@@ -151,7 +151,8 @@ func encode(nsp string, t PacketType, hasID bool, id int64, args []any) ([]engin
 		p.Attachments = len(atts)
 	}
 	msgs := make([]engineio.Message, 0, 1+len(atts))
-	msgs = append(msgs, engineio.Message{Data: AppendPacket(nil, p)})
+	// Prepared: a broadcast's sockets all share one encoded frame.
+	msgs = append(msgs, engineio.Prepare(engineio.Message{Data: AppendPacket(nil, p)}))
 	for _, a := range atts {
 		msgs = append(msgs, engineio.Message{Data: a, Binary: true})
 	}
