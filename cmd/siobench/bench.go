@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// The sender first: it creates the chat (or finds it again).
-	sender, err := dial(ctx, cfg.URL, cfg.Sender, cfg.SenderToken)
+	sender, err := dial(ctx, cfg.URL, 0, cfg.Sender, cfg.SenderToken)
 	if err != nil {
 		return nil, fmt.Errorf("siobench: the sender: %w", err)
 	}
@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			c, err := dial(ctx, cfg.URL, cfg.Receiver, cfg.ReceiverToken)
+			c, err := dial(ctx, cfg.URL, i, cfg.Receiver, cfg.ReceiverToken)
 			if err != nil {
 				errs[i] = fmt.Errorf("siobench: receiver client %d: %w", i, err)
 				cancel() // the others stop dialling

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -23,13 +24,21 @@ type client struct {
 	wmu sync.Mutex // one writer at a time: the reader answers pings
 }
 
+// sourceAddr is client i's own loopback address, 127.1.x.y: a server's
+// per-address session cap (floorhub's Engine.IO allows 32) is meant for
+// one device, and a floor's 1000 clients are many devices.
+func sourceAddr(i int) net.IP {
+	return net.IPv4(127, 1, byte(i/200), byte(i%200+1))
+}
+
 // errRefused is a CONNECT_ERROR.
 var errRefused = errors.New("connect_error")
 
 // dial opens a session for user uid at base (http://host:port) and joins
 // the namespace "/" with the auth payload {token}. It returns once the
 // server answered the CONNECT.
-func dial(ctx context.Context, base string, uid int64, token string) (*client, error) {
+// Client i dials from its own address when base is on IPv4 loopback.
+func dial(ctx context.Context, base string, i int, uid int64, token string) (*client, error) {
 	u, err := url.Parse(base)
 	if err != nil {
 		return nil, err
@@ -37,7 +46,11 @@ func dial(ctx context.Context, base string, uid int64, token string) (*client, e
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = "/socket.io/"
 	u.RawQuery = url.Values{"EIO": {"4"}, "transport": {"websocket"}, "userId": {strconv.FormatInt(uid, 10)}}.Encode()
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, u.String(), nil)
+	d := *websocket.DefaultDialer
+	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() && ip.To4() != nil {
+		d.NetDialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: sourceAddr(i)}}).DialContext
+	}
+	ws, _, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
