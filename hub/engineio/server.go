@@ -288,6 +288,10 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		// silent for a ping period and its timeout is gone.
 		PingInterval: o.PingInterval, PongWait: o.PingTimeout,
 		WriteWait: o.WriteWait, QueueLen: o.QueueLen,
+		// Every packet is written at once: the core's write delay would
+		// hold a chat message to batch it with others, and chat messages
+		// are rare (the engine marks nothing Delay either).
+		WriteDelay:     -1,
 		ReadBufferSize: 1024, // messages may be larger; the buffer stays with every session
 		Compression:    o.Compression,
 		Logger:         o.Logger, Now: o.Now,
