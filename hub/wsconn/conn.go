@@ -40,10 +40,12 @@ type Message struct {
 	Delay bool
 	// At is when a delayed message was produced; zero means when Send is
 	// called. Delayed messages wait in windows of WriteDelay, the same
-	// for every connection of the Server: the ones produced in a window
-	// are written at its end. A fan-out that stamps every copy of a
-	// message with one At therefore writes it to all its connections at
-	// the same moment, however long queueing it on each of them took.
+	// for every connection of the Server (the first delayed message
+	// produced after a window's end opens the next): the ones produced
+	// in a window are written at its end. A fan-out that stamps every
+	// copy of a message with one At therefore writes it to all its
+	// connections at the same moment, however long queueing it on each
+	// of them took.
 	At time.Time
 
 	ping    bool
@@ -401,7 +403,7 @@ func (c *Conn) dueOf(at time.Time) time.Duration {
 	if !at.IsZero() {
 		since = at.Sub(c.s.epoch)
 	}
-	due := delayDue(since, d)
+	due := c.s.windowDue(since, d)
 	if due <= now || due > now+d {
 		// The window ended while the message was queued on the
 		// connections before this one (or the clock jumped).
@@ -509,13 +511,31 @@ func (c *Conn) startWriterAt(due time.Duration) {
 	c.delayT.Reset(wait)
 }
 
-// delayDue is the end of the window of length d that t (both since a
-// Server's epoch) falls in.
-func delayDue(t, d time.Duration) time.Duration {
-	if t < 0 {
-		return 0
+// windowDue is when a delayed message produced at t (since the Server's
+// epoch) is written, with a WriteDelay of d: the end of the Server's
+// current window if t falls in it, or of a new window that t opens if t
+// is past its end; 0 (at once) if t fell in a window before the current
+// one. Safe for concurrent use.
+func (s *Server) windowDue(t, d time.Duration) time.Duration {
+	for {
+		end := time.Duration(s.winEnd.Load())
+		newEnd, due := nextWindow(end, t, d)
+		if newEnd == end || s.winEnd.CompareAndSwap(int64(end), int64(newEnd)) {
+			return due
+		}
 	}
-	return (t/d + 1) * d
+}
+
+// nextWindow is windowDue's rule, for the current window's end: the
+// window's new end and the message's due time.
+func nextWindow(end, t, d time.Duration) (newEnd, due time.Duration) {
+	switch {
+	case t >= end:
+		return t + d, t + d // the first message after the window opens the next
+	case t >= end-d:
+		return end, end
+	}
+	return end, 0
 }
 
 // delayEnded runs when the write delay's timer fires: the timer's own

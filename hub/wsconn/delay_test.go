@@ -304,15 +304,23 @@ func TestWriteDelayTimerEndsWithConn(t *testing.T) {
 	}
 }
 
-// The write delay's windows: a message produced at t (since the Server's
-// epoch) is due at the end of t's window.
+// The write delay's windows: the first message past the current window's
+// end opens the next; one within the window is due at its end; one from
+// before the window is due at once (0).
 func TestDelayWindows(t *testing.T) {
 	const d = 20 * time.Millisecond
-	for _, tc := range []struct{ t, want time.Duration }{
-		{0, d}, {1, d}, {d - 1, d}, {d, 2 * d}, {5*d + 3, 6 * d}, {-time.Second, 0},
+	for _, tc := range []struct{ end, t, newEnd, due time.Duration }{
+		{0, 0, d, d},               // the first message opens a window
+		{0, 5, 5 + d, 5 + d},       // at any time
+		{d, d - 1, d, d},           // within the window: its end
+		{d, 0, d, d},               // its start
+		{d, d, 2 * d, 2 * d},       // at its end: the next window
+		{d, 3 * d, 4 * d, 4 * d},   // long after
+		{3 * d, 2*d - 1, 3 * d, 0}, // from before the window: at once
+		{3 * d, -time.Second, 3 * d, 0},
 	} {
-		if got := delayDue(tc.t, d); got != tc.want {
-			t.Errorf("delayDue(%v, %v) = %v, want %v", tc.t, d, got, tc.want)
+		if newEnd, due := nextWindow(tc.end, tc.t, d); newEnd != tc.newEnd || due != tc.due {
+			t.Errorf("nextWindow(end %v, t %v) = %v, %v; want %v, %v", tc.end, tc.t, newEnd, due, tc.newEnd, tc.due)
 		}
 	}
 }

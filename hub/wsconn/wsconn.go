@@ -153,11 +153,12 @@ type Options struct {
 	// may wait before its connection's writer starts, so that the
 	// messages queued meanwhile go out in one write (one system call)
 	// instead of one write each: on loopback and on a Pi the write is
-	// most of a delivery's cost. Time is cut into windows of WriteDelay,
-	// the same for every connection: the delayed messages produced in
-	// one (Message.At) are written at its end, so a message fanned out to
-	// many clients reaches them together. It adds up to WriteDelay (half
-	// on average) to a fan-out message's latency; a message without
+	// most of a delivery's cost. The first delayed message produced
+	// (Message.At) after the last window's end opens a window of
+	// WriteDelay, the same for every connection; the delayed messages
+	// produced in it are written at its end, so a message fanned out to
+	// many clients reaches them together. It adds up to WriteDelay to a
+	// fan-out message's latency; a message without
 	// Delay (a reply, a ping, the close frame) is written at once, with
 	// whatever waits before it.
 	// The writer also starts at once when a delayed queue reaches half
@@ -298,7 +299,8 @@ type Server struct {
 	// Counters for Stats.
 	accepted, refused, sent, coalesced, overflows atomic.Uint64
 
-	epoch time.Time // the write delay's windows start here
+	epoch  time.Time    // the write delay's times count from here
+	winEnd atomic.Int64 // the end of the write delay's current window, since epoch
 
 	mu       sync.Mutex
 	closing  bool
