@@ -163,7 +163,7 @@ type Options struct {
 	// whatever waits before it.
 	// The writer also starts at once when a delayed queue reaches half
 	// of CoalesceAfter, so a client is never taken for slow, nor its
-	// messages coalesced, because of the delay. Default 20 ms; negative
+	// messages coalesced, because of the delay. Default 30 ms; negative
 	// writes every message at once.
 	WriteDelay time.Duration
 	// WriteBufferSize is the size of the pooled write buffers, in bytes.
@@ -191,7 +191,7 @@ type Options struct {
 
 // DefaultWriteDelay is Options.WriteDelay's default (BENCHMARKS.md, issue
 // 14: the smallest delay that halved the CPU per delivery of a fan-out).
-const DefaultWriteDelay = 20 * time.Millisecond
+const DefaultWriteDelay = 30 * time.Millisecond
 
 // timer is what a Conn needs of a *time.Timer.
 type timer interface {
