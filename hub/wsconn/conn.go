@@ -518,24 +518,26 @@ func (c *Conn) startWriterAt(due time.Duration) {
 // one. Safe for concurrent use.
 func (s *Server) windowDue(t, d time.Duration) time.Duration {
 	for {
-		end := time.Duration(s.winEnd.Load())
-		newEnd, due := nextWindow(end, t, d)
-		if newEnd == end || s.winEnd.CompareAndSwap(int64(end), int64(newEnd)) {
+		start := time.Duration(s.winStart.Load())
+		newStart, due := nextWindow(start, t, d)
+		if newStart == start || s.winStart.CompareAndSwap(int64(start), int64(newStart)) {
 			return due
 		}
 	}
 }
 
-// nextWindow is windowDue's rule, for the current window's end: the
-// window's new end and the message's due time.
-func nextWindow(end, t, d time.Duration) (newEnd, due time.Duration) {
+// nextWindow is windowDue's rule, for the current window's start: the
+// window's new start and the message's due time. The window's end
+// follows the WriteDelay of the moment, so a shorter delay set by a reload
+// applies to the current window at once.
+func nextWindow(start, t, d time.Duration) (newStart, due time.Duration) {
 	switch {
-	case t >= end:
-		return t + d, t + d // the first message after the window opens the next
-	case t >= end-d:
-		return end, end
+	case t >= start+d:
+		return t, t + d // the first message after the window opens the next
+	case t >= start:
+		return start, start + d
 	}
-	return end, 0
+	return start, 0
 }
 
 // delayEnded runs when the write delay's timer fires: the timer's own

@@ -306,21 +306,26 @@ func TestWriteDelayTimerEndsWithConn(t *testing.T) {
 
 // The write delay's windows: the first message past the current window's
 // end opens the next; one within the window is due at its end; one from
-// before the window is due at once (0).
+// before the window is due at once (0). The end follows the delay given,
+// so a reload that shortens it applies to the current window.
 func TestDelayWindows(t *testing.T) {
 	const d = 20 * time.Millisecond
-	for _, tc := range []struct{ end, t, newEnd, due time.Duration }{
-		{0, 0, d, d},               // the first message opens a window
-		{0, 5, 5 + d, 5 + d},       // at any time
-		{d, d - 1, d, d},           // within the window: its end
-		{d, 0, d, d},               // its start
-		{d, d, 2 * d, 2 * d},       // at its end: the next window
-		{d, 3 * d, 4 * d, 4 * d},   // long after
-		{3 * d, 2*d - 1, 3 * d, 0}, // from before the window: at once
-		{3 * d, -time.Second, 3 * d, 0},
+	for _, tc := range []struct {
+		start, t, d, newStart, due time.Duration
+	}{
+		{0, 0, d, 0, d},               // the first window starts with the Server
+		{0, d + 5, d, d + 5, 2*d + 5}, // a message after it opens the next
+		{d, 2*d - 1, d, d, 2 * d},     // within the window: its end
+		{d, d, d, d, 2 * d},           // its start
+		{d, 2 * d, d, 2 * d, 3 * d},   // at its end: the next window
+		{d, 9 * d, d, 9 * d, 10 * d},  // long after
+		{3 * d, 3*d - 1, d, 3 * d, 0}, // from before the window: at once
+		{3 * d, -time.Second, d, 3 * d, 0},
+		{0, 5 * d, time.Hour, 0, time.Hour}, // opened with an hour's delay ...
+		{0, 5 * d, d, 5 * d, 6 * d},         // ... which a reload shortened
 	} {
-		if newEnd, due := nextWindow(tc.end, tc.t, d); newEnd != tc.newEnd || due != tc.due {
-			t.Errorf("nextWindow(end %v, t %v) = %v, %v; want %v, %v", tc.end, tc.t, newEnd, due, tc.newEnd, tc.due)
+		if newStart, due := nextWindow(tc.start, tc.t, tc.d); newStart != tc.newStart || due != tc.due {
+			t.Errorf("nextWindow(start %v, t %v, d %v) = %v, %v; want %v, %v", tc.start, tc.t, tc.d, newStart, due, tc.newStart, tc.due)
 		}
 	}
 }

@@ -299,8 +299,8 @@ type Server struct {
 	// Counters for Stats.
 	accepted, refused, sent, coalesced, overflows atomic.Uint64
 
-	epoch  time.Time    // the write delay's times count from here
-	winEnd atomic.Int64 // the end of the write delay's current window, since epoch
+	epoch    time.Time    // the write delay's times count from here
+	winStart atomic.Int64 // the start of the write delay's current window, since epoch
 
 	mu       sync.Mutex
 	closing  bool
