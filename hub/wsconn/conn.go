@@ -588,7 +588,7 @@ func (c *Conn) writeLoop() {
 			wrote = false
 		}
 		now := time.Since(c.s.epoch)
-		if next, ok := c.peek(); ok && !c.ready(&next, now) {
+		if next, ok := c.peek(); ok && !c.ready(next, now) {
 			// The rest waits for its window's end, as on every other
 			// connection: a writer still busy with the last window does
 			// not take the next one early.
@@ -630,7 +630,7 @@ func (c *Conn) writeLoop() {
 		written := m.written // a batch ends with a message someone waits for
 		for written == nil && len(buf) < maxWriteBatch {
 			next, ok := c.peek()
-			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(&next, now) {
+			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(next, now) {
 				break
 			}
 			m, _ = c.pop()
@@ -708,13 +708,13 @@ func (m *Message) payload() []byte {
 }
 
 // peek returns the next waiting message without taking it; c.mu held.
-func (c *Conn) peek() (Message, bool) {
+func (c *Conn) peek() (*Message, bool) {
 	for i := c.head; i < len(c.q); i++ {
 		if !c.dead[i] {
-			return c.q[i], true
+			return &c.q[i], true
 		}
 	}
-	return Message{}, false
+	return nil, false
 }
 
 // writeClose sends the close frame and arranges for the TCP connection to
