@@ -70,6 +70,10 @@ type Agent struct {
 	now     func() time.Time
 	clock   *clock
 	started time.Time
+	// grid is the origin of the read schedule (monotonic): every device
+	// reads at grid + k×interval (plus its jitter), so devices with one
+	// interval read together (readSchedule).
+	grid time.Time
 	// runID is new at every start of the agent; the boot id is the
 	// kernel's, the same across restarts within one boot.
 	runID string
@@ -167,6 +171,7 @@ func New(cfg *Config, o Options) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) (err error) {
 	defer close(a.stopped)
 	a.started = a.now()
+	a.grid = time.Now()
 	if err := os.MkdirAll(a.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("agent: data dir: %w", err)
 	}

@@ -169,10 +169,12 @@ type HubConfig struct {
 	// WriteDelay is how long the hub may hold a client's published
 	// messages (telemetry, alerts, status, presence, messages between V3
 	// members) to write those of that time together: one write instead of
-	// one per message, which cuts the hub's CPU per delivery by half or more
-	// (BENCHMARKS.md) at the price of up to WriteDelay more latency.
-	// Replies to a client's requests are never held. Default 30ms; 1ms to
-	// 1s; negative (-1ms) writes every message at once.
+	// one per message. Devices that share an interval read together, so
+	// their readings arrive within a millisecond or two and the default
+	// gathers them (BENCHMARKS.md: about a quarter of the CPU per delivery)
+	// at the price of up to WriteDelay more latency. Replies to a client's
+	// requests are never held. Default 5ms; 1ms to 1s; negative (-1ms)
+	// writes every message at once.
 	WriteDelay time.Duration `yaml:"write_delay"`
 	// V3Group is the Aether V3 group the agent joins as a member. Default "floor".
 	V3Group string `yaml:"v3_group"`
@@ -229,7 +231,13 @@ type DeviceConfig struct {
 	Driver string `yaml:"driver"`
 	// Interval between reads. Default 5s.
 	Interval time.Duration `yaml:"interval"`
-	// Jitter spreads reads by up to this much. Default 10% of Interval.
+	// Jitter delays each read by a random time from 0 to Jitter after its
+	// point on the schedule (every Interval from the agent's start, the
+	// same points for every device with this Interval). Default 0: the
+	// devices that share an interval read together, and their readings
+	// go out together (one write per dashboard, one uplink batch). Set it
+	// to spread reads, e.g. when devices on one bus must not be read
+	// back to back.
 	Jitter *time.Duration `yaml:"jitter"`
 	// Timeout bounds one read. Default min(Interval, 5s).
 	Timeout time.Duration `yaml:"timeout"`
@@ -773,8 +781,7 @@ func (c *Config) fillDevices() error {
 			return c.errf(field("interval"), append(at, "interval"), "%v: want 100ms to 24h", d.Interval)
 		}
 		if d.Jitter == nil {
-			j := d.Interval / 10
-			d.Jitter = &j
+			d.Jitter = new(time.Duration)
 		}
 		if *d.Jitter < 0 || *d.Jitter > d.Interval {
 			return c.errf(field("jitter"), append(at, "jitter"), "%v: want 0 to the interval", *d.Jitter)

@@ -114,7 +114,7 @@ func TestByteSizeAndDefaultsFilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Devices[0]
-	if c.Store.MaxBytes != 64<<20 || *d.Jitter != time.Second || d.Timeout != 5*time.Second || d.OfflineAfter != 35*time.Second {
+	if c.Store.MaxBytes != 64<<20 || *d.Jitter != 0 || d.Timeout != 5*time.Second || d.OfflineAfter != 35*time.Second {
 		t.Fatalf("%+v %+v", c.Store, d)
 	}
 }

@@ -104,7 +104,15 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(d.cfg.ID), uint64(a.now().UnixNano())))
 	retry := time.Duration(0) // 0: healthy; else the current retry delay
-	timer := time.NewTimer(time.Duration(rng.Int64N(int64(d.cfg.Interval)/4 + 1)))
+	jitter := func() time.Duration {
+		if j := *d.cfg.Jitter; j > 0 {
+			return time.Duration(rng.Int64N(int64(j) + 1))
+		}
+		return 0
+	}
+	// The first read is at once (a device added by a reload shows a value
+	// at once too); the next ones are on the schedule.
+	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		var reply chan readResult
@@ -113,8 +121,8 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 			return
 		case <-timer.C:
 		case <-changes:
-		case <-d.wake: // interval changed: reschedule from now
-			resetTimer(timer, time.Duration(d.interval.Load()))
+		case <-d.wake: // interval changed: to the new interval's next point
+			resetTimer(timer, time.Until(nextRead(a.grid, time.Now(), time.Duration(d.interval.Load())))+jitter())
 			continue
 		case reply = <-d.readNow:
 		}
@@ -126,10 +134,7 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 			return
 		}
 		interval := time.Duration(d.interval.Load())
-		next := interval
-		if j := *d.cfg.Jitter; j > 0 {
-			next += time.Duration(rng.Int64N(int64(2*j)+1)) - j
-		}
+		next := time.Until(nextRead(a.grid, time.Now(), interval)) + jitter()
 		if err != nil {
 			// Back off on a failing device, starting sooner than the
 			// interval so a glitch recovers fast, capped so a device that
@@ -148,8 +153,27 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 				changes = cn.Changes()
 			}
 		}
-		resetTimer(timer, max(next, 10*time.Millisecond))
+		resetTimer(timer, max(next, 0))
 	}
+}
+
+// nextRead is the first point of a read schedule (origin + k×interval)
+// after now. Devices with one interval thus read together, and with
+// readings that arrive together every consumer does one job for all of
+// them: one store commit, one uplink batch, one write to each dashboard
+// (the hub's write delay gathers what comes within a few milliseconds).
+// A read that overran its interval skips the points it missed rather than
+// reading again at once; a failing device's retries are off the schedule
+// and return to it after the next good read.
+func nextRead(origin, now time.Time, interval time.Duration) time.Time {
+	if interval <= 0 {
+		return now
+	}
+	k := now.Sub(origin) / interval
+	if now.Before(origin) {
+		k = -1
+	}
+	return origin.Add((k + 1) * interval)
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
