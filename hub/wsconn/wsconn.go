@@ -163,7 +163,7 @@ type Options struct {
 	// whatever waits before it.
 	// The writer also starts at once when a delayed queue reaches half
 	// of CoalesceAfter, so a client is never taken for slow, nor its
-	// messages coalesced, because of the delay. Default 30 ms; negative
+	// messages coalesced, because of the delay. Default 5 ms; negative
 	// writes every message at once.
 	WriteDelay time.Duration
 	// WriteBufferSize is the size of the pooled write buffers, in bytes.
@@ -189,9 +189,12 @@ type Options struct {
 	afterFunc func(time.Duration, func()) timer
 }
 
-// DefaultWriteDelay is Options.WriteDelay's default (BENCHMARKS.md, issue
-// 14: the smallest delay that halved the CPU per delivery of a fan-out).
-const DefaultWriteDelay = 30 * time.Millisecond
+// DefaultWriteDelay is Options.WriteDelay's default: long enough to gather
+// the messages that are produced together (the agent reads every device of
+// one interval at the same moment, so their readings arrive within a
+// millisecond or two), short enough to add little latency (BENCHMARKS.md,
+// issue 14).
+const DefaultWriteDelay = 5 * time.Millisecond
 
 // timer is what a Conn needs of a *time.Timer.
 type timer interface {
