@@ -292,7 +292,7 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		// hold a chat message to batch it with others, and chat messages
 		// are rare (the engine marks nothing Delay either).
 		WriteDelay:     -1,
-		ReadBufferSize: 1024, // messages may be larger; the buffer stays with every session
+		ReadBufferSize: 512, // messages may be larger; the buffer stays with every session
 		Compression:    o.Compression,
 		Logger:         o.Logger, Now: o.Now,
 	})

@@ -138,7 +138,9 @@ type Options struct {
 	// close frames; then the remaining connections are dropped. Default 5 s.
 	ShutdownWait time.Duration
 	// ReadBufferSize is the size of a connection's read buffer, in bytes.
-	// Default 1024 (messages larger than it are still read correctly).
+	// Every connection holds it for its life. Default 512: what clients
+	// send is small (auth, subscribe, ping); a larger message is still
+	// read correctly, in more than one read.
 	ReadBufferSize int
 	// SendBufferBytes sets each connection's kernel send buffer
 	// (SO_SNDBUF), in bytes. It bounds what a client that stopped reading
@@ -267,7 +269,7 @@ func (o *Options) setDefaults() error {
 	if o.CoalesceAfter > o.QueueLen/2 {
 		o.CoalesceAfter = max(o.QueueLen/2, 1)
 	}
-	def(&o.ReadBufferSize, 1024)
+	def(&o.ReadBufferSize, 512)
 	def(&o.WriteBufferSize, 4096)
 	def(&o.SendBufferBytes, 64<<10)
 	for _, d := range []struct {
