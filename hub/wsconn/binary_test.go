@@ -180,3 +180,36 @@ func TestSendFlushed(t *testing.T) {
 		t.Fatalf("SendFlushed on a closing connection: %v", err)
 	}
 }
+
+// MaxMessageBytes bounds what a compressed message inflates to, not only
+// its bytes on the wire: 100 KB of zeros, about a hundred bytes deflated,
+// closes the connection with 1009.
+func TestCompressedMessageInflatesPastTheLimit(t *testing.T) {
+	url := startBin(t, Options{Compression: true, MaxMessageBytes: 1024})
+	d := websocket.Dialer{EnableCompression: true}
+	ws, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, b, err := ws.ReadMessage(); err != nil || string(b) != "small" {
+		t.Fatalf("echo: %q, %v", b, err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, make([]byte, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, b, err := ws.ReadMessage()
+		if err == nil {
+			t.Fatalf("got a %d-byte message back; want the connection closed", len(b))
+		}
+		if !websocket.IsCloseError(err, CloseTooBig) {
+			t.Fatalf("got %v; want close %d", err, CloseTooBig)
+		}
+		return
+	}
+}

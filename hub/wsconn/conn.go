@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -799,13 +800,34 @@ func (c *Conn) Charge(n int) bool {
 	return c.allow(n)
 }
 
+// readMessage reads one message of at most MaxMessageBytes. gorilla's read
+// limit counts the bytes on the wire, and inflates a compressed message
+// without a bound: a small frame of zeros would grow a thousandfold. So
+// the limit applies again to what comes out; more closes with 1009.
+func (c *Conn) readMessage() (int, []byte, error) {
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return 0, nil, err
+	}
+	limit := c.s.opts().MaxMessageBytes
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return 0, nil, err
+	}
+	if int64(len(data)) > limit {
+		c.Close(CloseTooBig, "message too big")
+		return 0, nil, websocket.ErrReadLimit
+	}
+	return typ, data, nil
+}
+
 func (c *Conn) readLoop(sess Session) {
 	c.mu.Lock()
 	c.authed = c.user != ""
 	c.mu.Unlock()
 	c.extendRead()
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		typ, data, err := c.readMessage()
 		if err != nil {
 			var ne net.Error
 			c.mu.Lock()
