@@ -235,9 +235,9 @@ type DeviceConfig struct {
 	// point on the schedule (every Interval from the agent's start, the
 	// same points for every device with this Interval). Default 0: the
 	// devices that share an interval read together, and their readings
-	// go out together (one write per dashboard, one uplink batch). Set it
-	// to spread reads, e.g. when devices on one bus must not be read
-	// back to back.
+	// go out together (one write per dashboard, one uplink batch); for
+	// modbus-tcp and modbus-rtu 10% of Interval, since the devices on one
+	// line are read one at a time and would otherwise wait for each other.
 	Jitter *time.Duration `yaml:"jitter"`
 	// Timeout bounds one read. Default min(Interval, 5s).
 	Timeout time.Duration `yaml:"timeout"`
@@ -782,6 +782,13 @@ func (c *Config) fillDevices() error {
 		}
 		if d.Jitter == nil {
 			d.Jitter = new(time.Duration)
+			if sharesLine(d.Driver) {
+				// Devices on one Modbus line are read one after the
+				// other, and the wait counts against each one's timeout:
+				// lined up, the last would wait for all the others every
+				// time. Spread them instead.
+				*d.Jitter = d.Interval / 10
+			}
 		}
 		if *d.Jitter < 0 || *d.Jitter > d.Interval {
 			return c.errf(field("jitter"), append(at, "jitter"), "%v: want 0 to the interval", *d.Jitter)
@@ -949,3 +956,7 @@ func (c *Config) validateWith(flags map[string]string) error {
 
 // Source names where the config came from: its file, or "(defaults)".
 func (c *Config) Source() string { return c.file }
+
+// sharesLine tells whether devices of driver share a line that serves one
+// request at a time (a Modbus RTU bus, a Modbus TCP server's connection).
+func sharesLine(driver string) bool { return driver == "modbus-tcp" || driver == "modbus-rtu" }

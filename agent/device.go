@@ -105,7 +105,8 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 	rng := rand.New(rand.NewPCG(uint64(d.cfg.ID), uint64(a.now().UnixNano())))
 	retry := time.Duration(0) // 0: healthy; else the current retry delay
 	jitter := func() time.Duration {
-		if j := *d.cfg.Jitter; j > 0 {
+		// Capped by the interval, which set_interval may have shortened.
+		if j := min(*d.cfg.Jitter, time.Duration(d.interval.Load())); j > 0 {
 			return time.Duration(rng.Int64N(int64(j) + 1))
 		}
 		return 0

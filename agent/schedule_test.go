@@ -35,3 +35,21 @@ func TestNextRead(t *testing.T) {
 		}
 	}
 }
+
+// Devices read together by default, except on a Modbus line, where they
+// would wait for each other.
+func TestJitterDefaults(t *testing.T) {
+	c, err := ParseConfig("x", []byte(`devices:
+  - {id: 1, driver: sim-env, interval: 1s}
+  - {id: 2, driver: modbus-tcp, interval: 1s, settings: {host: "127.0.0.1:502", registers: [{metric: x, address: 1}]}}
+  - {id: 3, driver: modbus-tcp, interval: 1s, jitter: 0s, settings: {host: "127.0.0.1:502", registers: [{metric: y, address: 2}]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []time.Duration{0, 100 * time.Millisecond, 0} {
+		if got := *c.Devices[i].Jitter; got != want {
+			t.Errorf("device %d (%s): jitter %v, want %v", c.Devices[i].ID, c.Devices[i].Driver, got, want)
+		}
+	}
+}
