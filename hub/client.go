@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -112,7 +111,7 @@ func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// listed by name ("*" does not extend to cookies), and refused
 		// before the upgrade when it is no longer live, so that the
 		// page goes to its login screen rather than retrying.
-		if !cookieOrigin(r, h.srv.Options().AllowedOrigins) {
+		if _, named := wsconn.CheckOrigin(r, h.srv.Options().AllowedOrigins); !named {
 			http.Error(w, "hub: a session cookie is accepted from the hub's own origin only", http.StatusForbidden)
 			return
 		}
@@ -139,29 +138,6 @@ func (h *Hub) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // sessionCookie is the dashboard's session cookie (auth/session.CookieName).
 const sessionCookie = "floorhub_session"
-
-// cookieOrigin tells whether a request may authenticate with a cookie: no
-// Origin (not a browser, so no other site's page), the hub's own origin,
-// or an origin listed by name.
-func cookieOrigin(r *http.Request, allowed []string) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, a := range allowed {
-		if a != "*" && (strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host)) {
-			return true
-		}
-	}
-	return false
-}
 
 // reply queues a response to the client's request, waiting for room.
 func (c *client) reply(v any) {

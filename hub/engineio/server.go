@@ -352,7 +352,7 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	trusted := true
 	if r.Header.Get("Origin") != "" {
-		ok, named := s.originAllowed(r)
+		ok, named := wsconn.CheckOrigin(r, s.o.AllowedOrigins)
 		trusted = named
 		if !ok {
 			httpError(w, http.StatusForbidden, codeForbidden)
@@ -570,29 +570,6 @@ func (s *Server) remove(so *Socket) {
 			delete(s.perAddr, so.hs.Addr)
 		}
 	}
-}
-
-// originAllowed implements the same-origin default and the allow-list:
-// ok when the request's Origin may use the server, named when it is the
-// server's own or listed by name (not only let in by "*").
-func (s *Server) originAllowed(r *http.Request) (ok, named bool) {
-	origin := r.Header.Get("Origin")
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false, false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true, true
-	}
-	for _, a := range s.o.AllowedOrigins {
-		switch {
-		case a == "*":
-			ok = true
-		case strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host):
-			return true, true
-		}
-	}
-	return ok, false
 }
 
 // newID returns a session id: 15 random bytes, 20 URL-safe characters.

@@ -424,7 +424,7 @@ type BinarySession interface {
 // frees what net/http holds for the request: its buffers and its
 // goroutine's grown stack, most of an idle connection's memory.)
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) Session) {
-	if !s.originAllowed(r) {
+	if ok, _ := CheckOrigin(r, s.opts().AllowedOrigins); !ok {
 		s.refused.Add(1)
 		http.Error(w, "wsconn: origin not allowed", http.StatusForbidden)
 		return
@@ -533,25 +533,32 @@ func (s *Server) remove(c *Conn) {
 	}
 }
 
-// originAllowed implements the same-origin default and the allow-list.
-func (s *Server) originAllowed(r *http.Request) bool {
+// CheckOrigin applies the same-origin default and an allow-list to r's
+// Origin header. ok: the request may use the server (no Origin, so not a
+// browser on another site; the server's own host; an origin or host
+// listed; or "*"). named: it was let in by more than "*", so a browser's
+// cookie may be trusted from it. Every front end decides with it.
+func CheckOrigin(r *http.Request, allowed []string) (ok, named bool) {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
-		return true
+		return true, true
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
-		return false
+		return false, false
 	}
 	if strings.EqualFold(u.Host, r.Host) {
-		return true
+		return true, true
 	}
-	for _, a := range s.opts().AllowedOrigins {
-		if a == "*" || strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host) {
-			return true
+	for _, a := range allowed {
+		switch {
+		case a == "*":
+			ok = true
+		case strings.EqualFold(a, origin) || strings.EqualFold(a, u.Host):
+			return true, true
 		}
 	}
-	return false
+	return ok, false
 }
 
 // bucket is a token bucket of new connections for one address.

@@ -394,3 +394,27 @@ func TestSetOptions(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestCheckOrigin(t *testing.T) {
+	for _, c := range []struct {
+		origin    string
+		allowed   []string
+		ok, named bool
+	}{
+		{"", nil, true, true},
+		{"http://gw.local:8000", nil, true, true}, // the request's own host
+		{"http://evil.example", nil, false, false},
+		{"http://evil.example", []string{"*"}, true, false},
+		{"http://scada.example", []string{"*", "scada.example"}, true, true},
+		{"http://scada.example", []string{"http://SCADA.example"}, true, true},
+		{"not a url", []string{"*"}, false, false},
+	} {
+		r := httptest.NewRequest("GET", "http://gw.local:8000/ws", nil)
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if ok, named := CheckOrigin(r, c.allowed); ok != c.ok || named != c.named {
+			t.Errorf("CheckOrigin(%q, %q) = %v, %v; want %v, %v", c.origin, c.allowed, ok, named, c.ok, c.named)
+		}
+	}
+}
