@@ -414,7 +414,8 @@ func TestHostileInput(t *testing.T) {
 	})
 	t.Run("oversized message closes the WebSocket with 1009", func(t *testing.T) {
 		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
-		readText(t, c)
+		var open struct{ Sid string }
+		json.Unmarshal([]byte(strings.TrimPrefix(readText(t, c), "0")), &open)
 		c.WriteMessage(websocket.TextMessage, []byte("4"+strings.Repeat("x", 100)))
 		for {
 			_, _, err := c.ReadMessage()
@@ -425,6 +426,7 @@ func TestHostileInput(t *testing.T) {
 				break
 			}
 		}
+		testkit.Eventually(t, "Closed with ErrTooLarge", 5*time.Second, func() bool { return errors.Is(ts.rec(open.Sid).reason(), ErrTooLarge) })
 	})
 	t.Run("invalid WebSocket packet closes", func(t *testing.T) {
 		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))

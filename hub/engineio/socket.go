@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/floorhub/floorhub/hub/wsconn"
+	"github.com/gorilla/websocket"
 )
 
 // Socket is one Engine.IO session. Its methods are safe for concurrent use.
@@ -531,6 +532,10 @@ func (wc *wsConn) Closed() {
 	so.signal()
 	so.mu.Unlock()
 	if active {
+		if errors.Is(wc.c.ReadErr(), websocket.ErrReadLimit) {
+			so.close(fmt.Errorf("%w: a WebSocket message over MaxPayload", ErrTooLarge), false)
+			return
+		}
 		so.close(fmt.Errorf("%w: the WebSocket ended", ErrTransport), false)
 	}
 }

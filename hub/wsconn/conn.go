@@ -94,7 +94,8 @@ type Conn struct {
 	fired       time.Duration  // the due time of the timer's last firing: what is due by then goes
 	delayT      timer          // made at the first delayed message, then reused
 	readerDone  bool
-	closing     bool // Close was called: the close frame follows the queue
+	readErr     error // why the reader ended (ReadErr)
+	closing     bool  // Close was called: the close frame follows the queue
 	closeSent   bool
 	closeCode   int
 	closeReason string
@@ -821,6 +822,16 @@ func (c *Conn) readMessage() (int, []byte, error) {
 	return typ, data, nil
 }
 
+// ReadErr is the error that ended the connection's reader, nil while it
+// runs: websocket.ErrReadLimit for a message over MaxMessageBytes, a close
+// error for the peer's close. Front ends read it in Session.Closed to name
+// the reason.
+func (c *Conn) ReadErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readErr
+}
+
 func (c *Conn) readLoop(sess Session) {
 	c.mu.Lock()
 	c.authed = c.user != ""
@@ -832,6 +843,7 @@ func (c *Conn) readLoop(sess Session) {
 			var ne net.Error
 			c.mu.Lock()
 			authed := c.user != ""
+			c.readErr = err
 			c.mu.Unlock()
 			if errors.As(err, &ne) && ne.Timeout() && !authed {
 				c.Close(ClosePolicy, "authentication timeout")
