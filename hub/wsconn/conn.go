@@ -50,6 +50,7 @@ type Message struct {
 	At time.Time
 
 	ping    bool
+	framed  bool          // Data is a frame already (the rest of one a direct write began)
 	due     time.Duration // a delayed message's write time (since the Server's epoch); 0: at once
 	written chan struct{} // closed once written (SendFlushed)
 }
@@ -106,8 +107,9 @@ type Conn struct {
 	fullWrites  uint64        // ... with this many writes completed
 	space       chan struct{} // closed when room appears; nil when nobody waits
 	finished    bool
-	deflate     bool   // permessage-deflate was negotiated (set before the first write)
-	zbuf        []byte // the writers' compression buffer (one writer at a time)
+	deflate     bool          // permessage-deflate was negotiated (set before the first write)
+	zbuf        []byte        // the writers' compression buffer (one writer at a time)
+	direct      *directWriter // nil when the socket is not a plain one (tryDirect)
 	pingTimer   *time.Timer
 	graceTimer  *time.Timer
 	ctx         context.Context
@@ -115,7 +117,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
-	c := &Conn{s: s, ws: ws, addr: addr, done: make(chan struct{})}
+	c := &Conn{s: s, ws: ws, addr: addr, done: make(chan struct{}), direct: newDirectWriter(ws.NetConn())}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.rateTokens = float64(s.opts().MessagesPerSecond)
 	c.rateLast = s.opts().Now()
@@ -386,10 +388,60 @@ func (c *Conn) push(m Message) {
 		// CoalesceAfter: the delay never makes a client look slow or
 		// coalesces its updates).
 		c.force = c.live
-		c.startWriter()
+		if !c.tryDirect() {
+			c.startWriter()
+		}
 		return
 	}
 	c.startWriterAt(m.due)
+}
+
+// tryDirect writes the one waiting message itself, in the sender's
+// goroutine, with a write that does not wait (the kernel takes it or
+// not), and tells whether that sent all of it; c.mu held. A fan-out to
+// many idle connections then costs one system call each, like an event
+// loop's, instead of starting, scheduling and parking a writer goroutine
+// for each. Whatever is not written (a full socket buffer, a part of
+// the frame, an error) is left to the writer, which waits for room, keeps
+// the order and reports a broken socket.
+func (c *Conn) tryDirect() bool {
+	if c.direct == nil || c.live != 1 || c.writing || c.finished || c.closing || c.s.opts().beforeWrite != nil {
+		return false
+	}
+	m, _ := c.peek()
+	if m.ping {
+		return false
+	}
+	bp := batchPool.Get().(*[]byte)
+	buf := c.appendFrame((*bp)[:0], m)
+	n := c.direct.tryWrite(buf)
+	if hook := c.s.opts().directWrote; hook != nil {
+		hook(n, len(buf))
+	}
+	if 0 < n && n < len(buf) {
+		// The rest of the frame goes first, as it is, and can no longer
+		// be replaced.
+		if c.keys != nil && m.Key != 0 {
+			delete(c.keys, m.Key)
+		}
+		*m = Message{Data: append([]byte(nil), buf[n:]...), framed: true, Seq: m.Seq, written: m.written}
+	}
+	if cap(buf) <= 2*maxWriteBatch {
+		*bp = buf[:0]
+		batchPool.Put(bp)
+	}
+	if n < len(buf) {
+		return false
+	}
+	w, _ := c.pop()
+	c.emptied()
+	c.writes++
+	c.lastSeq = max(c.lastSeq, w.Seq)
+	c.s.sent.Add(1)
+	if w.written != nil {
+		close(w.written)
+	}
+	return true
 }
 
 // dueOf is when a delayed message produced at at (zero: now) is written:
@@ -473,12 +525,18 @@ func (c *Conn) pop() (Message, bool) {
 		}
 		return m, true
 	}
-	// Empty: release the backing arrays of a burst, and the key map.
+	c.emptied()
+	return Message{}, false
+}
+
+// emptied starts the queue over once nothing waits, releasing the backing
+// arrays of a burst (a few entries are kept: every connection holds them
+// for its life) and the key map; c.mu held.
+func (c *Conn) emptied() {
 	c.q, c.dead, c.head, c.keys, c.force = c.q[:0], c.dead[:0], 0, nil, 0
-	if cap(c.q) > 64 {
+	if cap(c.q) > 4 {
 		c.q, c.dead = nil, nil
 	}
-	return Message{}, false
 }
 
 // startWriter starts the writer goroutine unless it runs; c.mu held. The
@@ -678,6 +736,9 @@ func (c *Conn) writeLoop() {
 // socket, which the runtime never interleaves with ours.
 func (c *Conn) appendFrame(b []byte, m *Message) []byte {
 	const text, binaryOp, rsv1, fin = 0x1, 0x2, 0x40, 0x80
+	if m.framed {
+		return append(b, m.Data...)
+	}
 	p := m.payload()
 	op := byte(fin | text)
 	if m.Binary {

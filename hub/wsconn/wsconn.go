@@ -186,6 +186,9 @@ type Options struct {
 	// beforeWrite, when set, runs in the writer before each write: tests
 	// hold a writer there as if it were waiting for the CPU.
 	beforeWrite func()
+	// directWrote, when set, is told what each direct write (tryDirect)
+	// wrote of a frame of size bytes.
+	directWrote func(n, size int)
 	// afterFunc arms the write delay's timer. Default: time.AfterFunc;
 	// tests fire it by hand.
 	afterFunc func(time.Duration, func()) timer
@@ -362,7 +365,7 @@ func (s *Server) SetOptions(o Options) error {
 	cur := s.opts()
 	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
 	o.Compression = cur.Compression
-	o.beforeWrite, o.afterFunc = cur.beforeWrite, cur.afterFunc
+	o.beforeWrite, o.afterFunc, o.directWrote = cur.beforeWrite, cur.afterFunc, cur.directWrote
 	s.o.Store(&o)
 	return nil
 }
