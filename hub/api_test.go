@@ -679,7 +679,7 @@ func TestNewValidates(t *testing.T) {
 		"no verifier":      {},
 		"negative batch":   {Verifier: v, MaxBatch: -1},
 		"negative wait":    {Verifier: v, CommitWait: -time.Second},
-		"negative ping":    {Verifier: v, Conn: wsconn.Options{PingInterval: -time.Second}},
+		"negative pong":    {Verifier: v, Conn: wsconn.Options{PongWait: -time.Second}},
 		"empty origin":     {Verifier: v, Conn: wsconn.Options{AllowedOrigins: []string{""}}},
 		"negative message": {Verifier: v, Conn: wsconn.Options{MaxMessageBytes: -5}},
 	} {

@@ -18,7 +18,9 @@ import (
 // BENCHMARKS.md). Ordinary builds have neither the options nor their code.
 func init() {
 	if addr := os.Getenv("FLOORHUB_PPROF"); addr != "" {
-		runtime.MemProfileRate = 64 // heap profiles precise to the connection
+		if os.Getenv("FLOORHUB_CPUPROFILE") == "" {
+			runtime.MemProfileRate = 64 // heap profiles precise to the connection
+		}
 		go func() {
 			err := http.ListenAndServe(addr, nil)
 			fmt.Fprintln(os.Stderr, "agent: FLOORHUB_PPROF:", err)

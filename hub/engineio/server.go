@@ -284,15 +284,16 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		// A probe that does not finish the upgrade in time is dropped;
 		// a session's transport is "authenticated" at once (SetUser).
 		AuthTimeout: o.UpgradeTimeout,
-		// The core's read deadline then matches Engine.IO's: a client
-		// silent for a ping period and its timeout is gone.
-		PingInterval: o.PingInterval, PongWait: o.PingTimeout,
-		WriteWait: o.WriteWait, QueueLen: o.QueueLen,
+		// No WebSocket pings of the core's own: the session's heartbeat
+		// (Engine.IO's ping packets) ends a silent client, transport and
+		// all.
+		PingInterval: -1,
+		WriteWait:    o.WriteWait, QueueLen: o.QueueLen,
 		// Every packet is written at once: the core's write delay would
 		// hold a chat message to batch it with others, and chat messages
 		// are rare (the engine marks nothing Delay either).
 		WriteDelay:     -1,
-		ReadBufferSize: 512, // messages may be larger; the buffer stays with every session
+		ReadBufferSize: 512, // pooled, taken while bytes are handled; larger messages take more reads
 		Compression:    o.Compression,
 		Logger:         o.Logger, Now: o.Now,
 	})

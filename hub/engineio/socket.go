@@ -452,7 +452,9 @@ func (wc *wsConn) Message(data []byte) {
 		return
 	}
 	if !wc.probing {
-		offStack(func() { so.receive([]Packet{p}) })
+		// The core calls this off its reader's stack already: the
+		// handling's deep stack ends with the call.
+		so.receive([]Packet{p})
 		return
 	}
 	switch {
@@ -498,23 +500,8 @@ func (wc *wsConn) Binary(data []byte) {
 	case wc.probing:
 		wc.fail(fmt.Errorf("%w: binary message during the upgrade", ErrPacket))
 	default:
-		offStack(func() { wc.so.receive([]Packet{{Type: Msg, Data: data, Binary: true}}) })
+		wc.so.receive([]Packet{{Type: Msg, Data: data, Binary: true}})
 	}
-}
-
-// offStack runs f on a goroutine of its own and waits for it. A message's
-// handling may go deep (the application's handlers: authentication, the
-// store, JSON), and the stack it grows would stay with the connection's
-// reader for the session's life, at most halved by a GC while the reader
-// waits using a quarter of it: the largest part of an idle session's
-// memory. A goroutine that ends gives its stack back.
-func offStack(f func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	<-done
 }
 
 // Limited implements wsconn.Session; the Conn has no rate limit.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -49,7 +48,7 @@ type Message struct {
 	// of them took.
 	At time.Time
 
-	ping    bool
+	op      byte          // a control frame's opcode (ping, pong); 0 for Data's frame
 	framed  bool          // Data is a frame already (the rest of one a direct write began)
 	due     time.Duration // a delayed message's write time (since the Server's epoch); 0: at once
 	written chan struct{} // closed once written (SendFlushed)
@@ -70,15 +69,18 @@ type Merger interface {
 // Conn is one client connection.
 type Conn struct {
 	s    *Server
-	ws   *websocket.Conn
+	nc   net.Conn
+	raw  *rawSocket // nil when the socket is not a plain one (TLS): net.Conn then
 	addr string
 	done chan struct{} // closed when the connection is finished
 
-	// Touched only by the reader goroutine.
+	// Touched only by the reader, one goroutine at a time (see readLoop).
 	rateTokens float64
 	rateLast   time.Time
 	refused    int
 	authed     bool
+	in         []byte           // bytes of a frame not all in yet; nil between frames
+	msg        messageAssembler // a fragmented message
 
 	mu          sync.Mutex
 	user        string
@@ -107,56 +109,25 @@ type Conn struct {
 	fullWrites  uint64        // ... with this many writes completed
 	space       chan struct{} // closed when room appears; nil when nobody waits
 	finished    bool
-	deflate     bool          // permessage-deflate was negotiated (set before the first write)
-	zbuf        []byte        // the writers' compression buffer (one writer at a time)
-	direct      *directWriter // nil when the socket is not a plain one (tryDirect)
+	deflate     bool   // permessage-deflate was negotiated (set before the first write)
+	zbuf        []byte // the writers' compression buffer (one writer at a time)
 	pingTimer   *time.Timer
 	graceTimer  *time.Timer
 	ctx         context.Context
 	cancel      context.CancelFunc
 }
 
-func newConn(s *Server, ws *websocket.Conn, addr string) *Conn {
-	c := &Conn{s: s, ws: ws, addr: addr, done: make(chan struct{}), direct: newDirectWriter(ws.NetConn())}
+func newConn(s *Server, nc net.Conn, addr string) *Conn {
+	c := &Conn{s: s, nc: nc, raw: newRawSocket(nc, &s.readPool), addr: addr, done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.rateTokens = float64(s.opts().MessagesPerSecond)
 	c.rateLast = s.opts().Now()
-	ws.SetReadLimit(s.opts().MaxMessageBytes)
-	ws.SetReadDeadline(time.Now().Add(s.opts().AuthTimeout))
-	ws.SetPongHandler(func(string) error {
-		c.extendRead()
-		return nil
-	})
-	ws.SetPingHandler(func(data string) error {
-		// As gorilla's default, but with our write deadline: the socket
-		// has one, and the writer counts on it being WriteWait long.
-		c.extendRead()
-		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.opts().WriteWait))
-		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return nil
-			}
-			return err
-		}
-		return nil
-	})
-	ws.SetCloseHandler(func(code int, _ string) error {
-		// Nothing may follow our reply: drop the queue first.
+	nc.SetReadDeadline(time.Now().Add(s.opts().AuthTimeout))
+	if iv := s.opts().PingInterval; iv > 0 {
 		c.mu.Lock()
-		c.closing, c.closeSent = true, true
-		c.cancel()
-		c.dropQueue()
+		c.pingTimer = time.AfterFunc(iv, c.ping)
 		c.mu.Unlock()
-		if code == websocket.CloseNoStatusReceived {
-			code = websocket.CloseNormalClosure
-		}
-		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second))
-		return nil
-	})
-	c.mu.Lock()
-	c.pingTimer = time.AfterFunc(s.opts().PingInterval, c.ping)
-	c.mu.Unlock()
+	}
 	return c
 }
 
@@ -248,7 +219,7 @@ func (c *Conn) Send(m Message) error {
 				// Its writer is stuck in a write to a peer that stopped
 				// reading: CloseGrace for it to read again and get the
 				// close frame, not the rest of WriteWait.
-				c.ws.NetConn().SetWriteDeadline(time.Now().Add(c.s.opts().CloseGrace))
+				c.nc.SetWriteDeadline(time.Now().Add(c.s.opts().CloseGrace))
 			}
 			return ErrOverflow
 		}
@@ -405,16 +376,13 @@ func (c *Conn) push(m Message) {
 // the frame, an error) is left to the writer, which waits for room, keeps
 // the order and reports a broken socket.
 func (c *Conn) tryDirect() bool {
-	if c.direct == nil || c.live != 1 || c.writing || c.finished || c.closing || c.s.opts().beforeWrite != nil {
+	if c.raw == nil || c.live != 1 || c.writing || c.finished || c.closing || c.s.opts().beforeWrite != nil {
 		return false
 	}
 	m, _ := c.peek()
-	if m.ping {
-		return false
-	}
 	bp := batchPool.Get().(*[]byte)
 	buf := c.appendFrame((*bp)[:0], m)
-	n := c.direct.tryWrite(buf)
+	n := c.raw.tryWrite(buf)
 	if hook := c.s.opts().directWrote; hook != nil {
 		hook(n, len(buf))
 	}
@@ -674,15 +642,6 @@ func (c *Conn) writeLoop() {
 			}
 			return
 		}
-		if m.ping {
-			c.mu.Unlock()
-			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.opts().WriteWait)) != nil {
-				c.fail()
-				continue
-			}
-			wrote, seq = true, 0
-			continue
-		}
 		bp := batchPool.Get().(*[]byte)
 		buf := c.appendFrame((*bp)[:0], &m)
 		seq = m.Seq
@@ -690,7 +649,7 @@ func (c *Conn) writeLoop() {
 		written := m.written // a batch ends with a message someone waits for
 		for written == nil && len(buf) < maxWriteBatch {
 			next, ok := c.peek()
-			if !ok || next.ping || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(next, now) {
+			if !ok || len(buf)+len(next.Data) > maxWriteBatch || !c.ready(next, now) {
 				break
 			}
 			m, _ = c.pop()
@@ -706,13 +665,13 @@ func (c *Conn) writeLoop() {
 		wall := time.Now()
 		if ww := c.s.opts().WriteWait; wall.Sub(c.deadlineAt) > min(ww/4, time.Second) {
 			c.deadlineAt = wall
-			c.ws.NetConn().SetWriteDeadline(wall.Add(ww))
+			c.nc.SetWriteDeadline(wall.Add(ww))
 		}
 		c.mu.Unlock()
 		if hook := c.s.opts().beforeWrite; hook != nil {
 			hook()
 		}
-		_, err := c.ws.NetConn().Write(buf)
+		_, err := c.nc.Write(buf)
 		if cap(buf) <= 2*maxWriteBatch {
 			*bp = buf[:0]
 			batchPool.Put(bp)
@@ -735,16 +694,19 @@ func (c *Conn) writeLoop() {
 // own control frames (pongs, close replies) are single writes on the same
 // socket, which the runtime never interleaves with ours.
 func (c *Conn) appendFrame(b []byte, m *Message) []byte {
-	const text, binaryOp, rsv1, fin = 0x1, 0x2, 0x40, 0x80
+	const rsv1, fin = 0x40, 0x80
 	if m.framed {
 		return append(b, m.Data...)
 	}
 	p := m.payload()
-	op := byte(fin | text)
-	if m.Binary {
-		op = fin | binaryOp
+	op := byte(fin | opText)
+	switch {
+	case m.op != 0:
+		op = fin | m.op
+	case m.Binary:
+		op = fin | opBinary
 	}
-	if c.deflate {
+	if c.deflate && m.op == 0 {
 		c.zbuf = deflate(c.zbuf[:0], p)
 		p, op = c.zbuf, op|rsv1
 	}
@@ -783,19 +745,17 @@ func (c *Conn) peek() (*Message, bool) {
 // writeClose sends the close frame and arranges for the TCP connection to
 // be dropped if the peer does not answer within CloseGrace.
 func (c *Conn) writeClose(code int, reason string) {
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason),
-		time.Now().Add(c.s.opts().WriteWait))
+	frame := c.appendFrame(nil, &Message{op: opClose, Data: appendClose(nil, code, reason)})
+	c.nc.SetWriteDeadline(time.Now().Add(c.s.opts().WriteWait))
+	_, err := c.nc.Write(frame)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err != nil && !errors.Is(err, websocket.ErrCloseSent) || c.readerDone {
-		c.ws.NetConn().Close()
+	if err != nil || c.readerDone {
+		c.nc.Close()
 		return
 	}
 	if !c.finished && c.graceTimer == nil {
-		nc := c.ws.NetConn()
+		nc := c.nc
 		c.graceTimer = time.AfterFunc(c.s.opts().CloseGrace, func() { nc.Close() })
 	}
 }
@@ -807,7 +767,7 @@ func (c *Conn) fail() {
 	c.cancel()
 	c.dropQueue()
 	c.mu.Unlock()
-	c.ws.NetConn().Close()
+	c.nc.Close()
 }
 
 func (c *Conn) ping() {
@@ -816,20 +776,23 @@ func (c *Conn) ping() {
 	if c.closing || c.finished {
 		return
 	}
-	c.q = append(c.q, Message{ping: true})
-	c.dead = append(c.dead, false)
-	c.live++
-	c.force = c.live
-	c.startWriter()
-	c.pingTimer.Reset(c.s.opts().PingInterval)
+	c.push(Message{op: opPing})
+	if iv := c.s.opts().PingInterval; iv > 0 {
+		c.pingTimer.Reset(iv)
+	}
 }
 
 // extendRead moves the read deadline: an authenticated peer may stay silent
 // for a ping interval plus the pong wait.
 func (c *Conn) extendRead() {
-	if c.authed {
-		c.ws.SetReadDeadline(time.Now().Add(c.s.opts().PingInterval + c.s.opts().PongWait))
+	if !c.authed {
+		return
 	}
+	if iv := c.s.opts().PingInterval; iv > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(iv + c.s.opts().PongWait))
+		return
+	}
+	c.nc.SetReadDeadline(time.Time{}) // the front end watches the peer itself
 }
 
 // allow applies the inbound rate limit to one message of cost n.
@@ -862,44 +825,41 @@ func (c *Conn) Charge(n int) bool {
 	return c.allow(n)
 }
 
-// readMessage reads one message of at most MaxMessageBytes. gorilla's read
-// limit counts the bytes on the wire, and inflates a compressed message
-// without a bound: a small frame of zeros would grow a thousandfold. So
-// the limit applies again to what comes out; more closes with 1009.
-func (c *Conn) readMessage() (int, []byte, error) {
-	typ, r, err := c.ws.NextReader()
-	if err != nil {
-		return 0, nil, err
-	}
-	limit := c.s.opts().MaxMessageBytes
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return 0, nil, err
-	}
-	if int64(len(data)) > limit {
-		c.Close(CloseTooBig, "message too big")
-		return 0, nil, websocket.ErrReadLimit
-	}
-	return typ, data, nil
-}
-
 // ReadErr is the error that ended the connection's reader, nil while it
-// runs: websocket.ErrReadLimit for a message over MaxMessageBytes, a close
-// error for the peer's close. Front ends read it in Session.Closed to name
-// the reason.
+// runs: websocket.ErrReadLimit for a message over MaxMessageBytes, a
+// *websocket.CloseError for the peer's close, a *frameError for a frame
+// that broke the protocol, or the socket's error. Front ends read it in
+// Session.Closed to name the reason.
 func (c *Conn) ReadErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.readErr
 }
 
+// readLoop reads the client until it closes, breaks the protocol or goes
+// silent past the read deadline. It waits for bytes with a shallow stack
+// and handles them (frames, the session's work) on a short goroutine of
+// its own: what a message's handling grows (authentication, the store,
+// JSON) would otherwise stay with the reader for the connection's life,
+// and a Go stack that has grown is not given back while it waits. An
+// idle connection's reader thus keeps the smallest stack, and no buffer.
 func (c *Conn) readLoop(sess Session) {
 	c.mu.Lock()
 	c.authed = c.user != ""
 	c.mu.Unlock()
 	c.extendRead()
 	for {
-		typ, data, err := c.readMessage()
+		buf, n, err := c.readSome()
+		if n > 0 {
+			stop := false
+			offStack(func() { stop = c.consume(sess, (*buf)[:n]) })
+			c.s.readPool.Put(buf)
+			if stop {
+				return
+			}
+		} else if buf != nil {
+			c.s.readPool.Put(buf)
+		}
 		if err != nil {
 			var ne net.Error
 			c.mu.Lock()
@@ -911,48 +871,170 @@ func (c *Conn) readLoop(sess Session) {
 			}
 			return
 		}
-		if !c.authed {
-			c.mu.Lock()
-			c.authed = c.user != ""
-			c.mu.Unlock()
+	}
+}
+
+// readSome waits for the client's next bytes, in a pooled buffer.
+func (c *Conn) readSome() (*[]byte, int, error) {
+	if c.raw != nil {
+		return c.raw.readSome()
+	}
+	buf := c.s.readPool.Get().(*[]byte)
+	n, err := c.nc.Read(*buf)
+	return buf, n, err
+}
+
+// offStack runs f on a goroutine of its own and waits for it; a goroutine
+// that ends gives back the stack it grew.
+func offStack(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// consume handles the bytes read, frame by frame, keeping a frame that is
+// not all in yet for the next read. It tells whether reading ends.
+func (c *Conn) consume(sess Session, chunk []byte) (stop bool) {
+	data := chunk
+	if len(c.in) > 0 {
+		c.in = append(c.in, chunk...)
+		data = c.in
+	}
+	limit := c.s.opts().MaxMessageBytes
+	for len(data) > 0 {
+		f, n, _, err := parseFrame(data, limit, c.deflate)
+		if err != nil {
+			c.broken(err)
+			return true
 		}
-		c.extendRead()
-		c.mu.Lock()
-		closing := c.closing
-		c.mu.Unlock()
-		if closing {
-			continue // drain until the peer's close frame
+		if n == 0 {
+			break
 		}
-		bs, binOK := sess.(BinarySession)
-		if typ != websocket.TextMessage && !binOK {
-			// Binary frames are not part of this front end's protocol.
-			c.Close(websocket.CloseUnsupportedData, "binary messages are not accepted")
-			continue
-		}
-		if !c.allow(1) {
-			c.refused++
-			if c.refused > c.s.opts().RateGrace {
-				c.Close(ClosePolicy, "message rate limit exceeded")
-				continue
-			}
-			sess.Limited()
-			continue
-		}
-		c.refused = 0
-		if typ == websocket.TextMessage {
-			sess.Message(data)
-		} else {
-			bs.Binary(data)
-		}
-		// The session may have authenticated the connection just now.
-		c.mu.Lock()
-		nowAuthed := !c.authed && c.user != ""
-		c.mu.Unlock()
-		if nowAuthed {
-			c.authed = true
-			c.extendRead()
+		data = data[n:]
+		if c.frame(sess, f) {
+			return true
 		}
 	}
+	switch {
+	case len(data) == 0:
+		c.in = nil // an idle connection holds no bytes
+	case len(c.in) > 0:
+		c.in = c.in[:copy(c.in, data)]
+	default:
+		c.in = append([]byte(nil), data...)
+	}
+	return false
+}
+
+// broken ends a connection whose client broke the protocol: a close frame
+// with the code its error names, and nothing more read.
+func (c *Conn) broken(err error) {
+	code, reason := closeProtocol, err.Error()
+	var fe *frameError
+	if errors.As(err, &fe) {
+		code, reason = fe.code, fe.reason
+	}
+	if code == CloseTooBig {
+		err = websocket.ErrReadLimit
+	}
+	c.mu.Lock()
+	c.readErr = err
+	c.closeLocked(code, reason, true)
+	c.mu.Unlock()
+}
+
+// frame handles one client frame. It tells whether reading ends.
+func (c *Conn) frame(sess Session, f clientFrame) (stop bool) {
+	switch f.op {
+	case opPing:
+		c.extendRead()
+		c.mu.Lock()
+		if !c.closing {
+			c.push(Message{op: opPong, Data: append([]byte(nil), f.payload...)})
+		}
+		c.mu.Unlock()
+		return false
+	case opPong:
+		c.extendRead()
+		return false
+	case opClose:
+		code, reason, err := closePayload(f.payload)
+		if err != nil {
+			c.broken(err)
+			return true
+		}
+		// The answer is the last frame: what waits is dropped, as the
+		// client reads nothing more.
+		c.mu.Lock()
+		c.readErr = &websocket.CloseError{Code: code, Text: reason}
+		if !c.closeSent {
+			if !c.closing {
+				c.closing, c.closeCode, c.closeReason = true, code, ""
+				c.cancel()
+			}
+			c.dropQueue()
+			c.startWriter()
+		}
+		c.mu.Unlock()
+		return true
+	}
+	limit := c.s.opts().MaxMessageBytes
+	data, op, compressed, done, err := c.msg.add(f, limit)
+	if err == nil && compressed && done {
+		data, err = inflate(data, limit)
+	}
+	if err != nil {
+		c.broken(err)
+		return true
+	}
+	if !done {
+		return false // more frames to come
+	}
+	if !c.authed {
+		c.mu.Lock()
+		c.authed = c.user != ""
+		c.mu.Unlock()
+	}
+	c.extendRead()
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return false // drain until the peer's close frame
+	}
+	bs, binOK := sess.(BinarySession)
+	if op == opBinary && !binOK {
+		// Binary frames are not part of this front end's protocol.
+		c.Close(closeUnsupported, "binary messages are not accepted")
+		return false
+	}
+	if !c.allow(1) {
+		c.refused++
+		if c.refused > c.s.opts().RateGrace {
+			c.Close(ClosePolicy, "message rate limit exceeded")
+			return false
+		}
+		sess.Limited()
+		return false
+	}
+	c.refused = 0
+	if op == opText {
+		sess.Message(data)
+	} else {
+		bs.Binary(data)
+	}
+	// The session may have authenticated the connection just now.
+	c.mu.Lock()
+	nowAuthed := !c.authed && c.user != ""
+	c.mu.Unlock()
+	if nowAuthed {
+		c.authed = true
+		c.extendRead()
+	}
+	return false
 }
 
 // readerExited is called by Serve when the reader has returned.
@@ -969,7 +1051,7 @@ func (c *Conn) readerExited() {
 	closeSent := c.closeSent
 	c.mu.Unlock()
 	if closeSent && !writing {
-		c.ws.NetConn().Close()
+		c.nc.Close()
 	}
 	if !writing {
 		c.finish()
@@ -985,12 +1067,14 @@ func (c *Conn) finish() {
 	}
 	c.finished = true
 	c.stopDelay()
-	c.pingTimer.Stop()
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
 	if c.graceTimer != nil {
 		c.graceTimer.Stop()
 	}
 	c.mu.Unlock()
-	c.ws.NetConn().Close()
+	c.nc.Close()
 	c.s.remove(c)
 	close(c.done)
 }

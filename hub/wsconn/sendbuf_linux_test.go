@@ -12,7 +12,7 @@ func TestSendBuffer(t *testing.T) {
 	_, url, sessions := start(t, Options{SendBufferBytes: 48 << 10})
 	dial(t, url)
 	e := <-sessions
-	raw, err := e.c.ws.NetConn().(*net.TCPConn).SyscallConn()
+	raw, err := e.c.nc.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}

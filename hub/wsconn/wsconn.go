@@ -6,6 +6,12 @@
 // send, ping/pong deadlines, an authentication deadline, and a graceful
 // shutdown that sends close frames to every client.
 //
+// gorilla/websocket answers the upgrade; the core reads and writes the
+// frames itself (RFC 6455, permessage-deflate without context takeover),
+// so that an idle connection costs one small goroutine stack and its
+// state: the reader waits for bytes with a shallow stack and no buffer,
+// and handles them on a short goroutine of its own.
+//
 // A front end checks what it must before the upgrade, then calls
 // Server.Serve with a function that builds its per-connection Session. The
 // core calls the Session for every inbound text message, in order, from one
@@ -44,6 +50,11 @@ const (
 	// send queue overflowed with messages that may not be dropped. The
 	// reason names the last seq written, so the client can resume.
 	CloseSlowConsumer = websocket.CloseTryAgainLater
+
+	closeNormal      = websocket.CloseNormalClosure           // 1000: the answer to a close frame without a code
+	closeProtocol    = websocket.CloseProtocolError           // 1002: a frame that breaks RFC 6455
+	closeUnsupported = websocket.CloseUnsupportedData         // 1003: a binary message to a text-only front end
+	closeInvalidData = websocket.CloseInvalidFramePayloadData // 1007: a close reason that is not UTF-8
 )
 
 // Errors.
@@ -100,6 +111,9 @@ type Options struct {
 	// before it is closed with 1008. Default 10 s.
 	AuthTimeout time.Duration
 	// PingInterval is the period of the server's pings. Default 25 s.
+	// Negative: no pings and, once the connection is authenticated, no
+	// read deadline, for a front end whose protocol has a heartbeat of
+	// its own (Engine.IO); it applies to new connections.
 	PingInterval time.Duration
 	// PongWait is how long after a ping the peer may stay silent before it
 	// is dropped. Default 10 s.
@@ -137,10 +151,11 @@ type Options struct {
 	// ShutdownWait bounds Shutdown's wait for clients to acknowledge the
 	// close frames; then the remaining connections are dropped. Default 5 s.
 	ShutdownWait time.Duration
-	// ReadBufferSize is the size of a connection's read buffer, in bytes.
-	// Every connection holds it for its life. Default 512: what clients
-	// send is small (auth, subscribe, ping); a larger message is still
-	// read correctly, in more than one read.
+	// ReadBufferSize is the size of the buffers reads use, in bytes. A
+	// connection takes one from a pool once bytes have arrived, for the
+	// time it handles them: an idle connection holds none. Default 512:
+	// what clients send is small (auth, subscribe, ping); a larger
+	// message is still read correctly, in more than one read.
 	ReadBufferSize int
 	// SendBufferBytes sets each connection's kernel send buffer
 	// (SO_SNDBUF), in bytes. It bounds what a client that stopped reading
@@ -168,9 +183,8 @@ type Options struct {
 	// messages coalesced, because of the delay. Default 5 ms; negative
 	// writes every message at once.
 	WriteDelay time.Duration
-	// WriteBufferSize is the size of the pooled write buffers, in bytes.
-	// Buffers are taken from a pool for each write, so an idle connection
-	// holds none. Default 4096.
+	// WriteBufferSize is the size of the pooled buffer the upgrade's
+	// answer is written with, in bytes. Default 4096.
 	WriteBufferSize int
 	// Compression negotiates permessage-deflate (RFC 7692, without
 	// context takeover) with clients that offer it, and then compresses
@@ -232,7 +246,7 @@ func (o *Options) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"AuthTimeout", o.AuthTimeout}, {"PingInterval", o.PingInterval}, {"PongWait", o.PongWait},
+		{"AuthTimeout", o.AuthTimeout}, {"PongWait", o.PongWait},
 		{"WriteWait", o.WriteWait}, {"StallTimeout", o.StallTimeout}, {"CloseGrace", o.CloseGrace},
 		{"ShutdownWait", o.ShutdownWait},
 	} {
@@ -304,6 +318,8 @@ type Server struct {
 	o  atomic.Pointer[Options] // replaced whole by SetOptions
 	up websocket.Upgrader
 
+	readPool sync.Pool // of *[]byte of ReadBufferSize: the connections' read buffers
+
 	// Counters for Stats.
 	accepted, refused, sent, coalesced, overflows atomic.Uint64
 
@@ -330,8 +346,12 @@ func NewServer(o Options) (*Server, error) {
 		users: make(map[string]int),
 		addrs: make(map[string]*bucket),
 	}
+	size := o.ReadBufferSize
+	s.readPool.New = func() any { b := make([]byte, size); return &b }
 	s.up = websocket.Upgrader{
-		ReadBufferSize:  o.ReadBufferSize,
+		// The core reads and writes frames itself; gorilla only answers
+		// the upgrade. Its reader (0: the request's own) is never used.
+		ReadBufferSize:  0,
 		WriteBufferSize: o.WriteBufferSize,
 		WriteBufferPool: &sync.Pool{},
 		// The origin was checked by Serve already, with a clearer answer.
@@ -464,13 +484,14 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, open func(*Conn) 
 		s.sessions.Done()
 		return
 	}
-	if tc, ok := ws.NetConn().(*net.TCPConn); ok && s.opts().SendBufferBytes > 0 {
+	nc := ws.NetConn() // the upgrade is gorilla's last work: frames are read and written here
+	if tc, ok := nc.(*net.TCPConn); ok && s.opts().SendBufferBytes > 0 {
 		if err := tc.SetWriteBuffer(s.opts().SendBufferBytes); err != nil {
 			s.opts().Logger.Warn("wsconn: setting the send buffer failed", "addr", addr, "err", err)
 		}
 	}
 	s.accepted.Add(1)
-	c := newConn(s, ws, addr)
+	c := newConn(s, nc, addr)
 	c.deflate = s.up.EnableCompression && offersDeflate(r.Header)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -516,7 +537,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		break
 	}
 	for _, c := range conns {
-		c.ws.NetConn().Close()
+		c.nc.Close()
 	}
 	s.sessions.Wait()
 }

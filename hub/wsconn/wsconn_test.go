@@ -103,7 +103,7 @@ func TestOptionsValidate(t *testing.T) {
 		o     Options
 		field string
 	}{
-		{Options{PingInterval: -1}, "PingInterval"}, {Options{MaxMessageBytes: -1}, "MaxMessageBytes"},
+		{Options{PongWait: -1}, "PongWait"}, {Options{MaxMessageBytes: -1}, "MaxMessageBytes"},
 		{Options{QueueLen: -2}, "QueueLen"}, {Options{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
 		{Options{WriteWait: -1}, "WriteWait"}, {Options{ReadBufferSize: -1}, "ReadBufferSize"},
 	} {
@@ -370,8 +370,8 @@ func TestSetOptions(t *testing.T) {
 	if got := readText(t, a); got != "one" {
 		t.Fatalf("echo %q", got)
 	}
-	if err := s.SetOptions(Options{PingInterval: -1}); err == nil {
-		t.Fatal("SetOptions accepted a negative PingInterval")
+	if err := s.SetOptions(Options{PongWait: -1}); err == nil {
+		t.Fatal("SetOptions accepted a negative PongWait")
 	}
 	if err := s.SetOptions(Options{MaxConns: 1, ConnectsPerMinute: -1}); err != nil {
 		t.Fatal(err)

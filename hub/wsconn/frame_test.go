@@ -1,0 +1,189 @@
+package wsconn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// clientBytes frames payload as a client does (masked), with the first
+// byte b0 (FIN, RSV, opcode) as given.
+func clientBytes(b0 byte, payload []byte) []byte {
+	mask := []byte{0x11, 0x22, 0x33, 0x44}
+	b := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, mask...)
+	for i, c := range payload {
+		b = append(b, c^mask[i&3])
+	}
+	return b
+}
+
+func TestParseFrame(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 300)
+	huge := bytes.Repeat([]byte("y"), 70000)
+	for _, c := range []struct {
+		name    string
+		in      []byte
+		deflate bool
+		op      byte
+		payload []byte
+		code    int // a refusal's close code; 0: parsed
+	}{
+		{"text", clientBytes(0x81, []byte("hello")), false, opText, []byte("hello"), 0},
+		{"empty", clientBytes(0x81, nil), false, opText, []byte{}, 0},
+		{"binary 16-bit length", clientBytes(0x82, big), false, opBinary, big, 0},
+		{"64-bit length", clientBytes(0x82, huge), false, opBinary, huge, 0},
+		{"ping", clientBytes(0x89, []byte("p")), false, opPing, []byte("p"), 0},
+		{"compressed with deflate", clientBytes(0xc1, []byte("z")), true, opText, []byte("z"), 0},
+		{"compressed without deflate", clientBytes(0xc1, []byte("z")), false, 0, nil, closeProtocol},
+		{"compressed control", clientBytes(0xc9, nil), true, 0, nil, closeProtocol},
+		{"compressed continuation", clientBytes(0xc0, nil), true, 0, nil, closeProtocol},
+		{"rsv2", clientBytes(0xa1, nil), false, 0, nil, closeProtocol},
+		{"opcode 3", clientBytes(0x83, nil), false, 0, nil, closeProtocol},
+		{"opcode 11", clientBytes(0x8b, nil), false, 0, nil, closeProtocol},
+		{"fragmented ping", clientBytes(0x09, nil), false, 0, nil, closeProtocol},
+		{"unmasked", []byte{0x81, 0x01, 'a'}, false, 0, nil, closeProtocol},
+		{"control over 125", clientBytes(0x89, big[:126]), false, 0, nil, closeProtocol},
+		{"over the limit", clientBytes(0x81, huge), false, 0, nil, CloseTooBig},
+		{"length's top bit", []byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, false, 0, nil, closeProtocol},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			limit := int64(100000)
+			if c.name == "over the limit" {
+				limit = 1000
+			}
+			in := append([]byte(nil), c.in...)
+			f, n, _, err := parseFrame(in, limit, c.deflate)
+			if c.code != 0 {
+				var fe *frameError
+				if !errors.As(err, &fe) || fe.code != c.code {
+					t.Fatalf("err %v, want a refusal with %d", err, c.code)
+				}
+				return
+			}
+			if err != nil || n != len(c.in) || f.op != c.op || !bytes.Equal(f.payload, c.payload) {
+				t.Fatalf("op %d, %d of %d bytes, payload %.20q, %v", f.op, n, len(c.in), f.payload, err)
+			}
+			// Every prefix is incomplete, and says how much more it needs.
+			for i := 0; i < len(c.in); i++ {
+				_, n, need, err := parseFrame(append([]byte(nil), c.in[:i]...), limit, c.deflate)
+				if n != 0 || err != nil || need <= i || need > len(c.in) {
+					t.Fatalf("prefix of %d: n %d, need %d, %v", i, n, need, err)
+				}
+			}
+		})
+	}
+}
+
+func TestMessageAssembler(t *testing.T) {
+	frame := func(fin bool, op byte, p string) clientFrame {
+		return clientFrame{fin: fin, op: op, payload: []byte(p)}
+	}
+	var a messageAssembler
+	steps := []struct {
+		f    clientFrame
+		msg  string
+		done bool
+		code int
+	}{
+		{frame(false, opText, "he"), "", false, 0},
+		{frame(false, opContinuation, "l"), "", false, 0},
+		{frame(true, opContinuation, "lo"), "hello", true, 0},
+		{frame(true, opBinary, ""), "", true, 0},
+		{frame(true, opContinuation, "x"), "", false, closeProtocol},
+		{frame(false, opText, "a"), "", false, 0},
+		{frame(true, opText, "b"), "", false, closeProtocol},
+	}
+	for i, s := range steps {
+		msg, _, _, done, err := a.add(s.f, 10)
+		var fe *frameError
+		switch {
+		case s.code != 0 && (!errors.As(err, &fe) || fe.code != s.code):
+			t.Fatalf("step %d: %v, want a refusal with %d", i, err, s.code)
+		case s.code == 0 && (err != nil || done != s.done || string(msg) != s.msg || done && msg == nil):
+			t.Fatalf("step %d: %q done %v %v", i, msg, done, err)
+		}
+	}
+	var b messageAssembler
+	b.add(frame(false, opText, "123456"), 10)
+	if _, _, _, _, err := b.add(frame(true, opContinuation, "78901"), 10); err == nil {
+		t.Fatal("a fragmented message over the limit was taken")
+	}
+}
+
+func TestInflateLimit(t *testing.T) {
+	z := deflate(nil, bytes.Repeat([]byte{0}, 100000))
+	if _, err := inflate(z, 1000); err == nil {
+		t.Fatal("100 KB inflated past a 1 KB limit")
+	}
+	out, err := inflate(deflate(nil, []byte("small")), 1000)
+	if err != nil || string(out) != "small" {
+		t.Fatalf("%q %v", out, err)
+	}
+	if _, err := inflate([]byte{0xff, 0xff, 0xff}, 1000); err == nil {
+		t.Fatal("garbage inflated")
+	}
+}
+
+func TestClosePayload(t *testing.T) {
+	for _, c := range []struct {
+		p    []byte
+		code int
+		bad  int
+	}{
+		{nil, closeNormal, 0},
+		{[]byte{0x03, 0xe8}, 1000, 0},
+		{append([]byte{0x0f, 0xa0}, "bye"...), 4000, 0},
+		{[]byte{0x03}, 0, closeProtocol},
+		{[]byte{0x03, 0xed}, 0, closeProtocol}, // 1005 may not be sent
+		{[]byte{0x03, 0xec}, 0, closeProtocol}, // 1004 is reserved
+		{append([]byte{0x03, 0xe8}, 0xff), 0, closeInvalidData},
+	} {
+		code, _, err := closePayload(c.p)
+		var fe *frameError
+		if c.bad != 0 && (!errors.As(err, &fe) || fe.code != c.bad) || c.bad == 0 && (err != nil || code != c.code) {
+			t.Errorf("% x: %d %v", c.p, code, err)
+		}
+	}
+	if p := appendClose(nil, 1000, strings.Repeat("é", 100)); len(p) > 125 {
+		t.Fatalf("close payload of %d bytes", len(p))
+	}
+}
+
+// Whatever a client sends, the parser neither panics nor reads past what
+// it was given, and a frame it takes fits in it.
+func FuzzParseFrame(f *testing.F) {
+	f.Add(clientBytes(0x81, []byte("hello")), false)
+	f.Add(clientBytes(0xc1, []byte("z")), true)
+	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1}, false)
+	f.Add(clientBytes(0x88, []byte{0x03, 0xe8, 'o', 'k'}), false)
+	f.Fuzz(func(t *testing.T, b []byte, deflate bool) {
+		fr, n, need, err := parseFrame(b, 1<<16, deflate)
+		switch {
+		case err != nil:
+			return
+		case n == 0 && need <= len(b):
+			t.Fatalf("incomplete, but needs %d of the %d bytes it has", need, len(b))
+		case n > len(b) || len(fr.payload) > n:
+			t.Fatalf("took %d bytes with a %d-byte payload from %d", n, len(fr.payload), len(b))
+		}
+		if fr.op == opClose {
+			closePayload(fr.payload)
+		}
+		var a messageAssembler
+		if msg, _, compressed, done, err := a.add(fr, 1<<16); err == nil && done && compressed {
+			inflate(msg, 1<<16)
+		}
+	})
+}
