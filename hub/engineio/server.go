@@ -31,6 +31,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,6 +109,13 @@ type Options struct {
 	// listed by name, never for one "*" lets in (a browser then sends no
 	// cookies). Default: same origin only.
 	AllowedOrigins []string
+	// Headers names the request headers a session keeps, for its
+	// Handshake, as long as it lives; the others are dropped once the
+	// session is open (a session lives long, and a request's headers
+	// would be much of an idle session's memory). Default Authorization
+	// and Cookie: what an application authenticates the client with; an
+	// empty (not nil) list keeps none.
+	Headers []string
 	// Compression negotiates permessage-deflate (RFC 7692, without context
 	// takeover) with WebSocket clients that offer it, and then compresses
 	// every message. It costs CPU and a compressor per write; off by
@@ -141,6 +149,11 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("%w: AllowedOrigins has an empty entry", ErrOptions)
 		}
 	}
+	for _, h := range o.Headers {
+		if strings.TrimSpace(h) == "" {
+			return fmt.Errorf("%w: Headers has an empty entry", ErrOptions)
+		}
+	}
 	return nil
 }
 
@@ -167,6 +180,13 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxSessionsPerAddr == 0 {
 		o.MaxSessionsPerAddr = 32
+	}
+	if o.Headers == nil {
+		o.Headers = []string{"Authorization", "Cookie"}
+	}
+	o.Headers = slices.Clone(o.Headers)
+	for i, h := range o.Headers {
+		o.Headers[i] = http.CanonicalHeaderKey(h)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -223,7 +243,9 @@ func (m *Message) frame() wsconn.Message {
 type Handshake struct {
 	// Query is the handshake request's URL query.
 	Query url.Values
-	// Header is the handshake request's headers.
+	// Header is the handshake request's headers that Options.Headers
+	// names (Authorization and Cookie by default); the session did not
+	// keep the others.
 	Header http.Header
 	// Addr is the client's IP address.
 	Addr string
@@ -419,13 +441,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted bool) {
 	addr := clientAddr(r)
 	so := &Socket{
-		srv:     s,
-		hs:      Handshake{Query: r.URL.Query(), Header: r.Header.Clone(), Addr: addr, TrustedOrigin: trusted, Time: s.o.Now()},
-		changed: make(chan struct{}),
-		done:    make(chan struct{}),
-		onPoll:  !ws,
+		srv: s,
+		// Copies: the request's strings share memory with the rest of
+		// the request, which the session does not keep.
+		start:    s.o.Now(),
+		addr:     addr,
+		rawQuery: strings.Clone(r.URL.RawQuery),
+		header:   keptHeaders(r.Header, s.o.Headers),
+		trusted:  trusted,
+		onPoll:   !ws,
+		nextPing: s.o.PingInterval,
 	}
-	so.nextPing = so.hs.Time.Add(s.o.PingInterval)
 	so.id = newID()
 	s.mu.Lock()
 	switch {
@@ -549,7 +575,7 @@ func (s *Server) lookup(sid string) *Socket {
 	}
 	so.mu.Lock()
 	expired := so.expired(s.o.Now())
-	if so.closed && so.final == nil {
+	if so.closed && so.queue == nil {
 		so.mu.Unlock()
 		return nil
 	}
@@ -567,10 +593,22 @@ func (s *Server) remove(so *Socket) {
 	defer s.mu.Unlock()
 	if s.sessions[so.id] == so {
 		delete(s.sessions, so.id)
-		if s.perAddr[so.hs.Addr]--; s.perAddr[so.hs.Addr] <= 0 {
-			delete(s.perAddr, so.hs.Addr)
+		if s.perAddr[so.addr]--; s.perAddr[so.addr] <= 0 {
+			delete(s.perAddr, so.addr)
 		}
 	}
+}
+
+// keptHeaders returns the values of h's headers that names lists (in
+// canonical form), as name and value pairs; nil when it has none.
+func keptHeaders(h http.Header, names []string) []string {
+	var kv []string
+	for _, name := range names {
+		for _, v := range h[name] {
+			kv = append(kv, name, strings.Clone(v))
+		}
+	}
+	return kv
 }
 
 // newID returns a session id: 15 random bytes, 20 URL-safe characters.

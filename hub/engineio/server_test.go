@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -596,7 +597,7 @@ func TestCloseEndsEverySession(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{
-		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}},
+		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}}, {Headers: []string{""}},
 	} {
 		if err := o.Validate(); !errors.Is(err, ErrOptions) {
 			t.Errorf("Validate(%+v) = %v, want ErrOptions", o, err)
@@ -656,4 +657,44 @@ func TestIdleWebSocketSessionGoroutines(t *testing.T) {
 	testkit.Eventually(t, "one goroutine per idle session", 5*time.Second, func() bool {
 		return runtime.NumGoroutine()-base <= n+1
 	})
+}
+
+// A session keeps the handshake's query and the headers Options.Headers
+// names (by default Authorization and Cookie, every value), not the
+// others.
+func TestHandshakeKeeps(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    http.Header
+	}{
+		{"default", nil, http.Header{"Authorization": {"Bearer x"}, "Cookie": {"a=1", "b=2"}}},
+		{"named", []string{"x-client"}, http.Header{"X-Client": {"kiosk 3"}}},
+		{"none", []string{}, nil},
+	} {
+		o := fast()
+		o.Headers = tc.headers
+		ts := startServer(t, o)
+		req, _ := http.NewRequest("GET", ts.url+"?EIO=4&transport=polling&token=t%2B1&userId=7", nil)
+		req.Header["Cookie"] = []string{"a=1", "b=2"}
+		req.Header.Set("Authorization", "Bearer x")
+		req.Header.Set("X-Client", "kiosk 3")
+		req.Header.Set("User-Agent", "test")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		hs := ts.Server.lookup(parseOpen(t, string(b)).SID).Handshake()
+		if hs.Query.Get("token") != "t+1" || hs.Query.Get("userId") != "7" || hs.Query.Get("EIO") != "4" {
+			t.Errorf("%s: query %v", tc.name, hs.Query)
+		}
+		if !reflect.DeepEqual(hs.Header, tc.want) {
+			t.Errorf("%s: header %v, want %v", tc.name, hs.Header, tc.want)
+		}
+		if hs.Addr != "127.0.0.1" || !hs.TrustedOrigin || hs.Time.IsZero() {
+			t.Errorf("%s: %+v", tc.name, hs)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -16,46 +17,85 @@ import (
 type Socket struct {
 	srv *Server
 	id  string
-	hs  Handshake
+
+	// What the handshake carried (Handshake builds it from these).
+	start    time.Time // when the session opened
+	addr     string
+	rawQuery string
+	header   []string // the kept headers: name, value, name, value...
 
 	// inMu serializes the Handler's calls; h is set under it.
 	inMu sync.Mutex
 	h    Handler
 
-	done chan struct{} // closed by close
-
 	mu      sync.Mutex
-	changed chan struct{} // closed and replaced by signal: waiters re-check
-	closed  bool
+	done    chan struct{} // made by Done when first asked for; closed by close
+	changed chan struct{} // made by a waiter, closed by signal: waiters re-check
 	reason  error
-	onPoll  bool        // the transport is long-polling (not yet upgraded)
-	polling bool        // a poll (GET) waits
-	posting bool        // a post is being read
-	probe   *wsConn     // a WebSocket probing the session (upgrade under way)
-	ws      *wsConn     // the WebSocket transport, once upgraded or opened so
-	queue   []Packet    // waiting for a poll (the WebSocket's queue is its Conn's)
-	beat    *time.Timer // the heartbeat: runs heartbeat when a ping or a deadline is due
-	// The heartbeat's schedule, by Options.Now: the next ping is due at
-	// nextPing; once sent, the client must answer by pingDeadline. Both
-	// count from the schedule, not from when a busy machine got round to
-	// the ping, so a session expires at the same time whatever the load.
-	nextPing     time.Time
-	pingDeadline time.Time
-	lastSeen     time.Time // the client's last packet
-	// final is what the client's next poll gets once the session has
-	// closed (a close or noop packet, after what was queued for a graceful
-	// close); the session stays findable until then, at most a ping period.
-	final []Packet
+	closed  bool
+	trusted bool    // Handshake.TrustedOrigin
+	onPoll  bool    // the transport is long-polling (not yet upgraded)
+	polling bool    // a poll (GET) waits
+	posting bool    // a post is being read
+	probe   *wsConn // a WebSocket probing the session (upgrade under way)
+	ws      *wsConn // the WebSocket transport, once upgraded or opened so
+	// queue waits for a poll (the WebSocket's queue is its Conn's). Once
+	// the session has closed it is what the client's next poll gets (a
+	// close or noop packet, after what was queued for a graceful close),
+	// and the session stays findable until then, at most a ping period.
+	queue []Packet
+	beat  *time.Timer // the heartbeat: runs heartbeat when a ping or a deadline is due
+	// The heartbeat's schedule, by Options.Now, as times since start: the
+	// next ping is due at nextPing; once sent, the client must answer by
+	// pingDeadline (0: no ping is waiting). Both count from the schedule,
+	// not from when a busy machine got round to the ping, so a session
+	// expires at the same time whatever the load.
+	nextPing     time.Duration
+	pingDeadline time.Duration
+	lastSeen     time.Duration // the client's last packet
 }
 
 // ID returns the session id (the "sid").
 func (so *Socket) ID() string { return so.id }
 
-// Handshake returns what the request that opened the session carried.
-func (so *Socket) Handshake() Handshake { return so.hs }
+// Handshake returns what the request that opened the session carried,
+// as far as the session kept it (see Handshake.Header). Each call returns
+// maps of its own.
+func (so *Socket) Handshake() Handshake {
+	q, _ := url.ParseQuery(so.rawQuery) // as the request's URL.Query: what parses
+	var h http.Header
+	if len(so.header) > 0 {
+		h = make(http.Header, len(so.header)/2)
+		for i := 0; i < len(so.header); i += 2 {
+			h[so.header[i]] = append(h[so.header[i]], so.header[i+1])
+		}
+	}
+	return Handshake{Query: q, Header: h, Addr: so.addr, TrustedOrigin: so.trusted, Time: so.start}
+}
+
+// closedChan is the Done channel of a session that was closed before any
+// was asked for.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Done is closed when the session has ended.
-func (so *Socket) Done() <-chan struct{} { return so.done }
+func (so *Socket) Done() <-chan struct{} {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if so.done == nil {
+		if so.closed {
+			return closedChan
+		}
+		so.done = make(chan struct{}) // most sessions are never asked
+	}
+	return so.done
+}
+
+// since is now as a time since the session opened.
+func (so *Socket) since(now time.Time) time.Duration { return now.Sub(so.start) }
 
 // Send queues messages for the client, in order and together (no other
 // message comes between them). It never blocks. The messages' Data must not
@@ -103,13 +143,11 @@ func (so *Socket) Close() { so.close(ErrServerClose, true) }
 // whether or not its heartbeat has noticed. Called with mu held.
 func (so *Socket) expired(now time.Time) bool {
 	d := so.pingDeadline
-	if d.IsZero() {
-		d = so.nextPing.Add(so.srv.o.PingTimeout)
+	if d == 0 {
+		d = so.nextPing + so.srv.o.PingTimeout
 	}
-	if l := so.lastSeen.Add(so.srv.o.PingTimeout); l.After(d) {
-		d = l
-	}
-	return !so.closed && now.After(d)
+	d = max(d, so.lastSeen+so.srv.o.PingTimeout)
+	return !so.closed && so.since(now) > d
 }
 
 func (so *Socket) isClosed() bool {
@@ -119,11 +157,21 @@ func (so *Socket) isClosed() bool {
 }
 
 // signal wakes every waiter (a poll, an upgrade's poll). Called with mu
-// held. A WebSocket session has no waiters: nothing there calls it per
-// message.
+// held.
 func (so *Socket) signal() {
-	close(so.changed)
-	so.changed = make(chan struct{})
+	if so.changed != nil {
+		close(so.changed)
+		so.changed = nil
+	}
+}
+
+// changes returns a channel that signal closes. Called with mu held. A
+// WebSocket session has no waiters, so no channel.
+func (so *Socket) changes() <-chan struct{} {
+	if so.changed == nil {
+		so.changed = make(chan struct{})
+	}
+	return so.changed
 }
 
 // closeCode is the WebSocket close code that ends a session for reason.
@@ -168,14 +216,15 @@ func (so *Socket) close(reason error, graceful bool) {
 		// does if the close was orderly.
 		switch {
 		case graceful:
-			so.final = append(so.queue, Packet{Type: Close})
+			so.queue = append(so.queue, Packet{Type: Close})
 		case reason == ErrClientClose:
-			so.final = []Packet{{Type: Noop}}
+			so.queue = []Packet{{Type: Noop}}
 		case so.polling:
-			so.final = []Packet{{Type: Close}}
+			so.queue = []Packet{{Type: Close}}
+		default:
+			so.queue = nil
 		}
-		so.queue = nil
-		keep = so.final != nil
+		keep = so.queue != nil
 	}
 	if so.probe != nil {
 		so.probe.c.Close(closeCode(reason), "") // its Closed takes it away
@@ -183,7 +232,9 @@ func (so *Socket) close(reason error, graceful bool) {
 	if so.beat != nil {
 		so.beat.Stop()
 	}
-	close(so.done)
+	if so.done != nil {
+		close(so.done)
+	}
 	so.signal()
 	so.mu.Unlock()
 	// Not here: close may run inside a Handler call (inMu held) or under
@@ -196,7 +247,7 @@ func (so *Socket) close(reason error, graceful bool) {
 	// The session waits for the client's next poll, not for ever.
 	time.AfterFunc(so.srv.o.PingInterval+so.srv.o.PingTimeout, func() {
 		so.mu.Lock()
-		so.final = nil
+		so.queue = nil
 		so.mu.Unlock()
 		so.srv.remove(so)
 	})
@@ -219,7 +270,7 @@ func (so *Socket) startHeartbeat() {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	if !so.closed {
-		so.beat = time.AfterFunc(so.nextPing.Sub(so.srv.o.Now()), so.heartbeat)
+		so.beat = time.AfterFunc(so.nextPing-so.since(so.srv.o.Now()), so.heartbeat)
 	}
 }
 
@@ -230,22 +281,22 @@ func (so *Socket) startHeartbeat() {
 func (so *Socket) heartbeat() {
 	o := &so.srv.o
 	so.mu.Lock()
-	now := o.Now()
+	now := so.since(o.Now())
 	switch {
 	case so.closed:
-	case so.pingDeadline.IsZero() && so.nextPing.After(now):
-		so.beat.Reset(so.nextPing.Sub(now))
-	case so.pingDeadline.IsZero():
+	case so.pingDeadline == 0 && so.nextPing > now:
+		so.beat.Reset(so.nextPing - now)
+	case so.pingDeadline == 0:
 		if so.ws != nil {
 			so.ws.c.Send(pingFrame) // an overflow closes the Conn, and the session with it
 		} else {
 			so.queue = append(so.queue, Packet{Type: Ping})
 			so.signal()
 		}
-		so.pingDeadline = so.nextPing.Add(o.PingTimeout)
-		so.beat.Reset(so.pingDeadline.Sub(now))
-	case so.pingDeadline.After(now):
-		so.beat.Reset(so.pingDeadline.Sub(now))
+		so.pingDeadline = so.nextPing + o.PingTimeout
+		so.beat.Reset(so.pingDeadline - now)
+	case so.pingDeadline > now:
+		so.beat.Reset(so.pingDeadline - now)
 	default:
 		so.mu.Unlock()
 		so.close(ErrPingTimeout, false)
@@ -261,9 +312,9 @@ func (so *Socket) receive(pkts []Packet) {
 	for _, p := range pkts {
 		so.mu.Lock()
 		closed := so.closed
-		now := so.srv.o.Now()
+		now := so.since(so.srv.o.Now())
 		so.lastSeen = now
-		if d := now.Add(so.srv.o.PingTimeout); !so.pingDeadline.IsZero() && d.After(so.pingDeadline) {
+		if d := now + so.srv.o.PingTimeout; so.pingDeadline != 0 && d > so.pingDeadline {
 			so.pingDeadline = d
 		}
 		so.mu.Unlock()
@@ -275,8 +326,8 @@ func (so *Socket) receive(pkts []Packet) {
 			so.h.Message(Message{Data: p.Data, Binary: p.Binary})
 		case Pong:
 			so.mu.Lock()
-			so.pingDeadline = time.Time{}
-			so.nextPing = so.srv.o.Now().Add(so.srv.o.PingInterval)
+			so.pingDeadline = 0
+			so.nextPing = so.since(so.srv.o.Now()) + so.srv.o.PingInterval
 			if so.beat != nil && !so.closed {
 				so.beat.Reset(so.srv.o.PingInterval)
 			}
@@ -293,8 +344,8 @@ func (so *Socket) receive(pkts []Packet) {
 func (so *Socket) poll(w http.ResponseWriter, r *http.Request) {
 	so.mu.Lock()
 	if so.closed {
-		fin := so.final
-		so.final = nil
+		fin := so.queue
+		so.queue = nil
 		so.mu.Unlock()
 		so.srv.remove(so)
 		if fin == nil {
@@ -331,7 +382,7 @@ wait:
 	for {
 		switch {
 		case so.closed:
-			pkts, so.final = so.final, nil
+			pkts, so.queue = so.queue, nil
 			defer so.srv.remove(so)
 			break wait
 		case !so.onPoll && settle != nil:
@@ -345,7 +396,7 @@ wait:
 			pkts, so.queue = so.queue, nil
 			break wait
 		}
-		ch := so.changed
+		ch := so.changes()
 		so.mu.Unlock()
 		select {
 		case <-ch:
