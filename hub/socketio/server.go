@@ -5,9 +5,9 @@
 //
 // Register namespaces with Namespace before serving. A client's CONNECT to
 // a namespace runs its ConnectFunc, which may refuse the client or set up
-// the Socket's event handlers (On) and emit; handlers of one client run one
-// at a time, in the order the client sent the packets. A client that sends
-// a malformed packet is disconnected.
+// the Socket's event handlers (On, OnAny) and emit; handlers of one client
+// run one at a time, in the order the client sent the packets. A client
+// that sends a malformed packet is disconnected.
 package socketio
 
 import (
@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -151,32 +152,45 @@ func (s *Server) namespace(name string) ConnectFunc {
 
 // open builds the state of a new Engine.IO session.
 func (s *Server) open(eio *engineio.Socket) engineio.Handler {
-	c := &client{srv: s, eio: eio, sockets: make(map[string]*Socket)}
-	c.timer = time.AfterFunc(s.o.ConnectTimeout, func() {
-		c.mu.Lock()
-		none := !c.everConnected
-		c.mu.Unlock()
-		if none {
-			eio.Close()
-		}
-	})
+	c := &client{srv: s, eio: eio}
+	c.mu.Lock() // before connectTimeout, however soon it runs
+	c.timer = time.AfterFunc(s.o.ConnectTimeout, c.connectTimeout)
+	c.mu.Unlock()
 	return c
+}
+
+// connectTimeout closes a session that has not connected a namespace in
+// time.
+func (c *client) connectTimeout() {
+	c.mu.Lock()
+	none := c.timer != nil // the first CONNECT clears it
+	c.mu.Unlock()
+	if none {
+		c.eio.Close()
+	}
 }
 
 // client is one Engine.IO session's Socket.IO state. Its Message and
 // Closed are called one at a time by the engine.
 type client struct {
-	srv   *Server
-	eio   *engineio.Socket
-	timer *time.Timer
+	srv *Server
+	eio *engineio.Socket
 
 	// Touched only by Message: a binary packet waiting for attachments.
-	partial     *Packet
-	attachments [][]byte
+	partial *partialPacket
 
-	mu            sync.Mutex
-	sockets       map[string]*Socket // namespace -> socket
-	everConnected bool
+	mu sync.Mutex
+	// timer closes the session if no namespace is connected within
+	// ConnectTimeout; nil once one was (the timer is let go then: a
+	// session lives long).
+	timer   *time.Timer
+	sockets []*Socket // one per namespace connected; a client has few
+}
+
+// partialPacket is a binary packet and the attachments that came so far.
+type partialPacket struct {
+	p    Packet
+	atts [][]byte
 }
 
 // fail closes the session after a protocol error.
@@ -187,18 +201,17 @@ func (c *client) fail(err error) {
 
 // Message implements engineio.Handler.
 func (c *client) Message(m engineio.Message) {
-	if c.partial != nil {
+	if pp := c.partial; pp != nil {
 		if !m.Binary {
-			c.fail(fmt.Errorf("%w: text while %d attachments were due", ErrPacket, c.partial.Attachments-len(c.attachments)))
+			c.fail(fmt.Errorf("%w: text while %d attachments were due", ErrPacket, pp.p.Attachments-len(pp.atts)))
 			return
 		}
-		c.attachments = append(c.attachments, m.Data)
-		if len(c.attachments) < c.partial.Attachments {
+		pp.atts = append(pp.atts, m.Data)
+		if len(pp.atts) < pp.p.Attachments {
 			return
 		}
-		p, atts := *c.partial, c.attachments
-		c.partial, c.attachments = nil, nil
-		c.dispatch(p, atts)
+		c.partial = nil
+		c.dispatch(pp.p, pp.atts)
 		return
 	}
 	if m.Binary {
@@ -211,8 +224,7 @@ func (c *client) Message(m engineio.Message) {
 		return
 	}
 	if p.Type.Binary() && p.Attachments > 0 {
-		c.partial = &p
-		c.attachments = make([][]byte, 0, p.Attachments)
+		c.partial = &partialPacket{p: p, atts: make([][]byte, 0, p.Attachments)}
 		return
 	}
 	c.dispatch(p, nil)
@@ -220,20 +232,41 @@ func (c *client) Message(m engineio.Message) {
 
 // Closed implements engineio.Handler.
 func (c *client) Closed(reason error) {
-	c.timer.Stop()
 	c.mu.Lock()
-	socks := c.sockets
-	c.sockets = map[string]*Socket{}
+	t, socks := c.timer, c.sockets
+	c.timer, c.sockets = nil, nil
 	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
 	for _, so := range socks {
 		so.leave(reason)
 	}
 }
 
+// socket returns the client's socket in namespace nsp, or nil.
 func (c *client) socket(nsp string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[nsp]
+	if i := c.find(nsp); i >= 0 {
+		return c.sockets[i]
+	}
+	return nil
+}
+
+// find returns the index of namespace nsp's socket in sockets, or -1.
+// Called with mu held.
+func (c *client) find(nsp string) int {
+	return slices.IndexFunc(c.sockets, func(so *Socket) bool { return so.nsp == nsp })
+}
+
+// remove forgets so if it is its namespace's socket.
+func (c *client) remove(so *Socket) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := c.find(so.nsp); i >= 0 && c.sockets[i] == so {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
+	}
 }
 
 // dispatch handles one complete packet.
@@ -245,9 +278,7 @@ func (c *client) dispatch(p Packet, atts [][]byte) {
 	case so == nil, p.Type == Connect, p.Type == ConnectError:
 		c.fail(fmt.Errorf("%w: %v for namespace %q in this state", ErrPacket, p.Type, p.Namespace))
 	case p.Type == Disconnect:
-		c.mu.Lock()
-		delete(c.sockets, p.Namespace)
-		c.mu.Unlock()
+		c.remove(so)
 		so.leave(errClientDisconnect)
 	case p.Type == Event || p.Type == BinaryEvent:
 		args, err := DecodeArgs(p.Data, atts)
@@ -294,7 +325,7 @@ func (c *client) connect(p Packet) {
 	if len(auth) == 0 {
 		auth = json.RawMessage("{}")
 	}
-	so := &Socket{c: c, nsp: p.Namespace, id: newID(), handlers: make(map[string]EventFunc), acks: make(map[int64]func([]any, error))}
+	so := &Socket{c: c, nsp: p.Namespace, id: newID()}
 	if err := connect(so, auth); err != nil {
 		var ce *Refusal
 		if errors.As(err, &ce) {
@@ -305,9 +336,13 @@ func (c *client) connect(p Packet) {
 		return
 	}
 	c.mu.Lock()
-	c.sockets[p.Namespace] = so
-	c.everConnected = true
+	c.sockets = append(c.sockets, so) // dispatch found none for the namespace
+	t := c.timer
+	c.timer = nil
 	c.mu.Unlock()
+	if t != nil {
+		t.Stop()
+	}
 	hs, _ := json.Marshal(map[string]string{"sid": so.id})
 	// Under so.mu, so that nothing emitted meanwhile overtakes the answer.
 	so.mu.Lock()

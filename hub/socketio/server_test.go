@@ -290,10 +290,22 @@ func TestMalformedCloses(t *testing.T) {
 	}
 }
 
+// A session that connects no namespace within ConnectTimeout is closed;
+// one that did stays.
 func TestConnectTimeout(t *testing.T) {
 	url := startServer(t, Options{ConnectTimeout: 50 * time.Millisecond}, suite)
+	in := dial(t, url)
+	in.send("40")
+	if got := in.read(); !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect: %q", got)
+	}
+	in.read() // the auth event
 	c := dial(t, url)
-	c.closed()
+	c.closed() // the timeout has passed for in too
+	in.send(`42["message","still here"]`)
+	if got := in.read(); got != `42["message-back","still here"]` {
+		t.Fatalf("the connected session: %q", got)
+	}
 }
 
 // A socket that leaves fails the acks it waits for.
@@ -403,5 +415,38 @@ func TestEmitFrame(t *testing.T) {
 	}
 	if _, err := NewFrame("/", "bad", func() {}); err == nil {
 		t.Fatal("NewFrame encoded a func")
+	}
+}
+
+// OnAny gets the events that have no handler of their own, with their
+// names and acks; On's events do not reach it.
+func TestOnAny(t *testing.T) {
+	url := startServer(t, Options{}, func(s *Server) {
+		s.Namespace("/", func(so *Socket, _ json.RawMessage) error {
+			so.On("mine", func(args []any, _ func(...any) error) { so.Emit("on", args...) })
+			so.OnAny(func(event string, args []any, ack func(...any) error) {
+				if ack != nil {
+					ack(append([]any{event}, args...)...)
+					return
+				}
+				so.Emit("any", append([]any{event}, args...)...)
+			})
+			return nil
+		})
+	})
+	c := dial(t, url)
+	c.send("40")
+	if got := c.read(); !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect: %q", got)
+	}
+	for _, tc := range []struct{ send, want string }{
+		{`42["mine",1]`, `42["on",1]`},
+		{`42["other",2]`, `42["any","other",2]`},
+		{`427["asked",3]`, `437["asked",3]`},
+	} {
+		c.send(tc.send)
+		if got := c.read(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.send, got, tc.want)
+		}
 	}
 }

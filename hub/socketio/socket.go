@@ -21,6 +21,10 @@ const maxEarly = 64
 // ErrDisconnected).
 type EventFunc func(args []any, ack func(args ...any) error)
 
+// AnyFunc handles the events that have no EventFunc of their own (see
+// OnAny): as an EventFunc, with the event's name.
+type AnyFunc func(event string, args []any, ack func(args ...any) error)
+
 // Socket is one client's connection to one namespace. Its methods are safe
 // for concurrent use.
 type Socket struct {
@@ -29,13 +33,14 @@ type Socket struct {
 	id  string
 
 	mu           sync.Mutex
-	handlers     map[string]EventFunc
+	handlers     map[string]EventFunc // made by the first On
+	onAny        AnyFunc
 	onDisconnect func(reason error)
-	connected    bool                 // the CONNECT answer was sent
-	gone         bool                 // left the namespace
-	early        [][]engineio.Message // emitted before the CONNECT answer
-	nextAck      int64
-	acks         map[int64]func([]any, error)
+	connected    bool                         // the CONNECT answer was sent
+	gone         bool                         // left the namespace
+	nextAck      uint32                       // wraps; at most MaxPendingAcks wait
+	early        [][]engineio.Message         // emitted before the CONNECT answer
+	acks         map[int64]func([]any, error) // made by the first EmitWithAck
 }
 
 // ID returns the socket's id (the CONNECT answer's "sid").
@@ -52,7 +57,21 @@ func (so *Socket) Handshake() engineio.Handshake { return so.c.eio.Handshake() }
 func (so *Socket) On(event string, f EventFunc) {
 	so.mu.Lock()
 	defer so.mu.Unlock()
+	if so.handlers == nil {
+		so.handlers = make(map[string]EventFunc)
+	}
 	so.handlers[event] = f
+}
+
+// OnAny sets the handler of every event that has no handler of its own
+// (On), replacing any earlier one. One function that tells the events
+// apart by name costs a socket less memory than a handler for each, when
+// a server keeps many sockets with the same handlers. Unlike socket.io's
+// onAny, it does not see the events On handles.
+func (so *Socket) OnAny(f AnyFunc) {
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	so.onAny = f
 }
 
 // OnDisconnect sets the function called once when the socket leaves (the
@@ -82,7 +101,14 @@ func (so *Socket) EmitWithAck(event string, ack func(args []any, err error), arg
 		so.mu.Unlock()
 		return ErrTooManyAcks
 	}
-	id := so.nextAck
+	if so.acks == nil {
+		so.acks = make(map[int64]func([]any, error))
+	}
+	id := int64(so.nextAck)
+	for so.acks[id] != nil { // wrapped onto one still waiting
+		so.nextAck++
+		id = int64(so.nextAck)
+	}
 	so.nextAck++
 	so.acks[id] = ack
 	so.mu.Unlock()
@@ -98,11 +124,7 @@ func (so *Socket) EmitWithAck(event string, ack func(args []any, err error), arg
 // Disconnect makes the socket leave its namespace; the client is told.
 func (so *Socket) Disconnect() {
 	c := so.c
-	c.mu.Lock()
-	if c.sockets[so.nsp] == so {
-		delete(c.sockets, so.nsp)
-	}
-	c.mu.Unlock()
+	c.remove(so)
 	so.mu.Lock()
 	if !so.gone && so.connected {
 		c.eio.Send(engineio.Message{Data: AppendPacket(nil, Packet{Type: Disconnect, Namespace: so.nsp})})
@@ -199,9 +221,9 @@ func (so *Socket) event(p Packet, args []any) {
 		name = n.String()
 	}
 	so.mu.Lock()
-	f := so.handlers[name]
+	f, other := so.handlers[name], so.onAny
 	so.mu.Unlock()
-	if f == nil {
+	if f == nil && other == nil {
 		return
 	}
 	var ack func(args ...any) error
@@ -212,6 +234,10 @@ func (so *Socket) event(p Packet, args []any) {
 			once.Do(func() { err = so.emit(Ack, true, p.ID, args) })
 			return err
 		}
+	}
+	if f == nil {
+		other(name, args[1:], ack)
+		return
 	}
 	f(args[1:], ack)
 }
