@@ -218,10 +218,12 @@ func (s *Service) Online() int {
 
 // user is one authenticated connection.
 type user struct {
-	id   int64
-	name string
-	so   *socketio.Socket
-	lim  limiter
+	s      *Service
+	so     *socketio.Socket
+	ident  auth.Identity // as authenticated (Expires, Session: see expire)
+	lim    limiter
+	expiry *time.Timer // ends the connection with its token or session
+	ended  atomic.Bool // the socket has left: expiry is not re-armed
 }
 
 // refuse is a connect_error's text.
@@ -306,84 +308,99 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 			return refuse("unauthorized: userId %q is not the token's user", qid)
 		}
 	}
-	u := &user{id: id.ID, name: id.User, so: so, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
+	u := &user{s: s, so: so, ident: id, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
 	s.mu.Lock()
 	switch {
 	case s.closed:
 		s.mu.Unlock()
 		return refuse("shutting down")
-	case len(s.online[u.id]) >= s.o.MaxConnsPerUser:
+	case len(s.online[id.ID]) >= s.o.MaxConnsPerUser:
 		s.mu.Unlock()
-		return refuse("too many connections for user %d (at most %d)", u.id, s.o.MaxConnsPerUser)
+		return refuse("too many connections for user %d (at most %d)", id.ID, s.o.MaxConnsPerUser)
 	}
-	if s.online[u.id] == nil {
-		s.online[u.id] = make(map[*socketio.Socket]bool)
+	if s.online[id.ID] == nil {
+		s.online[id.ID] = make(map[*socketio.Socket]bool)
 	}
-	s.online[u.id][so] = true
+	s.online[id.ID][so] = true
 	s.mu.Unlock()
 	// As on /ws: the connection lasts as long as its token, or its
 	// session (the client is told with a DISCONNECT and connects again
 	// with a fresh token, or logs in again). Armed only once OnDisconnect
 	// is set, so that its Stop sees it.
-	var ended atomic.Bool
-	var expiry *time.Timer
-	expiry = time.AfterFunc(time.Hour, func() {
-		if id.Session == "" {
-			so.Disconnect()
-			return
-		}
-		nid, err := s.o.Auth.Check(id) // an open connection is a use: it renews
-		if err != nil || !nid.May(auth.Chat) {
-			so.Disconnect()
-			return
-		}
-		if !ended.Load() {
-			expiry.Reset(sessionCheck)
-		}
-	})
-	expiry.Stop()
-	so.OnDisconnect(func(error) {
-		ended.Store(true)
-		expiry.Stop()
-		s.mu.Lock()
-		delete(s.online[u.id], so)
-		if len(s.online[u.id]) == 0 {
-			delete(s.online, u.id)
-		}
-		s.mu.Unlock()
-	})
+	u.expiry = time.AfterFunc(time.Hour, u.expire)
+	u.expiry.Stop()
+	so.OnDisconnect(u.left)
 	switch {
 	case id.Session != "":
-		expiry.Reset(sessionCheck)
+		u.expiry.Reset(sessionCheck)
 	case !id.Expires.IsZero(): // Verify requires exp
 		leeway := auth.DefaultLeeway
 		if s.o.Verifier != nil {
 			leeway = s.o.Verifier.Leeway()
 		}
-		expiry.Reset(id.Expires.Sub(s.o.Now()) + leeway)
+		u.expiry.Reset(id.Expires.Sub(s.o.Now()) + leeway)
 	}
-	for _, e := range [...]struct {
-		name string
-		h    func(*user, map[string]any) (string, any, error)
-	}{
-		{"create_chat", s.createChat},
-		{"create_message", s.createMessage},
-		{"seen_message", s.seenMessage},
-		{"chat_messages", s.chatMessages},
-		{"get_chats", s.getChats},
-	} {
-		so.On(e.name, func(args []any, ack func(...any) error) { s.handle(u, e.h, args, ack) })
-	}
+	// One handler for every event: the same five for every connection
+	// would cost each a table of its own.
+	so.OnAny(u.event)
 	// What arrived while the user was away: the chats with unread counts.
-	if list, err := s.chatList(u.id); err == nil {
+	if list, err := s.chatList(id.ID); err == nil {
 		so.Emit("updated_chat_list", list)
 	}
 	return nil
 }
 
+// events are the chat's events and their handlers.
+var events = map[string]func(*Service, *user, map[string]any) (string, any, error){
+	"create_chat":    (*Service).createChat,
+	"create_message": (*Service).createMessage,
+	"seen_message":   (*Service).seenMessage,
+	"chat_messages":  (*Service).chatMessages,
+	"get_chats":      (*Service).getChats,
+}
+
+// event handles one of the client's events; others are ignored.
+func (u *user) event(name string, args []any, ack func(...any) error) {
+	if h := events[name]; h != nil {
+		u.s.handle(u, h, args, ack)
+	}
+}
+
+// expire ends the connection when its token has expired, or its session
+// no longer holds (checked every sessionCheck: an open connection is a
+// use, so the check renews the session).
+func (u *user) expire() {
+	if u.ident.Session == "" {
+		u.so.Disconnect()
+		return
+	}
+	nid, err := u.s.o.Auth.Check(u.ident)
+	if err != nil || !nid.May(auth.Chat) {
+		u.so.Disconnect()
+		return
+	}
+	if !u.ended.Load() {
+		u.expiry.Reset(sessionCheck)
+	}
+}
+
+// left takes the connection off the online users when its socket has
+// left.
+func (u *user) left(error) {
+	s := u.s
+	u.ended.Store(true)
+	u.expiry.Stop()
+	s.mu.Lock()
+	delete(s.online[u.ident.ID], u.so)
+	if len(s.online[u.ident.ID]) == 0 {
+		delete(s.online, u.ident.ID)
+	}
+	s.mu.Unlock()
+}
+
 // handle runs one event: rate limit, payload, the handler; then the
 // answer (an exception on error), and the ack when the client asked.
-func (s *Service) handle(u *user, h func(*user, map[string]any) (string, any, error), args []any, ack func(...any) error) {
+func (s *Service) handle(u *user, h func(*Service, *user, map[string]any) (string, any, error), args []any, ack func(...any) error) {
 	var reply string
 	var body any
 	var err error
@@ -396,7 +413,7 @@ func (s *Service) handle(u *user, h func(*user, map[string]any) (string, any, er
 				p = m
 			}
 		}
-		reply, body, err = h(u, p)
+		reply, body, err = h(s, u, p)
 	}
 	if err != nil {
 		exc := map[string]any{"status": "error", "message": err.Error()}
@@ -453,7 +470,7 @@ func (s *Service) memberChat(u *user, id int64) (store.Chat, error) {
 		return c, err
 	}
 	for _, m := range c.Members {
-		if m == u.id {
+		if m == u.ident.ID {
 			return c, nil
 		}
 	}
@@ -465,7 +482,7 @@ func (s *Service) createChat(u *user, p map[string]any) (string, any, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if to == u.id {
+	if to == u.ident.ID {
 		return "", nil, fmt.Errorf("%w: receiver_id is your own id", ErrBadRequest)
 	}
 	if s.o.Users != nil {
@@ -473,18 +490,18 @@ func (s *Service) createChat(u *user, p map[string]any) (string, any, error) {
 			return "", nil, fmt.Errorf("unknown user %d", to)
 		}
 	}
-	mine, err := s.o.Store.UserChats(u.id)
+	mine, err := s.o.Store.UserChats(u.ident.ID)
 	if err != nil {
 		return "", nil, err
 	}
 	if len(mine) >= s.o.MaxChatsPerUser && !slices.ContainsFunc(mine, func(c store.ChatSummary) bool {
-		return slices.Equal(c.Members, sortedPair(u.id, to))
+		return slices.Equal(c.Members, sortedPair(u.ident.ID, to))
 	}) {
 		// Checked before the store's transaction: connections of one
 		// user at once may pass it together, by at most MaxConnsPerUser.
-		return "", nil, fmt.Errorf("too many chats: user %d is in %d (at most %d)", u.id, len(mine), s.o.MaxChatsPerUser)
+		return "", nil, fmt.Errorf("too many chats: user %d is in %d (at most %d)", u.ident.ID, len(mine), s.o.MaxChatsPerUser)
 	}
-	c, _, err := s.o.Store.CreateChat([]int64{u.id, to}, s.o.Now())
+	c, _, err := s.o.Store.CreateChat([]int64{u.ident.ID, to}, s.o.Now())
 	if err != nil {
 		return "", nil, err
 	}
@@ -520,10 +537,10 @@ func (s *Service) createMessage(u *user, p map[string]any) (string, any, error) 
 	for _, m := range c.Members {
 		member = member || m == to
 	}
-	if !member || to == u.id {
+	if !member || to == u.ident.ID {
 		return "", nil, fmt.Errorf("%w: receiver %d is not the other member of chat %d", ErrBadRequest, to, id)
 	}
-	rec, err := s.post(c, u.id, u.name, to, text)
+	rec, err := s.post(c, u.ident.ID, u.ident.User, to, text)
 	if err != nil {
 		return "", nil, err
 	}
@@ -589,7 +606,7 @@ func (s *Service) seenMessage(u *user, p map[string]any) (string, any, error) {
 	if _, err := s.memberChat(u, id); err != nil {
 		return "", nil, err
 	}
-	if err := s.o.Store.MarkSeen(uint64(id), u.id, 0); err != nil {
+	if err := s.o.Store.MarkSeen(uint64(id), u.ident.ID, 0); err != nil {
 		return "", nil, err
 	}
 	return "", nil, nil
@@ -615,7 +632,7 @@ func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 }
 
 func (s *Service) getChats(u *user, _ map[string]any) (string, any, error) {
-	list, err := s.chatList(u.id)
+	list, err := s.chatList(u.ident.ID)
 	if err != nil {
 		return "", nil, err
 	}

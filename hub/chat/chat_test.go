@@ -60,7 +60,7 @@ func payload(t *testing.T, js string) map[string]any {
 // and which payloads it refuses.
 func TestEvents(t *testing.T) {
 	s, _ := newService(t, Options{MaxMessageBytes: 16})
-	alice, bob, eve := &user{id: 1, name: "alice"}, &user{id: 2, name: "bob"}, &user{id: 3, name: "eve"}
+	alice, bob, eve := &user{ident: auth.Identity{ID: 1, User: "alice"}}, &user{ident: auth.Identity{ID: 2, User: "bob"}}, &user{ident: auth.Identity{ID: 3, User: "eve"}}
 	for _, tc := range []struct {
 		name    string
 		u       *user
