@@ -110,6 +110,8 @@ type Server struct {
 	o   Options
 	eio *engineio.Server
 
+	waiting waiting // the sessions that have not connected a namespace yet
+
 	mu   sync.RWMutex
 	nsps map[string]ConnectFunc
 }
@@ -119,7 +121,7 @@ func NewServer(o Options) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, nsps: make(map[string]ConnectFunc)}
+	s := &Server{o: o, waiting: waiting{timeout: o.ConnectTimeout}, nsps: make(map[string]ConnectFunc)}
 	eio, err := engineio.NewServer(o.Engine, s.open)
 	if err != nil {
 		return nil, err
@@ -142,7 +144,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.Serve
 func (s *Server) Engine() *engineio.Server { return s.eio }
 
 // Close closes every session and waits for their goroutines (or ctx).
-func (s *Server) Close(ctx context.Context) error { return s.eio.Close(ctx) }
+func (s *Server) Close(ctx context.Context) error {
+	s.waiting.close()
+	return s.eio.Close(ctx)
+}
 
 func (s *Server) namespace(name string) ConnectFunc {
 	s.mu.RLock()
@@ -153,17 +158,15 @@ func (s *Server) namespace(name string) ConnectFunc {
 // open builds the state of a new Engine.IO session.
 func (s *Server) open(eio *engineio.Socket) engineio.Handler {
 	c := &client{srv: s, eio: eio}
-	c.mu.Lock() // before connectTimeout, however soon it runs
-	c.timer = time.AfterFunc(s.o.ConnectTimeout, c.connectTimeout)
-	c.mu.Unlock()
+	s.waiting.add(c)
 	return c
 }
 
-// connectTimeout closes a session that has not connected a namespace in
-// time.
+// connectTimeout closes the session if it has not connected a namespace
+// (its time to is up).
 func (c *client) connectTimeout() {
 	c.mu.Lock()
-	none := c.timer != nil // the first CONNECT clears it
+	none := len(c.sockets) == 0 // a CONNECT that came meanwhile took it off the queue
 	c.mu.Unlock()
 	if none {
 		c.eio.Close()
@@ -179,11 +182,11 @@ type client struct {
 	// Touched only by Message: a binary packet waiting for attachments.
 	partial *partialPacket
 
-	mu sync.Mutex
-	// timer closes the session if no namespace is connected within
-	// ConnectTimeout; nil once one was (the timer is let go then: a
-	// session lives long).
-	timer   *time.Timer
+	// place is the client's number in the server's waiting queue until a
+	// namespace is connected; 0 then (under the queue's mu).
+	place uint64
+
+	mu      sync.Mutex
 	sockets []*Socket // one per namespace connected; a client has few
 }
 
@@ -232,13 +235,11 @@ func (c *client) Message(m engineio.Message) {
 
 // Closed implements engineio.Handler.
 func (c *client) Closed(reason error) {
+	c.srv.waiting.remove(c)
 	c.mu.Lock()
-	t, socks := c.timer, c.sockets
-	c.timer, c.sockets = nil, nil
+	socks := c.sockets
+	c.sockets = nil
 	c.mu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
 	for _, so := range socks {
 		so.leave(reason)
 	}
@@ -337,12 +338,8 @@ func (c *client) connect(p Packet) {
 	}
 	c.mu.Lock()
 	c.sockets = append(c.sockets, so) // dispatch found none for the namespace
-	t := c.timer
-	c.timer = nil
 	c.mu.Unlock()
-	if t != nil {
-		t.Stop()
-	}
+	c.srv.waiting.remove(c)
 	hs, _ := json.Marshal(map[string]string{"sid": so.id})
 	// Under so.mu, so that nothing emitted meanwhile overtakes the answer.
 	so.mu.Lock()
