@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -67,9 +66,9 @@ type Directory interface {
 	KnownUser(id int64) (known, configured bool)
 }
 
-// sessionCheck is how often an open connection on a session checks that
-// the session still holds (a logout or a removed user ends it), as the
-// hub checks its /ws connections.
+// sessionCheck is how often Run checks that the open connections' sessions
+// still hold (a logout or a removed user ends them), as the hub checks its
+// /ws connections, and ends those whose token has expired.
 const sessionCheck = time.Second
 
 // ErrOptions is wrapped by every error of Options.Validate.
@@ -144,7 +143,7 @@ type Service struct {
 	sio *socketio.Server
 
 	mu     sync.Mutex
-	online map[int64]map[*socketio.Socket]bool // user -> their sockets
+	online map[int64]map[*socketio.Socket]*user // user id -> their connections
 	closed bool
 }
 
@@ -189,7 +188,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, sio: sio, online: make(map[int64]map[*socketio.Socket]bool)}
+	s := &Service{o: o, sio: sio, online: make(map[int64]map[*socketio.Socket]*user)}
 	sio.Namespace("/", s.connect)
 	return s, nil
 }
@@ -198,15 +197,59 @@ func New(o Options) (*Service, error) {
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.sio.ServeHTTP(w, r) }
 
 // Run serves until ctx ends, then closes every session and waits for
-// their goroutines.
+// their goroutines. Meanwhile, every sessionCheck, it ends the connections
+// whose token has expired or whose session no longer holds (see expire).
 func (s *Service) Run(ctx context.Context) error {
-	<-ctx.Done()
+	tick := time.NewTicker(sessionCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			s.expire()
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return s.sio.Close(cctx)
+}
+
+// expire ends, as on /ws, the connections whose token has expired (with
+// the verifier's leeway), and those whose session no longer holds or no
+// longer may chat (a logout, a removed user or role): the client gets a
+// DISCONNECT and connects again with a fresh token, or logs in again. An
+// open connection is a use of its session: the check renews it. One sweep
+// for all connections, rather than a timer each, which every connection
+// would keep.
+func (s *Service) expire() {
+	leeway := auth.DefaultLeeway
+	if s.o.Verifier != nil {
+		leeway = s.o.Verifier.Leeway()
+	}
+	now := s.o.Now()
+	var check []*user
+	s.mu.Lock()
+	for _, conns := range s.online {
+		for _, u := range conns {
+			if u.ident.Session != "" || (!u.ident.Expires.IsZero() && now.After(u.ident.Expires.Add(leeway))) {
+				check = append(check, u)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, u := range check { // not under mu: Disconnect calls left
+		if u.ident.Session != "" {
+			if id, err := s.o.Auth.Check(u.ident); err == nil && id.May(auth.Chat) {
+				continue
+			}
+		}
+		u.so.Disconnect()
+	}
 }
 
 // Online returns the number of users connected.
@@ -218,12 +261,10 @@ func (s *Service) Online() int {
 
 // user is one authenticated connection.
 type user struct {
-	s      *Service
-	so     *socketio.Socket
-	ident  auth.Identity // as authenticated (Expires, Session: see expire)
-	lim    limiter
-	expiry *time.Timer // ends the connection with its token or session
-	ended  atomic.Bool // the socket has left: expiry is not re-armed
+	s     *Service
+	so    *socketio.Socket
+	ident auth.Identity // as authenticated (expire checks it)
+	lim   limiter
 }
 
 // refuse is a connect_error's text.
@@ -309,6 +350,8 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		}
 	}
 	u := &user{s: s, so: so, ident: id, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
+	// Before the connection is online, where expire may end it.
+	so.OnDisconnect(u.left)
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -319,27 +362,10 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		return refuse("too many connections for user %d (at most %d)", id.ID, s.o.MaxConnsPerUser)
 	}
 	if s.online[id.ID] == nil {
-		s.online[id.ID] = make(map[*socketio.Socket]bool)
+		s.online[id.ID] = make(map[*socketio.Socket]*user)
 	}
-	s.online[id.ID][so] = true
+	s.online[id.ID][so] = u
 	s.mu.Unlock()
-	// As on /ws: the connection lasts as long as its token, or its
-	// session (the client is told with a DISCONNECT and connects again
-	// with a fresh token, or logs in again). Armed only once OnDisconnect
-	// is set, so that its Stop sees it.
-	u.expiry = time.AfterFunc(time.Hour, u.expire)
-	u.expiry.Stop()
-	so.OnDisconnect(u.left)
-	switch {
-	case id.Session != "":
-		u.expiry.Reset(sessionCheck)
-	case !id.Expires.IsZero(): // Verify requires exp
-		leeway := auth.DefaultLeeway
-		if s.o.Verifier != nil {
-			leeway = s.o.Verifier.Leeway()
-		}
-		u.expiry.Reset(id.Expires.Sub(s.o.Now()) + leeway)
-	}
 	// One handler for every event: the same five for every connection
 	// would cost each a table of its own.
 	so.OnAny(u.event)
@@ -366,30 +392,10 @@ func (u *user) event(name string, args []any, ack func(...any) error) {
 	}
 }
 
-// expire ends the connection when its token has expired, or its session
-// no longer holds (checked every sessionCheck: an open connection is a
-// use, so the check renews the session).
-func (u *user) expire() {
-	if u.ident.Session == "" {
-		u.so.Disconnect()
-		return
-	}
-	nid, err := u.s.o.Auth.Check(u.ident)
-	if err != nil || !nid.May(auth.Chat) {
-		u.so.Disconnect()
-		return
-	}
-	if !u.ended.Load() {
-		u.expiry.Reset(sessionCheck)
-	}
-}
-
 // left takes the connection off the online users when its socket has
 // left.
 func (u *user) left(error) {
 	s := u.s
-	u.ended.Store(true)
-	u.expiry.Stop()
 	s.mu.Lock()
 	delete(s.online[u.ident.ID], u.so)
 	if len(s.online[u.ident.ID]) == 0 {
