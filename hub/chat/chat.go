@@ -139,8 +139,9 @@ func (o *Options) Validate() error {
 
 // Service is the chat: mount it at /socket.io/.
 type Service struct {
-	o   Options
-	sio *socketio.Server
+	o     Options
+	sio   *socketio.Server
+	start time.Time // by Options.Now: the origin of since
 
 	mu     sync.Mutex
 	online map[int64]map[*socketio.Socket]*user // user id -> their connections
@@ -188,10 +189,13 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, sio: sio, online: make(map[int64]map[*socketio.Socket]*user)}
+	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user)}
 	sio.Namespace("/", s.connect)
 	return s, nil
 }
+
+// since is the time on the Service's clock (Options.Now) since it started.
+func (s *Service) since() time.Duration { return s.o.Now().Sub(s.start) }
 
 // ServeHTTP serves the Socket.IO endpoint.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.sio.ServeHTTP(w, r) }
@@ -349,7 +353,7 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 			return refuse("unauthorized: userId %q is not the token's user", qid)
 		}
 	}
-	u := &user{s: s, so: so, ident: id, lim: limiter{rate: float64(s.o.EventsPerSecond)}}
+	u := &user{s: s, so: so, ident: id, lim: newLimiter(float64(s.o.EventsPerSecond), s.since())}
 	// Before the connection is online, where expire may end it.
 	so.OnDisconnect(u.left)
 	s.mu.Lock()
@@ -410,7 +414,7 @@ func (s *Service) handle(u *user, h func(*Service, *user, map[string]any) (strin
 	var reply string
 	var body any
 	var err error
-	if !u.lim.allow(s.o.Now()) {
+	if !u.lim.allow(float64(s.o.EventsPerSecond), s.since()) {
 		err = fmt.Errorf("rate limit: at most %d events per second", s.o.EventsPerSecond)
 	} else {
 		var p map[string]any
@@ -710,21 +714,22 @@ func chatJSON(c store.ChatSummary) *chatView {
 	return v
 }
 
-// limiter is a token bucket: rate events a second, bursts of rate. Used
-// only by its connection's handlers, which run one at a time.
+// limiter is a token bucket: rate events a second, bursts of rate; it
+// starts full. Times are durations on one clock (the Service's, since it
+// started: smaller than a time.Time in every connection). Used only by its
+// connection's handlers, which run one at a time.
 type limiter struct {
-	rate   float64
 	tokens float64
-	last   time.Time
+	last   time.Duration
 }
 
-func (l *limiter) allow(now time.Time) bool {
-	if l.last.IsZero() {
-		l.tokens = l.rate
-	} else {
-		l.tokens = min(l.rate, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+func newLimiter(rate float64, now time.Duration) limiter { return limiter{tokens: rate, last: now} }
+
+func (l *limiter) allow(rate float64, now time.Duration) bool {
+	if now > l.last {
+		l.tokens = min(rate, l.tokens+(now-l.last).Seconds()*rate)
+		l.last = now
 	}
-	l.last = now
 	if l.tokens < 1 {
 		return false
 	}

@@ -111,13 +111,12 @@ func TestEvents(t *testing.T) {
 }
 
 func TestLimiter(t *testing.T) {
-	l := limiter{rate: 2}
-	t0 := time.Unix(1000, 0)
+	l := newLimiter(2, 0)
 	for i, tc := range []struct {
 		at   time.Duration
 		want bool
 	}{{0, true}, {0, true}, {0, false}, {250 * time.Millisecond, false}, {500 * time.Millisecond, true}, {500 * time.Millisecond, false}, {5 * time.Second, true}, {5 * time.Second, true}, {5 * time.Second, false}} {
-		if got := l.allow(t0.Add(tc.at)); got != tc.want {
+		if got := l.allow(2, tc.at); got != tc.want {
 			t.Errorf("event %d at %v: %v, want %v", i, tc.at, got, tc.want)
 		}
 	}

@@ -446,8 +446,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted b
 		// the request, which the session does not keep.
 		start:    s.o.Now(),
 		addr:     addr,
-		rawQuery: strings.Clone(r.URL.RawQuery),
-		header:   keptHeaders(r.Header, s.o.Headers),
+		kept:     keep(r, s.o.Headers),
 		trusted:  trusted,
 		onPoll:   !ws,
 		nextPing: s.o.PingInterval,
@@ -599,16 +598,29 @@ func (s *Server) remove(so *Socket) {
 	}
 }
 
-// keptHeaders returns the values of h's headers that names lists (in
-// canonical form), as name and value pairs; nil when it has none.
-func keptHeaders(h http.Header, names []string) []string {
-	var kv []string
+// keep returns what a session keeps of its handshake request r: the raw
+// query, then the name and value of each of its headers that names lists
+// (in canonical form), joined by 0 bytes (which neither a URL nor a header
+// value may hold). One string: a session lives long.
+func keep(r *http.Request, names []string) string {
+	n := len(r.URL.RawQuery)
 	for _, name := range names {
-		for _, v := range h[name] {
-			kv = append(kv, name, strings.Clone(v))
+		for _, v := range r.Header[name] {
+			n += 2 + len(name) + len(v)
 		}
 	}
-	return kv
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(r.URL.RawQuery)
+	for _, name := range names {
+		for _, v := range r.Header[name] {
+			b.WriteByte(0)
+			b.WriteString(name)
+			b.WriteByte(0)
+			b.WriteString(v)
+		}
+	}
+	return b.String()
 }
 
 // newID returns a session id: 15 random bytes, 20 URL-safe characters.

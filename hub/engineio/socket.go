@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +20,9 @@ type Socket struct {
 	id  string
 
 	// What the handshake carried (Handshake builds it from these).
-	start    time.Time // when the session opened
-	addr     string
-	rawQuery string
-	header   []string // the kept headers: name, value, name, value...
+	start time.Time // when the session opened
+	addr  string
+	kept  string // the raw query, then the kept headers' names and values, all joined by 0 bytes
 
 	// inMu serializes the Handler's calls; h is set under it.
 	inMu sync.Mutex
@@ -62,12 +62,13 @@ func (so *Socket) ID() string { return so.id }
 // as far as the session kept it (see Handshake.Header). Each call returns
 // maps of its own.
 func (so *Socket) Handshake() Handshake {
-	q, _ := url.ParseQuery(so.rawQuery) // as the request's URL.Query: what parses
+	f := strings.Split(so.kept, "\x00")
+	q, _ := url.ParseQuery(f[0]) // as the request's URL.Query: what parses
 	var h http.Header
-	if len(so.header) > 0 {
-		h = make(http.Header, len(so.header)/2)
-		for i := 0; i < len(so.header); i += 2 {
-			h[so.header[i]] = append(h[so.header[i]], so.header[i+1])
+	if len(f) > 1 {
+		h = make(http.Header, (len(f)-1)/2)
+		for i := 1; i+1 < len(f); i += 2 {
+			h[f[i]] = append(h[f[i]], f[i+1])
 		}
 	}
 	return Handshake{Query: q, Header: h, Addr: so.addr, TrustedOrigin: so.trusted, Time: so.start}

@@ -345,8 +345,10 @@ func (c *client) connect(p Packet) {
 	so.mu.Lock()
 	defer so.mu.Unlock()
 	send(Packet{Type: Connect, Namespace: p.Namespace, Data: hs})
-	for _, msgs := range so.early {
-		c.eio.Send(msgs...)
+	if so.early != nil {
+		for _, msgs := range *so.early {
+			c.eio.Send(msgs...)
+		}
 	}
 	so.early, so.connected = nil, true
 }

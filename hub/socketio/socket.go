@@ -39,7 +39,7 @@ type Socket struct {
 	connected    bool                         // the CONNECT answer was sent
 	gone         bool                         // left the namespace
 	nextAck      uint32                       // wraps; at most MaxPendingAcks wait
-	early        [][]engineio.Message         // emitted before the CONNECT answer
+	early        *[][]engineio.Message        // emitted before the CONNECT answer; nil after
 	acks         map[int64]func([]any, error) // made by the first EmitWithAck
 }
 
@@ -199,10 +199,13 @@ func (so *Socket) send(msgs []engineio.Message) error {
 	case so.gone:
 		return ErrDisconnected
 	case !so.connected:
-		if len(so.early) >= maxEarly {
+		if so.early == nil {
+			so.early = new([][]engineio.Message) // for the connect's moment only
+		}
+		if len(*so.early) >= maxEarly {
 			return ErrTooManyAcks
 		}
-		so.early = append(so.early, msgs)
+		*so.early = append(*so.early, msgs)
 		return nil
 	}
 	return so.c.eio.Send(msgs...)
