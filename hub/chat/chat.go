@@ -259,8 +259,9 @@ func (s *Service) expire() {
 // Online returns the number of users connected.
 func (s *Service) Online() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.online)
+	n := len(s.online)
+	s.mu.Unlock()
+	return n
 }
 
 // user is one authenticated connection.
@@ -597,14 +598,14 @@ func (s *Service) post(c store.Chat, from int64, name string, to int64, text str
 
 // sockets returns the connections of users.
 func (s *Service) sockets(users []int64) []*socketio.Socket {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []*socketio.Socket
+	s.mu.Lock()
 	for _, u := range users {
 		for so := range s.online[u] {
 			out = append(out, so)
 		}
 	}
+	s.mu.Unlock()
 	return out
 }
 

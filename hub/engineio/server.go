@@ -8,8 +8,9 @@
 //
 // A WebSocket runs on the hub's connection core (package wsconn): one
 // reader goroutine per connection, a writer goroutine only while something
-// is queued, frames batched into one write. The heartbeat is a timer, so
-// an idle WebSocket session has one goroutine.
+// is queued, frames batched into one write. The heartbeats of all sessions
+// run on one timer, so an idle WebSocket session has one goroutine and no
+// timer.
 //
 // The application above sees a session as a *Socket and handles its
 // messages with the Handler it returns from the open function given to
@@ -281,6 +282,8 @@ type Server struct {
 	o    Options
 	open func(*Socket) Handler
 	ws   *wsconn.Server // the WebSocket transport: the hub's connection core
+	// beats runs every session's heartbeat.
+	beats beats
 
 	mu       sync.Mutex
 	closing  bool
@@ -295,7 +298,7 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, open: open, sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
+	s := &Server{o: o, open: open, beats: beats{now: o.Now, origin: o.Now()}, sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
 	ws, err := wsconn.NewServer(wsconn.Options{
 		MaxMessageBytes: o.MaxPayload,
 		// Engine.IO admits sessions itself (MaxSessions,
@@ -332,13 +335,13 @@ func (s *Server) Options() Options { return s.o }
 // Len returns the number of open sessions.
 func (s *Server) Len() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
 	for _, so := range s.sessions {
 		if !so.isClosed() {
 			n++
 		}
 	}
+	s.mu.Unlock()
 	return n
 }
 
@@ -356,6 +359,7 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, so := range all {
 		so.close(ErrServerClose, true)
 	}
+	s.beats.close() // no session left to ping
 	done := make(chan struct{})
 	go func() {
 		s.ws.Shutdown(ctx) // the close frames, then the connections' end
@@ -441,7 +445,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted bool) {
 	addr := clientAddr(r)
 	so := &Socket{
-		srv: s,
+		srv:  s,
+		beat: -1,
 		// Copies: the request's strings share memory with the rest of
 		// the request, which the session does not keep.
 		start:    s.o.Now(),
@@ -589,38 +594,27 @@ func (s *Server) lookup(sid string) *Socket {
 // remove forgets so, and takes it off its address's count.
 func (s *Server) remove(so *Socket) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.sessions[so.id] == so {
 		delete(s.sessions, so.id)
 		if s.perAddr[so.addr]--; s.perAddr[so.addr] <= 0 {
 			delete(s.perAddr, so.addr)
 		}
 	}
+	s.mu.Unlock()
 }
 
 // keep returns what a session keeps of its handshake request r: the raw
 // query, then the name and value of each of its headers that names lists
 // (in canonical form), joined by 0 bytes (which neither a URL nor a header
-// value may hold). One string: a session lives long.
+// value may hold). One string, of its own: a session lives long.
 func keep(r *http.Request, names []string) string {
-	n := len(r.URL.RawQuery)
+	kept := strings.Clone(r.URL.RawQuery)
 	for _, name := range names {
 		for _, v := range r.Header[name] {
-			n += 2 + len(name) + len(v)
+			kept += "\x00" + name + "\x00" + v
 		}
 	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(r.URL.RawQuery)
-	for _, name := range names {
-		for _, v := range r.Header[name] {
-			b.WriteByte(0)
-			b.WriteString(name)
-			b.WriteByte(0)
-			b.WriteString(v)
-		}
-	}
-	return b.String()
+	return kept
 }
 
 // newID returns a session id: 15 random bytes, 20 URL-safe characters.

@@ -698,3 +698,42 @@ func TestHandshakeKeeps(t *testing.T) {
 		}
 	}
 }
+
+// The sessions' heartbeats share one timer: sessions that answer keep
+// getting their pings, a silent one times out meanwhile, and a closed
+// session leaves the heap.
+func TestHeartbeatsShared(t *testing.T) {
+	ts := startServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	silent, _ := ts.handshake(t)
+	var conns []*websocket.Conn
+	for range 4 {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+		readText(t, c) // open
+		conns = append(conns, c)
+	}
+	for range 3 {
+		for i, c := range conns {
+			if s := readText(t, c); s != "2" {
+				t.Fatalf("session %d: got %q, want a ping", i, s)
+			}
+			c.WriteMessage(websocket.TextMessage, []byte("3"))
+		}
+	}
+	testkit.Eventually(t, "the silent session to time out", 5*time.Second, func() bool { return ts.rec(silent).reason() != nil })
+	if err := ts.rec(silent).reason(); !errors.Is(err, ErrPingTimeout) {
+		t.Fatalf("closed with %v, want ErrPingTimeout", err)
+	}
+	for _, r := range ts.all()[1:] {
+		if err := r.reason(); err != nil {
+			t.Fatalf("an answering session closed: %v", err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	testkit.Eventually(t, "the heap to empty", 5*time.Second, func() bool {
+		ts.beats.mu.Lock()
+		defer ts.beats.mu.Unlock()
+		return len(ts.beats.heap) == 0
+	})
+}

@@ -44,7 +44,10 @@ type Socket struct {
 	// close or noop packet, after what was queued for a graceful close),
 	// and the session stays findable until then, at most a ping period.
 	queue []Packet
-	beat  *time.Timer // the heartbeat: runs heartbeat when a ping or a deadline is due
+	// beat is the session's index in the server's heartbeat heap (under
+	// the heap's mu), -1 while it has none: its heartbeat runs when a ping
+	// or a deadline is due.
+	beat int
 	// The heartbeat's schedule, by Options.Now, as times since start: the
 	// next ping is due at nextPing; once sent, the client must answer by
 	// pingDeadline (0: no ping is waiting). Both count from the schedule,
@@ -74,25 +77,18 @@ func (so *Socket) Handshake() Handshake {
 	return Handshake{Query: q, Header: h, Addr: so.addr, TrustedOrigin: so.trusted, Time: so.start}
 }
 
-// closedChan is the Done channel of a session that was closed before any
-// was asked for.
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
 // Done is closed when the session has ended.
 func (so *Socket) Done() <-chan struct{} {
 	so.mu.Lock()
-	defer so.mu.Unlock()
 	if so.done == nil {
-		if so.closed {
-			return closedChan
-		}
 		so.done = make(chan struct{}) // most sessions are never asked
+		if so.closed {
+			close(so.done)
+		}
 	}
-	return so.done
+	d := so.done
+	so.mu.Unlock()
+	return d
 }
 
 // since is now as a time since the session opened.
@@ -153,8 +149,9 @@ func (so *Socket) expired(now time.Time) bool {
 
 func (so *Socket) isClosed() bool {
 	so.mu.Lock()
-	defer so.mu.Unlock()
-	return so.closed
+	closed := so.closed
+	so.mu.Unlock()
+	return closed
 }
 
 // signal wakes every waiter (a poll, an upgrade's poll). Called with mu
@@ -230,9 +227,9 @@ func (so *Socket) close(reason error, graceful bool) {
 	if so.probe != nil {
 		so.probe.c.Close(closeCode(reason), "") // its Closed takes it away
 	}
-	if so.beat != nil {
-		so.beat.Stop()
-	}
+	so.srv.beats.mu.Lock()
+	so.srv.beats.remove(so)
+	so.srv.beats.mu.Unlock()
 	if so.done != nil {
 		close(so.done)
 	}
@@ -265,20 +262,21 @@ func (so *Socket) ended() {
 	}
 }
 
-// startHeartbeat arms the heartbeat's timer; the session has no goroutine
-// of its own.
+// startHeartbeat puts the session in the server's heartbeat heap; the
+// session has no goroutine or timer of its own.
 func (so *Socket) startHeartbeat() {
 	so.mu.Lock()
-	defer so.mu.Unlock()
 	if !so.closed {
-		so.beat = time.AfterFunc(so.nextPing-so.since(so.srv.o.Now()), so.heartbeat)
+		so.srv.beats.schedule(so, so.start.Add(so.nextPing), true)
 	}
+	so.mu.Unlock()
 }
 
 // heartbeat pings the client PingInterval after the handshake or its last
 // pong and closes the session when a ping stays unanswered for PingTimeout
 // (a client that keeps sending gets more time; the next ping waits for the
-// pong). It runs on the session's timer, which it re-arms.
+// pong). It runs on the server's heartbeat timer (beats), and sets when
+// it runs next.
 func (so *Socket) heartbeat() {
 	o := &so.srv.o
 	so.mu.Lock()
@@ -286,7 +284,7 @@ func (so *Socket) heartbeat() {
 	switch {
 	case so.closed:
 	case so.pingDeadline == 0 && so.nextPing > now:
-		so.beat.Reset(so.nextPing - now)
+		so.srv.beats.schedule(so, so.start.Add(so.nextPing), true)
 	case so.pingDeadline == 0:
 		if so.ws != nil {
 			so.ws.c.Send(pingFrame) // an overflow closes the Conn, and the session with it
@@ -295,9 +293,9 @@ func (so *Socket) heartbeat() {
 			so.signal()
 		}
 		so.pingDeadline = so.nextPing + o.PingTimeout
-		so.beat.Reset(so.pingDeadline - now)
+		so.srv.beats.schedule(so, so.start.Add(so.pingDeadline), true)
 	case so.pingDeadline > now:
-		so.beat.Reset(so.pingDeadline - now)
+		so.srv.beats.schedule(so, so.start.Add(so.pingDeadline), true)
 	default:
 		so.mu.Unlock()
 		so.close(ErrPingTimeout, false)
@@ -329,8 +327,10 @@ func (so *Socket) receive(pkts []Packet) {
 			so.mu.Lock()
 			so.pingDeadline = 0
 			so.nextPing = so.since(so.srv.o.Now()) + so.srv.o.PingInterval
-			if so.beat != nil && !so.closed {
-				so.beat.Reset(so.srv.o.PingInterval)
+			if !so.closed {
+				// Waiting for the deadline: the next ping is due
+				// first. (A running heartbeat sets its own time.)
+				so.srv.beats.schedule(so, so.start.Add(so.nextPing), false)
 			}
 			so.mu.Unlock()
 		case Close:
@@ -595,6 +595,7 @@ func (wc *wsConn) fail(err error) {
 
 func (wc *wsConn) isProbed() bool {
 	wc.so.mu.Lock()
-	defer wc.so.mu.Unlock()
-	return wc.probed
+	probed := wc.probed
+	wc.so.mu.Unlock()
+	return probed
 }

@@ -133,8 +133,8 @@ func NewServer(o Options) (*Server, error) {
 // Namespace registers (or replaces) the namespace name ("/" or "/chat").
 func (s *Server) Namespace(name string, connect ConnectFunc) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.nsps[name] = connect
+	s.mu.Unlock()
 }
 
 // ServeHTTP serves the Engine.IO endpoint under the Socket.IO protocol.
@@ -151,8 +151,9 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) namespace(name string) ConnectFunc {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.nsps[name]
+	f := s.nsps[name]
+	s.mu.RUnlock()
+	return f
 }
 
 // open builds the state of a new Engine.IO session.
@@ -247,12 +248,13 @@ func (c *client) Closed(reason error) {
 
 // socket returns the client's socket in namespace nsp, or nil.
 func (c *client) socket(nsp string) *Socket {
+	var so *Socket
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if i := c.find(nsp); i >= 0 {
-		return c.sockets[i]
+		so = c.sockets[i]
 	}
-	return nil
+	c.mu.Unlock()
+	return so
 }
 
 // find returns the index of namespace nsp's socket in sockets, or -1.
@@ -264,10 +266,10 @@ func (c *client) find(nsp string) int {
 // remove forgets so if it is its namespace's socket.
 func (c *client) remove(so *Socket) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if i := c.find(so.nsp); i >= 0 && c.sockets[i] == so {
 		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
+	c.mu.Unlock()
 }
 
 // dispatch handles one complete packet.

@@ -70,8 +70,8 @@ func (so *Socket) On(event string, f EventFunc) {
 // onAny, it does not see the events On handles.
 func (so *Socket) OnAny(f AnyFunc) {
 	so.mu.Lock()
-	defer so.mu.Unlock()
 	so.onAny = f
+	so.mu.Unlock()
 }
 
 // OnDisconnect sets the function called once when the socket leaves (the
@@ -79,8 +79,8 @@ func (so *Socket) OnAny(f AnyFunc) {
 // Disconnect), with the reason.
 func (so *Socket) OnDisconnect(f func(reason error)) {
 	so.mu.Lock()
-	defer so.mu.Unlock()
 	so.onDisconnect = f
+	so.mu.Unlock()
 }
 
 // Emit sends an event with args ([]byte values, also inside []any and

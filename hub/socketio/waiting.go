@@ -30,11 +30,11 @@ type waiter struct {
 // add queues c.
 func (w *waiting) add(c *client) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
+	switch {
+	case w.done:
+		w.mu.Unlock()
 		return
-	}
-	if len(w.queue) == 0 {
+	case len(w.queue) == 0:
 		w.next++ // 0 is no place
 		w.first = w.next
 		if w.timer == nil {
@@ -42,17 +42,17 @@ func (w *waiting) add(c *client) {
 		} else {
 			w.timer.Reset(w.timeout)
 		}
-	} else {
+	default:
 		w.next++
 	}
 	c.place = w.next
 	w.queue = append(w.queue, waiter{c, time.Now().Add(w.timeout)})
+	w.mu.Unlock()
 }
 
 // remove takes c off the queue: it connected, or closed.
 func (w *waiting) remove(c *client) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if c.place >= w.first && c.place-w.first < uint64(len(w.queue)) {
 		w.queue[c.place-w.first].c = nil
 	}
@@ -66,6 +66,7 @@ func (w *waiting) remove(c *client) {
 	if len(w.queue) == 0 {
 		w.queue = nil
 	}
+	w.mu.Unlock()
 }
 
 // expire closes the sessions whose time is up; it runs on the timer.
@@ -97,10 +98,10 @@ func (w *waiting) expire() {
 // every session.
 func (w *waiting) close() {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.done = true
 	w.queue = nil
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+	w.mu.Unlock()
 }
