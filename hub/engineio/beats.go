@@ -10,8 +10,7 @@ import (
 // their own cost each session about 150 bytes for its life; a place in
 // the heap costs 16.
 type beats struct {
-	now    func() time.Time // Options.Now
-	origin time.Time        // by now: the times in the heap count from it
+	now func() time.Duration // Server.now
 
 	mu    sync.Mutex
 	heap  []beat      // a min-heap by due; each session knows its index (Socket.beat, -1 when it has none)
@@ -22,15 +21,14 @@ type beats struct {
 // beat is a session's place in the heap: its heartbeat is due at due.
 type beat struct {
 	so  *Socket
-	due time.Duration // since origin
+	due time.Duration // by Server.now
 }
 
-// schedule sets so's heartbeat to run at at (by Options.Now). With add
+// schedule sets so's heartbeat to run at due (by Server.now). With add
 // unset it only moves one that waits in the heap: a heartbeat that is
 // running (or not started, or over) sets its own next time.
-func (b *beats) schedule(so *Socket, at time.Time, add bool) {
+func (b *beats) schedule(so *Socket, due time.Duration, add bool) {
 	b.mu.Lock()
-	due := at.Sub(b.origin)
 	switch i := so.beat; {
 	case b.done:
 	case i >= 0:
@@ -42,7 +40,7 @@ func (b *beats) schedule(so *Socket, at time.Time, add bool) {
 		b.up(so.beat)
 	}
 	if so.beat == 0 { // the first now: the timer is late
-		d := at.Sub(b.now())
+		d := due - b.now()
 		if b.timer == nil {
 			b.timer = time.AfterFunc(d, b.run)
 		} else {
@@ -116,7 +114,7 @@ func (b *beats) run() {
 			b.mu.Unlock()
 			return
 		}
-		if d := b.heap[0].due - b.now().Sub(b.origin); d > 0 {
+		if d := b.heap[0].due - b.now(); d > 0 {
 			b.timer.Reset(d)
 			b.mu.Unlock()
 			return

@@ -284,6 +284,9 @@ type Server struct {
 	ws   *wsconn.Server // the WebSocket transport: the hub's connection core
 	// beats runs every session's heartbeat.
 	beats beats
+	// origin is when the server started, by Options.Now: sessions keep
+	// their times as durations since (see now), smaller than time.Times.
+	origin time.Time
 
 	mu       sync.Mutex
 	closing  bool
@@ -298,7 +301,8 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, open: open, beats: beats{now: o.Now, origin: o.Now()}, sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
+	s := &Server{o: o, open: open, origin: o.Now(), sessions: make(map[string]*Socket), perAddr: make(map[string]int)}
+	s.beats.now = s.now
 	ws, err := wsconn.NewServer(wsconn.Options{
 		MaxMessageBytes: o.MaxPayload,
 		// Engine.IO admits sessions itself (MaxSessions,
@@ -328,6 +332,9 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 	s.ws = ws
 	return s, nil
 }
+
+// now is the time by Options.Now, as a duration since origin.
+func (s *Server) now() time.Duration { return s.o.Now().Sub(s.origin) }
 
 // Options returns the server's options with the defaults filled in.
 func (s *Server) Options() Options { return s.o }
@@ -449,13 +456,12 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, ws, trusted b
 		beat: -1,
 		// Copies: the request's strings share memory with the rest of
 		// the request, which the session does not keep.
-		start:    s.o.Now(),
-		addr:     addr,
-		kept:     keep(r, s.o.Headers),
-		trusted:  trusted,
-		onPoll:   !ws,
-		nextPing: s.o.PingInterval,
+		opened:  s.now(),
+		kept:    keep(addr, r, s.o.Headers),
+		trusted: trusted,
+		onPoll:  !ws,
 	}
+	so.nextPing = so.opened + s.o.PingInterval
 	so.id = newID()
 	s.mu.Lock()
 	switch {
@@ -578,7 +584,7 @@ func (s *Server) lookup(sid string) *Socket {
 		return nil
 	}
 	so.mu.Lock()
-	expired := so.expired(s.o.Now())
+	expired := so.expired(s.now())
 	if so.closed && so.queue == nil {
 		so.mu.Unlock()
 		return nil
@@ -596,19 +602,22 @@ func (s *Server) remove(so *Socket) {
 	s.mu.Lock()
 	if s.sessions[so.id] == so {
 		delete(s.sessions, so.id)
-		if s.perAddr[so.addr]--; s.perAddr[so.addr] <= 0 {
-			delete(s.perAddr, so.addr)
+		if addr := so.addr(); s.perAddr[addr] > 1 {
+			s.perAddr[addr]--
+		} else {
+			delete(s.perAddr, addr)
 		}
 	}
 	s.mu.Unlock()
 }
 
-// keep returns what a session keeps of its handshake request r: the raw
-// query, then the name and value of each of its headers that names lists
-// (in canonical form), joined by 0 bytes (which neither a URL nor a header
-// value may hold). One string, of its own: a session lives long.
-func keep(r *http.Request, names []string) string {
-	kept := strings.Clone(r.URL.RawQuery)
+// keep returns what a session keeps of its handshake request r from the
+// client address addr: the address, the raw query, then the name and value
+// of each of r's headers that names lists (in canonical form), joined by 0
+// bytes (which neither may hold). One string, of its own: a session lives
+// long.
+func keep(addr string, r *http.Request, names []string) string {
+	kept := addr + "\x00" + r.URL.RawQuery
 	for _, name := range names {
 		for _, v := range r.Header[name] {
 			kept += "\x00" + name + "\x00" + v

@@ -20,9 +20,8 @@ type Socket struct {
 	id  string
 
 	// What the handshake carried (Handshake builds it from these).
-	start time.Time // when the session opened
-	addr  string
-	kept  string // the raw query, then the kept headers' names and values, all joined by 0 bytes
+	opened time.Duration // when the session opened, by Server.now
+	kept   string        // the client's address, the raw query, then the kept headers' names and values, all joined by 0 bytes
 
 	// inMu serializes the Handler's calls; h is set under it.
 	inMu sync.Mutex
@@ -48,11 +47,11 @@ type Socket struct {
 	// the heap's mu), -1 while it has none: its heartbeat runs when a ping
 	// or a deadline is due.
 	beat int
-	// The heartbeat's schedule, by Options.Now, as times since start: the
-	// next ping is due at nextPing; once sent, the client must answer by
-	// pingDeadline (0: no ping is waiting). Both count from the schedule,
-	// not from when a busy machine got round to the ping, so a session
-	// expires at the same time whatever the load.
+	// The heartbeat's schedule, by Server.now: the next ping is due at
+	// nextPing; once sent, the client must answer by pingDeadline (0: no
+	// ping is waiting). Both count from the schedule, not from when a busy
+	// machine got round to the ping, so a session expires at the same time
+	// whatever the load.
 	nextPing     time.Duration
 	pingDeadline time.Duration
 	lastSeen     time.Duration // the client's last packet
@@ -66,16 +65,19 @@ func (so *Socket) ID() string { return so.id }
 // maps of its own.
 func (so *Socket) Handshake() Handshake {
 	f := strings.Split(so.kept, "\x00")
-	q, _ := url.ParseQuery(f[0]) // as the request's URL.Query: what parses
+	q, _ := url.ParseQuery(f[1]) // as the request's URL.Query: what parses
 	var h http.Header
-	if len(f) > 1 {
-		h = make(http.Header, (len(f)-1)/2)
-		for i := 1; i+1 < len(f); i += 2 {
+	if len(f) > 2 {
+		h = make(http.Header, (len(f)-2)/2)
+		for i := 2; i+1 < len(f); i += 2 {
 			h[f[i]] = append(h[f[i]], f[i+1])
 		}
 	}
-	return Handshake{Query: q, Header: h, Addr: so.addr, TrustedOrigin: so.trusted, Time: so.start}
+	return Handshake{Query: q, Header: h, Addr: f[0], TrustedOrigin: so.trusted, Time: so.srv.origin.Add(so.opened)}
 }
+
+// addr is the client's address (Handshake.Addr).
+func (so *Socket) addr() string { return so.kept[:strings.IndexByte(so.kept, 0)] }
 
 // Done is closed when the session has ended.
 func (so *Socket) Done() <-chan struct{} {
@@ -90,9 +92,6 @@ func (so *Socket) Done() <-chan struct{} {
 	so.mu.Unlock()
 	return d
 }
-
-// since is now as a time since the session opened.
-func (so *Socket) since(now time.Time) time.Duration { return now.Sub(so.start) }
 
 // Send queues messages for the client, in order and together (no other
 // message comes between them). It never blocks. The messages' Data must not
@@ -138,13 +137,13 @@ func (so *Socket) Close() { so.close(ErrServerClose, true) }
 
 // expired reports whether the session is past its ping deadline at now,
 // whether or not its heartbeat has noticed. Called with mu held.
-func (so *Socket) expired(now time.Time) bool {
+func (so *Socket) expired(now time.Duration) bool {
 	d := so.pingDeadline
 	if d == 0 {
 		d = so.nextPing + so.srv.o.PingTimeout
 	}
 	d = max(d, so.lastSeen+so.srv.o.PingTimeout)
-	return !so.closed && so.since(now) > d
+	return !so.closed && now > d
 }
 
 func (so *Socket) isClosed() bool {
@@ -267,7 +266,7 @@ func (so *Socket) ended() {
 func (so *Socket) startHeartbeat() {
 	so.mu.Lock()
 	if !so.closed {
-		so.srv.beats.schedule(so, so.start.Add(so.nextPing), true)
+		so.srv.beats.schedule(so, so.nextPing, true)
 	}
 	so.mu.Unlock()
 }
@@ -280,11 +279,11 @@ func (so *Socket) startHeartbeat() {
 func (so *Socket) heartbeat() {
 	o := &so.srv.o
 	so.mu.Lock()
-	now := so.since(o.Now())
+	now := so.srv.now()
 	switch {
 	case so.closed:
 	case so.pingDeadline == 0 && so.nextPing > now:
-		so.srv.beats.schedule(so, so.start.Add(so.nextPing), true)
+		so.srv.beats.schedule(so, so.nextPing, true)
 	case so.pingDeadline == 0:
 		if so.ws != nil {
 			so.ws.c.Send(pingFrame) // an overflow closes the Conn, and the session with it
@@ -293,9 +292,9 @@ func (so *Socket) heartbeat() {
 			so.signal()
 		}
 		so.pingDeadline = so.nextPing + o.PingTimeout
-		so.srv.beats.schedule(so, so.start.Add(so.pingDeadline), true)
+		so.srv.beats.schedule(so, so.pingDeadline, true)
 	case so.pingDeadline > now:
-		so.srv.beats.schedule(so, so.start.Add(so.pingDeadline), true)
+		so.srv.beats.schedule(so, so.pingDeadline, true)
 	default:
 		so.mu.Unlock()
 		so.close(ErrPingTimeout, false)
@@ -311,7 +310,7 @@ func (so *Socket) receive(pkts []Packet) {
 	for _, p := range pkts {
 		so.mu.Lock()
 		closed := so.closed
-		now := so.since(so.srv.o.Now())
+		now := so.srv.now()
 		so.lastSeen = now
 		if d := now + so.srv.o.PingTimeout; so.pingDeadline != 0 && d > so.pingDeadline {
 			so.pingDeadline = d
@@ -326,11 +325,11 @@ func (so *Socket) receive(pkts []Packet) {
 		case Pong:
 			so.mu.Lock()
 			so.pingDeadline = 0
-			so.nextPing = so.since(so.srv.o.Now()) + so.srv.o.PingInterval
+			so.nextPing = so.srv.now() + so.srv.o.PingInterval
 			if !so.closed {
 				// Waiting for the deadline: the next ping is due
 				// first. (A running heartbeat sets its own time.)
-				so.srv.beats.schedule(so, so.start.Add(so.nextPing), false)
+				so.srv.beats.schedule(so, so.nextPing, false)
 			}
 			so.mu.Unlock()
 		case Close:
