@@ -89,24 +89,35 @@ func TestSessionMemory(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
-	defer stdin.Close() // the helper closes its clients and exits
 	ready := make(chan string, 1)
+	read := make(chan struct{}) // closed when the helper's stdout is
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready") || strings.HasPrefix(sc.Text(), "failed") {
-				ready <- sc.Text()
+			if line := sc.Text(); strings.HasPrefix(line, "ready") || strings.HasPrefix(line, "failed") {
+				select {
+				case ready <- line:
+				default:
+				}
 			}
 		}
-		close(ready)
 		io.Copy(io.Discard, stdout)
+	}()
+	defer func() {
+		stdin.Close() // the helper closes its clients and exits
+		kill := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+		<-read // before Wait, which closes the pipe
+		cmd.Wait()
+		kill.Stop()
 	}()
 	select {
 	case line := <-ready:
 		if line != "ready" {
 			t.Fatalf("the clients: %q", line)
 		}
+	case <-read:
+		t.Fatal("the clients' process ended before they connected")
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the clients did not connect within 2 minutes")
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -703,26 +704,39 @@ func TestHandshakeKeeps(t *testing.T) {
 // getting their pings, a silent one times out meanwhile, and a closed
 // session leaves the heap.
 func TestHeartbeatsShared(t *testing.T) {
-	ts := startServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	ts := startServer(t, Options{PingInterval: 20 * time.Millisecond, PingTimeout: time.Second})
 	silent, _ := ts.handshake(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	pings := make([]int, 4)
 	var conns []*websocket.Conn
-	for range 4 {
+	for i := range pings {
 		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
 		readText(t, c) // open
 		conns = append(conns, c)
-	}
-	for range 3 {
-		for i, c := range conns {
-			if s := readText(t, c); s != "2" {
-				t.Fatalf("session %d: got %q, want a ping", i, s)
+		wg.Add(1)
+		go func() { // answers every ping until the connection ends
+			defer wg.Done()
+			for {
+				if _, b, err := c.ReadMessage(); err != nil || string(b) != "2" {
+					return
+				}
+				mu.Lock()
+				pings[i]++
+				mu.Unlock()
+				c.WriteMessage(websocket.TextMessage, []byte("3"))
 			}
-			c.WriteMessage(websocket.TextMessage, []byte("3"))
-		}
+		}()
 	}
-	testkit.Eventually(t, "the silent session to time out", 5*time.Second, func() bool { return ts.rec(silent).reason() != nil })
+	testkit.Eventually(t, "the silent session to time out", 10*time.Second, func() bool { return ts.rec(silent).reason() != nil })
 	if err := ts.rec(silent).reason(); !errors.Is(err, ErrPingTimeout) {
 		t.Fatalf("closed with %v, want ErrPingTimeout", err)
 	}
+	testkit.Eventually(t, "3 pings on every answering session", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Min(pings) >= 3
+	})
 	for _, r := range ts.all()[1:] {
 		if err := r.reason(); err != nil {
 			t.Fatalf("an answering session closed: %v", err)
@@ -731,6 +745,7 @@ func TestHeartbeatsShared(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
+	wg.Wait()
 	testkit.Eventually(t, "the heap to empty", 5*time.Second, func() bool {
 		ts.beats.mu.Lock()
 		defer ts.beats.mu.Unlock()
