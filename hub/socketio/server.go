@@ -164,7 +164,7 @@ func (s *Server) open(eio *engineio.Socket) engineio.Handler {
 }
 
 // connectTimeout closes the session if it has not connected a namespace
-// (its time to is up).
+// in time (its deadline has passed).
 func (c *client) connectTimeout() {
 	c.mu.Lock()
 	none := len(c.sockets) == 0 // a CONNECT that came meanwhile took it off the queue
