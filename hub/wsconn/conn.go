@@ -498,11 +498,12 @@ func (c *Conn) pop() (Message, bool) {
 }
 
 // emptied starts the queue over once nothing waits, releasing the backing
-// arrays of a burst (a few entries are kept: every connection holds them
-// for its life) and the key map; c.mu held.
+// arrays of a burst and the key map; c.mu held. Arrays of up to 64 entries
+// are kept: a connection that gets a few messages in each write delay
+// window would otherwise make them again at every window.
 func (c *Conn) emptied() {
 	c.q, c.dead, c.head, c.keys, c.force = c.q[:0], c.dead[:0], 0, nil, 0
-	if cap(c.q) > 4 {
+	if cap(c.q) > 64 {
 		c.q, c.dead = nil, nil
 	}
 }
