@@ -75,6 +75,18 @@ uplink:
 			results[rid] = res
 		}
 	})
+	// A command published before the uplink has subscribed to commands
+	// is dropped by the broker (nobody subscribes): wait for the uplink
+	// to serve, which it does once its subscription is in place, shown
+	// by a reading arriving (one every 100 ms).
+	serving := make(chan struct{})
+	var once sync.Once
+	sub("floorhub/gw-1/telemetry", func(paho.Message) { once.Do(func() { close(serving) }) })
+	select {
+	case <-serving:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no reading on telemetry: the uplink does not serve")
+	}
 	idArg := strconv.FormatUint(id, 10)
 	for _, p := range []string{
 		`{"request_id":"a-1","alert_id":` + idArg + `,"user":"control room","note":"seen from the center"}`,
