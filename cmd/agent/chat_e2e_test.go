@@ -27,9 +27,9 @@ func TestChatStockClient(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(chatClientDir, "node_modules", "socket.io-client")); err != nil {
 		testkit.Missing(t, "socket.io-client is not installed: run npm ci in cmd/sioconformance/testdata/client (scripts/test.sh does)")
 	}
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
-	p := startAgent(t, bin, dir, "-listen", "127.0.0.1:0")
+	p := testkit.StartAgent(t, bin, dir, "-listen", "127.0.0.1:0")
 	token := func(user, uid string) string {
 		out, err := testkit.Command(bin, "token", "-user", user, "-uid", uid, "-data", filepath.Join(dir, "data")).Output()
 		if err != nil {
@@ -38,13 +38,13 @@ func TestChatStockClient(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	alice, bob := token("alice", "1"), token("bob", "2")
-	node := func(p *proc, args ...string) string {
+	node := func(p *testkit.Agent, args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "node", append([]string{filepath.Join(chatClientDir, "chat.mjs"), args[0], "http://" + p.addr, alice, bob}, args[1:]...)...).CombinedOutput()
+		out, err := exec.CommandContext(ctx, "node", append([]string{filepath.Join(chatClientDir, "chat.mjs"), args[0], "http://" + p.Addr, alice, bob}, args[1:]...)...).CombinedOutput()
 		if err != nil {
-			t.Fatalf("chat.mjs %s: %v\n%s\nagent:\n%s", args[0], err, out, p.stderr)
+			t.Fatalf("chat.mjs %s: %v\n%s\nagent:\n%s", args[0], err, out, p.Log)
 		}
 		t.Logf("chat.mjs %s:\n%s", args[0], out)
 		return string(out)
@@ -57,18 +57,15 @@ func TestChatStockClient(t *testing.T) {
 	id, _, _ = strings.Cut(id, "\n")
 
 	// kill -9: what was acknowledged must be there after the restart.
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
-	p = startAgent(t, bin, dir, "-listen", "127.0.0.1:0")
+	p.Kill(t)
+	p = testkit.StartAgent(t, bin, dir, "-listen", "127.0.0.1:0")
 	out = node(p, "after", id)
 	for _, want := range []string{"offline member gets unread counts on connect", "chat_messages after the restart", "connect_error without a valid token or with another userId"} {
 		if !strings.Contains(out, "ok "+want+"\n") {
 			t.Errorf("chat.mjs did not report %q", want)
 		}
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
+	if code := p.Stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.Log)
 	}
 }

@@ -135,7 +135,7 @@ func TestHostileConfigs(t *testing.T) {
 
 // TestHostileConfigsBinary runs a few through the real binary.
 func TestHostileConfigsBinary(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
 	for _, i := range []int{0, 8, 18, 20, 23, 24} {
 		h := hostile[i]

@@ -1,19 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,104 +15,26 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// buildAgent compiles the real binary once per test run.
-func buildAgent(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "agent")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(gobin, "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type proc struct {
-	cmd    *exec.Cmd
-	url    string
-	addr   string // where it listens, read back from url (with -listen 127.0.0.1:0)
-	stderr *testkit.Buffer
-	exited chan error
-}
-
-var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
-
-// startAgent runs the binary in dir and waits for its URL line.
-func startAgent(t *testing.T, bin, dir string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: testkit.Command(bin, args...), stderr: &testkit.Buffer{}, exited: make(chan error, 1)}
-	p.cmd.Dir = dir
-	p.cmd.Stderr = p.stderr
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		p.exited <- p.cmd.Wait()
-	}()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("agent exited before printing its URL:\n%s", p.stderr)
-			}
-			if m := urlRE.FindStringSubmatch(l); m != nil {
-				p.url = m[1]
-				if u, err := url.Parse(p.url); err == nil && u.Port() != "" {
-					p.addr = net.JoinHostPort("127.0.0.1", u.Port())
-				}
-				return p
-			}
-		case <-deadline:
-			t.Fatalf("no URL line within 30 s:\n%s", p.stderr)
-		}
-	}
-}
-
-// stop sends SIGINT and returns the exit code.
-func (p *proc) stop(t *testing.T) int {
-	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("agent did not stop on SIGINT:\n%s", p.stderr)
-	}
-	return p.cmd.ProcessState.ExitCode()
+// TestMain removes the agent testkit.BuildAgent built once every test has
+// run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testkit.RemoveAgentBuild()
+	os.Exit(code)
 }
 
 // TestNewcomer is the README's first command as a new user runs it: no
 // config, the printed URL works, telemetry flows, Ctrl-C exits 0.
 func TestNewcomer(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
 	// The kernel picks the port; the agent prints it in its URL.
-	p := startAgent(t, bin, dir, "-listen", "127.0.0.1:0")
-	addr := p.addr
-	if !strings.HasPrefix(p.url, "http://localhost:") || !strings.Contains(p.url, "/?token=") {
-		t.Fatalf("URL %q", p.url)
+	p := testkit.StartAgent(t, bin, dir, "-listen", "127.0.0.1:0")
+	addr := p.Addr
+	if !strings.HasPrefix(p.URL, "http://localhost:") || !strings.Contains(p.URL, "/?token=") {
+		t.Fatalf("URL %q", p.URL)
 	}
-	page := strings.Replace(p.url, "localhost", "127.0.0.1", 1)
+	page := strings.Replace(p.URL, "localhost", "127.0.0.1", 1)
 	resp, err := http.Get(page)
 	if err != nil {
 		t.Fatal(err)
@@ -176,8 +91,8 @@ func TestNewcomer(t *testing.T) {
 	if _, conn, err := sio.ReadMessage(); err != nil || !strings.HasPrefix(string(conn), "40{") {
 		t.Fatalf("chat: CONNECT with the printed token answered %q %v", conn, err)
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
+	if code := p.Stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.Log)
 	}
 	// The client got a close frame, not a dropped TCP connection.
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -195,7 +110,7 @@ func TestNewcomer(t *testing.T) {
 }
 
 func TestBadConfigExits78(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("listen: :1\nbogus: 1\n"), 0o644)
 	cmd := testkit.Command(bin, "-config", "c.yaml")

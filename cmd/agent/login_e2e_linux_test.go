@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,16 +13,11 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// passwd runs `agent passwd` with the password on stdin (not a terminal).
+// passwd runs `agent passwd` with the password on stdin (not a terminal)
+// and checks the hash's form: PBKDF2-SHA256, 600,000 rounds.
 func passwd(t *testing.T, bin, pw string) string {
 	t.Helper()
-	cmd := testkit.Command(bin, "passwd")
-	cmd.Stdin = strings.NewReader(pw + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("agent passwd: %v", err)
-	}
-	h := strings.TrimSpace(string(out))
+	h := testkit.AgentPasswordHash(t, bin, pw)
 	if !strings.HasPrefix(h, "$pbkdf2-sha256$i=600000$") || len(h) != 90 {
 		t.Fatalf("agent passwd printed %q", h)
 	}
@@ -106,30 +99,24 @@ func readUntil(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 // survives kill -9 and a restart, and one that ends when a SIGHUP reload
 // removes its user (its open dashboard is told session_expired, 1008).
 func TestLoginThroughTheAgent(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
-	path := filepath.Join(dir, "floorhub.yaml")
 	kiosk, ada := passwd(t, bin, "kiosk pw"), passwd(t, bin, "ada-pw")
-	head := "data_dir: " + filepath.Join(dir, "data") + "\nlisten: 127.0.0.1:0\ndevices:\n  - {id: 1, name: env, driver: sim-env, interval: 200ms}\nusers:\n"
+	head := "devices:\n  - {id: 1, name: env, driver: sim-env, interval: 200ms}\nusers:\n"
 	adaLine := "  - {name: ada, id: 1, role: admin, password_hash: \"" + ada + "\"}\n"
 	kioskLine := "  - {name: kiosk, id: 2, role: viewer, password_hash: \"" + kiosk + "\"}\n"
-	write := func(body string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(head+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(adaLine + kioskLine)
+	write := func(body string) string { return testkit.WriteAgentConfig(t, dir, testkit.AnyPort, head+body) }
+	path := write(adaLine + kioskLine)
 	if code, out, errs := runCmd("-check-config", "-config", path); code != 0 {
 		t.Fatalf("-check-config: %d %s %s", code, out, errs)
 	}
-	p := startAgent(t, bin, dir, "-config", path)
-	base := "http://" + p.addr
+	p := testkit.StartAgent(t, bin, dir, "-config", path)
+	base := "http://" + p.Addr
 
 	if code, m, _ := httpDo(t, "POST", base+"/api/v1/login", `{"user":"kiosk","password":"wrong"}`, ""); code != 401 || m["error"] != "bad_credentials" {
 		t.Fatalf("wrong password: %d %v", code, m)
 	}
-	k := loginAgent(t, p.addr, "kiosk", "kiosk pw")
+	k := loginAgent(t, p.Addr, "kiosk", "kiosk pw")
 	if code, m, _ := httpDo(t, "GET", base+"/api/v1/session", "", k); code != 200 || m["user"] != "kiosk" || m["role"] != "viewer" {
 		t.Fatalf("session: %d %v", code, m)
 	}
@@ -142,13 +129,13 @@ func TestLoginThroughTheAgent(t *testing.T) {
 		t.Fatalf("history without: %d", code)
 	}
 
-	ws := dialCookie(t, p.addr, k, "viewer")
+	ws := dialCookie(t, p.Addr, k, "viewer")
 	ws.WriteJSON(map[string]any{"type": "command", "command": "ping"})
 	if m := readUntil(t, ws, "error"); m["error"] != "forbidden" {
 		t.Fatalf("a viewer's command: %v", m)
 	}
-	a := loginAgent(t, p.addr, "ada", "ada-pw")
-	aws := dialCookie(t, p.addr, a, "admin")
+	a := loginAgent(t, p.Addr, "ada", "ada-pw")
+	aws := dialCookie(t, p.Addr, a, "admin")
 	aws.WriteJSON(map[string]any{"type": "command", "command": "ping", "request_id": 5})
 	if m := readUntil(t, aws, "command_result"); m["request_id"] != float64(5) || m["result"].(map[string]any)["pong"] != true {
 		t.Fatalf("an admin's command: %v", m)
@@ -157,21 +144,18 @@ func TestLoginThroughTheAgent(t *testing.T) {
 	// kill -9, start again: the kiosk's cookie still works.
 	ws.Close()
 	aws.Close()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.exited
-	p = startAgent(t, bin, dir, "-config", path)
-	base = "http://" + p.addr
+	p.Kill(t)
+	p = testkit.StartAgent(t, bin, dir, "-config", path)
+	base = "http://" + p.Addr
 	if code, m, _ := httpDo(t, "GET", base+"/api/v1/session", "", k); code != 200 || m["user"] != "kiosk" {
 		t.Fatalf("after kill -9 and a restart: %d %v", code, m)
 	}
 
 	// The kiosk user removed by a reload: its open dashboard is closed
 	// and its cookie refused; ada's session goes on.
-	ws = dialCookie(t, p.addr, k, "viewer")
+	ws = dialCookie(t, p.Addr, k, "viewer")
 	write(adaLine)
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	if m := readUntil(t, ws, "error"); m["error"] != "session_expired" {
@@ -192,7 +176,7 @@ func TestLoginThroughTheAgent(t *testing.T) {
 	if code, _, _ := httpDo(t, "GET", base+"/api/v1/session", "", a); code != 200 {
 		t.Fatalf("ada's session after the reload: %d", code)
 	}
-	if c := p.stop(t); c != 0 {
-		t.Fatalf("exit %d:\n%s", c, p.stderr)
+	if c := p.Stop(t); c != 0 {
+		t.Fatalf("exit %d:\n%s", c, p.Log)
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,25 +119,19 @@ func telemetryOf(id int) func(map[string]any) bool {
 // level), a bad one is refused and logged; the process stays up and the
 // client sees every seq, with no gap and no reconnect.
 func TestReloadOnSIGHUP(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
-	path := filepath.Join(dir, "floorhub.yaml")
-	head := "data_dir: " + filepath.Join(dir, "data") + "\nlisten: 127.0.0.1:0\nstore: {commit_interval: 100ms}\n"
-	write := func(body string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(head+body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(`log: {level: info}
+	head := "store: {commit_interval: 100ms}\n"
+	write := func(body string) string { return testkit.WriteAgentConfig(t, dir, testkit.AnyPort, head+body) }
+	path := write(`log: {level: info}
 devices:
   - {id: 1, name: env, driver: sim-env, interval: 200ms}
 rules:
   - {name: hot, metric: temperature, above: 1000, severity: warning}
 `)
-	p := startAgent(t, bin, dir, "-config", path)
-	token := p.url[strings.Index(p.url, "token=")+len("token="):]
-	c := dialHub(t, p.addr, token)
+	p := testkit.StartAgent(t, bin, dir, "-config", path)
+	token := p.URL[strings.Index(p.URL, "token=")+len("token="):]
+	c := dialHub(t, p.Addr, token)
 	c.awaitAll(t, map[string]func(map[string]any) bool{
 		"telemetry of device 1": telemetryOf(1),
 		"device 1 online": func(m map[string]any) bool {
@@ -162,7 +154,7 @@ rules:
 `)
 	// Records up to the store's last seq now were appended before the
 	// reload.
-	_, _, hb := get(t, "http://"+p.addr+"/healthz")
+	_, _, hb := get(t, "http://"+p.Addr+"/healthz")
 	var before struct {
 		Store struct {
 			LastSeq float64 `json:"last_seq"`
@@ -171,7 +163,7 @@ rules:
 	if err := json.Unmarshal(hb, &before); err != nil || before.Store.LastSeq == 0 {
 		t.Fatalf("/healthz: %v %s", err, hb)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	mark := len(c.seen)
@@ -182,9 +174,9 @@ rules:
 	// Device 1 reads on after the reload: a reading appended after the
 	// reload was applied (the log says so first), not one already queued.
 	testkit.Eventually(t, "the reload applied", 10*time.Second, func() bool {
-		return strings.Contains(p.stderr.String(), `msg="config reloaded"`)
+		return strings.Contains(p.Log.String(), `msg="config reloaded"`)
 	})
-	_, _, hb = get(t, "http://"+p.addr+"/healthz")
+	_, _, hb = get(t, "http://"+p.Addr+"/healthz")
 	var applied struct {
 		Store struct {
 			LastSeq float64 `json:"last_seq"`
@@ -211,32 +203,30 @@ rules:
 		return m["type"] == "error" && m["error"] == "batch_too_large"
 	})
 	testkit.Eventually(t, "the reload's log line, the uplink's retries at debug level", 20*time.Second, func() bool {
-		logs := p.stderr.String()
+		logs := p.Log.String()
 		return strings.Contains(logs, `msg="config reloaded"`) && strings.Contains(logs, "uplink.mqtt started") &&
 			strings.Contains(logs, `level=DEBUG msg="mqtt: connection attempt failed"`)
 	})
 
 	// A bad file: refused, logged with file, line and field; the running
 	// config stays (device 2 goes on reading).
-	if err := os.WriteFile(path, []byte(head+"devices:\n  - {id: 1, driver: sim-env, interval: -5s}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	write("devices:\n  - {id: 1, driver: sim-env, interval: -5s}\n")
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "the refusal in the log", 10*time.Second, func() bool {
-		return strings.Contains(p.stderr.String(), "config reload refused") && strings.Contains(p.stderr.String(), "floorhub.yaml:5: devices[0].interval")
+		return strings.Contains(p.Log.String(), "config reload refused") && strings.Contains(p.Log.String(), "floorhub.yaml:5: devices[0].interval")
 	})
 	for i := 0; i < 3; i++ {
 		c.await(t, "telemetry of device 2 after the refused reload", telemetryOf(2))
 	}
 	select {
-	case err := <-p.exited:
-		t.Fatalf("the agent exited: %v\n%s", err, p.stderr)
+	case <-p.Exited():
+		t.Fatalf("the agent exited: %v\n%s", p.Cmd.ProcessState, p.Log)
 	default:
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
+	if code := p.Stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.Log)
 	}
 }
 
@@ -273,21 +263,16 @@ func get(t *testing.T, url string) (int, http.Header, []byte) {
 // /healthz is 200, turns 503 naming the store when the store cannot commit
 // (writes to its file fail), and 200 again when it can.
 func TestHealthzAndMetrics(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	dir := t.TempDir()
-	path := filepath.Join(dir, "floorhub.yaml")
-	cfg := "data_dir: " + filepath.Join(dir, "data") + "\nlisten: 127.0.0.1:0" + `
-store: {commit_interval: 100ms}
+	path := testkit.WriteAgentConfig(t, dir, testkit.AnyPort, `store: {commit_interval: 100ms}
 devices:
   - {id: 1, name: 'line "1"', driver: sim-env, interval: 100ms}
   - {id: 2, name: oven, driver: sim-hot, interval: 100ms}
   - {id: 3, name: door, driver: sim-door, interval: 100ms}
-`
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := startAgent(t, bin, dir, "-config", path)
-	base := "http://" + p.addr
+`)
+	p := testkit.StartAgent(t, bin, dir, "-config", path)
+	base := "http://" + p.Addr
 
 	health := func() (int, map[string]any) {
 		code, _, b := get(t, base+"/healthz")
@@ -328,7 +313,7 @@ devices:
 
 	// The store's file may not grow past its first pages: every commit
 	// fails, as on a full disk.
-	setFileSizeLimit(t, p.cmd.Process.Pid, 8192)
+	setFileSizeLimit(t, p.Cmd.Process.Pid, 8192)
 	testkit.Eventually(t, "/healthz 503 naming the store", 30*time.Second, func() bool {
 		code, m := health()
 		if code != 503 || m["ok"] != false {
@@ -348,12 +333,12 @@ devices:
 		}
 	}
 
-	setFileSizeLimit(t, p.cmd.Process.Pid, ^uint64(0))
+	setFileSizeLimit(t, p.Cmd.Process.Pid, ^uint64(0))
 	testkit.Eventually(t, "/healthz 200 once commits work again", 30*time.Second, func() bool {
 		code, _ := health()
 		return code == 200
 	})
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d after SIGINT:\n%s", code, p.stderr)
+	if code := p.Stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGINT:\n%s", code, p.Log)
 	}
 }

@@ -19,7 +19,7 @@ import (
 // carry the same bdSeq, and the next start, from the same data_dir, uses
 // the next one (kept in data_dir/sparkplug_bdseq).
 func TestSparkplugBdSeqAcrossKill9(t *testing.T) {
-	bin := buildAgent(t)
+	bin := testkit.BuildAgent(t)
 	broker := testkit.Mosquitto(t)
 	msgs := make(chan paho.Message, 1000)
 	sub := paho.NewClient(paho.NewClientOptions().AddBroker(broker).SetClientID("scada").SetOrderMatters(true))
@@ -63,14 +63,11 @@ func TestSparkplugBdSeqAcrossKill9(t *testing.T) {
 	}
 	var want uint64
 	for run := 0; run < 3; run++ {
-		p := startAgent(t, bin, dir, "-config", "c.yaml", "-listen", "127.0.0.1:0")
+		p := testkit.StartAgent(t, bin, dir, "-config", "c.yaml", "-listen", "127.0.0.1:0")
 		if got := next(sparkplug.NBIRTH); got != want {
 			t.Fatalf("start %d: NBIRTH bdSeq %d, want %d", run+1, got, want)
 		}
-		if err := p.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-p.exited
+		p.Kill(t)
 		if got := next(sparkplug.NDEATH); got != want {
 			t.Fatalf("start %d: NDEATH (the will) bdSeq %d, want %d as in its NBIRTH", run+1, got, want)
 		}

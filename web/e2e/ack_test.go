@@ -17,10 +17,8 @@ import (
 // forwarded by the MQTT uplink (topic <prefix>/<gateway>/alerts/ack), and
 // the uplink's health shows on the page.
 func TestDashboardAckOnMQTT(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
+	bin, dir := prepare(t)
 	broker := testkit.Mosquitto(t)
-	dir := t.TempDir()
 	cfg := writeConfig(t, dir, anyPort, "", "gateway_id: e2e-gw\nuplink:\n  mqtt: {url: \""+broker+"\"}\n")
 
 	acks := make(chan paho.Message, 16)
@@ -34,8 +32,8 @@ func TestDashboardAckOnMQTT(t *testing.T) {
 	}
 
 	ag := startAgent(t, bin, cfg)
-	a := newBrowser(t, "http://"+ag.addr, filepath.Join(dir, "profile"), 1280, 900)
-	a.openWithToken(t, ag.token)
+	a := newBrowser(t, "http://"+ag.Addr, filepath.Join(dir, "profile"), 1280, 900)
+	a.openWithToken(t, ag.Token)
 	a.wait(t, "the live state", 15*time.Second, live)
 	a.wait(t, "the MQTT uplink connected", 20*time.Second, `document.querySelector('#uplinks tr[data-name="mqtt"] .dot.ok')`)
 	a.wait(t, "the active alert", 10*time.Second, `document.querySelector('#alertlist .alert[data-state="active"] .ackb')`)

@@ -13,15 +13,13 @@ import (
 // Bob's page shows the chat live with an unread count, he opens it (the
 // count goes) and answers; Alice's page shows the answer live.
 func TestDashboardChat(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	hash := passwordHash(t, bin, "correct horse")
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash)+
-		`  - {name: bob, id: 9, role: operator, password_hash: "`+hash+`"}
-`)
+	bin, dir := prepare(t)
+	users, hash := usersConfig(t, bin)
+	users += `  - {name: bob, id: 9, role: operator, password_hash: "` + hash + `"}
+`
+	cfg := writeConfig(t, dir, anyPort, "", users)
 	ag := startAgent(t, bin, cfg)
-	origin := "http://" + ag.addr
+	origin := "http://" + ag.Addr
 
 	a := newBrowser(t, origin, filepath.Join(dir, "alice"), 1280, 900)
 	b := newBrowser(t, origin, filepath.Join(dir, "bob"), 800, 480) // a panel PC's screen
@@ -30,7 +28,7 @@ func TestDashboardChat(t *testing.T) {
 		name string
 	}{{a, "alice"}, {b, "bob"}} {
 		u.b.run(t, chromedp.Navigate(origin+"/"))
-		u.b.signIn(t, u.name, "correct horse")
+		u.b.signIn(t, u.name, password)
 		u.b.wait(t, u.name+"'s chat connected", 15*time.Second, `document.getElementById("chat").dataset.state === "live" && !document.getElementById("chat").hidden`)
 	}
 
@@ -58,13 +56,11 @@ func TestDashboardChat(t *testing.T) {
 
 	// The agent restarts: both panels reconnect by themselves, with the
 	// chat still open, and the conversation goes on.
-	ag.stop(t)
+	ag.Stop(t)
 	for _, p := range []*browser{a, b} {
 		p.wait(t, "the chat down", 10*time.Second, `document.getElementById("chat").dataset.state === "down"`)
 	}
-	writeConfig(t, dir, ag.addr, "", usersConfig(hash)+
-		`  - {name: bob, id: 9, role: operator, password_hash: "`+hash+`"}
-`)
+	writeConfig(t, dir, ag.Addr, "", users)
 	startAgent(t, bin, cfg)
 	for _, p := range []*browser{a, b} {
 		p.wait(t, "the chat back", 15*time.Second, `document.getElementById("chat").dataset.state === "live"`)
@@ -75,9 +71,7 @@ func TestDashboardChat(t *testing.T) {
 
 	// A viewer gets no chat panel.
 	v := newBrowser(t, origin, filepath.Join(dir, "viewer"), 800, 480)
-	v.run(t, chromedp.Navigate(origin+"/"))
-	v.signIn(t, "victor", "correct horse")
-	v.wait(t, "the live state", 15*time.Second, live)
+	v.signInLive(t, "victor")
 	if !eval[bool](t, v, `document.getElementById("chat").hidden`) {
 		t.Errorf("a viewer sees the chat panel")
 	}

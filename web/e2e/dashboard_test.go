@@ -16,15 +16,13 @@ import (
 // history, a fresh load during an active alert, an acknowledgement seen by
 // a second screen, the agent stopped and started again, the 800×480 screen.
 func TestDashboard(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	dir := t.TempDir()
+	bin, dir := prepare(t)
 	cfg := writeConfig(t, dir, anyPort, "", "")
 	ag := startAgent(t, bin, cfg)
-	origin := "http://" + ag.addr
+	origin := "http://" + ag.Addr
 
 	a := newBrowser(t, origin, filepath.Join(dir, "profile-a"), 1280, 900)
-	a.openWithToken(t, ag.token)
+	a.openWithToken(t, ag.Token)
 
 	// Live values, with the names, driver kinds and units from the hub.
 	a.wait(t, "the live state", 15*time.Second, live)
@@ -50,7 +48,7 @@ func TestDashboard(t *testing.T) {
 	// A fresh load while the alert is active shows it (the alerts snapshot).
 	a.wait(t, "the active alert in the first browser", 10*time.Second, `document.querySelector('#alertlist .alert.critical[data-state="active"]')`)
 	b := newBrowser(t, origin, filepath.Join(dir, "profile-b"), 1280, 900)
-	b.openWithToken(t, ag.token)
+	b.openWithToken(t, ag.Token)
 	b.wait(t, "the active alert on a fresh load", 10*time.Second, `document.querySelector('#alertlist .alert.critical[data-state="active"]') && document.getElementById("counts").textContent.includes("1 critical")`)
 	b.shot(t, "fresh-load-alert")
 
@@ -68,7 +66,7 @@ func TestDashboard(t *testing.T) {
 	})
 
 	// The agent stops: the page says so and greys the values with their age.
-	ag.stop(t)
+	ag.Stop(t)
 	a.wait(t, "the disconnected state", 10*time.Second, `document.getElementById("conn").dataset.state !== "live"`)
 	a.wait(t, "stale cards", 5*time.Second, `[...document.querySelectorAll(".device")].every((d) => d.classList.contains("stale") && d.querySelector(".age").textContent.startsWith("stale"))`)
 	a.shot(t, "stale")
@@ -76,11 +74,11 @@ func TestDashboard(t *testing.T) {
 	// It starts again, on the same address (the page's origin; the port is
 	// free since the agent stopped, unless another process takes it in
 	// between): the page is back within 2 s, with fresh values.
-	writeConfig(t, dir, ag.addr, "", "")
+	writeConfig(t, dir, ag.Addr, "", "")
 	ag = startAgent(t, bin, cfg)
-	a.wait(t, "the live state after the restart", 10*time.Second, live+` && +document.body.dataset.liveAt >= `+strconv.FormatInt(ag.ready.UnixMilli()-1000, 10))
+	a.wait(t, "the live state after the restart", 10*time.Second, live+` && +document.body.dataset.liveAt >= `+strconv.FormatInt(ag.Ready.UnixMilli()-1000, 10))
 	liveAt := eval[int64](t, a, `+document.body.dataset.liveAt`)
-	back := time.UnixMilli(liveAt).Sub(ag.ready)
+	back := time.UnixMilli(liveAt).Sub(ag.Ready)
 	t.Logf("reconnected %v after the agent printed its URL", back)
 	if back > 2*time.Second {
 		t.Errorf("the page reconnected %v after the agent came back, want at most 2 s", back)
@@ -91,7 +89,7 @@ func TestDashboard(t *testing.T) {
 	// The Pi's 800×480 touchscreen: no horizontal scroll, the key parts in view.
 	t.Run("800x480", func(t *testing.T) {
 		k := newBrowser(t, origin, filepath.Join(dir, "profile-small"), 800, 480)
-		k.openWithToken(t, ag.token)
+		k.openWithToken(t, ag.Token)
 		k.wait(t, "the live state", 15*time.Second, live)
 		k.wait(t, "named cards", 10*time.Second, deviceJS(2, `.querySelector(".name").textContent === "oven probe"`))
 		w := eval[struct{ Scroll, Client int }](t, k, `({Scroll: document.documentElement.scrollWidth, Client: document.documentElement.clientWidth})`)
@@ -117,12 +115,10 @@ func TestDashboard(t *testing.T) {
 // TestDashboardTokenExpired: a page whose bearer token expires goes to the
 // sign-in screen and stops reconnecting (it used to retry forever).
 func TestDashboardTokenExpired(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	dir := t.TempDir()
+	bin, dir := prepare(t)
 	cfg := writeConfig(t, dir, anyPort, "", "")
 	ag := startAgent(t, bin, cfg)
-	a := newBrowser(t, "http://"+ag.addr, filepath.Join(dir, "profile"), 1280, 900)
+	a := newBrowser(t, "http://"+ag.Addr, filepath.Join(dir, "profile"), 1280, 900)
 	// Valid for 5 s and the 1 s leeway: long enough to load the page on a
 	// busy machine, short enough to wait for.
 	out, err := exec.Command(bin, "token", "-config", cfg, "-user", "shift", "-ttl", "5s").Output()
@@ -131,8 +127,7 @@ func TestDashboardTokenExpired(t *testing.T) {
 	}
 	a.openWithToken(t, strings.TrimSpace(string(out)))
 	a.wait(t, "the live state", 15*time.Second, live)
-	a.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
-	st := eval[struct{ Conn, Retry, Why, Token string }](t, a, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent, Token: sessionStorage.getItem("floorhub.token") || ""})`)
+	st := a.signInScreen(t)
 	if st.Conn != "login" || st.Retry != "" || st.Token != "" {
 		t.Errorf("after the token expired: %+v, want the login state, no retry scheduled and the token forgotten", st)
 	}

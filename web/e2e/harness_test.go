@@ -1,20 +1,14 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,14 +21,10 @@ import (
 // screenshots; scripts/test.sh points it at artifacts/screenshots.
 const screenshotsEnv = "FLOORHUB_SCREENSHOTS"
 
-var (
-	buildOnce sync.Once
-	agentBin  string
-	buildErr  error
-)
-
-// buildAgent compiles the real binary once per test binary run.
-func buildAgent(t *testing.T) string {
+// prepare starts a test: it builds the agent (once), checks that Chromium
+// is here, and returns the binary and a fresh directory for the test's
+// config, the agent's data and the browsers' profiles.
+func prepare(t *testing.T) (bin, dir string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the agent and a browser")
@@ -42,49 +32,21 @@ func buildAgent(t *testing.T) string {
 	if os.Getenv(testkit.EmulatorEnv) != "" {
 		t.Skip("the browser runs on the host: nothing here is specific to the gateway's CPU")
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "floorhub-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "agent")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", agentBin, "../../cmd/agent")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return agentBin
+	bin = testkit.BuildAgent(t)
+	chromium(t)
+	return bin, t.TempDir()
 }
 
 // TestMain removes the built agent once every test has run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if agentBin != "" {
-		os.RemoveAll(filepath.Dir(agentBin))
-	}
+	testkit.RemoveAgentBuild()
 	os.Exit(code)
 }
 
-// agent is one run of the binary.
-type agent struct {
-	cmd    *exec.Cmd
-	addr   string    // where it listens: 127.0.0.1 and the port of its URL
-	token  string    // from the URL it printed
-	ready  time.Time // when that line was read
-	stderr *testkit.Buffer
-	exited chan struct{}
-}
-
-var urlRE = regexp.MustCompile(`^floorhub is running: dashboard (http://\S+)$`)
-
 // anyPort is the listen address of an agent's first start: the kernel
 // picks the port, which the agent prints in its URL.
-const anyPort = "127.0.0.1:0"
+const anyPort = testkit.AnyPort
 
 // writeConfig writes the agent's config in dir and returns its path: two
 // simulated devices read five times a second, a critical alert that is
@@ -92,9 +54,7 @@ const anyPort = "127.0.0.1:0"
 // entries) and top-level keys added.
 func writeConfig(t *testing.T, dir, addr, hub, extra string) string {
 	t.Helper()
-	cfg := fmt.Sprintf(`data_dir: %s
-listen: %s
-store: {commit_interval: 200ms}
+	return testkit.WriteAgentConfig(t, dir, addr, fmt.Sprintf(`store: {commit_interval: 200ms}
 auth: {leeway: 1s}
 hub: {connects_per_minute: -1%s}
 devices:
@@ -102,75 +62,14 @@ devices:
   - {id: 2, name: oven probe, driver: sim-hot, interval: 250ms}
 rules:
   - {name: line_warm, device_ids: [1], metric: temperature, above: -100, severity: critical, title: Line A warm, message: the line runs warm}
-%s`, filepath.Join(dir, "data"), addr, hub, extra)
-	path := filepath.Join(dir, "floorhub.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+%s`, hub, extra))
 }
 
-// startAgent runs the binary with config and waits for its URL line.
-func startAgent(t *testing.T, bin, config string) *agent {
+// startAgent runs the binary with config and waits for its URL line; it is
+// stopped at the test's end.
+func startAgent(t *testing.T, bin, config string) *testkit.Agent {
 	t.Helper()
-	a := &agent{cmd: testkit.Command(bin, "-config", config), stderr: &testkit.Buffer{}, exited: make(chan struct{})}
-	a.cmd.Stderr = a.stderr
-	out, err := a.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-		a.cmd.Wait()
-		close(a.exited)
-	}()
-	t.Cleanup(func() { a.stop(t) })
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("agent exited before printing its URL:\n%s", a.stderr)
-			}
-			if m := urlRE.FindStringSubmatch(l); m != nil {
-				a.ready = time.Now()
-				u, err := url.Parse(m[1])
-				if err != nil {
-					t.Fatal(err)
-				}
-				a.token = u.Query().Get("token")
-				a.addr = net.JoinHostPort("127.0.0.1", u.Port())
-				return a
-			}
-		case <-deadline:
-			t.Fatalf("no URL line within 30 s:\n%s", a.stderr)
-		}
-	}
-}
-
-// stop ends the agent with SIGINT (a clean stop, as systemd's) and waits.
-func (a *agent) stop(t *testing.T) {
-	select {
-	case <-a.exited:
-		return
-	default:
-	}
-	_ = a.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-a.exited:
-	case <-time.After(30 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-		t.Errorf("agent did not stop on SIGINT:\n%s", a.stderr)
-	}
+	return testkit.StartAgent(t, bin, "", "-config", config)
 }
 
 // browser is one headless Chromium with its own profile directory.
@@ -280,6 +179,20 @@ func (b *browser) openWithToken(t *testing.T, token string) {
 			return err
 		}),
 		chromedp.Reload())
+}
+
+// signedOut is the page's state on the sign-in screen: the connection's
+// state, the retry it has scheduled, the screen's message and the bearer
+// token it keeps ("" for none).
+type signedOut struct{ Conn, Retry, Why, Token string }
+
+// signInScreen waits until the page has gone to the sign-in screen with the
+// app hidden, as it does when its token or session ends, and reads its
+// state there.
+func (b *browser) signInScreen(t *testing.T) signedOut {
+	t.Helper()
+	b.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
+	return eval[signedOut](t, b, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent, Token: sessionStorage.getItem("floorhub.token") || ""})`)
 }
 
 // shot saves a screenshot of the whole page as <name>.png in the

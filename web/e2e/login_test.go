@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,30 +10,21 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// passwordHash runs `agent passwd` for password, or skips the test when
-// this agent has no login yet (the dashboard login contract: users with
-// password hashes in the config, sessions in cookies).
-func passwordHash(t *testing.T, bin, password string) string {
-	t.Helper()
-	cmd := exec.Command(bin, "passwd")
-	cmd.Stdin = strings.NewReader(password + "\n")
-	out, err := cmd.Output()
-	hash := strings.TrimSpace(string(out))
-	if err != nil || hash == "" || strings.ContainsAny(hash, " \n") {
-		t.Skipf("this agent has no `agent passwd` (login not built yet): %v %q", err, out)
-	}
-	return hash
-}
+// password is every test user's password; [usersConfig] has its hash.
+const password = "correct horse"
 
-// usersConfig is the config's users: an operator and a viewer with the
-// same password.
-func usersConfig(hash string) string {
+// usersConfig returns the config's users, an operator and a viewer with
+// [password], and the hash of password it gives them (from `agent passwd`).
+func usersConfig(t *testing.T, bin string) (users, hash string) {
+	t.Helper()
+	hash = testkit.AgentPasswordHash(t, bin, password)
 	return `users:
   - {name: alice, id: 7, role: operator, password_hash: "` + hash + `"}
   - {name: victor, id: 8, role: viewer, password_hash: "` + hash + `"}
-`
+`, hash
 }
 
 // signIn fills the sign-in form of the page loaded in b.
@@ -45,16 +35,23 @@ func (b *browser) signIn(t *testing.T, user, password string) {
 	b.click(t, `#login button[type=submit]`)
 }
 
+// signInLive loads the page, signs in as user with [password] and waits
+// for the live state.
+func (b *browser) signInLive(t *testing.T, user string) {
+	t.Helper()
+	b.run(t, chromedp.Navigate(b.origin+"/"))
+	b.signIn(t, user, password)
+	b.wait(t, "the live state", 15*time.Second, live)
+}
+
 // TestDashboardLogin: sign in with a password, live values with names, and
 // a kiosk whose browser restarts (a new process on the same profile, so the
 // same cookie jar) comes back to the live screen with no one at it.
 func TestDashboardLogin(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	hash := passwordHash(t, bin, "correct horse")
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash))
-	origin := "http://" + startAgent(t, bin, cfg).addr
+	bin, dir := prepare(t)
+	users, _ := usersConfig(t, bin)
+	cfg := writeConfig(t, dir, anyPort, "", users)
+	origin := "http://" + startAgent(t, bin, cfg).Addr
 	profile := filepath.Join(dir, "kiosk")
 
 	a := newBrowser(t, origin, profile, 1280, 900)
@@ -62,7 +59,7 @@ func TestDashboardLogin(t *testing.T) {
 	a.signIn(t, "alice", "wrong")
 	a.wait(t, "the refusal", 10*time.Second, `document.getElementById("loginerr").textContent.includes("wrong user or password")`)
 	eval[any](t, a, `document.getElementById("lu").value = document.getElementById("lp").value = ""`)
-	a.signIn(t, "alice", "correct horse")
+	a.signIn(t, "alice", password)
 	a.wait(t, "the live state", 15*time.Second, live)
 	a.wait(t, "device 1's name", 10*time.Second, deviceJS(1, `.querySelector(".name").textContent === "press line A"`))
 	a.wait(t, "the user and role", 5*time.Second, `document.getElementById("who").textContent === "alice (operator)"`)
@@ -81,9 +78,7 @@ func TestDashboardLogin(t *testing.T) {
 
 	// A viewer reads, and gets no Acknowledge button.
 	v := newBrowser(t, origin, filepath.Join(dir, "viewer"), 1280, 900)
-	v.run(t, chromedp.Navigate(origin+"/"))
-	v.signIn(t, "victor", "correct horse")
-	v.wait(t, "the live state", 15*time.Second, live)
+	v.signInLive(t, "victor")
 	v.wait(t, "the user and role", 5*time.Second, `document.getElementById("who").textContent === "victor (viewer)"`)
 	v.wait(t, "the active alert", 10*time.Second, `document.querySelector('#alertlist .alert[data-state="active"]')`)
 	v.wait(t, "a temperature with its unit", 10*time.Second, deviceJS(1, `.querySelector('tr[data-metric="temperature"] td.v').textContent.includes("°C")`))
@@ -97,24 +92,19 @@ func TestDashboardLogin(t *testing.T) {
 // user is removed from the config, which a SIGHUP reload applies) goes to
 // the sign-in screen and stops reconnecting.
 func TestDashboardSessionRevoked(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	hash := passwordHash(t, bin, "correct horse")
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, anyPort, "", usersConfig(hash))
+	bin, dir := prepare(t)
+	users, hash := usersConfig(t, bin)
+	cfg := writeConfig(t, dir, anyPort, "", users)
 	ag := startAgent(t, bin, cfg)
 
-	a := newBrowser(t, "http://"+ag.addr, filepath.Join(dir, "profile"), 1280, 900)
-	a.run(t, chromedp.Navigate("http://"+ag.addr+"/"))
-	a.signIn(t, "alice", "correct horse")
-	a.wait(t, "the live state", 15*time.Second, live)
+	a := newBrowser(t, "http://"+ag.Addr, filepath.Join(dir, "profile"), 1280, 900)
+	a.signInLive(t, "alice")
 
 	writeConfig(t, dir, anyPort, "", "users:\n  - {name: victor, id: 8, role: viewer, password_hash: \""+hash+"\"}\n")
-	if err := ag.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := ag.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	a.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
-	st := eval[struct{ Conn, Retry, Why string }](t, a, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent})`)
+	st := a.signInScreen(t)
 	if st.Conn != "login" || st.Retry != "" || !strings.Contains(st.Why, "expired") {
 		t.Errorf("after the session ended: %+v, want the login state saying so, no retry scheduled", st)
 	}
@@ -127,21 +117,17 @@ func TestDashboardSessionRevoked(t *testing.T) {
 // so rather than leave the session unused that long the test ages it in
 // the agent's sessions file while the agent is stopped.
 func TestDashboardSessionExpired(t *testing.T) {
-	bin := buildAgent(t)
-	chromium(t)
-	hash := passwordHash(t, bin, "correct horse")
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, anyPort, ", session_ttl: 1m", usersConfig(hash))
+	bin, dir := prepare(t)
+	users, _ := usersConfig(t, bin)
+	cfg := writeConfig(t, dir, anyPort, ", session_ttl: 1m", users)
 	ag := startAgent(t, bin, cfg)
-	origin := "http://" + ag.addr
+	origin := "http://" + ag.Addr
 	profile := filepath.Join(dir, "kiosk")
 
 	a := newBrowser(t, origin, profile, 1280, 900)
-	a.run(t, chromedp.Navigate(origin+"/"))
-	a.signIn(t, "alice", "correct horse")
-	a.wait(t, "the live state", 15*time.Second, live)
+	a.signInLive(t, "alice")
 	a.close()
-	ag.stop(t)
+	ag.Stop(t)
 
 	path := filepath.Join(dir, "data", "sessions.json")
 	raw, err := os.ReadFile(path)
@@ -162,12 +148,11 @@ func TestDashboardSessionExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	writeConfig(t, dir, ag.addr, ", session_ttl: 1m", usersConfig(hash))
+	writeConfig(t, dir, ag.Addr, ", session_ttl: 1m", users)
 	startAgent(t, bin, cfg)
 	k := newBrowser(t, origin, profile, 1280, 900)
 	k.run(t, chromedp.Navigate(origin+"/"))
-	k.wait(t, "the sign-in screen", 15*time.Second, `!document.getElementById("login").hidden && document.getElementById("app").hidden`)
-	st := eval[struct{ Conn, Retry, Why string }](t, k, `({Conn: document.getElementById("conn").dataset.state, Retry: document.body.dataset.retry || "", Why: document.getElementById("loginerr").textContent})`)
+	st := k.signInScreen(t)
 	if st.Conn != "login" || st.Retry != "" {
 		t.Errorf("with an expired session: %+v, want the login state, no retry scheduled", st)
 	}
