@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,77 +15,34 @@ import (
 // mosquitto: the result comes on cmd_result, the alert_ack record on
 // alerts/ack (not on alerts), and a dashboard sees the acknowledgement.
 func TestAckAlertOverMQTT(t *testing.T) {
-	broker := testkit.Mosquitto(t)
-	r := start(t, `
-gateway_id: gw-1
-listen: `+anyPort+`
+	r, c := startOverMQTT(t, `
 devices:
   - {id: 1, driver: sim-env, interval: 100ms}
 rules:
   - {name: warm, metric: temperature, above: 0, severity: critical, title: High Temperature Alert}
-uplink:
-  mqtt: {url: "`+broker+`"}
 `)
 	id := activeAlert(t, r).Alert.ID
 	dash := dialHub(t, r, "/ws/alerts")
 
-	var mu sync.Mutex
-	results := map[string]map[string]any{}
 	var acks []map[string]any
 	var alertKinds []string
-	o := paho.NewClientOptions().AddBroker(broker).SetClientID("central").SetAutoReconnect(false)
-	c := paho.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
 	type batch struct {
 		Records []map[string]any `json:"records"`
 	}
-	sub := func(topic string, f func(m paho.Message)) {
-		if tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { f(m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", topic, tok.Error())
-		}
-	}
-	sub("floorhub/gw-1/alerts/ack", func(m paho.Message) {
+	c.subscribe("floorhub/gw-1/alerts/ack", func(m paho.Message) {
 		var b batch
 		if err := json.Unmarshal(m.Payload(), &b); err != nil {
 			t.Errorf("alerts/ack: %v: %s", err, m.Payload())
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		acks = append(acks, b.Records...)
 	})
-	sub("floorhub/gw-1/alerts", func(m paho.Message) {
+	c.subscribe("floorhub/gw-1/alerts", func(m paho.Message) {
 		var b batch
 		json.Unmarshal(m.Payload(), &b)
-		mu.Lock()
-		defer mu.Unlock()
 		for _, r := range b.Records {
 			alertKinds = append(alertKinds, r["kind"].(string))
 		}
 	})
-	sub("floorhub/gw-1/cmd_result", func(m paho.Message) {
-		var res map[string]any
-		json.Unmarshal(m.Payload(), &res)
-		mu.Lock()
-		defer mu.Unlock()
-		if rid, ok := res["request_id"].(string); ok {
-			results[rid] = res
-		}
-	})
-	// A command published before the uplink has subscribed to commands
-	// is dropped by the broker (nobody subscribes): wait for the uplink
-	// to serve, which it does once its subscription is in place, shown
-	// by a reading arriving (one every 100 ms).
-	serving := make(chan struct{})
-	var once sync.Once
-	sub("floorhub/gw-1/telemetry", func(paho.Message) { once.Do(func() { close(serving) }) })
-	select {
-	case <-serving:
-	case <-time.After(20 * time.Second):
-		t.Fatal("no reading on telemetry: the uplink does not serve")
-	}
 	idArg := strconv.FormatUint(id, 10)
 	for _, p := range []string{
 		`{"request_id":"a-1","alert_id":` + idArg + `,"user":"control room","note":"seen from the center"}`,
@@ -94,32 +50,30 @@ uplink:
 		`{"request_id":"a-3","alert_id":999999,"user":"control room"}`,
 	} {
 		// One at a time: a-2 must find a-1's acknowledgement.
-		if tok := c.Publish("floorhub/gw-1/cmd/ack_alert", 1, false, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
+		c.command("ack_alert", p)
 		var rid struct {
 			RequestID string `json:"request_id"`
 		}
 		json.Unmarshal([]byte(p), &rid)
 		testkit.Eventually(t, "the result of "+rid.RequestID, 20*time.Second, func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return results[rid.RequestID] != nil
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.results[rid.RequestID] != nil
 		})
 	}
 	testkit.Eventually(t, "the alert_ack record on alerts/ack", 20*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return len(acks) >= 1
 	})
-	mu.Lock()
-	res := results["a-1"]
+	c.mu.Lock()
+	res := c.results["a-1"]
 	out, _ := res["result"].(map[string]any)
 	if res["ok"] != true || out["alert_id"] != float64(id) || out["acknowledged_by"] != "control room" || out["note"] != "seen from the center" {
 		t.Errorf("a-1: %v", res)
 	}
 	for rid, code := range map[string]string{"a-2": "already_acknowledged", "a-3": "unknown_alert"} {
-		if res := results[rid]; res["ok"] != false || res["error"] != code {
+		if res := c.results[rid]; res["ok"] != false || res["error"] != code {
 			t.Errorf("%s: %v, want %s", rid, res, code)
 		}
 	}
@@ -135,7 +89,7 @@ uplink:
 			t.Errorf("a record of kind %q on the alerts topic", k)
 		}
 	}
-	mu.Unlock()
+	c.mu.Unlock()
 
 	m := readType(t, dash, "alert")
 	for m["acknowledged"] == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +17,12 @@ import (
 // through a real mosquitto, and the control room's chat_post lands in the
 // chat (and comes back on the chat topic, as every message does).
 func TestChatOverMQTT(t *testing.T) {
-	broker := testkit.Mosquitto(t)
-	r := start(t, `
-gateway_id: gw-1
-listen: `+anyPort+`
+	r, c := startOverMQTT(t, `
 devices:
   - {id: 1, driver: sim-env, interval: 1s}
-uplink:
-  mqtt: {url: "`+broker+`"}
 `)
-	var mu sync.Mutex
 	var chats []string
-	results := map[string]map[string]any{}
-	o := paho.NewClientOptions().AddBroker(broker).SetClientID("central").SetAutoReconnect(false)
-	c := paho.NewClient(o)
-	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("connect: %v", tok.Error())
-	}
-	defer c.Disconnect(0)
-	sub := func(topic string, f func(m paho.Message)) {
-		if tok := c.Subscribe(topic, 1, func(_ paho.Client, m paho.Message) { f(m) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("subscribe %s: %v", topic, tok.Error())
-		}
-	}
-	sub("floorhub/gw-1/chat", func(m paho.Message) {
+	c.subscribe("floorhub/gw-1/chat", func(m paho.Message) {
 		var b struct {
 			Records []struct {
 				Kind string `json:"kind"`
@@ -54,22 +35,11 @@ uplink:
 		if err := json.Unmarshal(m.Payload(), &b); err != nil {
 			t.Errorf("chat topic: %v: %s", err, m.Payload())
 		}
-		mu.Lock()
-		defer mu.Unlock()
 		for _, r := range b.Records {
 			if r.Kind != "chat" {
 				t.Errorf("record of kind %q on the chat topic", r.Kind)
 			}
 			chats = append(chats, r.Chat.SenderName+": "+r.Chat.Message)
-		}
-	})
-	sub("floorhub/gw-1/cmd_result", func(m paho.Message) {
-		var res map[string]any
-		json.Unmarshal(m.Payload(), &res)
-		mu.Lock()
-		defer mu.Unlock()
-		if id, ok := res["request_id"].(string); ok {
-			results[id] = res
 		}
 	})
 
@@ -82,8 +52,8 @@ uplink:
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, "the floor's message on the chat topic", 20*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		return len(chats) >= 1
 	})
 
@@ -92,22 +62,20 @@ uplink:
 		`{"request_id":"c-2","chat_id":9,"user":"control room","message":"x"}`,
 		`{"request_id":"c-3","chat_id":1,"message":"no sender"}`,
 	} {
-		if tok := c.Publish("floorhub/gw-1/cmd/chat_post", 1, false, p); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("publish: %v", tok.Error())
-		}
+		c.command("chat_post", p)
 	}
 	testkit.Eventually(t, "three results and the central message on the chat topic", 20*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(results) == 3 && len(chats) >= 2
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.results) == 3 && len(chats) >= 2
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	if res := results["c-1"]; res["ok"] != true || res["result"].(map[string]any)["sender_id"] != -1.0 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if res := c.results["c-1"]; res["ok"] != true || res["result"].(map[string]any)["sender_id"] != -1.0 {
 		t.Errorf("chat_post: %v", res)
 	}
 	for _, id := range []string{"c-2", "c-3"} {
-		if res := results[id]; res["ok"] != false || res["error"] != "bad_args" {
+		if res := c.results[id]; res["ok"] != false || res["error"] != "bad_args" {
 			t.Errorf("%s: %v", id, res)
 		}
 	}
