@@ -23,6 +23,8 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
+// newService is a chat on a fresh store, with o's other options; its
+// tokens are verified with secret unless o has a Verifier.
 func newService(t *testing.T, o Options) (*Service, *store.Store) {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "db"), &store.Options{Logger: quiet})
@@ -30,16 +32,39 @@ func newService(t *testing.T, o Options) (*Service, *store.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
+	if o.Verifier == nil {
+		o.Verifier = newVerifier(t, auth.VerifierOptions{})
 	}
-	o.Store, o.Verifier, o.Logger = st, v, quiet
+	o.Store, o.Logger = st, quiet
 	s, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, st
+}
+
+// newVerifier verifies tokens signed with secret, with o's other options.
+func newVerifier(t *testing.T, o auth.VerifierOptions) *auth.Verifier {
+	t.Helper()
+	o.Secret = secret
+	v, err := auth.NewVerifier(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// serve runs s (its Run loop, and its handler on a test HTTP server) until
+// the end of the test, and returns the server.
+func serve(t *testing.T, s *Service) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
 }
 
 func payload(t *testing.T, js string) map[string]any {
@@ -178,12 +203,7 @@ func dialPolling(t *testing.T, srv *httptest.Server, query string, header http.H
 // connections are capped.
 func TestConnectAuth(t *testing.T) {
 	s, _ := newService(t, Options{MaxConnsPerUser: 1})
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := serve(t, s)
 
 	mint := func(uid int64) string {
 		tok, err := auth.Mint(secret, "alice", time.Hour, auth.Claims{UserID: uid})
@@ -248,25 +268,8 @@ func TestPostAsCentralUser(t *testing.T) {
 // A connection ends when its token expires (plus the leeway): the client
 // gets a DISCONNECT and the user is offline.
 func TestTokenExpiryDisconnects(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"), &store.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret, Leeway: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Store: st, Verifier: v, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s, _ := newService(t, Options{Verifier: newVerifier(t, auth.VerifierOptions{Leeway: time.Millisecond})})
+	srv := serve(t, s)
 
 	tok, err := auth.Mint(secret, "alice", 2*time.Second, auth.Claims{UserID: 1})
 	if err != nil {

@@ -2,11 +2,9 @@ package chat
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"runtime"
@@ -63,12 +61,7 @@ func TestSessionMemory(t *testing.T) {
 	if _, _, err := st.CreateChat([]int64{1, 2}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := serve(t, s)
 	tok, err := auth.Mint(secret, "bob", time.Hour, auth.Claims{UserID: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -16,38 +15,38 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
+// openSessions opens a session manager in a fresh directory for users,
+// whose password is "pw" (hashed with few rounds: the test need not be
+// slow). With tokens it also takes bearer tokens signed with secret.
+func openSessions(t *testing.T, tokens bool, users ...session.User) *session.Manager {
+	t.Helper()
+	h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range users {
+		users[i].PasswordHash = h
+	}
+	o := session.Options{Dir: t.TempDir(), Logger: quiet}
+	if tokens {
+		o.Verifier = newVerifier(t, auth.VerifierOptions{})
+	}
+	m, err := session.Open(o, users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // With the session manager: the dashboard's cookie admits its user with the
 // config's id; a viewer may not chat; a token takes its configured user's
 // id when it has no uid. With allowed_origins ["*"], as on /ws, the cookie
 // counts only from the hub's own page (a token from any).
 func TestConnectSession(t *testing.T) {
-	var users []session.User
-	for i, u := range []struct {
-		name string
-		role auth.Role
-	}{{"olga", auth.RoleOperator}, {"victor", auth.RoleViewer}} {
-		h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		users = append(users, session.User{Name: u.name, ID: int64(7 + i), Role: u.role, PasswordHash: h})
-	}
-	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := session.Open(session.Options{Dir: t.TempDir(), Verifier: v, Logger: quiet}, users)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := openSessions(t, true, session.User{Name: "olga", ID: 7, Role: auth.RoleOperator}, session.User{Name: "victor", ID: 8, Role: auth.RoleViewer})
 	s, _ := newService(t, Options{SocketIO: socketio.Options{Engine: engineio.Options{AllowedOrigins: []string{"*"}}}})
 	s.o.Auth, s.o.Verifier = m, nil
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := serve(t, s)
 
 	cookie := func(user string) http.Header {
 		c, _, ok, err := m.Login(user, []byte("pw"))
@@ -98,23 +97,10 @@ func TestConnectSession(t *testing.T) {
 // client gets a DISCONNECT within a check or two and the user is offline,
 // while a connection on another session of the same user stays.
 func TestSessionEndDisconnects(t *testing.T) {
-	h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := session.Open(session.Options{Dir: t.TempDir(), Logger: quiet},
-		[]session.User{{Name: "olga", ID: 7, Role: auth.RoleOperator, PasswordHash: h}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := openSessions(t, false, session.User{Name: "olga", ID: 7, Role: auth.RoleOperator})
 	s, _ := newService(t, Options{})
 	s.o.Auth, s.o.Verifier = m, nil
-	srv := httptest.NewServer(s)
-	defer srv.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	srv := serve(t, s)
 
 	connect := func() (*poller, string) {
 		c, _, ok, err := m.Login("olga", []byte("pw"))
@@ -193,31 +179,11 @@ func (p *poller) emit(event, want string) {
 // without (token-only), any positive id, up to MaxChatsPerUser chats a
 // user belongs to (an existing chat is still returned).
 func TestCreateChatLimits(t *testing.T) {
-	h, err := auth.HashPasswordRounds([]byte("pw"), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewVerifier(auth.VerifierOptions{Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := session.Open(session.Options{Dir: t.TempDir(), Verifier: v, Logger: quiet},
-		[]session.User{{Name: "olga", ID: 7, Role: auth.RoleOperator, PasswordHash: h}, {Name: "oscar", ID: 8, Role: auth.RoleOperator, PasswordHash: h}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := openSessions(t, true, session.User{Name: "olga", ID: 7, Role: auth.RoleOperator}, session.User{Name: "oscar", ID: 8, Role: auth.RoleOperator})
 	configured, _ := newService(t, Options{Users: m})
 	configured.o.Auth, configured.o.Verifier = m, nil
 	tokenOnly, _ := newService(t, Options{MaxChatsPerUser: 2})
-	for _, s := range []*Service{configured, tokenOnly} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		defer func() { cancel(); <-done }()
-	}
-
-	srv := httptest.NewServer(configured)
-	defer srv.Close()
+	srv, srv2 := serve(t, configured), serve(t, tokenOnly)
 	tok, err := auth.Mint(secret, "olga", time.Hour, auth.Claims{})
 	if err != nil {
 		t.Fatal(err)
@@ -226,8 +192,6 @@ func TestCreateChatLimits(t *testing.T) {
 	p.emit(`42["create_chat",{"receiver_id":99}]`, `42["exception",{"message":"unknown user 99","status":"error"}]`)
 	p.emit(`42["create_chat",{"receiver_id":8}]`, `"members":[7,8]`)
 
-	srv2 := httptest.NewServer(tokenOnly)
-	defer srv2.Close()
 	tok, err = auth.Mint(secret, "tina", time.Hour, auth.Claims{UserID: 1})
 	if err != nil {
 		t.Fatal(err)
