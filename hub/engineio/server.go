@@ -321,10 +321,9 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		// Every packet is written at once: the core's write delay would
 		// hold a chat message to batch it with others, and chat messages
 		// are rare (the engine marks nothing Delay either).
-		WriteDelay:     -1,
-		ReadBufferSize: 512, // pooled, taken while bytes are handled; larger messages take more reads
-		Compression:    o.Compression,
-		Logger:         o.Logger, Now: o.Now,
+		WriteDelay:  -1,
+		Compression: o.Compression,
+		Logger:      o.Logger, Now: o.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrOptions, err)

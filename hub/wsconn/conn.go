@@ -75,12 +75,13 @@ type Conn struct {
 	done chan struct{} // closed when the connection is finished
 
 	// Touched only by the reader, one goroutine at a time (see readLoop).
-	rateTokens float64
-	rateLast   time.Time
-	refused    int
-	authed     bool
-	in         []byte           // bytes of a frame not all in yet; nil between frames
-	msg        messageAssembler // a fragmented message
+	rateTokens  float64
+	rateLast    time.Time
+	refused     int
+	authed      bool
+	readForever bool             // the read deadline was lifted (no pings: PingInterval negative)
+	in          []byte           // bytes of a frame not all in yet; nil between frames
+	msg         messageAssembler // a fragmented message
 
 	mu          sync.Mutex
 	user        string
@@ -380,6 +381,11 @@ func (c *Conn) tryDirect() bool {
 		return false
 	}
 	m, _ := c.peek()
+	if !c.deadlineAt.IsZero() {
+		// A writer set one: a deadline in the past would fail the write
+		// before it is tried.
+		c.moveWriteDeadline()
+	}
 	bp := batchPool.Get().(*[]byte)
 	buf := c.appendFrame((*bp)[:0], m)
 	n := c.raw.tryWrite(buf)
@@ -585,9 +591,28 @@ func (c *Conn) delayEnded() {
 	c.writeLoop()
 }
 
-// dropQueue forgets every waiting message; c.mu held.
+// moveWriteDeadline moves the socket's write deadline to WriteWait from
+// now; c.mu held. It costs a timer update, so it is done when a quarter of
+// the wait (at most a second) has passed since the last move (kept on the
+// Conn: a writer goroutine often lives for one write). Under c.mu, so that
+// it never undoes the shorter one closeLocked sets.
+func (c *Conn) moveWriteDeadline() {
+	wall := time.Now()
+	if ww := c.s.opts().WriteWait; wall.Sub(c.deadlineAt) > min(ww/4, time.Second) {
+		c.deadlineAt = wall
+		c.nc.SetWriteDeadline(wall.Add(ww))
+	}
+}
+
+// dropQueue forgets every waiting message, except the rest of a frame a
+// direct write began: the client would read what follows it, the close
+// frame, as part of it. c.mu held.
 func (c *Conn) dropQueue() {
-	c.q, c.dead, c.head, c.live, c.keys, c.force = nil, nil, 0, 0, nil, 0
+	var rest []Message
+	if m, ok := c.peek(); ok && m.framed {
+		rest = []Message{*m}
+	}
+	c.q, c.dead, c.head, c.live, c.keys, c.force = rest, make([]bool, len(rest)), 0, len(rest), nil, len(rest)
 	c.stopDelay()
 }
 
@@ -659,15 +684,7 @@ func (c *Conn) writeLoop() {
 			n++
 			written = m.written
 		}
-		// Refreshing the deadline costs a timer update: do it when a
-		// quarter of the wait (at most a second) has passed since (kept on
-		// the Conn: a writer goroutine often lives for one write). Under
-		// c.mu, so that it never undoes the shorter one closeLocked sets.
-		wall := time.Now()
-		if ww := c.s.opts().WriteWait; wall.Sub(c.deadlineAt) > min(ww/4, time.Second) {
-			c.deadlineAt = wall
-			c.nc.SetWriteDeadline(wall.Add(ww))
-		}
+		c.moveWriteDeadline()
 		c.mu.Unlock()
 		if hook := c.s.opts().beforeWrite; hook != nil {
 			hook()
@@ -689,11 +706,11 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// appendFrame appends m as a final, unmasked frame (RFC 6455 5.2),
-// compressed when the connection negotiated it. Writing frames here
-// rather than through gorilla lets several go out in one write; gorilla's
-// own control frames (pongs, close replies) are single writes on the same
-// socket, which the runtime never interleaves with ours.
+// appendFrame appends m as a final, unmasked frame (RFC 6455 5.2), a data
+// frame compressed when the connection negotiated it. Every frame the core
+// sends, control frames included, is built here and goes through the
+// queue, so several go out in one write and none is interleaved with
+// another.
 func (c *Conn) appendFrame(b []byte, m *Message) []byte {
 	const rsv1, fin = 0x40, 0x80
 	if m.framed {
@@ -793,7 +810,10 @@ func (c *Conn) extendRead() {
 		c.nc.SetReadDeadline(time.Now().Add(iv + c.s.opts().PongWait))
 		return
 	}
-	c.nc.SetReadDeadline(time.Time{}) // the front end watches the peer itself
+	if !c.readForever {
+		c.readForever = true
+		c.nc.SetReadDeadline(time.Time{}) // the front end watches the peer itself
+	}
 }
 
 // allow applies the inbound rate limit to one message of cost n.
@@ -987,6 +1007,7 @@ func (c *Conn) frame(sess Session, f clientFrame) (stop bool) {
 	if err == nil && compressed && done {
 		data, err = inflate(data, limit)
 	}
+
 	if err != nil {
 		c.broken(err)
 		return true

@@ -5,6 +5,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -93,5 +94,47 @@ func TestDirectWritePartial(t *testing.T) {
 	}
 	if got := e.c.LastSeq(); got != 7 {
 		t.Fatalf("LastSeq %d, want 7", got)
+	}
+}
+
+// A write deadline a writer left behind, long past, does not stop the
+// next message from being written directly (the raw write checks it
+// first).
+func TestDirectWriteAfterOldDeadline(t *testing.T) {
+	type wrote struct{ n, size int }
+	direct := make(chan wrote, 10)
+	_, url, sessions := start(t, Options{WriteDelay: -1, directWrote: func(n, size int) { direct <- wrote{n, size} }})
+	ws := dial(t, url)
+	e := <-sessions
+	e.c.mu.Lock()
+	e.c.deadlineAt = time.Now().Add(-time.Hour)
+	e.c.nc.SetWriteDeadline(time.Now().Add(-time.Minute))
+	e.c.mu.Unlock()
+	if err := e.c.Send(Message{Data: []byte("late")}); err != nil {
+		t.Fatal(err)
+	}
+	if w := <-direct; w.n != w.size {
+		t.Fatalf("the direct write wrote %d of %d bytes", w.n, w.size)
+	}
+	if got := readText(t, ws); got != "late" {
+		t.Fatalf("read %q", got)
+	}
+}
+
+// Dropping the queue keeps the rest of a frame a direct write began: the
+// close frame must not land inside it.
+func TestDropQueueKeepsSplitFrame(t *testing.T) {
+	c := &Conn{}
+	c.q = []Message{{Data: []byte("rest of a frame"), framed: true}, {Data: []byte("next")}}
+	c.dead = []bool{false, false}
+	c.live = 2
+	c.dropQueue()
+	if m, ok := c.peek(); !ok || !m.framed || c.live != 1 || len(c.q) != 1 {
+		t.Fatalf("after dropQueue: %d waiting, head %+v", c.live, m)
+	}
+	c.pop()
+	c.dropQueue()
+	if c.live != 0 || len(c.q) != 0 {
+		t.Fatalf("an empty queue kept %d", c.live)
 	}
 }

@@ -125,7 +125,7 @@ func (a *messageAssembler) add(f clientFrame, limit int64) (msg []byte, op byte,
 		}
 		if f.fin {
 			// The usual case: one frame, one message.
-			return append(make([]byte, 0, len(f.payload)), f.payload...), f.op, f.rsv1, true, nil
+			return bytes.Clone(f.payload), f.op, f.rsv1, true, nil
 		}
 		a.op, a.compressed = f.op, f.rsv1
 	}
@@ -187,7 +187,7 @@ func closePayload(p []byte) (code int, reason string, err error) {
 // validCloseCode tells whether a peer may send code in a close frame.
 func validCloseCode(code int) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011, code >= 3000 && code <= 4999:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
 		return true
 	}
 	return false

@@ -148,6 +148,8 @@ func TestClosePayload(t *testing.T) {
 		{[]byte{0x03}, 0, closeProtocol},
 		{[]byte{0x03, 0xed}, 0, closeProtocol}, // 1005 may not be sent
 		{[]byte{0x03, 0xec}, 0, closeProtocol}, // 1004 is reserved
+		{[]byte{0x03, 0xf5}, 1013, 0},          // try again later (our CloseSlowConsumer)
+		{[]byte{0x03, 0xf7}, 0, closeProtocol}, // 1015 may not be sent
 		{append([]byte{0x03, 0xe8}, 0xff), 0, closeInvalidData},
 	} {
 		code, _, err := closePayload(c.p)

@@ -5,6 +5,7 @@ package wsconn
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 )
@@ -103,7 +104,12 @@ func (r *rawSocket) readSome() (buf *[]byte, n int, err error) {
 	}
 	buf, n, err = r.rbuf, r.rn, r.rerr
 	r.rbuf = nil
-	if err == nil && n == 0 {
+	switch {
+	case err != nil:
+		// As net.Conn.Read reports it, so that ReadErr reads the same
+		// whatever the socket.
+		err = &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", err)}
+	case n == 0:
 		err = io.EOF
 	}
 	if err != nil {

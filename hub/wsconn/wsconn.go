@@ -113,7 +113,8 @@ type Options struct {
 	// PingInterval is the period of the server's pings. Default 25 s.
 	// Negative: no pings and, once the connection is authenticated, no
 	// read deadline, for a front end whose protocol has a heartbeat of
-	// its own (Engine.IO); it applies to new connections.
+	// its own (Engine.IO). SetOptions may change the period but not turn
+	// pings on or off.
 	PingInterval time.Duration
 	// PongWait is how long after a ping the peer may stay silent before it
 	// is dropped. Default 10 s.
@@ -153,7 +154,9 @@ type Options struct {
 	ShutdownWait time.Duration
 	// ReadBufferSize is the size of the buffers reads use, in bytes. A
 	// connection takes one from a pool once bytes have arrived, for the
-	// time it handles them: an idle connection holds none. Default 512:
+	// time it handles them: an idle connection holds none (on a plain TCP
+	// socket; through TLS or another net.Conn, one is held while the read
+	// waits). Default 512:
 	// what clients send is small (auth, subscribe, ping); a larger
 	// message is still read correctly, in more than one read.
 	ReadBufferSize int
@@ -183,9 +186,6 @@ type Options struct {
 	// messages coalesced, because of the delay. Default 5 ms; negative
 	// writes every message at once.
 	WriteDelay time.Duration
-	// WriteBufferSize is the size of the pooled buffer the upgrade's
-	// answer is written with, in bytes. Default 4096.
-	WriteBufferSize int
 	// Compression negotiates permessage-deflate (RFC 7692, without
 	// context takeover) with clients that offer it, and then compresses
 	// every message written to them. It costs CPU and memory per write;
@@ -236,7 +236,7 @@ func (o *Options) Validate() error {
 		v    int64
 	}{
 		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)}, {"QueueMax", int64(o.QueueMax)},
-		{"ReadBufferSize", int64(o.ReadBufferSize)}, {"WriteBufferSize", int64(o.WriteBufferSize)},
+		{"ReadBufferSize", int64(o.ReadBufferSize)},
 	} {
 		if f.v < 0 {
 			return bad(f.name, "is negative (%d)", f.v)
@@ -287,7 +287,6 @@ func (o *Options) setDefaults() error {
 		o.CoalesceAfter = max(o.QueueLen/2, 1)
 	}
 	def(&o.ReadBufferSize, 512)
-	def(&o.WriteBufferSize, 4096)
 	def(&o.SendBufferBytes, 64<<10)
 	for _, d := range []struct {
 		p *time.Duration
@@ -350,9 +349,10 @@ func NewServer(o Options) (*Server, error) {
 	s.readPool.New = func() any { b := make([]byte, size); return &b }
 	s.up = websocket.Upgrader{
 		// The core reads and writes frames itself; gorilla only answers
-		// the upgrade. Its reader (0: the request's own) is never used.
+		// the upgrade. Neither its reader (0: the request's own) nor its
+		// writer (a pool: none is taken; the answer goes out through the
+		// request's own buffer) is ever used.
 		ReadBufferSize:  0,
-		WriteBufferSize: o.WriteBufferSize,
 		WriteBufferPool: &sync.Pool{},
 		// The origin was checked by Serve already, with a clearer answer.
 		CheckOrigin:       func(*http.Request) bool { return true },
@@ -383,7 +383,11 @@ func (s *Server) SetOptions(o Options) error {
 		return err
 	}
 	cur := s.opts()
-	o.ReadBufferSize, o.WriteBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.WriteBufferSize, cur.Logger, cur.Now
+	if (o.PingInterval < 0) != (cur.PingInterval < 0) {
+		// Open connections have a ping timer or not.
+		return &FieldError{Field: "PingInterval", Reason: "cannot turn pings on or off while the server runs"}
+	}
+	o.ReadBufferSize, o.Logger, o.Now = cur.ReadBufferSize, cur.Logger, cur.Now
 	o.Compression = cur.Compression
 	o.beforeWrite, o.afterFunc, o.directWrote = cur.beforeWrite, cur.afterFunc, cur.directWrote
 	s.o.Store(&o)
@@ -414,7 +418,8 @@ func (s *Server) Len() int {
 }
 
 // A Session is a front end's state for one connection. The core calls its
-// methods from the connection's reader goroutine, one at a time.
+// methods one at a time, in the order of the client's messages, each on a
+// short goroutine the connection's reader starts and waits for.
 type Session interface {
 	// Message handles one inbound text message (at most MaxMessageBytes).
 	// A binary message closes the connection (1003) unless the Session

@@ -372,6 +372,9 @@ func TestSetOptions(t *testing.T) {
 	if got := readText(t, a); got != "one" {
 		t.Fatalf("echo %q", got)
 	}
+	if err := s.SetOptions(Options{PingInterval: -1}); err == nil {
+		t.Fatal("SetOptions turned pings off while the server runs")
+	}
 	if err := s.SetOptions(Options{PongWait: -1}); err == nil {
 		t.Fatal("SetOptions accepted a negative PongWait")
 	}
