@@ -171,7 +171,7 @@ type HubConfig struct {
 	// members) to write those of that time together: one write instead of
 	// one per message. Devices that share an interval read together, so
 	// their readings arrive within a millisecond or two and the default
-	// gathers them (BENCHMARKS.md: about a quarter of the CPU per delivery)
+	// gathers them (BENCHMARKS.md: about 10 µs to 3 µs of CPU per delivery)
 	// at the price of up to WriteDelay more latency. Replies to a client's
 	// requests are never held. Default 5ms; 1ms to 1s; negative (-1ms)
 	// writes every message at once.

@@ -111,9 +111,14 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 		}
 		return 0
 	}
-	// The first read is at once (a device added by a reload shows a value
-	// at once too); the next ones are on the schedule.
-	timer := time.NewTimer(0)
+	// The first read is at once, or within the jitter (devices on one
+	// Modbus line must not all start together; a device added by a reload
+	// shows a value at once too); the next ones are on the schedule. lag is
+	// the jitter of the read the timer is armed for: the read's end minus
+	// it is still within its schedule point's interval, so a long jitter
+	// never makes the next point look missed.
+	lag := jitter()
+	timer := time.NewTimer(lag)
 	defer timer.Stop()
 	for {
 		var reply chan readResult
@@ -123,7 +128,8 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 		case <-timer.C:
 		case <-changes:
 		case <-d.wake: // interval changed: to the new interval's next point
-			resetTimer(timer, time.Until(nextRead(a.grid, time.Now(), time.Duration(d.interval.Load())))+jitter())
+			lag = jitter()
+			resetTimer(timer, time.Until(nextRead(a.grid, time.Now(), time.Duration(d.interval.Load())))+lag)
 			continue
 		case reply = <-d.readNow:
 		}
@@ -135,7 +141,9 @@ func (a *Agent) runDevice(ctx context.Context, d *device) {
 			return
 		}
 		interval := time.Duration(d.interval.Load())
-		next := time.Until(nextRead(a.grid, time.Now(), interval)) + jitter()
+		point := nextRead(a.grid, time.Now().Add(-lag), interval)
+		lag = jitter()
+		next := time.Until(point) + lag
 		if err != nil {
 			// Back off on a failing device, starting sooner than the
 			// interval so a glitch recovers fast, capped so a device that

@@ -119,7 +119,9 @@ type Options struct {
 	Stamp func(store.Record) store.Record
 	// Logger receives the chat's log lines. Default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock for message times. Default time.Now.
+	// Now is the clock for message times, the event rate limit and token
+	// expiry; it must not step back (time.Now's monotonic reading does
+	// not). Default time.Now.
 	Now func() time.Time
 }
 

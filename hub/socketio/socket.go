@@ -224,10 +224,10 @@ func (so *Socket) event(p Packet, args []any) {
 		name = n.String()
 	}
 	so.mu.Lock()
-	f, other := so.handlers[name], so.onAny
+	f, other, gone := so.handlers[name], so.onAny, so.gone
 	so.mu.Unlock()
-	if f == nil && other == nil {
-		return
+	if gone || f == nil && other == nil {
+		return // a socket that left runs no handler
 	}
 	var ack func(args ...any) error
 	if p.HasID {

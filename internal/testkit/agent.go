@@ -3,6 +3,7 @@ package testkit
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -168,6 +169,9 @@ func StartAgent(t testing.TB, bin, dir string, args ...string) *Agent {
 				urlc <- m[1]
 			}
 		}
+		// A line too long for the scanner ends the scan: read on, so that
+		// the agent never blocks writing.
+		io.Copy(io.Discard, out)
 		a.Cmd.Wait()
 		close(a.exited)
 	}()
@@ -204,9 +208,10 @@ func (a *Agent) Exited() <-chan struct{} { return a.exited }
 func (a *Agent) Kill(t testing.TB) {
 	t.Helper()
 	if err := a.Cmd.Process.Kill(); err != nil {
+		// It may have exited already, its wait not yet noticed.
 		select {
-		case <-a.exited: // it had exited already: nothing to kill
-		default:
+		case <-a.exited:
+		case <-time.After(agentTimeout):
 			t.Fatalf("kill -9 the agent: %v", err)
 		}
 	}
