@@ -242,7 +242,7 @@ func (c *client) Closed(reason error) {
 	c.sockets = nil
 	c.mu.Unlock()
 	for _, so := range socks {
-		so.leave(reason)
+		so.leave(reason, false)
 	}
 }
 
@@ -282,7 +282,7 @@ func (c *client) dispatch(p Packet, atts [][]byte) {
 		c.fail(fmt.Errorf("%w: %v for namespace %q in this state", ErrPacket, p.Type, p.Namespace))
 	case p.Type == Disconnect:
 		c.remove(so)
-		so.leave(errClientDisconnect)
+		so.leave(errClientDisconnect, false)
 	case p.Type == Event || p.Type == BinaryEvent:
 		args, err := DecodeArgs(p.Data, atts)
 		if err != nil {
@@ -345,12 +345,24 @@ func (c *client) connect(p Packet) {
 	hs, _ := json.Marshal(map[string]string{"sid": so.id})
 	// Under so.mu, so that nothing emitted meanwhile overtakes the answer.
 	so.mu.Lock()
-	defer so.mu.Unlock()
 	send(Packet{Type: Connect, Namespace: p.Namespace, Data: hs})
+	if so.gone {
+		// Disconnect ran since connect gave the socket out (the
+		// ConnectFunc, or a sweep that found it registered): it took
+		// nothing off c.sockets then and told the client nothing, as the
+		// answer was not out. The client learns it as it would a moment
+		// later, and the namespace is free for its next CONNECT.
+		so.early = nil
+		so.mu.Unlock()
+		send(Packet{Type: Disconnect, Namespace: p.Namespace})
+		c.remove(so)
+		return
+	}
 	if so.early != nil {
 		for _, msgs := range *so.early {
 			c.eio.Send(msgs...)
 		}
 	}
 	so.early, so.connected = nil, true
+	so.mu.Unlock()
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -369,6 +370,91 @@ func TestServerDisconnect(t *testing.T) {
 	c.send(`42["message",1]`)
 	if got := c.read(); got != `42["message-back",1]` {
 		t.Fatalf("main namespace after: %q", got)
+	}
+}
+
+// A socket disconnected before its CONNECT answer is out (by the
+// ConnectFunc here; in the chat, by a sweep that found it registered)
+// answers CONNECT then DISCONNECT, leaves once, and frees its namespace
+// for the client's next CONNECT.
+func TestDisconnectWhileConnecting(t *testing.T) {
+	var ev events
+	var calls atomic.Int32
+	url := startServer(t, Options{}, func(s *Server) {
+		s.Namespace("/custom", func(so *Socket, _ json.RawMessage) error {
+			if calls.Add(1) == 1 {
+				so.OnDisconnect(func(reason error) { ev.add(reason.Error()) })
+				so.Emit("early")
+				so.Disconnect()
+				return nil
+			}
+			so.On("ping", func(_ []any, ack func(...any) error) { ack("pong") })
+			return nil
+		})
+	})
+	c := dial(t, url)
+	c.send("40/custom,")
+	if got := c.read(); !strings.HasPrefix(got, "40/custom,{") {
+		t.Fatalf("got %q, want the CONNECT answer", got)
+	}
+	if got := c.read(); got != "41/custom," {
+		t.Fatalf("got %q, want the DISCONNECT (and not the early event)", got)
+	}
+	testkit.Eventually(t, "OnDisconnect", 5*time.Second, func() bool { return ev.has(errServerDisconnect.Error()) })
+	c.send("40/custom,")
+	if got := c.read(); !strings.HasPrefix(got, "40/custom,{") {
+		t.Fatalf("second CONNECT: %q", got)
+	}
+	c.send(`42/custom,7["ping"]`)
+	if got := c.read(); got != `43/custom,7["pong"]` {
+		t.Fatalf("second socket: %q", got)
+	}
+}
+
+// A Disconnect from another goroutine (the chat's expiry sweep) racing a
+// CONNECT's answer: whichever comes first, the client gets the answer and
+// then the DISCONNECT, the socket leaves once, and the namespace takes the
+// next CONNECT.
+func TestDisconnectRacesConnect(t *testing.T) {
+	const rounds = 200
+	var left atomic.Int32
+	given := make(chan *Socket)
+	stop, done := make(chan struct{}), make(chan struct{})
+	url := startServer(t, Options{}, func(s *Server) {
+		s.Namespace("/custom", func(so *Socket, _ json.RawMessage) error {
+			so.OnDisconnect(func(error) { left.Add(1) })
+			select {
+			case given <- so:
+			case <-stop:
+			}
+			return nil
+		})
+	})
+	defer func() { close(stop); <-done }()
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case so := <-given:
+				so.Disconnect()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	c := dial(t, url)
+	for i := range rounds {
+		c.send("40/custom,")
+		if got := c.read(); !strings.HasPrefix(got, "40/custom,{") {
+			t.Fatalf("round %d: got %q, want the CONNECT answer", i, got)
+		}
+		if got := c.read(); got != "41/custom," {
+			t.Fatalf("round %d: got %q, want the DISCONNECT", i, got)
+		}
+	}
+	testkit.Eventually(t, "every socket left", 5*time.Second, func() bool { return left.Load() == rounds })
+	if n := left.Load(); n != rounds {
+		t.Fatalf("%d sockets left, want %d", n, rounds)
 	}
 }
 

@@ -123,14 +123,11 @@ func (so *Socket) EmitWithAck(event string, ack func(args []any, err error), arg
 
 // Disconnect makes the socket leave its namespace; the client is told.
 func (so *Socket) Disconnect() {
-	c := so.c
-	c.remove(so)
-	so.mu.Lock()
-	if !so.gone && so.connected {
-		c.eio.Send(engineio.Message{Data: AppendPacket(nil, Packet{Type: Disconnect, Namespace: so.nsp})})
-	}
-	so.mu.Unlock()
-	so.leave(errServerDisconnect)
+	so.c.remove(so)
+	so.leave(errServerDisconnect, true)
+	// Again: a CONNECT still being answered may have added the socket
+	// since (it takes it off itself only if it sees it gone).
+	so.c.remove(so)
 }
 
 // Frame is an event encoded once, to be sent as it is to many sockets of
@@ -256,12 +253,18 @@ func (so *Socket) acked(id int64, args []any) {
 	}
 }
 
-// leave ends the socket once: waiting acks fail, OnDisconnect runs.
-func (so *Socket) leave(reason error) {
+// leave ends the socket once: waiting acks fail, OnDisconnect runs. tell
+// sends the client a DISCONNECT if it had the CONNECT answer: decided with
+// gone in one step, so that a CONNECT being answered either sees the
+// socket gone or has its answer out before the DISCONNECT.
+func (so *Socket) leave(reason error, tell bool) {
 	so.mu.Lock()
 	if so.gone {
 		so.mu.Unlock()
 		return
+	}
+	if tell && so.connected {
+		so.c.eio.Send(engineio.Message{Data: AppendPacket(nil, Packet{Type: Disconnect, Namespace: so.nsp})})
 	}
 	so.gone = true
 	acks, f := so.acks, so.onDisconnect
