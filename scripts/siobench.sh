@@ -9,7 +9,10 @@
 #   N=200 DURATION=5s ROUNDS=1 scripts/siobench.sh
 #
 # PROFILE=1 builds the agent with -tags profile and leaves a CPU profile of
-# each floorhub phase in $OUT/floorhub-<round>.pprof.
+# each floorhub phase in $OUT/floorhub-<round>.pprof. PERF=1 records each
+# server, kernel included, with perf (`perf record -g` on its process while
+# the tool connects, warms up and measures) into $OUT/<server>-<round>.perf;
+# read them with `perf report --children -i FILE`.
 set -eu
 cd "$(dirname "$0")/.."
 N=${N:-1000} RATE=${RATE:-10} DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s} ROUNDS=${ROUNDS:-3}
@@ -33,6 +36,19 @@ wait_port() {
 	done
 }
 bench() { "$OUT/siobench" -n "$N" -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
+# perf_start and perf_stop record process $1 into $OUT/$2.perf when PERF=1.
+perf_pid=""
+perf_start() {
+	[ "${PERF:-}" = 1 ] || return 0
+	perf record -q -F 1999 -g -p "$1" -o "$OUT/$2.perf" 2>>"$OUT/perf.log" &
+	perf_pid=$!
+}
+perf_stop() {
+	[ -n "$perf_pid" ] || return 0
+	kill -INT "$perf_pid"
+	wait "$perf_pid" || true
+	perf_pid=""
+}
 
 echo "siobench.sh: $N clients, $RATE msg/s, $DURATION phases, $ROUNDS rounds; results in $OUT"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -44,7 +60,9 @@ while [ $r -le "$ROUNDS" ]; do
 	node cmd/siobench/node/server.mjs "$NODE_PORT" >"$OUT/node-$r.log" 2>&1 &
 	pid=$!
 	wait_port "$NODE_PORT"
+	perf_start $pid "node-$r"
 	bench -name "node-$r" -url "http://127.0.0.1:$NODE_PORT" -pid $pid 2>>"$OUT/node-$r.log" | tee -a "$OUT/results"
+	perf_stop
 	kill $pid
 	wait $pid 2>/dev/null || true
 
@@ -65,7 +83,9 @@ YAML
 	FLOORHUB_CPUPROFILE="$OUT/floorhub-$r.pprof" "$OUT/agent" -config "$OUT/bench-$r.yaml" >"$OUT/floorhub-$r.log" 2>&1 &
 	pid=$!
 	wait_port "$HUB_PORT"
+	perf_start $pid "floorhub-$r"
 	bench -name "floorhub-$r" -url "http://127.0.0.1:$HUB_PORT" -pid $pid -sender-token "$t1" -receiver-token "$t2" 2>>"$OUT/floorhub-$r.log" | tee -a "$OUT/results"
+	perf_stop
 	kill $pid
 	wait $pid 2>/dev/null || true
 	r=$((r + 1))
