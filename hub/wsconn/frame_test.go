@@ -189,3 +189,25 @@ func FuzzParseFrame(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkInflate measures inflating one permessage-deflate message:
+// a client's usual small JSON message, and a larger one.
+func BenchmarkInflate(b *testing.B) {
+	small := []byte(`{"type":"subscribe","topics":["line1/press/temperature","line1/press/pressure"],"since":1733140000}`)
+	large := bytes.Repeat([]byte(`{"sensor":"line1/press/temperature","value":21.5},`), 1300) // 64 KB
+	for _, c := range []struct {
+		name string
+		msg  []byte
+	}{{"small", small}, {"64KB", large}} {
+		z := deflate(nil, c.msg)
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.msg)))
+			for b.Loop() {
+				if out, err := inflate(z, 1<<20); err != nil || len(out) != len(c.msg) {
+					b.Fatalf("%d bytes, %v", len(out), err)
+				}
+			}
+		})
+	}
+}
