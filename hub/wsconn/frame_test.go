@@ -2,9 +2,12 @@ package wsconn
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -134,6 +137,111 @@ func TestInflateLimit(t *testing.T) {
 	if _, err := inflate([]byte{0xff, 0xff, 0xff}, 1000); err == nil {
 		t.Fatal("garbage inflated")
 	}
+}
+
+// codeOf is the close code a *frameError carries; 0 for no error.
+func codeOf(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var fe *frameError
+	if !errors.As(err, &fe) {
+		t.Fatalf("%v, want a *frameError", err)
+	}
+	return fe.code
+}
+
+// One inflater, reused as the pool reuses it, inflates each message as a
+// new one would, whatever the one before it did: failed (at its first
+// byte or after some output), overflowed its limit, ended with a final
+// block, or grew the buffer.
+func TestInflaterReuse(t *testing.T) {
+	final := func(p []byte) []byte { // a whole stream, its last block final
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.BestSpeed)
+		w.Write(p)
+		w.Close()
+		return b.Bytes()
+	}
+	small := []byte(`{"type":"subscribe","topic":"line1/press"}`)
+	large := bytes.Repeat([]byte("0123456789abcdef"), 4000) // 64000 bytes
+	huge := bytes.Repeat([]byte("x"), 3*maxInflateBuf)
+	zeros := deflate(nil, make([]byte, 100000))
+	// LEN 1 and an NLEN that is not its complement, after a block of output.
+	badAfterOutput := append(deflate(nil, []byte("hello")), 0x01, 0x00, 0x00, 0x00)
+	z := inflaters.New().(*inflater)
+	for i, c := range []struct {
+		in    []byte
+		limit int64
+		want  []byte
+		code  int
+	}{
+		{deflate(nil, small), 1000, small, 0},
+		{deflate(nil, large), 1 << 20, large, 0}, // grows the buffer past the next limits
+		{zeros, 1000, nil, CloseTooBig},
+		{deflate(nil, small), 1000, small, 0},
+		{[]byte{0xff, 0xff, 0xff}, 1000, nil, closeProtocol},
+		{deflate(nil, small), 1000, small, 0},
+		{badAfterOutput, 1000, nil, closeProtocol},
+		{deflate(nil, small), 1000, small, 0},
+		{deflate(nil, small), int64(len(small)) - 1, nil, CloseTooBig},
+		{deflate(nil, small), int64(len(small)), small, 0},
+		{final(small), 1000, small, 0},
+		{deflate(nil, nil), 1000, []byte{}, 0},
+		{deflate(nil, huge), 1 << 20, huge, 0}, // a buffer too large to keep
+		{deflate(nil, small), 1000, small, 0},
+		{deflate(nil, large), 1 << 20, large, 0},
+	} {
+		in := bytes.Clone(c.in)
+		out, err := z.inflate(in, c.limit)
+		if code := codeOf(t, err); code != c.code || !bytes.Equal(out, c.want) || c.want != nil && out == nil {
+			t.Fatalf("message %d: %d bytes, %v; want %d bytes, code %d", i, len(out), err, len(c.want), c.code)
+		}
+		if !bytes.Equal(in, c.in) {
+			t.Fatalf("message %d: the input changed", i)
+		}
+		if c.code == CloseTooBig && int64(len(z.buf)) != c.limit+1 {
+			t.Fatalf("message %d: inflated %d bytes over a limit of %d, want limit+1", i, len(z.buf), c.limit)
+		}
+		if cap(z.buf) > maxInflateBuf {
+			t.Fatalf("message %d: kept a buffer of %d bytes", i, cap(z.buf))
+		}
+		if z.src.p != nil || z.src.tail != nil {
+			t.Fatalf("message %d: the inflater still reads its message", i)
+		}
+		if n, _ := z.r.Read(make([]byte, 10)); n != 0 {
+			t.Fatalf("message %d: the inflater reads %d more bytes after it", i, n)
+		}
+	}
+}
+
+// Inflations at once, each through the pool, get their own message back.
+func TestInflateConcurrent(t *testing.T) {
+	const goroutines, messages = 16, 100
+	bomb := deflate(nil, make([]byte, 100000))
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range messages {
+				msg := []byte(strings.Repeat(fmt.Sprintf("goroutine %d message %d;", g, i), 1+(g*messages+i)%200))
+				in, limit, code := deflate(nil, msg), int64(1<<16), 0
+				switch i % 10 {
+				case 3:
+					in, limit, code, msg = bomb, 1000, CloseTooBig, nil
+				case 7:
+					in, code, msg = []byte{0xff, 0xff, 0xff}, closeProtocol, nil
+				}
+				out, err := inflate(in, limit)
+				var fe *frameError
+				if code != 0 && (!errors.As(err, &fe) || fe.code != code) || code == 0 && (err != nil || !bytes.Equal(out, msg)) {
+					t.Errorf("goroutine %d message %d: %.40q, %v; want code %d", g, i, out, err, code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestClosePayload(t *testing.T) {
