@@ -39,31 +39,29 @@ type clientFrame struct {
 }
 
 // parseFrame parses the client frame at the start of b, unmasking its
-// payload in place. n is the frame's length in b; 0 (with a nil error)
-// when b does not hold all of it yet, and need is then how many bytes the
-// whole frame takes, as far as its header tells (at least len(b)+1). A
-// frame whose payload is over limit is refused with 1009 as soon as its
-// header is in, so a client never makes the server buffer more than
-// limit. deflate tells whether permessage-deflate was negotiated (RSV1
-// may be set).
-func parseFrame(b []byte, limit int64, deflate bool) (f clientFrame, n, need int, err error) {
+// payload in place. n is the frame's length in b; 0 (with a nil error,
+// b left as it is) when b does not hold all of it yet. A frame whose
+// payload is over limit is refused with 1009 as soon as its header is in,
+// so a client never makes the server buffer more than limit. deflate
+// tells whether permessage-deflate was negotiated (RSV1 may be set).
+func parseFrame(b []byte, limit int64, deflate bool) (f clientFrame, n int, err error) {
 	if len(b) < 2 {
-		return f, 0, 2, nil
+		return f, 0, nil
 	}
 	b0, b1 := b[0], b[1]
 	f.fin, f.rsv1, f.op = b0&0x80 != 0, b0&0x40 != 0, b0&0x0f
 	control := f.op >= opClose
 	switch {
 	case b0&0x30 != 0:
-		return f, 0, 0, &frameError{closeProtocol, "reserved bits set"}
+		return f, 0, &frameError{closeProtocol, "reserved bits set"}
 	case f.rsv1 && (!deflate || control || f.op == opContinuation):
-		return f, 0, 0, &frameError{closeProtocol, "unexpected compressed frame"}
+		return f, 0, &frameError{closeProtocol, "unexpected compressed frame"}
 	case f.op > opBinary && f.op < opClose || f.op > opPong:
-		return f, 0, 0, &frameError{closeProtocol, "unknown opcode"}
+		return f, 0, &frameError{closeProtocol, "unknown opcode"}
 	case control && !f.fin:
-		return f, 0, 0, &frameError{closeProtocol, "fragmented control frame"}
+		return f, 0, &frameError{closeProtocol, "fragmented control frame"}
 	case b1&0x80 == 0:
-		return f, 0, 0, &frameError{closeProtocol, "unmasked client frame"}
+		return f, 0, &frameError{closeProtocol, "unmasked client frame"}
 	}
 	h := 2
 	size := uint64(b1 & 0x7f)
@@ -71,36 +69,36 @@ func parseFrame(b []byte, limit int64, deflate bool) (f clientFrame, n, need int
 	case 126:
 		h += 2
 		if len(b) < h {
-			return f, 0, h, nil
+			return f, 0, nil
 		}
 		size = uint64(binary.BigEndian.Uint16(b[2:]))
 	case 127:
 		h += 8
 		if len(b) < h {
-			return f, 0, h, nil
+			return f, 0, nil
 		}
 		size = binary.BigEndian.Uint64(b[2:])
 		if size>>63 != 0 {
-			return f, 0, 0, &frameError{closeProtocol, "payload length out of range"}
+			return f, 0, &frameError{closeProtocol, "payload length out of range"}
 		}
 	}
 	switch {
 	case control && size > 125:
-		return f, 0, 0, &frameError{closeProtocol, "control frame over 125 bytes"}
+		return f, 0, &frameError{closeProtocol, "control frame over 125 bytes"}
 	case !control && size > uint64(limit):
-		return f, 0, 0, &frameError{CloseTooBig, "message too big"}
+		return f, 0, &frameError{CloseTooBig, "message too big"}
 	}
 	h += 4 // the mask
 	total := h + int(size)
 	if len(b) < total {
-		return f, 0, total, nil
+		return f, 0, nil
 	}
 	mask := b[h-4 : h]
 	f.payload = b[h:total]
 	for i := range f.payload {
 		f.payload[i] ^= mask[i&3]
 	}
-	return f, total, total, nil
+	return f, total, nil
 }
 
 // messageAssembler joins a message's frames (RFC 6455 5.4) and bounds

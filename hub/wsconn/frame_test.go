@@ -67,7 +67,7 @@ func TestParseFrame(t *testing.T) {
 				limit = 1000
 			}
 			in := append([]byte(nil), c.in...)
-			f, n, _, err := parseFrame(in, limit, c.deflate)
+			f, n, err := parseFrame(in, limit, c.deflate)
 			if c.code != 0 {
 				var fe *frameError
 				if !errors.As(err, &fe) || fe.code != c.code {
@@ -78,11 +78,13 @@ func TestParseFrame(t *testing.T) {
 			if err != nil || n != len(c.in) || f.op != c.op || !bytes.Equal(f.payload, c.payload) {
 				t.Fatalf("op %d, %d of %d bytes, payload %.20q, %v", f.op, n, len(c.in), f.payload, err)
 			}
-			// Every prefix is incomplete, and says how much more it needs.
+			// Every prefix is incomplete, and left as it is (unmasked
+			// once, when the whole frame is in).
 			for i := 0; i < len(c.in); i++ {
-				_, n, need, err := parseFrame(append([]byte(nil), c.in[:i]...), limit, c.deflate)
-				if n != 0 || err != nil || need <= i || need > len(c.in) {
-					t.Fatalf("prefix of %d: n %d, need %d, %v", i, n, need, err)
+				prefix := append([]byte(nil), c.in[:i]...)
+				_, n, err := parseFrame(prefix, limit, c.deflate)
+				if n != 0 || err != nil || !bytes.Equal(prefix, c.in[:i]) {
+					t.Fatalf("prefix of %d: n %d, %v", i, n, err)
 				}
 			}
 		})
@@ -279,14 +281,25 @@ func FuzzParseFrame(f *testing.F) {
 	f.Add([]byte{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 1}, false)
 	f.Add(clientBytes(0x88, []byte{0x03, 0xe8, 'o', 'k'}), false)
 	f.Fuzz(func(t *testing.T, b []byte, deflate bool) {
-		fr, n, need, err := parseFrame(b, 1<<16, deflate)
+		in := bytes.Clone(b)
+		fr, n, err := parseFrame(b, 1<<16, deflate)
 		switch {
 		case err != nil:
 			return
-		case n == 0 && need <= len(b):
-			t.Fatalf("incomplete, but needs %d of the %d bytes it has", need, len(b))
+		case n == 0 && !bytes.Equal(b, in):
+			t.Fatal("an incomplete frame was changed (unmasked before it was all in)")
 		case n > len(b) || len(fr.payload) > n:
 			t.Fatalf("took %d bytes with a %d-byte payload from %d", n, len(fr.payload), len(b))
+		}
+		if n > 0 {
+			// The frame ends where its header says: one byte less is
+			// incomplete, and its own bytes give the same frame.
+			if _, m, err := parseFrame(bytes.Clone(in[:n-1]), 1<<16, deflate); m != 0 || err != nil {
+				t.Fatalf("a %d-byte frame taken from %d bytes: %d, %v", n, n-1, m, err)
+			}
+			if g, m, err := parseFrame(bytes.Clone(in[:n]), 1<<16, deflate); m != n || err != nil || g.op != fr.op || !bytes.Equal(g.payload, fr.payload) {
+				t.Fatalf("a %d-byte frame alone: %d bytes, %v", n, m, err)
+			}
 		}
 		if fr.op == opClose {
 			closePayload(fr.payload)
