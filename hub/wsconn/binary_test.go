@@ -3,10 +3,12 @@ package wsconn
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -212,4 +214,36 @@ func TestCompressedMessageInflatesPastTheLimit(t *testing.T) {
 		}
 		return
 	}
+}
+
+// Connections that all send compressed messages at once each get their
+// own messages back, inflated through the shared pool of readers.
+func TestCompressedConnsAtOnce(t *testing.T) {
+	const conns, messages = 16, 30
+	url := startBin(t, Options{Compression: true, MaxMessageBytes: 1 << 16,
+		ConnectsPerMinute: -1, MaxConns: -1, MaxConnsPerUser: -1})
+	d := websocket.Dialer{EnableCompression: true}
+	var wg sync.WaitGroup
+	for c := range conns {
+		ws, _, err := d.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		wg.Go(func() {
+			for i := range messages {
+				msg := []byte(strings.Repeat(fmt.Sprintf("conn %d message %d;", c, i), 1+(c*messages+i)%500))
+				if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+					t.Errorf("conn %d: %v", c, err)
+					return
+				}
+				ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, b, err := ws.ReadMessage(); err != nil || !bytes.Equal(b, msg) {
+					t.Errorf("conn %d message %d: got %.40q, %v", c, i, b, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -926,7 +926,7 @@ func (c *Conn) consume(sess Session, chunk []byte) (stop bool) {
 	}
 	limit := c.s.opts().MaxMessageBytes
 	for len(data) > 0 {
-		f, n, _, err := parseFrame(data, limit, c.deflate)
+		f, n, err := parseFrame(data, limit, c.deflate)
 		if err != nil {
 			c.broken(err)
 			return true
