@@ -196,7 +196,8 @@ type BusLocker interface {
 	UnlockBus()
 }
 
-// Sense converts once and returns °C.
+// Sense returns °C from one conversion: its own, or one it shares with
+// the other probes of its bus (see New and NewW1).
 func (d *Dev) Sense(ctx context.Context) (float64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -216,7 +217,7 @@ func (d *Dev) Sense(ctx context.Context) (float64, error) {
 	return t, err
 }
 
-// Read converts once and returns the temperature in °C.
+// Read returns the temperature in °C, as Sense.
 func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
 	t, err := d.Sense(ctx)
 	if err != nil {
