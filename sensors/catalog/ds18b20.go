@@ -83,7 +83,8 @@ func parseDS18B20(s *Spec) (*dsConfig, error) {
 }
 
 // bridges are the DS2482s opened so far: every probe behind one shares it,
-// so that its bus lock serialises them.
+// so that its bus lock serialises them and they convert together (probes
+// that ds18b20.New opens on one bus share its conversions).
 var bridges struct {
 	sync.Mutex
 	m map[string]bridge

@@ -11,6 +11,12 @@
 //     on a Raspberry Pi: dtoverlay=w1-gpio,gpiopin=4 in config.txt), which
 //     converts and checks the CRC itself when its w1_slave file is read.
 //
+// The probes of one bus convert together: Convert T after SKIP ROM
+// reaches them all, and each reads its own scratchpad after the one wait,
+// so N probes read at one point take 750 ms at 12 bits, not N × 750 ms.
+// Through the kernel this needs its bulk read (therm_bulk_read, Linux 5.8)
+// and write access to it; without, each probe converts on its own.
+//
 // Faults are told apart: a probe that does not answer (ErrNotFound), a
 // garbled transfer (ErrCRC), and the power-on value 85 °C that a probe
 // returns when it lost power before converting (ErrStuck). The next Read

@@ -84,13 +84,13 @@ const (
 // Dev is one probe. It is safe for concurrent use.
 type Dev struct {
 	// One of the two is set.
-	bus onewire.Bus
-	dir string // the probe's sysfs directory
+	bus   onewire.Bus
+	share *sharedBus // bus's conversions, shared with its other probes
+	dir   string     // the probe's sysfs directory
+	w1    *w1Bus     // the kernel bus master's bulk conversions; nil: none
 
 	rom  onewire.Address
 	want int // resolution to set, 0 to keep
-	// sleep waits; tests replace it to skip real conversion times.
-	sleep func(ctx context.Context, d time.Duration) error
 
 	mu    sync.Mutex
 	ready bool
@@ -99,8 +99,15 @@ type Dev struct {
 
 // New opens the probe with ROM id rom on a 1-Wire bus. It reads the
 // scratchpad once, to check the probe answers, and sets the resolution.
-// If bus is a BusLocker (ds2482.Dev is), it is held across each conversion
-// and read, so probes sharing the bus do not interleave.
+//
+// The probes opened on one bus (the same pointer, such as one ds2482.Dev)
+// convert together: a probe asking for a reading joins the conversion
+// under way or just ended (see decide), or sends Convert T to every probe
+// at once (SKIP ROM), then reads its own scratchpad. N probes read at one
+// point thus take one conversion time plus N scratchpad reads, not N
+// conversion times. The bus is held for Convert T and for each read, not
+// during the wait; if it is a BusLocker (ds2482.Dev is), through LockBus,
+// so other drivers on it do not interleave either.
 func New(bus onewire.Bus, rom onewire.Address, opts *Opts) (*Dev, error) {
 	if bus == nil {
 		return nil, errors.New("ds18b20: no 1-Wire bus")
@@ -110,17 +117,21 @@ func New(bus onewire.Bus, rom onewire.Address, opts *Opts) (*Dev, error) {
 		return nil, err
 	}
 	d.bus = bus
+	d.share = shareBus(bus)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// New has no context; a minute bounds the wait behind other probes.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	unlock, err := d.lockBus(ctx)
+	if err := d.share.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer d.share.unlock()
+	sp, err := d.readScratchpad()
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if err := d.initBus(); err != nil {
+	if err := d.setResolution(sp); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -130,7 +141,10 @@ func New(bus onewire.Bus, rom onewire.Address, opts *Opts) (*Dev, error) {
 // directory (normally /sys/bus/w1/devices) and sets the resolution if
 // asked, which needs a kernel whose w1_therm has the resolution file.
 // Each read blocks in the kernel for the conversion (up to 750 ms at 12
-// bits), which a context cannot interrupt.
+// bits), which a context cannot interrupt. Where the probe's bus master
+// has a therm_bulk_read the agent may write, the probes on it convert
+// together (see w1Bus); waiting for another probe's conversion ends with
+// the context.
 func NewW1(dir string, rom onewire.Address, opts *Opts) (*Dev, error) {
 	if dir == "" {
 		return nil, errors.New("ds18b20: no w1 devices directory")
@@ -155,7 +169,7 @@ func newDev(rom onewire.Address, opts *Opts) (*Dev, error) {
 	if _, ok := families[byte(rom)]; !ok {
 		return nil, fmt.Errorf("ds18b20: ROM %016x: family 0x%02X is not a DS18B20", uint64(rom), byte(rom))
 	}
-	d := &Dev{rom: rom, sleep: sleepCtx, res: 12}
+	d := &Dev{rom: rom, res: 12}
 	if opts != nil {
 		d.want = opts.Resolution
 	}
@@ -182,17 +196,8 @@ type BusLocker interface {
 	UnlockBus()
 }
 
-func (d *Dev) lockBus(ctx context.Context) (func(), error) {
-	if l, ok := d.bus.(BusLocker); ok {
-		if err := l.LockBus(ctx); err != nil {
-			return nil, err
-		}
-		return l.UnlockBus, nil
-	}
-	return func() {}, nil
-}
-
-// Sense converts once and returns °C.
+// Sense returns °C from one conversion: its own, or one it shares with
+// the other probes of its bus (see New and NewW1).
 func (d *Dev) Sense(ctx context.Context) (float64, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -204,7 +209,7 @@ func (d *Dev) Sense(ctx context.Context) (float64, error) {
 	if d.bus != nil {
 		t, err = d.senseBus(ctx)
 	} else {
-		t, err = d.senseW1()
+		t, err = d.senseW1(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
 		d.ready = false
@@ -212,7 +217,7 @@ func (d *Dev) Sense(ctx context.Context) (float64, error) {
 	return t, err
 }
 
-// Read converts once and returns the temperature in °C.
+// Read returns the temperature in °C, as Sense.
 func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
 	t, err := d.Sense(ctx)
 	if err != nil {
@@ -221,13 +226,9 @@ func (d *Dev) Read(ctx context.Context) ([]sensors.Reading, error) {
 	return []sensors.Reading{{Metric: "temperature", Value: t, Unit: "°C"}}, nil
 }
 
-// initBus reads the scratchpad and sets the resolution. Caller holds d.mu
-// and the bus.
-func (d *Dev) initBus() error {
-	sp, err := d.readScratchpad()
-	if err != nil {
-		return err
-	}
+// setResolution takes the resolution from a valid scratchpad sp and
+// writes the one asked for if it differs. Caller holds d.mu and the bus.
+func (d *Dev) setResolution(sp []byte) error {
 	d.res = resolution(sp[4])
 	if d.want != 0 && d.res != d.want {
 		// Keep the alarm bytes TH and TL as they are.
@@ -242,29 +243,33 @@ func (d *Dev) initBus() error {
 	return nil
 }
 
+// senseBus joins or starts a conversion of every probe on the bus, then
+// reads this probe's scratchpad. A probe that is not ready (after a fault
+// or a power loss) has its resolution set again from the same read: it
+// converted with the others at whatever resolution it had, so it asks for
+// the longest conversion time. Its faults are its own: the conversion the
+// others share does not depend on it.
 func (d *Dev) senseBus(ctx context.Context) (float64, error) {
-	unlock, err := d.lockBus(ctx)
-	if err != nil {
+	need := convTime(12)
+	if d.ready {
+		need = convTime(d.res)
+	}
+	if err := d.share.convert(ctx, need); err != nil {
 		return 0, err
 	}
-	defer unlock()
-	if !d.ready {
-		if err := d.initBus(); err != nil {
-			return 0, err
-		}
-	}
-	dev := onewire.Dev{Bus: d.bus, Addr: d.rom}
-	if err := dev.TxPower([]byte{cmdConvert}, nil); err != nil {
-		return 0, fmt.Errorf("ds18b20: %s: convert: %w", ROMString(d.rom), err)
-	}
-	if err := d.sleep(ctx, convTime(d.res)); err != nil {
+	if err := d.share.acquire(ctx); err != nil {
 		return 0, err
 	}
+	defer d.share.unlock()
 	sp, err := d.readScratchpad()
 	if err != nil {
 		return 0, err
 	}
-	if d.want != 0 && resolution(sp[4]) != d.want {
+	if !d.ready {
+		if err := d.setResolution(sp); err != nil {
+			return 0, err
+		}
+	} else if d.want != 0 && resolution(sp[4]) != d.want {
 		// The probe lost power and reloaded its EEPROM: this value is
 		// good, the resolution is set again before the next one.
 		d.ready = false
@@ -333,6 +338,7 @@ func (d *Dev) initW1() error {
 		}
 		d.res = d.want
 	}
+	d.w1 = shareW1(d.dir)
 	d.ready = true
 	return nil
 }
@@ -344,15 +350,26 @@ func (d *Dev) initW1() error {
 //	72 01 4b 46 7f ff 0e 10 57 t=23125
 //
 // The scratchpad bytes are decoded here, not the kernel's t=, so the same
-// checks apply on both paths. Caller holds d.mu.
-func (d *Dev) senseW1() (float64, error) {
+// checks apply on both paths. Where the kernel can, the probes of a bus
+// convert together (see w1Bus). Caller holds d.mu.
+func (d *Dev) senseW1(ctx context.Context) (float64, error) {
 	if !d.ready {
 		if err := d.initW1(); err != nil {
 			return 0, err
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(d.dir, "w1_slave"))
+	file := filepath.Join(d.dir, "w1_slave")
+	var b []byte
+	var err error
+	if d.w1 != nil {
+		b, err = d.w1.read(ctx, file, convTime(d.res))
+	} else {
+		b, err = os.ReadFile(file)
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return 0, err
+		}
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, fmt.Errorf("%w: %s left the kernel's w1 bus", ErrNotFound, ROMString(d.rom))
 		}
@@ -382,15 +399,4 @@ func (d *Dev) senseW1() (float64, error) {
 		d.ready = false
 	}
 	return temperature(sp)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,10 +50,64 @@ func matchROM(a onewire.Address, cmd ...byte) []byte {
 	return append(w, cmd...)
 }
 
-func noWait(d *Dev) *Dev {
-	d.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-	return d
+// fakeClock times conversions without waiting: a wait moves the time to
+// the wait's end, so probes waiting together move it once.
+type fakeClock struct {
+	mu    sync.Mutex
+	t     time.Time
+	waits []time.Duration
+	// onWait, if set, runs at each wait, before the time moves.
+	onWait func()
 }
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) waitUntil(ctx context.Context, t time.Time) error {
+	if c.onWait != nil {
+		c.onWait()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t.After(c.t) {
+		c.waits = append(c.waits, t.Sub(c.t))
+		c.t = t
+	}
+	return nil
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func (c *fakeClock) waited() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Duration(nil), c.waits...)
+}
+
+// withClock makes the probes opened on bus time their conversions with a
+// fake clock. Call it before New.
+func withClock(bus onewire.Bus) *fakeClock {
+	c := newFakeClock()
+	shareBus(bus).clk = c
+	return c
+}
+
+// Bytes on the wire, as the datasheet's transcripts write them.
+var convertAll = onewiretest.IO{W: []byte{0xCC, 0x44}, Pull: onewire.StrongPullup}
 
 func TestParseROM(t *testing.T) {
 	a := rom(t, "28-0000075e6b1a")
@@ -89,17 +144,16 @@ func TestOneWireBus(t *testing.T) {
 	a := rom(t, "28-0000075e6b1a")
 	ops := []onewiretest.IO{{W: matchROM(a, 0xBE), R: scratchpad(0x0550, cfg12)}} // New: power-on value is fine here
 	for _, e := range datasheetTable {
-		ops = append(ops,
-			onewiretest.IO{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
-			onewiretest.IO{W: matchROM(a, 0xBE), R: scratchpad(e.raw, cfg12)})
+		ops = append(ops, convertAll, onewiretest.IO{W: matchROM(a, 0xBE), R: scratchpad(e.raw, cfg12)})
 	}
 	bus := &onewiretest.Playback{Ops: ops}
+	clk := withClock(bus)
 	d, err := New(bus, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noWait(d)
 	for _, e := range datasheetTable {
+		clk.advance(5 * time.Second) // the next schedule point
 		rs, err := d.Read(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -115,21 +169,20 @@ func TestOneWireBus(t *testing.T) {
 
 func TestResolution(t *testing.T) {
 	a := rom(t, "28-0000075e6b1a")
-	var waited []time.Duration
 	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
 		{W: matchROM(a, 0xBE), R: scratchpad(0x0191, cfg12)},
 		// Write scratchpad: TH and TL kept, 9 bits.
 		{W: matchROM(a, 0x4E, 0x4B, 0x46, cfg9)},
-		{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
+		convertAll,
 		// At 9 bits the three low bits are undefined: 0x0197 reads as
 		// 0x0190, 25.0 °C.
 		{W: matchROM(a, 0xBE), R: scratchpad(0x0197, cfg9)},
 	}}
+	clk := withClock(bus)
 	d, err := New(bus, a, &Opts{Resolution: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.sleep = func(_ context.Context, w time.Duration) error { waited = append(waited, w); return nil }
 	c, err := d.Sense(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +191,8 @@ func TestResolution(t *testing.T) {
 		t.Errorf("%v °C, want 25", c)
 	}
 	// 9 bits convert in at most 93.75 ms.
-	if len(waited) != 1 || waited[0] != 93750*time.Microsecond {
-		t.Errorf("waited %v", waited)
+	if waited := clk.waited(); len(waited) != 1 || waited[0] != 93750*time.Microsecond {
+		t.Errorf("waited %v", clk.waited())
 	}
 	if err := bus.Close(); err != nil {
 		t.Fatal(err)
@@ -149,31 +202,35 @@ func TestResolution(t *testing.T) {
 	}
 }
 
+// Two probes read one after the other at one point: one conversion.
 func TestTwoProbesOneBus(t *testing.T) {
 	a, b := rom(t, "28-0000075e6b1a"), rom(t, "28-00000a1b2c3d")
 	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
 		{W: matchROM(a, 0xBE), R: scratchpad(0, cfg12)},
 		{W: matchROM(b, 0xBE), R: scratchpad(0, cfg12)},
-		{W: matchROM(a, 0x44), Pull: onewire.StrongPullup},
+		convertAll,
 		{W: matchROM(a, 0xBE), R: scratchpad(0x0191, cfg12)},
-		{W: matchROM(b, 0x44), Pull: onewire.StrongPullup},
 		{W: matchROM(b, 0xBE), R: scratchpad(0xFF5E, cfg12)},
+		// Asked beyond the freshness window: a new conversion.
+		convertAll,
+		{W: matchROM(b, 0xBE), R: scratchpad(0xFE6F, cfg12)},
 	}}
-	da, err := New(bus, a, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := New(bus, b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	noWait(da)
-	noWait(db)
+	clk := withClock(bus)
+	ds := openAll(t, bus, a, b)
+	da, db := ds[0], ds[1]
 	if c, err := da.Sense(context.Background()); err != nil || c != 25.0625 {
 		t.Errorf("probe a: %v, %v", c, err)
 	}
+	clk.advance(700 * time.Millisecond) // a straggler, within 750 ms of the end
 	if c, err := db.Sense(context.Background()); err != nil || c != -10.125 {
 		t.Errorf("probe b: %v, %v", c, err)
+	}
+	clk.advance(751 * time.Millisecond)
+	if c, err := db.Sense(context.Background()); err != nil || c != -25.0625 {
+		t.Errorf("probe b, later: %v, %v", c, err)
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -182,28 +239,30 @@ func TestFaultsAndRecovery(t *testing.T) {
 	garbled := scratchpad(0x0191, cfg12)
 	garbled[0] ^= 0x04
 	ff := []byte{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
-	conv := onewiretest.IO{W: matchROM(a, 0x44), Pull: onewire.StrongPullup}
+	conv := convertAll
 	read := func(sp []byte) onewiretest.IO { return onewiretest.IO{W: matchROM(a, 0xBE), R: sp} }
 	bus := &onewiretest.Playback{Ops: []onewiretest.IO{
 		read(scratchpad(0, cfg12)),
 		conv, read(garbled), // CRC error
-		read(ff),                                                          // re-init: the probe is gone
-		read(scratchpad(0, cfg12)), conv, read(scratchpad(0x0550, cfg12)), // power-on value
-		read(scratchpad(0, cfg12)), conv, read(make([]byte, 9)), // all zeros: passes the CRC
-		read(scratchpad(0, cfg12)), conv, read(scratchpad(0x0191, cfg12)), // back
+		conv, read(ff), // the probe is gone
+		conv, read(scratchpad(0x0550, cfg12)), // power-on value
+		conv, read(make([]byte, 9)), // all zeros: passes the CRC
+		conv, read(scratchpad(0x0191, cfg12)), // back
 	}}
+	clk := withClock(bus)
 	d, err := New(bus, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noWait(d)
 	for i, want := range []error{ErrCRC, ErrNotFound, ErrStuck, ErrCRC} {
+		clk.advance(5 * time.Second)
 		if _, err := d.Read(context.Background()); !errors.Is(err, want) {
 			t.Fatalf("read %d: err %v, want %v", i, err, want)
 		} else {
 			t.Log(err)
 		}
 	}
+	clk.advance(5 * time.Second)
 	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
 		t.Fatalf("after recovery: %v, %v", c, err)
 	}
@@ -248,10 +307,9 @@ func TestThroughDS2482(t *testing.T) {
 	s.reset(0x0A)
 	s.write(matchROM(a, 0xBE)...)
 	s.read(scratchpad(0, cfg12)...)
-	// Read: convert with the strong pull-up armed before the last byte...
+	// Read: SKIP ROM, Convert T with the strong pull-up armed before it...
 	s.reset(0x0A)
-	w := matchROM(a, 0x44)
-	s.write(w[:len(w)-1]...)
+	s.write(0xCC)
 	s.config(0x05)
 	s.write(0x44)
 	// ...then the scratchpad.
@@ -265,14 +323,15 @@ func TestThroughDS2482(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk := withClock(br)
 	d, err := New(br, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noWait(d)
 	if c, err := d.Sense(context.Background()); err != nil || c != -25.0625 {
 		t.Fatalf("%v °C, %v; want -25.0625", c, err)
 	}
+	clk.advance(5 * time.Second)
 	if _, err := d.Sense(context.Background()); !errors.Is(err, ds2482.ErrNoPresence) {
 		t.Fatalf("err %v, want the bridge's ErrNoPresence", err)
 	}
