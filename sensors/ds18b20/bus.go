@@ -22,6 +22,12 @@ type sharedBus struct {
 
 	mu   sync.Mutex
 	last *conversion
+	// longest is the longest conversion time among the probes opened on
+	// the bus. SKIP ROM + Convert T reaches every probe, also one that did
+	// not ask (on a slower schedule, at a higher resolution): a
+	// parasite-powered one browns out if the strong pull-up ends before
+	// its conversion does, so every conversion lasts at least this long.
+	longest time.Duration
 }
 
 // sharedBuses are the buses probes were opened on, by their pointer: the
@@ -90,8 +96,7 @@ func (s *sharedBus) unlock() {
 // holding the bus only for that. It does not wait for the end: acquire
 // does.
 func (s *sharedBus) convert(ctx context.Context, need time.Duration) error {
-	t := s.clk.now()
-	if s.decide(t, need) != startNew {
+	if s.decide(need) != startNew {
 		return nil
 	}
 	if err := s.lock(ctx); err != nil {
@@ -100,7 +105,7 @@ func (s *sharedBus) convert(ctx context.Context, need time.Duration) error {
 	defer s.unlock()
 	// Another probe may have started one while this one waited for the
 	// bus; nobody can start one while it is held.
-	if s.decide(t, need) != startNew {
+	if s.decide(need) != startNew {
 		return nil
 	}
 	if err := s.bus.Tx([]byte{cmdSkipROM, cmdConvert}, nil, onewire.StrongPullup); err != nil {
@@ -109,17 +114,31 @@ func (s *sharedBus) convert(ctx context.Context, need time.Duration) error {
 	// Timed from the end of the Tx, when the last bit of Convert T is out.
 	start := s.clk.now()
 	s.mu.Lock()
-	s.last = &conversion{start: start, end: start.Add(need), wait: need}
+	wait := max(need, s.longest)
+	s.last = &conversion{start: start, end: start.Add(wait), wait: wait}
 	s.mu.Unlock()
 	return nil
 }
 
-// decide applies the rule to the latest conversion, joining it if it is
-// under way.
-func (s *sharedBus) decide(t time.Time, need time.Duration) step {
+// cover makes the bus's later conversions last at least need, the
+// conversion time of a probe opened on it.
+func (s *sharedBus) cover(need time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := decide(s.last, t, need)
+	s.longest = max(s.longest, need)
+}
+
+// decide applies the rule to the latest conversion, joining it if it is
+// under way.
+func (s *sharedBus) decide(need time.Duration) step {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The time is taken under s.mu, as acquire takes it: once a probe saw
+	// the conversion ended and went on to read (ending the strong
+	// pull-up), no probe asking later sees it under way and moves its end;
+	// a time taken before waiting for s.mu could be that stale. A probe
+	// with a longer conversion time then starts a new conversion (decide).
+	st := decide(s.last, s.clk.now(), need)
 	if st == joinRunning {
 		s.last.join(need)
 	}
@@ -135,13 +154,15 @@ func (s *sharedBus) acquire(ctx context.Context) error {
 		if err := s.lock(ctx); err != nil {
 			return err
 		}
+		// The time is taken under s.mu, as decide takes it (see there).
 		s.mu.Lock()
 		var end time.Time
 		if s.last != nil {
 			end = s.last.end
 		}
+		ended := !s.clk.now().Before(end)
 		s.mu.Unlock()
-		if !s.clk.now().Before(end) {
+		if ended {
 			return nil
 		}
 		s.unlock()

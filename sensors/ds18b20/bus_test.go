@@ -10,8 +10,6 @@ import (
 
 	"periph.io/x/conn/v3/onewire"
 	"periph.io/x/conn/v3/onewire/onewiretest"
-
-	"github.com/floorhub/floorhub/internal/testkit"
 )
 
 // probesBus plays what is addressed to every probe (SKIP ROM) on one
@@ -208,41 +206,53 @@ func TestProbesConvertTogether(t *testing.T) {
 	}
 }
 
-// Each probe asks for its own conversion time; the wait covers the longest.
-func TestMixedResolutions(t *testing.T) {
+// Convert T reaches every probe on the bus, so every conversion lasts as
+// long as the slowest probe opened on it needs, also when only faster ones
+// asked: a parasite-powered probe keeps its strong pull-up to the end.
+func TestConversionCoversEveryProbe(t *testing.T) {
 	a9, a12 := probeROM(1), probeROM(2)
 	b := newProbesBus()
-	b.all.Ops = []onewiretest.IO{convertAll}
-	b.probe(a9, cfg9, onewiretest.IO{W: matchROM(a9, 0xBE), R: scratchpad(0x0190, cfg9)})
+	b.all.Ops = []onewiretest.IO{convertAll, convertAll}
+	b.probe(a9, cfg9,
+		onewiretest.IO{W: matchROM(a9, 0xBE), R: scratchpad(0x0190, cfg9)},
+		onewiretest.IO{W: matchROM(a9, 0xBE), R: scratchpad(0x0190, cfg9)})
 	b.probe(a12, cfg12, onewiretest.IO{W: matchROM(a12, 0xBE), R: scratchpad(0x0191, cfg12)})
 	ds := openAll(t, b, a9, a12)
-	d9, d12 := ds[0], ds[1]
-	t0 := b.opened()
-	// The 12-bit probe asks once the 9-bit one's conversion is under way.
-	var once sync.Once
-	done := make(chan error, 1)
-	b.clk.onWait = func() {
-		once.Do(func() {
-			go func() { _, err := d12.Sense(context.Background()); done <- err }()
-			s := shareBus(b)
-			testkit.Eventually(t, "the 12-bit probe joins", 10*time.Second, func() bool {
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				return s.last.wait == 750*time.Millisecond
-			})
-		})
+	b.opened()
+	// The 9-bit probe alone (the 12-bit one is on a slower schedule).
+	if v, err := ds[0].Sense(context.Background()); err != nil || v != 25 {
+		t.Fatalf("9 bits alone: %v, %v", v, err)
 	}
-	if v, err := d9.Sense(context.Background()); err != nil || v != 25 {
-		t.Fatalf("9 bits: %v, %v", v, err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("12 bits: %v", err)
+	b.clk.advance(5 * time.Second)
+	// Both at one point: one conversion for both.
+	if _, errs := senseAll(context.Background(), ds); errors.Join(errs...) != nil {
+		t.Fatal(errs)
 	}
 	b.close(t)
-	for _, r := range b.reads {
-		if r.Sub(t0) < 750*time.Millisecond {
-			t.Errorf("a read %v after the conversion, before the 12-bit probe's 750 ms", r.Sub(t0))
+	if len(b.converts) != 2 || len(b.reads) != 3 {
+		t.Fatalf("%d conversions, %d reads; want 2 and 3", len(b.converts), len(b.reads))
+	}
+	for i, r := range b.reads {
+		if c := b.converts[min(i, 1)]; r.Sub(c) < 750*time.Millisecond {
+			t.Errorf("read %d %v after its conversion, before the 12-bit probe's 750 ms", i, r.Sub(c))
 		}
+	}
+}
+
+// A probe asking once a conversion has ended, when the others may be
+// reading and the strong pull-up is over, does not stretch it to its
+// longer conversion time: it starts a new one.
+func TestNoJoinAfterTheEnd(t *testing.T) {
+	const c9, c12 = 93750 * time.Microsecond, 750 * time.Millisecond
+	clk := newFakeClock()
+	t0 := clk.now()
+	s := &sharedBus{clk: clk, last: &conversion{start: t0, end: t0.Add(c9), wait: c9}}
+	clk.advance(c9)
+	if st := s.decide(c12); st != startNew {
+		t.Errorf("at the end: %v, want startNew", st)
+	}
+	if end := s.last.end.Sub(t0); end != c9 {
+		t.Errorf("end moved to %v", end)
 	}
 }
 

@@ -33,6 +33,7 @@ func TestDecide(t *testing.T) {
 		{"9 bits: straggler", ended(0, c9), ms(150), c9, useEnded},
 		{"9 bits: next point", ended(0, c9), ms(5000), c9, startNew},
 		{"ended too short for 12 bits", ended(0, c9), ms(100), c12, startNew},
+		{"ended this instant, too short: not stretched", ended(0, c9), t0.Add(c9), c12, startNew},
 		{"ended long enough for 9 bits", ended(0, c12), ms(800), c9, useEnded},
 		{"kernel, ended", &conversion{start: t0, end: ms(20), wait: c12}, ms(30), c9, useEnded},
 	} {

@@ -14,6 +14,11 @@
 // The probes of one bus convert together: Convert T after SKIP ROM
 // reaches them all, and each reads its own scratchpad after the one wait,
 // so N probes read at one point take 750 ms at 12 bits, not N × 750 ms.
+// As Convert T also reaches the probes that did not ask (on a slower
+// schedule), every conversion behind a bus such as the DS2482 lasts as
+// long as the slowest probe opened on that bus needs, with the strong
+// pull-up on throughout: a parasite-powered probe at 12 bits does not lose
+// power because a 9-bit one read first.
 // Through the kernel this needs its bulk read (therm_bulk_read, Linux 5.8)
 // and write access to it; without, each probe converts on its own.
 //

@@ -239,6 +239,7 @@ func (d *Dev) setResolution(sp []byte) error {
 		}
 		d.res = d.want
 	}
+	d.share.cover(convTime(d.res))
 	d.ready = true
 	return nil
 }
