@@ -88,6 +88,7 @@ type Dev struct {
 	share *sharedBus // bus's conversions, shared with its other probes
 	dir   string     // the probe's sysfs directory
 	w1    *w1Bus     // the kernel bus master's bulk conversions; nil: none
+	clk   clock      // times the retry of an empty w1_slave read
 
 	rom  onewire.Address
 	want int // resolution to set, 0 to keep
@@ -157,6 +158,7 @@ func NewW1(dir string, rom onewire.Address, opts *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("ds18b20: no kernel 1-Wire bus (%w); enable it with dtoverlay=w1-gpio in config.txt", err)
 	}
 	d.dir = filepath.Join(dir, ROMString(rom))
+	d.clk = realClock{}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.initW1(); err != nil {
@@ -360,12 +362,16 @@ func (d *Dev) senseW1(ctx context.Context) (float64, error) {
 		}
 	}
 	file := filepath.Join(d.dir, "w1_slave")
-	var b []byte
-	var err error
-	if d.w1 != nil {
-		b, err = d.w1.read(ctx, file, convTime(d.res))
-	} else {
-		b, err = os.ReadFile(file)
+	b, err := d.readW1(ctx, file)
+	if err == nil && len(b) == 0 {
+		// The kernel's w1_slave reads empty while a bulk conversion is
+		// under way, perhaps triggered by another process, and when its
+		// own read failed: once more after the longest conversion (the
+		// bulk one waits for the slowest probe on the bus).
+		if err := d.clk.waitUntil(ctx, d.clk.now().Add(convTime(12))); err != nil {
+			return 0, err
+		}
+		b, err = d.readW1(ctx, file)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -400,4 +406,13 @@ func (d *Dev) senseW1(ctx context.Context) (float64, error) {
 		d.ready = false
 	}
 	return temperature(sp)
+}
+
+// readW1 reads w1_slave, through the bus master's bulk conversions if it
+// has them. Caller holds d.mu.
+func (d *Dev) readW1(ctx context.Context, file string) ([]byte, error) {
+	if d.w1 != nil {
+		return d.w1.read(ctx, file, convTime(d.res))
+	}
+	return os.ReadFile(file)
 }

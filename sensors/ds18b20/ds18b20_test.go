@@ -414,3 +414,40 @@ func TestKernelW1Missing(t *testing.T) {
 
 // The bridge is held across a probe's convert and read.
 var _ BusLocker = (*ds2482.Dev)(nil)
+
+// w1_slave reads empty while the kernel converts for a bulk read, perhaps
+// another process's: the probe reads once more after a conversion time.
+func TestKernelW1EmptyWhileConverting(t *testing.T) {
+	dir := t.TempDir()
+	const id = "28-0000075e6b1a"
+	w1Probe(t, dir, id, scratchpad(0x0191, cfg12), "YES")
+	file := filepath.Join(dir, id, "w1_slave")
+	empty := func() {
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := NewW1(dir, rom(t, id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	d.clk = clk
+	empty()
+	clk.onWait = func() { w1Probe(t, dir, id, scratchpad(0x0191, cfg12), "YES") }
+	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
+		t.Fatalf("%v, %v", c, err)
+	}
+	if w := clk.waited(); len(w) != 1 || w[0] != 750*time.Millisecond {
+		t.Errorf("waited %v, want one conversion time", w)
+	}
+	// Still empty after the wait: a content error, after one retry.
+	clk.onWait = nil
+	empty()
+	if _, err := d.Sense(context.Background()); err == nil || !strings.Contains(err.Error(), "unexpected w1_slave content") {
+		t.Fatalf("err %v, want a content error", err)
+	}
+	if w := clk.waited(); len(w) != 2 {
+		t.Errorf("waited %v, want one retry each", w)
+	}
+}
