@@ -26,6 +26,9 @@ type w1Bus struct {
 	// trigger starts a bulk conversion and returns at its end; tests
 	// replace it to play the kernel's part.
 	trigger func() error
+	// readSlave reads a probe's w1_slave file; tests replace it to play
+	// the kernel's part.
+	readSlave func(file string) ([]byte, error)
 
 	mu      sync.Mutex
 	last    *conversion
@@ -33,6 +36,9 @@ type w1Bus struct {
 	changed chan struct{} // closed and replaced when last or readers change
 	off     bool          // the trigger was refused: probes convert on their own
 }
+
+// errNoConversion is a trigger that returned without converting.
+var errNoConversion = errors.New("ds18b20: the kernel's bulk conversion returned too soon to have converted")
 
 // w1Buses are the bus masters with bulk conversions, by attribute path.
 var w1Buses registry[string, *w1Bus]
@@ -52,7 +58,7 @@ func shareW1(dir string) *w1Bus {
 		return nil
 	}
 	return w1Buses.get(attr, func() *w1Bus {
-		b := &w1Bus{clk: realClock{}, changed: make(chan struct{})}
+		b := &w1Bus{clk: realClock{}, readSlave: os.ReadFile, changed: make(chan struct{})}
 		b.trigger = func() error {
 			// The kernel takes exactly "trigger\n" (its size is checked)
 			// and ignores anything else without an error.
@@ -66,33 +72,47 @@ func shareW1(dir string) *w1Bus {
 // it joins the trigger under way, uses the one that just ended, or
 // triggers one. Reads and triggers exclude each other, as a read during a
 // trigger comes back empty. It falls back to a plain read, which converts
-// the one probe, when the kernel refuses the trigger. need is the probe's
-// conversion time. Waits end with ctx, the kernel's conversion does not.
+// the one probe, when the kernel refuses the trigger or the trigger does
+// not convert. need is the probe's conversion time. Waits end with ctx,
+// the kernel's conversion does not.
 func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]byte, error) {
 	b.mu.Lock()
 	for {
 		if b.off {
-			b.mu.Unlock()
-			return os.ReadFile(file)
+			return b.readLocked(file, false)
 		}
 		// Decided anew after each wait: a trigger's end is only known
 		// when it returns.
-		switch decide(b.last, b.clk.now(), need) {
+		now := b.clk.now()
+		switch decide(b.last, now, need) {
 		case useEnded:
-			b.readers++
-			b.mu.Unlock()
-			data, err := os.ReadFile(file)
-			b.mu.Lock()
-			b.readers--
-			b.changedLocked()
-			b.mu.Unlock()
-			return data, err
+			// The kernel waits for the conversion time it knows of,
+			// which may be shorter than this probe's (it ends a trigger
+			// interrupted by a signal early too): the probe converted
+			// from the start, its result is there need after it.
+			if ready := b.last.start.Add(need); now.Before(ready) {
+				b.mu.Unlock()
+				if err := b.clk.waitUntil(ctx, ready); err != nil {
+					return nil, err
+				}
+				b.mu.Lock()
+				continue
+			}
+			return b.readLocked(file, false)
 		case startNew:
 			if b.readers == 0 {
-				if err := b.convertLocked(); err != nil {
-					b.mu.Unlock()
+				switch err := b.convertLocked(); {
+				case errors.Is(err, errNoConversion):
+					// The kernel marked every probe as converted all
+					// the same: its next read returns the scratchpad
+					// as it was, without converting. The probe reads
+					// past that, converting alone. Probes that joined
+					// see the conversion failed and trigger again,
+					// which marks them afresh (or fails as this one).
+					return b.readLocked(file, true)
+				case err != nil:
 					// The probe still gets a reading, converting alone.
-					return os.ReadFile(file)
+					return b.readLocked(file, false)
 				}
 				continue
 			}
@@ -109,6 +129,25 @@ func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]by
 	}
 }
 
+// readLocked reads file, first once more to discard if skip. Caller
+// holds b.mu, which is released during the reads and unlocked on return.
+// It counts as a reader, so no probe triggers meanwhile: a read during a
+// trigger comes back empty.
+func (b *w1Bus) readLocked(file string, skip bool) ([]byte, error) {
+	b.readers++
+	b.mu.Unlock()
+	if skip {
+		// Its error, if any, the next read tells again.
+		_, _ = b.readSlave(file)
+	}
+	data, err := b.readSlave(file)
+	b.mu.Lock()
+	b.readers--
+	b.changedLocked()
+	b.mu.Unlock()
+	return data, err
+}
+
 // convertLocked triggers a bulk conversion and waits for its end. Probes
 // asking meanwhile join it. Caller holds b.mu, which is released during
 // the trigger.
@@ -120,11 +159,21 @@ func (b *w1Bus) convertLocked() error {
 	b.mu.Unlock()
 	err := b.trigger()
 	b.mu.Lock()
-	if err != nil {
+	now := b.clk.now()
+	switch {
+	case err != nil:
 		c.failed = true
 		b.off = errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
-	} else {
-		c.end = b.clk.now()
+	case now.Sub(c.start) < convTime(9):
+		// Writing the trigger succeeds even when the kernel's
+		// trigger_bulk_read failed (no presence pulse on any of its bus
+		// resets: -ENODEV; its wait interrupted: -EINTR), and it still
+		// marks every probe as converted. Returning sooner than the
+		// shortest conversion tells it: nobody may use this one.
+		c.failed = true
+		err = errNoConversion
+	default:
+		c.end = now
 	}
 	b.changedLocked()
 	return err

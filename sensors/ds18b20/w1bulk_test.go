@@ -7,7 +7,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,9 +18,11 @@ import (
 
 // kernelBus is a fake w1 devices directory laid out as sysfs: each probe's
 // directory under its bus master's, linked from the devices directory,
-// and the master's therm_bulk_read. Its trigger plays the kernel's part:
-// it checks what was written and gives every probe a new reading, the
-// round's.
+// and the master's therm_bulk_read. Its trigger and w1_slave reads play
+// the kernel's part (w1_therm.c): a trigger gives every probe a new
+// reading, the round's, and marks it converted; a probe's next read
+// returns that without converting, a later one converts the probe alone;
+// a read while a trigger converts comes back empty.
 type kernelBus struct {
 	dir, master string
 	ids         []string
@@ -29,11 +33,21 @@ type kernelBus struct {
 	triggers int
 	// block, if set, is waited for by each trigger: a conversion under way.
 	block chan struct{}
+	// took is how long a trigger takes: 750 ms if 0.
+	took time.Duration
+	// glitch makes the triggers fail as the kernel's do when no bus reset
+	// gets a presence pulse: at once, marking every probe converted.
+	glitch     bool
+	converting bool            // a trigger under way
+	flagged    map[string]bool // probes marked converted by a trigger
+	lone       int             // reads that converted their probe alone
+	// onRead, if set, runs before each w1_slave read, with the probe's id.
+	onRead func(id string)
 }
 
 func newKernelBus(t *testing.T, n int) *kernelBus {
 	t.Helper()
-	k := &kernelBus{dir: t.TempDir(), clk: newFakeClock()}
+	k := &kernelBus{dir: t.TempDir(), clk: newFakeClock(), flagged: map[string]bool{}}
 	k.master = filepath.Join(k.dir, "w1_bus_master1")
 	if err := os.MkdirAll(k.master, 0o755); err != nil {
 		t.Fatal(err)
@@ -64,21 +78,59 @@ func newKernelBus(t *testing.T, n int) *kernelBus {
 		}
 		k.mu.Lock()
 		k.triggers++
-		round, block := k.triggers, k.block
+		round, block, took, glitch := k.triggers, k.block, k.took, k.glitch
+		k.converting = true
 		k.mu.Unlock()
 		if block != nil {
 			<-block
 		}
-		k.clk.advance(750 * time.Millisecond) // the kernel's wait
+		switch {
+		case glitch:
+			k.clk.advance(2 * time.Millisecond) // five failed bus resets
+		case took != 0:
+			k.clk.advance(took)
+		default:
+			k.clk.advance(750 * time.Millisecond)
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		k.converting = false
 		for i, id := range k.ids {
-			if _, err := os.Stat(filepath.Join(k.master, id)); err == nil {
+			k.flagged[id] = true
+			if _, err := os.Stat(filepath.Join(k.master, id)); err == nil && !glitch {
 				w1Probe(t, k.master, id, scratchpad(k.raw(round, i), cfg12), "YES")
 			}
 		}
 		return nil
 	}
+	k.bus.readSlave = func(file string) ([]byte, error) {
+		id := filepath.Base(filepath.Dir(file))
+		if k.onRead != nil {
+			k.onRead(id)
+		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		switch {
+		case k.converting:
+			return nil, nil
+		case k.flagged[id]:
+			k.flagged[id] = false
+		default:
+			k.lone++
+			if _, err := os.Stat(filepath.Join(k.master, id)); err == nil {
+				w1Probe(t, k.master, id, scratchpad(k.alone(id), cfg12), "YES")
+			}
+		}
+		return os.ReadFile(file)
+	}
 	return k
 }
+
+// alone is the reading of probe id when it converts alone.
+func (k *kernelBus) alone(id string) uint16 { return 0x7000 | uint16(slices.Index(k.ids, id)) }
+
+// celsius is what a probe reads for raw.
+func celsius(raw uint16) float64 { return float64(int16(raw)) / 16 }
 
 // raw is probe i's reading in round r.
 func (k *kernelBus) raw(round, i int) uint16 { return uint16(round<<8 | i) }
@@ -94,6 +146,7 @@ func (k *kernelBus) open(t *testing.T) []*Dev {
 		if d.w1 != k.bus {
 			t.Fatalf("%s: not on the fake bus master", id)
 		}
+		d.clk = k.clk
 		ds = append(ds, d)
 	}
 	return ds
@@ -119,9 +172,10 @@ func TestKernelBulk(t *testing.T) {
 		if got := k.count(); got != round {
 			t.Fatalf("round %d: %d triggers, want %d", round, got, round)
 		}
-		// A straggler within the freshness window reads what it has.
+		// A straggler within the freshness window does not trigger; the
+		// kernel converts it alone, as it read this round's reading.
 		k.clk.advance(500 * time.Millisecond)
-		if c, err := ds[0].Sense(context.Background()); err != nil || c != float64(int16(k.raw(round, 0)))/16 {
+		if c, err := ds[0].Sense(context.Background()); err != nil || c != celsius(k.alone(k.ids[0])) {
 			t.Errorf("straggler: %v, %v", c, err)
 		}
 		if got := k.count(); got != round {
@@ -180,7 +234,7 @@ func TestKernelBulkRefused(t *testing.T) {
 	k.bus.trigger = func() error { return &fs.PathError{Op: "open", Path: "therm_bulk_read", Err: fs.ErrPermission} }
 	cs, errs := senseAll(context.Background(), ds)
 	for i := range 2 {
-		if errs[i] != nil || cs[i] != 0 {
+		if errs[i] != nil || cs[i] != celsius(k.alone(k.ids[i])) {
 			t.Errorf("probe %d: %v, %v", i, cs[i], errs[i])
 		}
 	}
@@ -188,5 +242,122 @@ func TestKernelBulkRefused(t *testing.T) {
 	defer k.bus.mu.Unlock()
 	if !k.bus.off {
 		t.Error("bulk conversions still on")
+	}
+}
+
+// A trigger that returns sooner than any conversion did not convert, yet
+// the kernel marked every probe converted: no probe serves the previous
+// reading as new. Each converts alone, and the next trigger is shared
+// again.
+func TestKernelBulkGlitch(t *testing.T) {
+	const n = 3
+	k := newKernelBus(t, n)
+	ds := k.open(t)
+	if _, errs := senseAll(context.Background(), ds); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	k.clk.advance(5 * time.Second)
+	k.glitch = true
+	cs, errs := senseAll(context.Background(), ds)
+	for i := range n {
+		if want := celsius(k.alone(k.ids[i])); errs[i] != nil || cs[i] != want {
+			t.Errorf("after a failed trigger, probe %d: %v, %v; want %v, not round 1's %v", i, cs[i], errs[i], want, celsius(k.raw(1, i)))
+		}
+	}
+	k.clk.advance(5 * time.Second)
+	k.glitch = false
+	before := k.count()
+	cs, errs = senseAll(context.Background(), ds)
+	for i := range n {
+		if want := celsius(k.raw(before+1, i)); errs[i] != nil || cs[i] != want {
+			t.Errorf("the bus back, probe %d: %v, %v; want %v", i, cs[i], errs[i], want)
+		}
+	}
+	if got := k.count(); got != before+1 {
+		t.Errorf("%d triggers once the bus is back, want 1", got-before)
+	}
+}
+
+// A probe whose conversion is longer than the trigger's wait (the kernel
+// knows another resolution, or a signal cut its wait) reads no earlier
+// than its own conversion time after the trigger.
+func TestKernelBulkShortTrigger(t *testing.T) {
+	k := newKernelBus(t, 3)
+	ds := k.open(t)
+	k.took = 200 * time.Millisecond
+	t0 := k.clk.now()
+	var mu sync.Mutex
+	var early []time.Duration
+	k.onRead = func(string) {
+		if at := k.clk.now().Sub(t0); at < 750*time.Millisecond {
+			mu.Lock()
+			early = append(early, at)
+			mu.Unlock()
+		}
+	}
+	cs, errs := senseAll(context.Background(), ds)
+	for i := range ds {
+		if errs[i] != nil || cs[i] != celsius(k.raw(1, i)) {
+			t.Errorf("probe %d: %v, %v", i, cs[i], errs[i])
+		}
+	}
+	if len(early) != 0 {
+		t.Errorf("reads %v after the trigger, before 750 ms", early)
+	}
+}
+
+// waitingCtx tells when a probe waits on it: the bulk read calls Done
+// only to wait for others.
+type waitingCtx struct {
+	context.Context
+	once    sync.Once
+	waiting chan struct{}
+}
+
+func (c *waitingCtx) Done() <-chan struct{} {
+	c.once.Do(func() { close(c.waiting) })
+	return c.Context.Done()
+}
+
+// The plain read after a failed trigger counts as a read: a probe woken by
+// the failure does not trigger during it (the read would come back
+// empty).
+func TestKernelBulkFallbackIsARead(t *testing.T) {
+	k := newKernelBus(t, 2)
+	ds := k.open(t)
+	write := k.bus.trigger
+	var failed bool
+	k.bus.trigger = func() error {
+		if !failed {
+			failed = true
+			return &fs.PathError{Op: "write", Path: "therm_bulk_read", Err: syscall.EIO}
+		}
+		return write()
+	}
+	ctx := &waitingCtx{Context: context.Background(), waiting: make(chan struct{})}
+	other := make(chan error, 1)
+	k.onRead = func(id string) {
+		if id != k.ids[0] {
+			return
+		}
+		k.onRead = nil
+		go func() { _, err := ds[1].Sense(ctx); other <- err }()
+		testkit.Eventually(t, "the other probe waits or triggers", 10*time.Second, func() bool {
+			select {
+			case <-ctx.waiting:
+				return true
+			default:
+				return k.count() > 0
+			}
+		})
+		if k.count() != 0 {
+			t.Error("a trigger during the fallback read")
+		}
+	}
+	if c, err := ds[0].Sense(context.Background()); err != nil || c != celsius(k.alone(k.ids[0])) {
+		t.Errorf("fallback read: %v, %v", c, err)
+	}
+	if err := <-other; err != nil {
+		t.Errorf("the other probe: %v", err)
 	}
 }
