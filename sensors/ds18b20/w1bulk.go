@@ -34,8 +34,16 @@ type w1Bus struct {
 	last    *conversion
 	readers int           // w1_slave reads in progress
 	changed chan struct{} // closed and replaced when last or readers change
-	off     bool          // the trigger was refused: probes convert on their own
+	// offSince is when the kernel last refused the trigger, zero if it
+	// did not: probes convert on their own for offFor after it.
+	offSince time.Time
 }
+
+// offFor is how long probes convert on their own after the kernel refused
+// the trigger. The refusal need not last: the kernel removes
+// therm_bulk_read while no probe is on its list (writing it then fails to
+// create it) and adds it back when they return.
+const offFor = time.Minute
 
 // errNoConversion is a trigger that returned without converting.
 var errNoConversion = errors.New("ds18b20: the kernel's bulk conversion returned too soon to have converted")
@@ -78,7 +86,7 @@ func shareW1(dir string) *w1Bus {
 func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]byte, error) {
 	b.mu.Lock()
 	for {
-		if b.off {
+		if b.offLocked() {
 			return b.readLocked(file, false)
 		}
 		// Decided anew after each wait: a trigger's end is only known
@@ -148,6 +156,12 @@ func (b *w1Bus) readLocked(file string, skip bool) ([]byte, error) {
 	return data, err
 }
 
+// offLocked tells whether probes convert on their own: the kernel
+// refused the trigger less than offFor ago. Caller holds b.mu.
+func (b *w1Bus) offLocked() bool {
+	return !b.offSince.IsZero() && b.clk.now().Sub(b.offSince) < offFor
+}
+
 // convertLocked triggers a bulk conversion and waits for its end. Probes
 // asking meanwhile join it. Caller holds b.mu, which is released during
 // the trigger.
@@ -163,7 +177,9 @@ func (b *w1Bus) convertLocked() error {
 	switch {
 	case err != nil:
 		c.failed = true
-		b.off = errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS)
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			b.offSince = now
+		}
 	case now.Sub(c.start) < convTime(9):
 		// Writing the trigger succeeds even when the kernel's
 		// trigger_bulk_read failed (no presence pulse on any of its bus
@@ -174,6 +190,7 @@ func (b *w1Bus) convertLocked() error {
 		err = errNoConversion
 	default:
 		c.end = now
+		b.offSince = time.Time{}
 	}
 	b.changedLocked()
 	return err

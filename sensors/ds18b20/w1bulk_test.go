@@ -240,7 +240,7 @@ func TestKernelBulkRefused(t *testing.T) {
 	}
 	k.bus.mu.Lock()
 	defer k.bus.mu.Unlock()
-	if !k.bus.off {
+	if !k.bus.offLocked() {
 		t.Error("bulk conversions still on")
 	}
 }
@@ -303,6 +303,41 @@ func TestKernelBulkShortTrigger(t *testing.T) {
 	}
 	if len(early) != 0 {
 		t.Errorf("reads %v after the trigger, before 750 ms", early)
+	}
+}
+
+// After a refusal probes convert on their own for a minute, then try the
+// bulk conversion again: the kernel removes therm_bulk_read while its
+// probes are gone and adds it back when they return.
+func TestKernelBulkRefusedForAWhile(t *testing.T) {
+	k := newKernelBus(t, 2)
+	ds := k.open(t)
+	write := k.bus.trigger
+	refusals := 0
+	k.bus.trigger = func() error {
+		refusals++
+		return &fs.PathError{Op: "open", Path: "therm_bulk_read", Err: fs.ErrPermission}
+	}
+	if _, errs := senseAll(context.Background(), ds); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	k.clk.advance(30 * time.Second)
+	if _, errs := senseAll(context.Background(), ds); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	if refusals != 1 {
+		t.Fatalf("%d triggers refused within the minute, want 1", refusals)
+	}
+	k.bus.trigger = write
+	k.clk.advance(31 * time.Second)
+	cs, errs := senseAll(context.Background(), ds)
+	for i := range ds {
+		if errs[i] != nil || cs[i] != celsius(k.raw(1, i)) {
+			t.Errorf("probe %d: %v, %v; want the bulk conversion's", i, cs[i], errs[i])
+		}
+	}
+	if k.count() != 1 {
+		t.Errorf("%d bulk conversions after the minute, want 1", k.count())
 	}
 }
 
