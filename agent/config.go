@@ -782,11 +782,12 @@ func (c *Config) fillDevices() error {
 		}
 		if d.Jitter == nil {
 			d.Jitter = new(time.Duration)
-			if sharesLine(d.Driver) {
-				// Devices on one Modbus line are read one after the
+			if catalog.SharesLine(d.Driver) {
+				// Devices on one line (Modbus) are read one after the
 				// other, and the wait counts against each one's timeout:
 				// lined up, the last would wait for all the others every
-				// time. Spread them instead.
+				// time. Spread them instead. (DS18B20 probes on one bus
+				// convert together instead: their driver lines them up.)
 				*d.Jitter = d.Interval / 10
 			}
 		}
@@ -956,7 +957,3 @@ func (c *Config) validateWith(flags map[string]string) error {
 
 // Source names where the config came from: its file, or "(defaults)".
 func (c *Config) Source() string { return c.file }
-
-// sharesLine tells whether devices of driver share a line that serves one
-// request at a time (a Modbus RTU bus, a Modbus TCP server's connection).
-func sharesLine(driver string) bool { return driver == "modbus-tcp" || driver == "modbus-rtu" }

@@ -105,6 +105,12 @@ type Driver struct {
 	Metrics func(s *Spec) []string
 	// Build opens the device.
 	Build func(s *Spec, hw Hardware) (Sensor, error)
+	// SharesLine tells that devices of this driver may share a line that
+	// serves one request at a time, each read waiting for the others (a
+	// Modbus RTU bus, a Modbus TCP server's connection): read together,
+	// the last would wait for all the others every time, so the agent
+	// spreads their reads by default.
+	SharesLine bool
 }
 
 var drivers = map[string]Driver{}
@@ -117,6 +123,11 @@ func Register(name string, d Driver) {
 	}
 	drivers[name] = d
 }
+
+// SharesLine tells whether devices of the named driver share a line that
+// serves one request at a time (see Driver.SharesLine); false for an
+// unknown driver.
+func SharesLine(driver string) bool { return drivers[driver].SharesLine }
 
 // Drivers returns the registered driver names, sorted.
 func Drivers() []string {

@@ -391,3 +391,24 @@ func TestBridgeShared(t *testing.T) {
 		t.Fatal(err) // a second device reset would have been unexpected
 	}
 }
+
+// Only drivers whose devices wait for each other on one line have their
+// reads spread by default; DS18B20 probes on one bus convert together
+// instead.
+func TestSharesLine(t *testing.T) {
+	for _, c := range []struct {
+		driver string
+		want   bool
+	}{
+		{"modbus-tcp", true},
+		{"modbus-rtu", true},
+		{"ds18b20", false},
+		{"bme280", false},
+		{"sim", false},
+		{"no-such-driver", false},
+	} {
+		if got := catalog.SharesLine(c.driver); got != c.want {
+			t.Errorf("SharesLine(%q) = %v, want %v", c.driver, got, c.want)
+		}
+	}
+}

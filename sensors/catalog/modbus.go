@@ -229,6 +229,7 @@ func init() {
 				}
 				return modbus.Open(o)
 			},
+			SharesLine: true,
 		})
 	}
 }
