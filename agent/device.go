@@ -178,6 +178,11 @@ func nextRead(origin, now time.Time, interval time.Duration) time.Time {
 	if interval <= 0 {
 		return now
 	}
+	if origin.IsZero() {
+		// No schedule set (an Agent not started): now.Sub would saturate
+		// at some 292 years; Truncate counts from the same zero exactly.
+		return now.Truncate(interval).Add(interval)
+	}
 	k := now.Sub(origin) / interval
 	if now.Before(origin) {
 		k = -1

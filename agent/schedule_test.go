@@ -27,6 +27,12 @@ func TestNextRead(t *testing.T) {
 			t.Errorf("%s: nextRead(+%v, %v) = +%v, want +%v", c.name, c.now, c.interval, got, c.want)
 		}
 	}
+	// A zero origin (no schedule set) counts from the zero time, without
+	// overflowing.
+	now := time.Date(2026, 12, 2, 13, 0, 0, 250_000_000, time.UTC)
+	if got, want := nextRead(time.Time{}, now, time.Second), now.Truncate(time.Second).Add(time.Second); !got.Equal(want) {
+		t.Errorf("zero origin: nextRead = %v, want %v", got, want)
+	}
 	// Devices with intervals of 100 ms and 1 s meet at every second.
 	for k := 1; k <= 5; k++ {
 		at := o.Add(time.Duration(k)*time.Second - 30*ms)
