@@ -188,7 +188,7 @@ func buildAgent(t *testing.T) string {
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	args := []string{"build", "-o", bin}
-	if raceEnabled {
+	if testkit.RaceEnabled {
 		args = append(args, "-race")
 	}
 	cmd := exec.CommandContext(ctx, goBin, append(args, "github.com/floorhub/floorhub/cmd/agent")...)
