@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -46,13 +45,8 @@ const (
 	clientKillWait = 40 * time.Second // then the process is killed
 )
 
-// TestMain removes the agent testkit.BuildAgentRace built once every test
-// has run.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveAgentBuild()
-	os.Exit(code)
-}
+// TestMain deletes the agent the tests built once they have run.
+func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
 
 func TestSeedClientsAgainstAgent(t *testing.T) {
 	// Built with -race when the tests are: a race the clients provoke in

@@ -33,7 +33,7 @@ const AnyPort = "127.0.0.1:0"
 const agentTimeout = 30 * time.Second
 
 // agentBuild is one build of the agent, made once per test binary and
-// shared by every test; RemoveAgentBuild deletes it.
+// shared by every test; [RunAgentTests] deletes it.
 type agentBuild struct {
 	once sync.Once
 	dir  string // the temporary directory holding the binary "agent"
@@ -74,7 +74,7 @@ func (b *agentBuild) path(t testing.TB, env []string, flags ...string) string {
 // BuildAgent compiles the agent's real binary ([AgentPackage]) with
 // cgo off, as the release is built, and returns its path. It builds once
 // per test binary and every test shares the result; the package's TestMain
-// calls [RemoveAgentBuild] to delete it. The go command is the one of the
+// is [RunAgentTests], which deletes it. The go command is the one of the
 // toolchain running the test, and it builds for the GOOS and GOARCH of the
 // environment, so under an emulator (see [EmulatorEnv]) for the emulated
 // architecture; start the result with [StartAgent] or [Command]. BuildAgent
@@ -97,15 +97,19 @@ func BuildAgentRace(t testing.TB) string {
 	return raceBuild.path(t, nil, "-race")
 }
 
-// RemoveAgentBuild deletes what [BuildAgent] and [BuildAgentRace] built,
-// if they built anything. Call it from TestMain once m.Run has returned:
-// no test may use the binaries afterwards.
-func RemoveAgentBuild() {
+// RunAgentTests is the TestMain of a package whose tests build the agent
+// ([BuildAgent], [BuildAgentRace]): it runs the tests, deletes what they
+// built once no test can use it any more, and exits with the tests' code.
+//
+//	func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
+func RunAgentTests(m *testing.M) {
+	code := m.Run()
 	for _, b := range []*agentBuild{&releaseBuild, &raceBuild} {
 		if b.dir != "" {
 			os.RemoveAll(b.dir)
 		}
 	}
+	os.Exit(code)
 }
 
 // AgentPasswordHash runs `bin passwd` with password on its standard input
