@@ -21,13 +21,11 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -112,60 +110,48 @@ func reconnect(t *testing.T, bin, dir string, ag *testkit.Agent, node []string) 
 	defer cancel()
 	args := nodeArgs(node, "clients/valtronics.mjs", "ws://"+ag.Addr+"/ws", ag.Token, secs(clientTimeout), "reconnect")
 	cmd := exec.CommandContext(ctx, node[0], args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var out, errOut testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("interop: start valtronics.mjs: %v", err)
 	}
-	var out, errOut testkit.Buffer
-	round1 := make(chan struct{})  // the first round is complete
-	refused := make(chan struct{}) // a reconnect attempt failed
-	exited := make(chan error, 1)
-	// scan copies a pipe to buf and closes signal at the first line with
-	// mark; Wait comes after both pipes were read to EOF.
-	var wg sync.WaitGroup
-	scan := func(r io.Reader, buf *testkit.Buffer, mark string, signal chan struct{}) {
-		defer wg.Done()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			fmt.Fprintln(buf, sc.Text())
-			if signal != nil && strings.Contains(sc.Text(), mark) {
-				close(signal)
-				signal = nil
-			}
-		}
-	}
-	wg.Add(2)
-	go scan(stdout, &out, `"round":1,"result":"ok"`, round1)
-	go scan(stderr, &errOut, "disconnected (connection failed)", refused)
+	exited := make(chan struct{})
+	var waitErr error // set before exited is closed
 	go func() {
-		wg.Wait()
-		exited <- cmd.Wait()
+		waitErr = cmd.Wait()
+		close(exited)
 	}()
+	defer func() { cancel(); <-exited }()
 	dump := func() string { return fmt.Sprintf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String()) }
+	// printed waits until buf holds mark and reports whether it does: not
+	// when the client exited first, or was killed after clientKillWait.
+	printed := func(buf *testkit.Buffer, mark string) bool {
+		testkit.WaitTrue(clientKillWait, func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+				return strings.Contains(buf.String(), mark)
+			}
+		})
+		return strings.Contains(buf.String(), mark)
+	}
 
-	select {
-	case <-round1:
-	case err := <-exited:
-		t.Fatalf("interop: valtronics.mjs (reconnect) ended before its first round: %v\n%s", err, dump())
+	if !printed(&out, `"round":1,"result":"ok"`) {
+		<-exited
+		t.Fatalf("interop: valtronics.mjs (reconnect) ended before its first round: %v\n%s", waitErr, dump())
 	}
 	stop(t, ag)
-	select {
-	case <-refused:
-	case err := <-exited:
-		t.Fatalf("interop: valtronics.mjs (reconnect) ended while the agent was down: %v\n%s", err, dump())
+	if !printed(&errOut, "disconnected (connection failed)") {
+		<-exited
+		t.Fatalf("interop: valtronics.mjs (reconnect) ended while the agent was down: %v\n%s", waitErr, dump())
 	}
 	// The same port: the client reconnects to the URL it was given. (The
 	// port was free for a moment; a restart cannot hand a listener on.)
 	ag2 := startAgent(t, bin, dir, ag.Addr)
-	if err := <-exited; err != nil {
-		t.Fatalf("interop: valtronics.mjs (reconnect): %v (killed: %v)\n%s", err, ctx.Err() != nil, dump())
+	<-exited
+	if waitErr != nil {
+		t.Fatalf("interop: valtronics.mjs (reconnect): %v (killed: %v)\n%s", waitErr, ctx.Err() != nil, dump())
 	}
 	requireOK(t, out.String(), "valtronics.mjs")
 	t.Logf("clients/valtronics.mjs reconnect:\n%s", dump())
