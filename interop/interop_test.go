@@ -21,18 +21,13 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,31 +36,35 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// Bounds for the whole run; the clients get their own, shorter timeouts so a
-// failing one reports what it was missing before it is killed.
+// Bounds for a client; it gets its own, shorter timeout so that a failing
+// one reports what it was missing before it is killed.
 const (
-	buildTimeout   = 3 * time.Minute
-	startTimeout   = 20 * time.Second
 	clientTimeout  = 25 * time.Second // passed to the clients
 	clientKillWait = 40 * time.Second // then the process is killed
-	stopTimeout    = 15 * time.Second
 )
 
+// TestMain deletes the agent the tests built once they have run.
+func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
+
 func TestSeedClientsAgainstAgent(t *testing.T) {
-	bin := buildAgent(t)
-	ag := startAgent(t, bin, t.TempDir(), "127.0.0.1:0")
+	// Built with -race when the tests are: a race the clients provoke in
+	// the agent makes it exit 66 instead of 0.
+	bin := testkit.BuildAgentRace(t)
+	dir := t.TempDir()
+	ag := startAgent(t, bin, dir, testkit.AnyPort)
+	ws := "ws://" + ag.Addr
 	// Mind the agent's default of 10 new connections per minute per address:
 	// these clients open 8 WebSocket connections to it together.
 
 	t.Run("valtronics.py", func(t *testing.T) {
 		py := needPython(t)
-		out := runClient(t, py, "clients/valtronics.py", ag.wsURL+"/ws", ag.token, secs(clientTimeout))
+		out := runClient(t, py, "clients/valtronics.py", ws+"/ws", ag.Token, secs(clientTimeout))
 		requireTypes(t, out, "valtronics.py", "auth_response", "telemetry_update", "device_status_update", "system_status_update", "pong")
 	})
 	t.Run("valtronics.py-bad-token", func(t *testing.T) {
 		// The client's auth check must bite: a refused token is exit 1.
 		py := needPython(t)
-		res := runClientResult(t, py, "clients/valtronics.py", ag.wsURL+"/ws", "not-a-token", secs(clientTimeout))
+		res := runClientResult(t, py, "clients/valtronics.py", ws+"/ws", "not-a-token", secs(clientTimeout))
 		if res.code != 1 || !strings.Contains(res.stderr, "authentication failed") {
 			t.Fatalf("bad token: exit %d, want 1 with \"authentication failed\"\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 		}
@@ -76,18 +75,18 @@ func TestSeedClientsAgainstAgent(t *testing.T) {
 	})
 	t.Run("seed_examples.py", func(t *testing.T) {
 		py := needPython(t)
-		out := runClient(t, py, "clients/seed_examples.py", ag.wsURL, ag.token, secs(clientTimeout))
+		out := runClient(t, py, "clients/seed_examples.py", ws, ag.Token, secs(clientTimeout))
 		requireOK(t, out, "seed_examples.py")
 	})
 	t.Run("valtronics.mjs", func(t *testing.T) {
 		node := needNode(t)
-		out := runClient(t, node[0], nodeArgs(node, "clients/valtronics.mjs", ag.wsURL+"/ws", ag.token, secs(clientTimeout))...)
+		out := runClient(t, node[0], nodeArgs(node, "clients/valtronics.mjs", ws+"/ws", ag.Token, secs(clientTimeout))...)
 		requireTypes(t, out, "valtronics.mjs", "auth_response", "telemetry_update", "device_status_update", "system_status_update", "pong")
 	})
 	t.Run("aether.mjs", func(t *testing.T) {
 		node := needNode(t)
-		gw := gatewayID(t, ag.httpURL)
-		out := runClient(t, node[0], nodeArgs(node, "clients/aether.mjs", ag.wsURL, ag.token, v3Group, gw, secs(clientTimeout))...)
+		gw := gatewayID(t, "http://"+ag.Addr)
+		out := runClient(t, node[0], nodeArgs(node, "clients/aether.mjs", ws, ag.Token, v3Group, gw, secs(clientTimeout))...)
 		requireSteps(t, out, "presence_join", "heartbeat", "group", "echo", "cmd_ping", "invalid_rejected")
 	})
 
@@ -97,78 +96,66 @@ func TestSeedClientsAgainstAgent(t *testing.T) {
 	// directory), and see everything again from the new agent on the same
 	// port. The stop of each agent requires exit 0.
 	t.Run("valtronics.mjs-reconnect", func(t *testing.T) {
-		reconnect(t, bin, ag, needNode(t))
+		reconnect(t, bin, dir, ag, needNode(t))
 	})
-	ag.stop(t) // if the subtest did not
+	stop(t, ag) // if the subtest did not
 }
 
 // reconnect runs valtronics.mjs in reconnect mode across a restart of ag:
 // stopped while the client is connected, started again only after the
 // client's first reconnect attempt was refused, so that the attempt after a
 // refused one is exercised too.
-func reconnect(t *testing.T, bin string, ag *agentProc, node []string) {
+func reconnect(t *testing.T, bin, dir string, ag *testkit.Agent, node []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), clientKillWait)
 	defer cancel()
-	args := nodeArgs(node, "clients/valtronics.mjs", ag.wsURL+"/ws", ag.token, secs(clientTimeout), "reconnect")
+	args := nodeArgs(node, "clients/valtronics.mjs", "ws://"+ag.Addr+"/ws", ag.Token, secs(clientTimeout), "reconnect")
 	cmd := exec.CommandContext(ctx, node[0], args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	var out, errOut testkit.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("interop: start valtronics.mjs: %v", err)
 	}
-	var out, errOut testkit.Buffer
-	round1 := make(chan struct{})  // the first round is complete
-	refused := make(chan struct{}) // a reconnect attempt failed
-	exited := make(chan error, 1)
-	// scan copies a pipe to buf and closes signal at the first line with
-	// mark; Wait comes after both pipes were read to EOF.
-	var wg sync.WaitGroup
-	scan := func(r io.Reader, buf *testkit.Buffer, mark string, signal chan struct{}) {
-		defer wg.Done()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			fmt.Fprintln(buf, sc.Text())
-			if signal != nil && strings.Contains(sc.Text(), mark) {
-				close(signal)
-				signal = nil
-			}
-		}
-	}
-	wg.Add(2)
-	go scan(stdout, &out, `"round":1,"result":"ok"`, round1)
-	go scan(stderr, &errOut, "disconnected (connection failed)", refused)
+	exited := make(chan struct{})
+	var waitErr error // set before exited is closed
 	go func() {
-		wg.Wait()
-		exited <- cmd.Wait()
+		waitErr = cmd.Wait()
+		close(exited)
 	}()
+	defer func() { cancel(); <-exited }()
 	dump := func() string { return fmt.Sprintf("stdout:\n%s\nstderr:\n%s", out.String(), errOut.String()) }
-
-	select {
-	case <-round1:
-	case err := <-exited:
-		t.Fatalf("interop: valtronics.mjs (reconnect) ended before its first round: %v\n%s", err, dump())
+	// printed waits until buf holds mark and reports whether it does: not
+	// when the client exited first, or was killed after clientKillWait.
+	printed := func(buf *testkit.Buffer, mark string) bool {
+		testkit.WaitTrue(clientKillWait, func() bool {
+			select {
+			case <-exited:
+				return true
+			default:
+				return strings.Contains(buf.String(), mark)
+			}
+		})
+		return strings.Contains(buf.String(), mark)
 	}
-	ag.stop(t)
-	select {
-	case <-refused:
-	case err := <-exited:
-		t.Fatalf("interop: valtronics.mjs (reconnect) ended while the agent was down: %v\n%s", err, dump())
+
+	if !printed(&out, `"round":1,"result":"ok"`) {
+		<-exited
+		t.Fatalf("interop: valtronics.mjs (reconnect) ended before its first round: %v\n%s", waitErr, dump())
+	}
+	stop(t, ag)
+	if !printed(&errOut, "disconnected (connection failed)") {
+		<-exited
+		t.Fatalf("interop: valtronics.mjs (reconnect) ended while the agent was down: %v\n%s", waitErr, dump())
 	}
 	// The same port: the client reconnects to the URL it was given. (The
 	// port was free for a moment; a restart cannot hand a listener on.)
-	ag2 := startAgent(t, bin, ag.dir, ag.listen)
-	if err := <-exited; err != nil {
-		t.Fatalf("interop: valtronics.mjs (reconnect): %v (killed: %v)\n%s", err, ctx.Err() != nil, dump())
+	ag2 := startAgent(t, bin, dir, ag.Addr)
+	<-exited
+	if waitErr != nil {
+		t.Fatalf("interop: valtronics.mjs (reconnect): %v (killed: %v)\n%s", waitErr, ctx.Err() != nil, dump())
 	}
 	requireOK(t, out.String(), "valtronics.mjs")
 	t.Logf("clients/valtronics.mjs reconnect:\n%s", dump())
-	ag2.stop(t)
+	stop(t, ag2)
 }
 
 // v3Group is the agent's default Aether V3 group (hub.v3_group), which the
@@ -177,133 +164,24 @@ const v3Group = "floor"
 
 func secs(d time.Duration) string { return fmt.Sprint(int(d / time.Second)) }
 
-// buildAgent builds the real ./cmd/agent into a temporary directory.
-func buildAgent(t *testing.T) string {
+// startAgent runs the agent with no config in dir (its data directory is
+// dir/data), listening on listen. A test that fails gets the agent's log.
+func startAgent(t *testing.T, bin, dir, listen string) *testkit.Agent {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join("/usr/local/go/bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "agent")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.CommandContext(ctx, goBin, append(args, "github.com/floorhub/floorhub/cmd/agent")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("interop: go build ./cmd/agent: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// agentProc is a running agent and what it printed.
-type agentProc struct {
-	cmd     *exec.Cmd
-	stopped bool          // stop was called
-	dir     string        // working directory: ./data is there
-	listen  string        // 127.0.0.1:PORT, the port it took
-	done    chan struct{} // closed when Wait returned
-	waitErr error
-	stderr  *testkit.Buffer
-	httpURL string // http://127.0.0.1:PORT
-	wsURL   string // ws://127.0.0.1:PORT
-	token   string
-}
-
-// startAgent runs the agent with no config in dir, listening on listen
-// (127.0.0.1:0 takes a free port; the printed URL carries the port chosen),
-// and waits for its "floorhub is running" line. The token is the one it
-// prints.
-func startAgent(t *testing.T, bin, dir, listen string) *agentProc {
-	t.Helper()
-	a := &agentProc{dir: dir, done: make(chan struct{}), stderr: &testkit.Buffer{}}
-	a.cmd = exec.Command(bin, "-listen", listen)
-	a.cmd.Dir = dir
-	a.cmd.Stderr = a.stderr
-	stdout, err := a.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("interop: start agent: %v", err)
-	}
-	lines := make(chan string, 1)
-	go func() {
-		// Reads stdout to EOF (the agent's exit) so it never blocks on it.
-		sc := bufio.NewScanner(stdout)
-		first := true
-		for sc.Scan() {
-			if first && strings.Contains(sc.Text(), "floorhub is running") {
-				lines <- sc.Text()
-				first = false
-			}
-		}
-		close(lines)
-		a.waitErr = a.cmd.Wait()
-		close(a.done)
-	}()
+	ag := testkit.StartAgent(t, bin, dir, "-listen", listen)
 	t.Cleanup(func() {
-		// Only if the test failed before stop: never leave the agent behind.
-		select {
-		case <-a.done:
-		default:
-			_ = a.cmd.Process.Kill()
-			<-a.done
-		}
 		if t.Failed() {
-			t.Logf("agent stderr:\n%s", a.stderr.String())
+			t.Logf("agent log:\n%s", ag.Log)
 		}
 	})
-
-	var line string
-	select {
-	case l, ok := <-lines:
-		if !ok {
-			t.Fatalf("interop: agent exited before it was running\nstderr:\n%s", a.stderr.String())
-		}
-		line = l
-	case <-time.After(startTimeout):
-		t.Fatalf("interop: no \"floorhub is running\" line within %v\nstderr:\n%s", startTimeout, a.stderr.String())
-	}
-	const prefix = "floorhub is running: dashboard "
-	i := strings.Index(line, prefix)
-	if i < 0 {
-		t.Fatalf("interop: unexpected start line %q", line)
-	}
-	u, err := url.Parse(strings.TrimSpace(line[i+len(prefix):]))
-	if err != nil {
-		t.Fatalf("interop: start line %q: %v", line, err)
-	}
-	a.token = u.Query().Get("token")
-	if a.token == "" || u.Port() == "" {
-		t.Fatalf("interop: start line %q has no port or token", line)
-	}
-	// The URL says localhost; the agent listens on 127.0.0.1 only.
-	a.listen = "127.0.0.1:" + u.Port()
-	a.httpURL = "http://127.0.0.1:" + u.Port()
-	a.wsURL = "ws://127.0.0.1:" + u.Port()
-	return a
+	return ag
 }
 
-// stop sends SIGINT and requires a clean exit 0.
-func (a *agentProc) stop(t *testing.T) {
+// stop ends the agent with SIGINT and requires exit 0.
+func stop(t *testing.T, ag *testkit.Agent) {
 	t.Helper()
-	if a.stopped {
-		return
-	}
-	a.stopped = true
-	if err := a.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatalf("interop: SIGINT: %v", err)
-	}
-	select {
-	case <-a.done:
-	case <-time.After(stopTimeout):
-		t.Fatalf("interop: agent still running %v after SIGINT", stopTimeout)
-	}
-	if a.waitErr != nil {
-		t.Fatalf("interop: agent exit after SIGINT: %v (want exit 0)", a.waitErr)
+	if code := ag.Stop(t); code != 0 {
+		t.Fatalf("interop: agent exit %d after SIGINT, want 0:\n%s", code, ag.Log)
 	}
 }
 

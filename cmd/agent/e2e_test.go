@@ -15,13 +15,8 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
-// TestMain removes the agent testkit.BuildAgent built once every test has
-// run.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveAgentBuild()
-	os.Exit(code)
-}
+// TestMain deletes the agent the tests built once they have run.
+func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
 
 // TestNewcomer is the README's first command as a new user runs it: no
 // config, the printed URL works, telemetry flows, Ctrl-C exits 0.

@@ -120,7 +120,7 @@ func TestSessionMemory(t *testing.T) {
 	after := liveHeap()
 	heap := float64(after.HeapAlloc-before.HeapAlloc) / memSessions
 	stack := float64(after.StackInuse-before.StackInuse) / memSessions
-	t.Logf("%d idle sessions: live heap %.0f B/session, goroutine stacks %.0f B/session (race %v)", memSessions, heap, stack, raceEnabled)
+	t.Logf("%d idle sessions: live heap %.0f B/session, goroutine stacks %.0f B/session (race %v)", memSessions, heap, stack, testkit.RaceEnabled)
 	if p := os.Getenv(memProfileEnv); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -131,7 +131,7 @@ func TestSessionMemory(t *testing.T) {
 		}
 		f.Close()
 	}
-	if !raceEnabled && heap > maxHeapPerSession {
+	if !testkit.RaceEnabled && heap > maxHeapPerSession {
 		t.Errorf("live heap %.0f B/session, want at most %d", heap, maxHeapPerSession)
 	}
 }

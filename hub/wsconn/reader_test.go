@@ -106,7 +106,7 @@ func TestIdleReaderStack(t *testing.T) {
 	// client reads on the test's goroutine).
 	per := float64(after.StackInuse-before.StackInuse) / n
 	t.Logf("stack per connection: %.0f bytes", per)
-	if !raceEnabled && per > 3200 { // 2.6 KB measured; a reader that grew holds 4 KiB or more (4.3 KB before)
+	if !testkit.RaceEnabled && per > 3200 { // 2.6 KB measured; a reader that grew holds 4 KiB or more (4.3 KB before)
 		t.Fatalf("stack per idle connection %.0f bytes, want the 2 KiB a waiting reader needs", per)
 	}
 }

@@ -32,52 +32,84 @@ const AnyPort = "127.0.0.1:0"
 // room for a loaded machine or an emulator.
 const agentTimeout = 30 * time.Second
 
-// The agent built once per test binary; see BuildAgent.
-var (
-	agentBuildOnce sync.Once
-	agentBuildDir  string
-	agentBuildErr  error
-)
+// agentBuild is one build of the agent, made once per test binary and
+// shared by every test; [RunAgentTests] deletes it.
+type agentBuild struct {
+	once sync.Once
+	dir  string // the temporary directory holding the binary "agent"
+	err  error
+}
+
+// The agent's builds: as released ([BuildAgent]) and with the race
+// detector ([BuildAgentRace]).
+var releaseBuild, raceBuild agentBuild
+
+// path builds the agent on the first call, with go build's flags and env
+// added to the environment, and returns the binary's path.
+func (b *agentBuild) path(t testing.TB, env []string, flags ...string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the agent's binary")
+	}
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "floorhub-agent-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.dir = dir
+		args := append(append([]string{"build", "-o", filepath.Join(dir, "agent")}, flags...), AgentPackage)
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+		cmd.Env = append(os.Environ(), env...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return filepath.Join(b.dir, "agent")
+}
 
 // BuildAgent compiles the agent's real binary ([AgentPackage]) with
 // cgo off, as the release is built, and returns its path. It builds once
 // per test binary and every test shares the result; the package's TestMain
-// calls [RemoveAgentBuild] to delete it. The go command is the one of the
+// is [RunAgentTests], which deletes it. The go command is the one of the
 // toolchain running the test, and it builds for the GOOS and GOARCH of the
 // environment, so under an emulator (see [EmulatorEnv]) for the emulated
 // architecture; start the result with [StartAgent] or [Command]. BuildAgent
 // skips the test under -short.
 func BuildAgent(t testing.TB) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the agent's binary")
-	}
-	agentBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "floorhub-agent-")
-		if err != nil {
-			agentBuildErr = err
-			return
-		}
-		agentBuildDir = dir
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(dir, "agent"), AgentPackage)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentBuildErr = fmt.Errorf("go build %s: %v\n%s", AgentPackage, err, out)
-		}
-	})
-	if agentBuildErr != nil {
-		t.Fatal(agentBuildErr)
-	}
-	return filepath.Join(agentBuildDir, "agent")
+	return releaseBuild.path(t, []string{"CGO_ENABLED=0"})
 }
 
-// RemoveAgentBuild deletes what [BuildAgent] built, if it built anything.
-// Call it from TestMain once m.Run has returned: no test may use the
-// binary afterwards.
-func RemoveAgentBuild() {
-	if agentBuildDir != "" {
-		os.RemoveAll(agentBuildDir)
+// BuildAgentRace is [BuildAgent] with the race detector when the tests run
+// with it ([RaceEnabled]): a data race that a test provokes in the agent
+// then ends the agent with exit code 66, which [Agent.Stop] returns. The
+// race detector needs cgo, so this build leaves cgo as the environment has
+// it; without -race it is BuildAgent.
+func BuildAgentRace(t testing.TB) string {
+	t.Helper()
+	if !RaceEnabled {
+		return BuildAgent(t)
 	}
+	return raceBuild.path(t, nil, "-race")
+}
+
+// RunAgentTests is the TestMain of a package whose tests build the agent
+// ([BuildAgent], [BuildAgentRace]): it runs the tests, deletes what they
+// built once no test can use it any more, and exits with the tests' code.
+//
+//	func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
+func RunAgentTests(m *testing.M) {
+	code := m.Run()
+	for _, b := range []*agentBuild{&releaseBuild, &raceBuild} {
+		if b.dir != "" {
+			os.RemoveAll(b.dir)
+		}
+	}
+	os.Exit(code)
 }
 
 // AgentPasswordHash runs `bin passwd` with password on its standard input

@@ -10,6 +10,8 @@
 //     address back. A test never listens, closes and hands the port on:
 //     another process may take it in between; [RefusedAddr] is an address
 //     that refuses connections (a server that is down), held for the test;
+//   - [RaceEnabled] says whether the tests run with -race, which inflates
+//     memory and time: memory and stack figures are asserted only without it;
 //   - [Missing] reports that a real part a test needs (a binary, a Debian
 //     package) is absent. It skips the test, or fails it when the
 //     environment variable FLOORHUB_REQUIRE_PARTS is 1, which

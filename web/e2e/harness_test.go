@@ -37,12 +37,8 @@ func prepare(t *testing.T) (bin, dir string) {
 	return bin, t.TempDir()
 }
 
-// TestMain removes the built agent once every test has run.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testkit.RemoveAgentBuild()
-	os.Exit(code)
-}
+// TestMain deletes the agent the tests built once they have run.
+func TestMain(m *testing.M) { testkit.RunAgentTests(m) }
 
 // anyPort is the listen address of an agent's first start: the kernel
 // picks the port, which the agent prints in its URL.

@@ -1,6 +1,0 @@
-//go:build race
-
-package chat
-
-// raceEnabled tells TestSessionMemory that memory is inflated.
-const raceEnabled = true

@@ -1,5 +1,0 @@
-//go:build !race
-
-package wsconn
-
-const raceEnabled = false
