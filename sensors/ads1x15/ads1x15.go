@@ -177,7 +177,7 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dev{bus: b, addr: addr, chip: opts.Chip, chs: chs, sleep: sleepCtx}
+	d := &Dev{bus: b, addr: addr, chip: opts.Chip, chs: chs, sleep: sensors.Wait}
 	var cfg [2]byte
 	if err := d.bus.Tx(addr, []byte{regConfig}, cfg[:]); err != nil {
 		return nil, fmt.Errorf("ads1x15: probe 0x%02X: %w", addr, err)
@@ -366,15 +366,4 @@ func (d *Dev) convert(ctx context.Context, ch *channel) (float64, error) {
 		return 0, fmt.Errorf("%w: input %s at the ±%g V limit", ErrSaturated, ch.Input, ch.FullScale)
 	}
 	return float64(code) * ch.FullScale / float64(span), nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

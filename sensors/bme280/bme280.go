@@ -137,7 +137,7 @@ func NewI2C(b i2c.Bus, addr uint16, opts *Opts) (*Dev, error) {
 	if addr != AddrLow && addr != AddrHigh {
 		return nil, fmt.Errorf("bme280: address 0x%02X: the chip answers only on 0x76 or 0x77", addr)
 	}
-	d := &Dev{bus: b, addr: addr, sleep: sleepCtx}
+	d := &Dev{bus: b, addr: addr, sleep: sensors.Wait}
 	if opts != nil {
 		d.opts = *opts
 	}
@@ -375,17 +375,6 @@ func (d *Dev) measure(ctx context.Context) (Env, error) {
 		e.Humidity, e.HasHumidity = d.cal.humidity(adcH, fine), true
 	}
 	return e, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // calibration holds the trimming words from the chip's NVM (datasheet

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"periph.io/x/conn/v3/onewire"
+
+	"github.com/floorhub/floorhub/sensors"
 )
 
 // Commands (datasheet "ROM Commands").
@@ -186,12 +188,5 @@ type realClock struct{}
 func (realClock) now() time.Time { return time.Now() }
 
 func (realClock) waitUntil(ctx context.Context, t time.Time) error {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sensors.Wait(ctx, time.Until(t))
 }

@@ -87,7 +87,7 @@ func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]by
 	b.mu.Lock()
 	for {
 		if b.offLocked() {
-			return b.readLocked(file, false)
+			return b.readUnlocking(file, false)
 		}
 		// Decided anew after each wait: a trigger's end is only known
 		// when it returns.
@@ -106,7 +106,7 @@ func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]by
 				b.mu.Lock()
 				continue
 			}
-			return b.readLocked(file, false)
+			return b.readUnlocking(file, false)
 		case startNew:
 			if b.readers == 0 {
 				switch err := b.convertLocked(); {
@@ -117,10 +117,10 @@ func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]by
 					// past that, converting alone. Probes that joined
 					// see the conversion failed and trigger again,
 					// which marks them afresh (or fails as this one).
-					return b.readLocked(file, true)
+					return b.readUnlocking(file, true)
 				case err != nil:
 					// The probe still gets a reading, converting alone.
-					return b.readLocked(file, false)
+					return b.readUnlocking(file, false)
 				}
 				continue
 			}
@@ -137,11 +137,11 @@ func (b *w1Bus) read(ctx context.Context, file string, need time.Duration) ([]by
 	}
 }
 
-// readLocked reads file, first once more to discard if skip. Caller
+// readUnlocking reads file, first once more to discard if skip. Caller
 // holds b.mu, which is released during the reads and unlocked on return.
 // It counts as a reader, so no probe triggers meanwhile: a read during a
 // trigger comes back empty.
-func (b *w1Bus) readLocked(file string, skip bool) ([]byte, error) {
+func (b *w1Bus) readUnlocking(file string, skip bool) ([]byte, error) {
 	b.readers++
 	b.mu.Unlock()
 	if skip {
