@@ -550,6 +550,7 @@ type lazySensor struct {
 	spec catalog.Spec
 	hw   catalog.Hardware
 	last func() []sensors.Reading // the device's last stored reading, for a resumer
+	log  *slog.Logger             // the device's; nil: no log
 	mu   sync.Mutex
 	s    Sensor
 }
@@ -559,6 +560,15 @@ type lazySensor struct {
 // instead of from zero.
 type resumer interface {
 	Resume(last []sensors.Reading)
+}
+
+// noticer is implemented by drivers that can work below their best on
+// some hosts, such as DS18B20 probes that cannot convert together through
+// the kernel's w1: Notice says how and why, "" when they do not. The
+// agent logs it when the driver is built, so a slow or late reading has
+// its cause in the log.
+type noticer interface {
+	Notice() string
 }
 
 // resumeScan bounds the stored telemetry records looked at for a device's
@@ -603,6 +613,11 @@ func (l *lazySensor) get() (Sensor, error) {
 	}
 	if r, ok := s.(resumer); ok && l.last != nil {
 		r.Resume(l.last())
+	}
+	if n, ok := s.(noticer); ok && l.log != nil {
+		if msg := n.Notice(); msg != "" {
+			l.log.Info("device opened below its best", "notice", msg)
+		}
 	}
 	l.s = s
 	return s, nil

@@ -65,7 +65,8 @@ func newDevice(cfg DeviceConfig, s Sensor) *device {
 
 // makeDevice builds a configured device on its driver, built at first use.
 func (a *Agent) makeDevice(dc DeviceConfig) *device {
-	return newDevice(dc, &lazySensor{spec: dc.Spec(0), hw: a.opts.Hardware, last: a.lastReadings(dc.ID)})
+	return newDevice(dc, &lazySensor{spec: dc.Spec(0), hw: a.opts.Hardware, last: a.lastReadings(dc.ID),
+		log: a.log.With("device_id", dc.ID, "name", dc.Name)})
 }
 
 // startDevice starts d's read loop under Run's device context. Called from

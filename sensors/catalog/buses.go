@@ -150,6 +150,15 @@ func (r *renamed) Read(ctx context.Context) ([]sensors.Reading, error) {
 	return rs, err
 }
 
+// Notice forwards the driver's notice (see ds18b20.Dev.Notice), if it has
+// one.
+func (r *renamed) Notice() string {
+	if n, ok := r.s.(interface{ Notice() string }); ok {
+		return n.Notice()
+	}
+	return ""
+}
+
 // sameBus tells whether two buses are the same one, without panicking on
 // bus types that are not comparable.
 func sameBus(a, b any) bool {

@@ -88,6 +88,7 @@ type Dev struct {
 	share *sharedBus // bus's conversions, shared with its other probes
 	dir   string     // the probe's sysfs directory
 	w1    *w1Bus     // the kernel bus master's bulk conversions; nil: none
+	alone error      // why w1 is nil, for Notice
 	clk   clock      // times the retry of an empty w1_slave read
 
 	rom  onewire.Address
@@ -186,6 +187,20 @@ func (d *Dev) String() string {
 		return fmt.Sprintf("%s %s on %s", families[byte(d.rom)], ROMString(d.rom), d.bus)
 	}
 	return fmt.Sprintf("%s %s on w1", families[byte(d.rom)], ROMString(d.rom))
+}
+
+// Notice says why a probe read through the kernel's w1 converts on its
+// own, one after the other with the other probes of its bus, instead of
+// together with them; "" when it converts with them, or is behind a
+// DS2482 (always together). With several probes on one kernel bus, their
+// reads then take one conversion time each.
+func (d *Dev) Notice() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.alone == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s converts on its own, not together with the other probes of its bus: %v", ROMString(d.rom), d.alone)
 }
 
 // ROM returns the probe's ROM id.
@@ -341,7 +356,7 @@ func (d *Dev) initW1() error {
 		}
 		d.res = d.want
 	}
-	d.w1 = shareW1(d.dir)
+	d.w1, d.alone = shareW1(d.dir)
 	d.ready = true
 	return nil
 }

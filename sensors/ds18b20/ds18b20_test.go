@@ -370,6 +370,10 @@ func TestKernelW1(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dir, id, "resolution")); string(b) != "12\n" {
 		t.Errorf("resolution file %q", b)
 	}
+	// No therm_bulk_read beside the probe's directory: an older kernel.
+	if n := d.Notice(); !strings.Contains(n, id+" converts on its own") || !strings.Contains(n, "therm_bulk_read (w1_therm before Linux 5.8)") {
+		t.Errorf("notice %q", n)
+	}
 	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
 		t.Fatalf("%v, %v", c, err)
 	}

@@ -3,6 +3,7 @@ package ds18b20
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -51,19 +52,22 @@ var errNoConversion = errors.New("ds18b20: the kernel's bulk conversion returned
 // w1Buses are the bus masters with bulk conversions, by attribute path.
 var w1Buses registry[string, *w1Bus]
 
-// shareW1 returns the w1Bus of the probe directory dir, or nil if its bus
+// shareW1 returns the w1Bus of the probe directory dir, or why its bus
 // master cannot convert in bulk: an older kernel, or no write access (the
 // attribute belongs to root; a service may see /sys read-only).
-func shareW1(dir string) *w1Bus {
+func shareW1(dir string) (*w1Bus, error) {
 	// /sys/bus/w1/devices/28-… links to the probe's directory under its
 	// master's, /sys/devices/w1_bus_masterN/28-….
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("ds18b20: no bulk conversion: %w", err)
 	}
 	attr := filepath.Join(filepath.Dir(real), "therm_bulk_read")
-	if unix.Access(attr, unix.W_OK) != nil {
-		return nil
+	if err := unix.Access(attr, unix.W_OK); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("ds18b20: no bulk conversion: the kernel has no %s (w1_therm before Linux 5.8)", attr)
+		}
+		return nil, fmt.Errorf("ds18b20: no bulk conversion: %s is not writable: %w", attr, err)
 	}
 	return w1Buses.get(attr, func() *w1Bus {
 		b := &w1Bus{clk: realClock{}, readSlave: os.ReadFile, changed: make(chan struct{})}
@@ -73,7 +77,7 @@ func shareW1(dir string) *w1Bus {
 			return os.WriteFile(attr, []byte("trigger\n"), 0)
 		}
 		return b
-	})
+	}), nil
 }
 
 // read reads a probe's w1_slave through a bulk conversion (see decide):

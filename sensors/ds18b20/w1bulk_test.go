@@ -63,7 +63,7 @@ func newKernelBus(t *testing.T, n int) *kernelBus {
 			t.Fatal(err)
 		}
 	}
-	k.bus = shareW1(filepath.Join(k.dir, k.ids[0]))
+	k.bus, _ = shareW1(filepath.Join(k.dir, k.ids[0]))
 	if k.bus == nil {
 		t.Fatal("no bulk conversions found in the fake tree")
 	}
@@ -145,6 +145,9 @@ func (k *kernelBus) open(t *testing.T) []*Dev {
 		}
 		if d.w1 != k.bus {
 			t.Fatalf("%s: not on the fake bus master", id)
+		}
+		if n := d.Notice(); n != "" {
+			t.Errorf("%s: notice %q with bulk conversions", id, n)
 		}
 		d.clk = k.clk
 		ds = append(ds, d)
