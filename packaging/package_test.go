@@ -66,6 +66,7 @@ func TestPackage(t *testing.T) {
 			"./usr/bin/floorhub-agent":                                "-rwxr-xr-x",
 			"./etc/floorhub/floorhub.yaml":                            "-rw-r--r--",
 			"./lib/systemd/system/floorhub.service":                   "-rw-r--r--",
+			"./lib/udev/rules.d/60-floorhub.rules":                    "-rw-r--r--",
 			"./usr/share/doc/floorhub/copyright":                      "-rw-r--r--",
 			"./usr/share/doc/floorhub/changelog.gz":                   "-rw-r--r--",
 			"./usr/share/doc/floorhub/README.md":                      "-rw-r--r--",
@@ -91,8 +92,10 @@ func TestPackage(t *testing.T) {
 			if m, ok := want[path]; ok && m != mode {
 				t.Errorf("%s has mode %s, want %s", path, mode, m)
 			}
-			if !strings.HasPrefix(path, "./usr/") && !strings.HasPrefix(path, "./etc/floorhub/") && !strings.HasPrefix(path, "./lib/systemd/system/") {
-				t.Errorf("%s is outside /usr, /etc/floorhub and /lib/systemd/system", path)
+			if !slices.ContainsFunc([]string{"./usr/", "./etc/floorhub/", "./lib/systemd/system/", "./lib/udev/rules.d/"}, func(dir string) bool {
+				return strings.HasPrefix(path, dir)
+			}) {
+				t.Errorf("%s is outside /usr, /etc/floorhub, /lib/systemd/system and /lib/udev/rules.d", path)
 			}
 		}
 		for p := range want {

@@ -98,10 +98,11 @@ build_deb() {
 	stages+=("$stage")
 	doc="$stage/usr/share/doc/floorhub"
 	install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/etc/floorhub" "$stage/lib/systemd/system" \
-		"$doc/examples" "$stage/usr/share/man/man8" "$stage/usr/share/lintian/overrides"
+		"$stage/lib/udev/rules.d" "$doc/examples" "$stage/usr/share/man/man8" "$stage/usr/share/lintian/overrides"
 	install -m 0755 "$binary" "$stage/usr/bin/floorhub-agent"
 	install -m 0644 systemd/floorhub.yaml "$stage/etc/floorhub/floorhub.yaml"
 	install -m 0644 systemd/floorhub.service "$stage/lib/systemd/system/floorhub.service"
+	install -m 0644 systemd/60-floorhub.rules "$stage/lib/udev/rules.d/60-floorhub.rules"
 	install -m 0644 systemd/floorhub.example.yaml "$doc/examples/floorhub.example.yaml"
 	install -m 0644 README.md "$doc/README.md"
 	for f in docs/*.md; do install -m 0644 "$f" "$doc/$(basename "$f")"; done

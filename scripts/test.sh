@@ -23,6 +23,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 # (cmd/agent).
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# udev's udevadm parses the package's udev rule (packaging/).
+command -v udevadm >/dev/null 2>&1 || need+=(udev)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # The Modbus driver tests (sensors/modbus) read from a third-party server,
 # Debian's pymodbus, over TCP and over a pseudo-terminal pair from socat.

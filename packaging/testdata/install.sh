@@ -14,6 +14,7 @@ mount -t proc proc "$root/proc"
 mount --rbind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/tmp"
 mount -t tmpfs tmpfs "$root/run" # no /run/systemd/system: nothing is started
+mount --bind -o ro /sys "$root/sys" # read-only: udevadm test reads a device
 cp "$old" "$root/tmp/old.deb"
 cp "$new" "$root/tmp/new.deb"
 # Only some of the sensor groups exist: the user joins those, and the
@@ -58,6 +59,33 @@ else
 	echo "systemd-analyze is not installed: the unit is not verified"
 fi
 
+step the udev rule for kernel 1-Wire probes parses, and its commands give the group the files of a probe
+rule=/lib/udev/rules.d/60-floorhub.rules
+[ -f $rule ] || fail "no $rule"
+# udevadm reads every rule file for any device and names a file and line
+# with each error; it runs no RUN command in a test.
+out=$(udevadm test --action=change /sys/class/net/lo 2>&1) || { echo "$out"; fail "udevadm test"; }
+# (/lib may be a link to /usr/lib: udevadm names the file by either.)
+echo "$out" | grep -q "Reading rules file: .*/rules.d/60-floorhub.rules\$" || { echo "$out"; fail "udevadm did not read $rule"; }
+if echo "$out" | grep "/rules.d/60-floorhub.rules:"; then fail "udevadm found errors in $rule"; fi
+# No w1 bus here: the rule'"'"'s commands run on a copy of the files w1_therm
+# creates (root, 0644), with the probe'"'"'s path where udev puts it.
+probe=/tmp/sys/devices/w1_bus_master1/28-0000075e6b1a
+mkdir -p $probe
+: >$probe/resolution
+: >$probe/../therm_bulk_read
+chmod 0644 $probe/resolution $probe/../therm_bulk_read
+n=0
+grep -o "RUN+=\"[^\"]*\"" $rule | sed -e "s/^RUN+=\"//" -e "s/\"\$//" -e "s|/sys%p|$probe|g" >/tmp/run.sh
+while read -r cmd; do
+	$cmd || fail "the rule'"'"'s command failed: $cmd"
+	n=$((n + 1))
+done </tmp/run.sh
+[ $n = 4 ] || fail "$n commands in the rule, want 4"
+for f in $probe/resolution /tmp/sys/devices/w1_bus_master1/therm_bulk_read; do
+	[ "$(stat -c %G:%a $f)" = floorhub:664 ] || fail "after the rule, $f is $(stat -c %G:%a $f)"
+done
+
 step upgrade keeps data and an edited config
 echo "secret" >/var/lib/floorhub/jwt.secret
 echo "data" >/var/lib/floorhub/floorhub.db
@@ -84,6 +112,7 @@ step remove keeps data and config
 dpkg -r floorhub
 [ ! -e /usr/bin/floorhub-agent ] || fail "remove left the binary"
 [ ! -e /lib/systemd/system/floorhub.service ] || fail "remove left the unit"
+[ ! -e /lib/udev/rules.d/60-floorhub.rules ] || fail "remove left the udev rule"
 [ "$(cat /var/lib/floorhub/floorhub.db)" = data ] || fail "remove deleted the data"
 [ -f /etc/floorhub/floorhub.yaml ] || fail "remove deleted the config"
 
