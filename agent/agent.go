@@ -616,7 +616,7 @@ func (l *lazySensor) get() (Sensor, error) {
 	}
 	if n, ok := s.(noticer); ok && l.log != nil {
 		if msg := n.Notice(); msg != "" {
-			l.log.Info("device opened below its best", "notice", msg)
+			l.log.Warn("device opened with a limitation", "notice", msg)
 		}
 	}
 	l.s = s

@@ -46,7 +46,7 @@ devices:
 	}
 	out := logs.String()
 	t.Log(out)
-	if strings.Count(out, "device opened below its best") != 1 {
+	if strings.Count(out, "device opened with a limitation") != 1 {
 		t.Fatalf("want the notice once:\n%s", out)
 	}
 	for _, want := range []string{"device_id=7", "28-0000075e6b1a converts on its own", "therm_bulk_read"} {

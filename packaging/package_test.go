@@ -233,7 +233,7 @@ func TestInstall(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("installing with dpkg needs root (in a container, or a throwaway machine)")
 	}
-	for _, tool := range []string{"unshare", "dpkg", "adduser"} {
+	for _, tool := range []string{"unshare", "dpkg", "adduser", "udevadm"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			testkit.Missing(t, "%s is not installed", tool)
 		}

@@ -27,7 +27,18 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*"; }
 
 step install, as the README says: apt install ./floorhub_VERSION_ARCH.deb
+# As on a gateway, udev runs: the postinst asks it to apply the package'"'"'s
+# rule to the probes already there. A stand-in records what it is asked,
+# first in the PATH apt gives dpkg (DPkg::Path: /usr/sbin:/usr/bin:...).
+udevadm=$(command -v udevadm)
+[ ! -e /usr/sbin/udevadm ] || fail "/usr/sbin/udevadm exists: no room for the stand-in"
+mkdir -p /run/udev
+printf "#!/bin/sh\necho \"\$*\" >>/tmp/udevadm.log\n" >/usr/sbin/udevadm
+chmod 0755 /usr/sbin/udevadm
 cd /tmp && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ./old.deb
+grep -qx -- "control --reload-rules" /tmp/udevadm.log || fail "postinst did not reload the udev rules: $(cat /tmp/udevadm.log)"
+grep -qx -- "trigger --settle --action=change --subsystem-match=w1" /tmp/udevadm.log || fail "postinst did not apply the udev rule to the w1 devices: $(cat /tmp/udevadm.log)"
+rm -r /run/udev /usr/sbin/udevadm # from here on, no udev: the upgrade must not need it
 getent passwd floorhub >/dev/null || fail "no floorhub user"
 [ "$(getent passwd floorhub | cut -d: -f7)" = /usr/sbin/nologin ] || fail "the user has a login shell: $(getent passwd floorhub)"
 groups=" $(id -nG floorhub) "
@@ -64,10 +75,13 @@ rule=/lib/udev/rules.d/60-floorhub.rules
 [ -f $rule ] || fail "no $rule"
 # udevadm reads every rule file for any device and names a file and line
 # with each error; it runs no RUN command in a test.
-out=$(udevadm test --action=change /sys/class/net/lo 2>&1) || { echo "$out"; fail "udevadm test"; }
+out=$($udevadm test --action=change /sys/class/net/lo 2>&1) || { echo "$out"; fail "udevadm test"; }
 # (/lib may be a link to /usr/lib: udevadm names the file by either.)
 echo "$out" | grep -q "Reading rules file: .*/rules.d/60-floorhub.rules\$" || { echo "$out"; fail "udevadm did not read $rule"; }
 if echo "$out" | grep "/rules.d/60-floorhub.rules:"; then fail "udevadm found errors in $rule"; fi
+# What udev cannot check without a w1 bus: which devices the rules match.
+grep -qF "ACTION!=\"remove\", SUBSYSTEM==\"w1\", TEST==\"resolution\", RUN+=" $rule || fail "no rule for a probe'"'"'s resolution"
+grep -qF "ACTION!=\"remove\", SUBSYSTEM==\"w1\", TEST==\"../therm_bulk_read\", RUN+=" $rule || fail "no rule for its bus'"'"'s therm_bulk_read"
 # No w1 bus here: the rule'"'"'s commands run on a copy of the files w1_therm
 # creates (root, 0644), with the probe'"'"'s path where udev puts it.
 probe=/tmp/sys/devices/w1_bus_master1/28-0000075e6b1a

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -371,7 +372,7 @@ func TestKernelW1(t *testing.T) {
 		t.Errorf("resolution file %q", b)
 	}
 	// No therm_bulk_read beside the probe's directory: an older kernel.
-	if n := d.Notice(); !strings.Contains(n, id+" converts on its own") || !strings.Contains(n, "therm_bulk_read (w1_therm before Linux 5.8)") {
+	if n := d.Notice(); !strings.Contains(n, id+" converts on its own") || !strings.Contains(n, "therm_bulk_read: w1_therm before Linux 5.8") {
 		t.Errorf("notice %q", n)
 	}
 	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
@@ -402,6 +403,58 @@ func TestKernelW1(t *testing.T) {
 	}
 	if c, err := d.Sense(context.Background()); err != nil || c != -55 {
 		t.Fatalf("after recovery: %v, %v", c, err)
+	}
+}
+
+// A probe opened before it could write therm_bulk_read (udev had not yet
+// given it to the agent) joins the bulk conversions after recheckAlone.
+func TestKernelW1JoinsBulkLater(t *testing.T) {
+	dir := t.TempDir()
+	const id = "28-0000075e6b1a"
+	w1Probe(t, dir, id, scratchpad(0x0191, cfg12), "YES")
+	d, err := NewW1(dir, rom(t, id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newFakeClock()
+	d.mu.Lock()
+	d.clk, d.aloneAt = clk, clk.now()
+	d.mu.Unlock()
+	if d.Notice() == "" {
+		t.Fatal("no notice without therm_bulk_read")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "therm_bulk_read"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(recheckAlone - time.Second)
+	if _, err := d.Sense(context.Background()); err != nil || d.w1 != nil {
+		t.Fatalf("before recheckAlone: %v, bulk %v", err, d.w1 != nil)
+	}
+	clk.advance(time.Second)
+	// The kernel plays no part here: the trigger returns at once, which
+	// reads as a failed conversion, and the probe reads on its own.
+	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
+		t.Fatalf("%v, %v", c, err)
+	}
+	if d.w1 == nil || d.Notice() != "" {
+		t.Fatalf("not on the bulk conversions after recheckAlone (notice %q)", d.Notice())
+	}
+}
+
+func TestAloneReason(t *testing.T) {
+	const attr = "/sys/devices/w1_bus_master2/therm_bulk_read"
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{syscall.ENOENT, "the kernel has no " + attr + ": w1_therm before Linux 5.8, or a bus other than the one w1_therm gave it to"},
+		{syscall.EROFS, attr + " is read-only here: the packaged service makes /sys read-only except for the bus masters w1_bus_master1 to w1_bus_master3 that were there when it started; restart it"},
+		{syscall.EACCES, attr + " is not writable by this user: the floorhub package's udev rule gives it to group floorhub"},
+		{syscall.EIO, attr + ": input/output error"},
+	} {
+		if got := aloneReason(attr, c.err); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%v: %q, want it to begin %q", c.err, got, c.want)
+		}
 	}
 }
 

@@ -53,21 +53,17 @@ var errNoConversion = errors.New("ds18b20: the kernel's bulk conversion returned
 var w1Buses registry[string, *w1Bus]
 
 // shareW1 returns the w1Bus of the probe directory dir, or why its bus
-// master cannot convert in bulk: an older kernel, or no write access (the
-// attribute belongs to root; a service may see /sys read-only).
-func shareW1(dir string) (*w1Bus, error) {
+// master cannot convert in bulk (see aloneReason).
+func shareW1(dir string) (*w1Bus, string) {
 	// /sys/bus/w1/devices/28-… links to the probe's directory under its
 	// master's, /sys/devices/w1_bus_masterN/28-….
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return nil, fmt.Errorf("ds18b20: no bulk conversion: %w", err)
+		return nil, err.Error()
 	}
 	attr := filepath.Join(filepath.Dir(real), "therm_bulk_read")
 	if err := unix.Access(attr, unix.W_OK); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("ds18b20: no bulk conversion: the kernel has no %s (w1_therm before Linux 5.8)", attr)
-		}
-		return nil, fmt.Errorf("ds18b20: no bulk conversion: %s is not writable: %w", attr, err)
+		return nil, aloneReason(attr, err)
 	}
 	return w1Buses.get(attr, func() *w1Bus {
 		b := &w1Bus{clk: realClock{}, readSlave: os.ReadFile, changed: make(chan struct{})}
@@ -77,7 +73,24 @@ func shareW1(dir string) (*w1Bus, error) {
 			return os.WriteFile(attr, []byte("trigger\n"), 0)
 		}
 		return b
-	}), nil
+	}), ""
+}
+
+// aloneReason says why a probe cannot convert with the others of its bus,
+// from the error of checking that the bus master's therm_bulk_read
+// (attr) is writable.
+func aloneReason(attr string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// w1_therm counts bulk-capable probes across all masters and
+		// creates the file on the master of the first one only.
+		return fmt.Sprintf("the kernel has no %s: w1_therm before Linux 5.8, or a bus other than the one w1_therm gave it to (it gives it to one bus only)", attr)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Sprintf("%s is read-only here: the packaged service makes /sys read-only except for the bus masters w1_bus_master1 to w1_bus_master3 that were there when it started; restart it after a bus appears", attr)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("%s is not writable by this user: the floorhub package's udev rule gives it to group floorhub (apply it with: udevadm trigger --subsystem-match=w1)", attr)
+	}
+	return fmt.Sprintf("%s: %v", attr, err)
 }
 
 // read reads a probe's w1_slave through a bulk conversion (see decide):
