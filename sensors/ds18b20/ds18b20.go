@@ -89,10 +89,7 @@ type Dev struct {
 	dir   string     // the probe's sysfs directory
 	w1    *w1Bus     // the kernel bus master's bulk conversions; nil: none
 	alone string     // why w1 is nil, for Notice
-	// aloneAt is when shareW1 last found no bulk conversions: a probe
-	// opened before udev gave the agent therm_bulk_read asks again.
-	aloneAt time.Time
-	clk     clock // times the retry of an empty w1_slave read, and aloneAt
+	clk   clock      // times the retry of an empty w1_slave read
 
 	rom  onewire.Address
 	want int // resolution to set, 0 to keep
@@ -196,15 +193,20 @@ func (d *Dev) String() string {
 // own, one after the other with the other probes of its bus, instead of
 // together with them; "" when it converts with them, or is behind a
 // DS2482 (always together). With several probes on one kernel bus, their
-// reads then take one conversion time each. Such a probe checks again
-// every recheckAlone, and joins the others once it can.
+// reads then take one conversion time each. A bus whose therm_bulk_read
+// the agent may not write tries it again every minute (offFor), and its
+// probes join once it can.
 func (d *Dev) Notice() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.w1 != nil || d.alone == "" {
+	why := d.alone
+	if d.w1 != nil {
+		why = d.w1.offReason()
+	}
+	if why == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s converts on its own, not together with the other probes of its bus: %s", ROMString(d.rom), d.alone)
+	return fmt.Sprintf("%s converts on its own, not together with the other probes of its bus: %s", ROMString(d.rom), why)
 }
 
 // ROM returns the probe's ROM id.
@@ -361,7 +363,6 @@ func (d *Dev) initW1() error {
 		d.res = d.want
 	}
 	d.w1, d.alone = shareW1(d.dir)
-	d.aloneAt = d.clk.now()
 	d.ready = true
 	return nil
 }
@@ -428,19 +429,9 @@ func (d *Dev) senseW1(ctx context.Context) (float64, error) {
 	return temperature(sp)
 }
 
-// recheckAlone is how often a probe that converts on its own checks again
-// whether it can join its bus's bulk conversions: udev may hand the agent
-// therm_bulk_read just after the probe was opened (at boot, or while the
-// package is installed).
-const recheckAlone = time.Minute
-
 // readW1 reads w1_slave, through the bus master's bulk conversions if it
 // has them. Caller holds d.mu.
 func (d *Dev) readW1(ctx context.Context, file string) ([]byte, error) {
-	if d.w1 == nil && d.clk.now().Sub(d.aloneAt) >= recheckAlone {
-		d.w1, d.alone = shareW1(d.dir)
-		d.aloneAt = d.clk.now()
-	}
 	if d.w1 != nil {
 		return d.w1.read(ctx, file, convTime(d.res))
 	}

@@ -406,41 +406,6 @@ func TestKernelW1(t *testing.T) {
 	}
 }
 
-// A probe opened before it could write therm_bulk_read (udev had not yet
-// given it to the agent) joins the bulk conversions after recheckAlone.
-func TestKernelW1JoinsBulkLater(t *testing.T) {
-	dir := t.TempDir()
-	const id = "28-0000075e6b1a"
-	w1Probe(t, dir, id, scratchpad(0x0191, cfg12), "YES")
-	d, err := NewW1(dir, rom(t, id), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := newFakeClock()
-	d.mu.Lock()
-	d.clk, d.aloneAt = clk, clk.now()
-	d.mu.Unlock()
-	if d.Notice() == "" {
-		t.Fatal("no notice without therm_bulk_read")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "therm_bulk_read"), []byte("0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	clk.advance(recheckAlone - time.Second)
-	if _, err := d.Sense(context.Background()); err != nil || d.w1 != nil {
-		t.Fatalf("before recheckAlone: %v, bulk %v", err, d.w1 != nil)
-	}
-	clk.advance(time.Second)
-	// The kernel plays no part here: the trigger returns at once, which
-	// reads as a failed conversion, and the probe reads on its own.
-	if c, err := d.Sense(context.Background()); err != nil || c != 25.0625 {
-		t.Fatalf("%v, %v", c, err)
-	}
-	if d.w1 == nil || d.Notice() != "" {
-		t.Fatalf("not on the bulk conversions after recheckAlone (notice %q)", d.Notice())
-	}
-}
-
 func TestAloneReason(t *testing.T) {
 	const attr = "/sys/devices/w1_bus_master2/therm_bulk_read"
 	for _, c := range []struct {

@@ -23,7 +23,8 @@ import (
 // reads empty. Each probe's next w1_slave read then returns its
 // scratchpad without converting again, once; a later read converts.
 type w1Bus struct {
-	clk clock
+	attr string // the therm_bulk_read file
+	clk  clock
 	// trigger starts a bulk conversion and returns at its end; tests
 	// replace it to play the kernel's part.
 	trigger func() error
@@ -36,8 +37,10 @@ type w1Bus struct {
 	readers int           // w1_slave reads in progress
 	changed chan struct{} // closed and replaced when last or readers change
 	// offSince is when the kernel last refused the trigger, zero if it
-	// did not: probes convert on their own for offFor after it.
+	// did not: probes convert on their own for offFor after it. offWhy
+	// says why, for Dev.Notice.
 	offSince time.Time
+	offWhy   string
 }
 
 // offFor is how long probes convert on their own after the kernel refused
@@ -52,8 +55,15 @@ var errNoConversion = errors.New("ds18b20: the kernel's bulk conversion returned
 // w1Buses are the bus masters with bulk conversions, by attribute path.
 var w1Buses registry[string, *w1Bus]
 
+// writable checks that the agent may write path; tests replace it, as
+// they run as root.
+var writable = func(path string) error { return unix.Access(path, unix.W_OK) }
+
 // shareW1 returns the w1Bus of the probe directory dir, or why its bus
-// master cannot convert in bulk (see aloneReason).
+// master has none (see aloneReason). A therm_bulk_read the agent may not
+// write yet (udev may not have run the package's rule) is taken as a
+// refused trigger: the probes convert on their own and try again after
+// offFor.
 func shareW1(dir string) (*w1Bus, string) {
 	// /sys/bus/w1/devices/28-… links to the probe's directory under its
 	// master's, /sys/devices/w1_bus_masterN/28-….
@@ -62,18 +72,25 @@ func shareW1(dir string) (*w1Bus, string) {
 		return nil, err.Error()
 	}
 	attr := filepath.Join(filepath.Dir(real), "therm_bulk_read")
-	if err := unix.Access(attr, unix.W_OK); err != nil {
+	err = writable(attr)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, aloneReason(attr, err)
 	}
-	return w1Buses.get(attr, func() *w1Bus {
-		b := &w1Bus{clk: realClock{}, readSlave: os.ReadFile, changed: make(chan struct{})}
+	b := w1Buses.get(attr, func() *w1Bus {
+		b := &w1Bus{attr: attr, clk: realClock{}, readSlave: os.ReadFile, changed: make(chan struct{})}
 		b.trigger = func() error {
 			// The kernel takes exactly "trigger\n" (its size is checked)
 			// and ignores anything else without an error.
 			return os.WriteFile(attr, []byte("trigger\n"), 0)
 		}
 		return b
-	}), ""
+	})
+	if err != nil {
+		b.mu.Lock()
+		b.refusedLocked(err)
+		b.mu.Unlock()
+	}
+	return b, ""
 }
 
 // aloneReason says why a probe cannot convert with the others of its bus,
@@ -179,6 +196,23 @@ func (b *w1Bus) offLocked() bool {
 	return !b.offSince.IsZero() && b.clk.now().Sub(b.offSince) < offFor
 }
 
+// refusedLocked turns bulk conversions off for offFor, as the trigger
+// cannot be written (err). Caller holds b.mu.
+func (b *w1Bus) refusedLocked(err error) {
+	b.offSince, b.offWhy = b.clk.now(), aloneReason(b.attr, err)
+}
+
+// offReason says why the bus's probes convert on their own now, "" if
+// they do not.
+func (b *w1Bus) offReason() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.offLocked() {
+		return ""
+	}
+	return b.offWhy
+}
+
 // convertLocked triggers a bulk conversion and waits for its end. Probes
 // asking meanwhile join it. Caller holds b.mu, which is released during
 // the trigger.
@@ -195,7 +229,7 @@ func (b *w1Bus) convertLocked() error {
 	case err != nil:
 		c.failed = true
 		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
-			b.offSince = now
+			b.refusedLocked(err)
 		}
 	case now.Sub(c.start) < convTime(9):
 		// Writing the trigger succeeds even when the kernel's
@@ -207,7 +241,7 @@ func (b *w1Bus) convertLocked() error {
 		err = errNoConversion
 	default:
 		c.end = now
-		b.offSince = time.Time{}
+		b.offSince, b.offWhy = time.Time{}, ""
 	}
 	b.changedLocked()
 	return err

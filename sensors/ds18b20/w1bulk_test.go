@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -341,6 +342,48 @@ func TestKernelBulkRefusedForAWhile(t *testing.T) {
 	}
 	if k.count() != 1 {
 		t.Errorf("%d bulk conversions after the minute, want 1", k.count())
+	}
+}
+
+// A probe opened before it could write therm_bulk_read (udev had not yet
+// given it to the agent) converts on its own, says why, and joins the
+// bulk conversions once the bus tries again after offFor.
+func TestKernelBulkNotWritableYet(t *testing.T) {
+	k := newKernelBus(t, 2)
+	orig := writable
+	t.Cleanup(func() { writable = orig })
+	writable = func(string) error { return syscall.EACCES }
+	var ds []*Dev
+	for _, id := range k.ids {
+		d, err := NewW1(k.dir, rom(t, id), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.clk = k.clk
+		ds = append(ds, d)
+	}
+	writable = orig
+	for _, d := range ds {
+		if n := d.Notice(); !strings.Contains(n, "therm_bulk_read is not writable by this user") {
+			t.Errorf("notice %q", n)
+		}
+	}
+	k.clk.advance(offFor - time.Second)
+	if _, errs := senseAll(context.Background(), ds); errors.Join(errs...) != nil || k.count() != 0 {
+		t.Fatalf("before offFor: %v, %d bulk conversions", errs, k.count())
+	}
+	k.clk.advance(time.Second)
+	cs, errs := senseAll(context.Background(), ds)
+	for i := range ds {
+		if errs[i] != nil || cs[i] != celsius(k.raw(1, i)) {
+			t.Errorf("probe %d: %v, %v; want the bulk conversion's", i, cs[i], errs[i])
+		}
+		if n := ds[i].Notice(); n != "" {
+			t.Errorf("probe %d: notice %q on the bulk conversions", i, n)
+		}
+	}
+	if k.count() != 1 {
+		t.Fatalf("%d bulk conversions after offFor, want 1", k.count())
 	}
 }
 
