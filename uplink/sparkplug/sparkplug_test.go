@@ -246,3 +246,79 @@ func TestNode(t *testing.T) {
 		t.Errorf("DDATA: %+v", p)
 	}
 }
+
+// FuzzDecode feeds Decode what a broker could deliver as an NCMD or DCMD:
+// it must never panic, and what it accepts must encode and decode again to
+// the same metrics (the value field each datatype selects).
+func FuzzDecode(f *testing.F) {
+	p := Payload{Timestamp: 1700000000000, Seq: 3, HasSeq: true, Metrics: []Metric{
+		{Name: MetricRebirth, DataType: Boolean, Bool: true},
+		{Alias: 4, HasAlias: true, DataType: Double, Double: -1.5, Unit: "°C"},
+		{Name: "s", DataType: String, Str: "x"},
+		{Name: "n", DataType: Int64, Null: true},
+	}}
+	f.Add(p.Append(nil))
+	f.Add([]byte{0x12, 0x05, 0x0a})
+	f.Add([]byte{0x12, 0x03, 0x65, 0x00, 0x00}) // a float (fixed32) value, cut short
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := Decode(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Decode: %v, want ErrMalformed", err)
+			}
+			return
+		}
+		want := got
+		want.Metrics = slices.Clone(got.Metrics)
+		for i := range want.Metrics {
+			want.Metrics[i] = selected(want.Metrics[i])
+		}
+		again, err := Decode(want.Append(nil))
+		if err != nil {
+			t.Fatalf("Decode of its own encoding: %v", err)
+		}
+		if !samePayload(again, want) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", again, want)
+		}
+	})
+}
+
+// selected keeps the value field m's datatype selects, the one Append
+// writes.
+func selected(m Metric) Metric {
+	v := Metric{Name: m.Name, Alias: m.Alias, HasAlias: m.HasAlias, Timestamp: m.Timestamp,
+		DataType: m.DataType, Historical: m.Historical, Null: m.Null}
+	if m.Null {
+		return v
+	}
+	switch m.DataType {
+	case Int64, UInt64:
+		v.Long = m.Long
+	case Double:
+		v.Double = m.Double
+	case Boolean:
+		v.Bool = m.Bool
+	case String:
+		v.Str = m.Str
+	}
+	return v
+}
+
+// samePayload is reflect.DeepEqual with doubles compared by their bits, so
+// that a NaN equals itself.
+func samePayload(a, b Payload) bool {
+	if len(a.Metrics) != len(b.Metrics) {
+		return false
+	}
+	for i := range a.Metrics {
+		x, y := a.Metrics[i], b.Metrics[i]
+		if math.Float64bits(x.Double) != math.Float64bits(y.Double) {
+			return false
+		}
+		x.Double, y.Double = 0, 0
+		if x != y {
+			return false
+		}
+	}
+	return a.Timestamp == b.Timestamp && a.Seq == b.Seq && a.HasSeq == b.HasSeq
+}
