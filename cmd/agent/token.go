@@ -37,6 +37,12 @@ func runToken(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
+	// A stray word (`-uid 3 viewer` for `-role viewer`) would otherwise
+	// mint a token without what it was meant to say.
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "agent token: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
 	extra := auth.Claims{Broadcast: *broadcast, UserID: *uid, Role: *role}
 	if *role != "" {
 		if _, err := auth.ParseRole(*role); err != nil {

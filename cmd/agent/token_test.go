@@ -76,3 +76,16 @@ func TestTokenFindsTheInstalledAgent(t *testing.T) {
 		t.Fatalf("an HS256 token for an ES256 hub: %d %q %q", code, out, errs)
 	}
 }
+
+// A stray word is refused, not dropped: `-uid 3 viewer` meant a role the
+// token would not carry.
+func TestTokenRefusesStrayArguments(t *testing.T) {
+	data := t.TempDir()
+	if _, err := auth.LoadOrCreateSecret(data); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCmd("token", "-user", "alice", "-data", data, "-uid", "3", "viewer")
+	if code != exitUsage || out != "" || !strings.Contains(errs, `unexpected argument "viewer"`) {
+		t.Fatalf("stray argument: %d %q %q", code, out, errs)
+	}
+}
