@@ -625,6 +625,13 @@ func (s *Service) seenMessage(u *user, p map[string]any) (string, any, error) {
 	return "", nil, nil
 }
 
+// historyBytes bounds the text of one chat_messages answer, the newest
+// messages: 500 of the default max_message_bytes fit, and a larger one
+// cannot make an answer (6 bytes of JSON for a control character, sent
+// twice with an ack) outgrow what a session may have waiting (engineio's
+// QueueBytes, 16 MiB).
+const historyBytes = 1 << 20
+
 func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 	id, err := number(p, "chat_id")
 	if err != nil {
@@ -636,6 +643,13 @@ func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 	recs, err := s.o.Store.ChatMessages(uint64(id), s.o.History)
 	if err != nil {
 		return "", nil, err
+	}
+	// The newest that fit historyBytes.
+	for i, n := len(recs)-1, 0; i >= 0; i-- {
+		if n += len(recs[i].Chat.Text); n > historyBytes {
+			recs = recs[i+1:]
+			break
+		}
 	}
 	out := make([]*Message, len(recs))
 	for i := range recs {

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -598,7 +599,7 @@ func TestCloseEndsEverySession(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{
-		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}}, {Headers: []string{""}},
+		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {QueueBytes: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}}, {Headers: []string{""}},
 	} {
 		if err := o.Validate(); !errors.Is(err, ErrOptions) {
 			t.Errorf("Validate(%+v) = %v, want ErrOptions", o, err)
@@ -750,5 +751,61 @@ func TestHeartbeatsShared(t *testing.T) {
 		ts.beats.mu.Lock()
 		defer ts.beats.mu.Unlock()
 		return len(ts.beats.heap) == 0
+	})
+}
+
+// What waits for a client that does not read is bounded in bytes too, not
+// only in packets: a few large messages (a chat's history, 6 MB with
+// escaped control characters) would otherwise hold gigabytes before
+// QueueLen is reached. Past QueueBytes the session is closed, on either
+// transport; a message larger than QueueBytes still goes when nothing
+// waits before it.
+func TestQueueBytes(t *testing.T) {
+	big := Message{Data: bytes.Repeat([]byte("x"), 1<<20)} // shared: the test holds 1 MiB
+	overflows := func(t *testing.T, so *Socket) {
+		t.Helper()
+		for i := range 100 {
+			err := so.Send(big)
+			if errors.Is(err, ErrQueueFull) {
+				if i < 16 {
+					t.Fatalf("full after %d MiB, want at least 16", i)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		t.Fatal("100 MiB wait for a client that does not read, and the session is open")
+	}
+	ts := startServer(t, fast())
+	t.Run("polling", func(t *testing.T) {
+		sid, url := ts.handshake(t)
+		overflows(t, ts.lookup(sid))
+		if r := do(t, "GET", url, ""); r.status != 400 {
+			t.Fatalf("poll: %d %q", r.status, r.body)
+		}
+	})
+	t.Run("websocket", func(t *testing.T) {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+		sid := parseOpen(t, readText(t, c)).SID
+		overflows(t, ts.lookup(sid))
+		testkit.Eventually(t, "the session closed", 10*time.Second, func() bool { return ts.rec(sid).reason() != nil })
+	})
+	t.Run("one large message", func(t *testing.T) {
+		o := fast()
+		o.QueueBytes = 1 << 10
+		ts := startServer(t, o)
+		sid, url := ts.handshake(t)
+		so := ts.lookup(sid)
+		if err := so.Send(Message{Data: bytes.Repeat([]byte("y"), 4<<10)}); err != nil {
+			t.Fatalf("a message over QueueBytes with nothing waiting: %v", err)
+		}
+		if err := so.Send(Message{Data: []byte("z")}); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("one more: %v", err)
+		}
+		if r := do(t, "GET", url, ""); r.status != 200 && r.status != 400 {
+			t.Fatalf("poll: %d", r.status)
+		}
 	})
 }

@@ -118,7 +118,7 @@ func (so *Socket) Send(msgs ...Message) error {
 		so.mu.Unlock()
 		return nil
 	}
-	if len(so.queue)+len(msgs) > so.srv.o.QueueLen {
+	if len(so.queue)+len(msgs) > so.srv.o.QueueLen || so.overBytes(msgs) {
 		so.mu.Unlock()
 		so.close(ErrQueueFull, false)
 		return ErrQueueFull
@@ -129,6 +129,25 @@ func (so *Socket) Send(msgs ...Message) error {
 	so.signal()
 	so.mu.Unlock()
 	return nil
+}
+
+// overBytes tells whether queueing msgs for a poll would take the bytes
+// waiting past QueueBytes (not when nothing waits: one large message
+// still goes). Called with mu held. Counted rather than kept: a queue
+// is short unless its client stopped polling, and a session stays a
+// size class smaller.
+func (so *Socket) overBytes(msgs []Message) bool {
+	if len(so.queue) == 0 {
+		return false
+	}
+	n := int64(0)
+	for i := range so.queue {
+		n += int64(len(so.queue[i].Data))
+	}
+	for i := range msgs {
+		n += int64(len(msgs[i].Data))
+	}
+	return n > so.srv.o.QueueBytes
 }
 
 // Close ends the session from the server's side: the client gets what was

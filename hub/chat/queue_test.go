@@ -1,0 +1,72 @@
+package chat
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floorhub/floorhub/auth"
+	"github.com/floorhub/floorhub/internal/testkit"
+	"github.com/floorhub/floorhub/store"
+)
+
+// fillChat writes n messages of text by user 1 into a new chat of users 1
+// and 2, and returns the chat.
+func fillChat(t *testing.T, st *store.Store, n int, text string) store.Chat {
+	t.Helper()
+	c, _, err := st.CreateChat([]int64{1, 2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := st.Append(store.Record{Kind: store.KindChat, TS: time.Now(), ClockSynced: true,
+			Chat: &store.ChatMessage{ChatID: c.ID, From: 1, FromName: "alice", To: 2, Text: text}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A client that never polls and keeps asking for a chat's history (500
+// messages of control characters, each escaped to 6 bytes: 6 MB per
+// answer, sent twice with an ack) is closed once what waits for it
+// passes the engine's bound, with the default options: it held 12 MB
+// more for every event (750 MB after 60 events) while the session lived.
+func TestHistoryToAClientThatDoesNotRead(t *testing.T) {
+	s, st := newService(t, Options{})
+	fillChat(t, st, 500, strings.Repeat("\x01", 2048))
+	srv := serve(t, s)
+	tok, err := auth.Mint(secret, "alice", time.Hour, auth.Claims{UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := connectToken(t, srv, tok)
+	for i := range 8 { // within the default rate limit's burst
+		if s.Online() == 0 {
+			break
+		}
+		p.post(`42` + string(rune('0'+i)) + `["chat_messages",{"chat_id":1}]`)
+	}
+	testkit.Eventually(t, "the session closed", 10*time.Second, func() bool { return s.Online() == 0 })
+}
+
+// One chat_messages answer holds at most historyBytes of text, the
+// newest messages: with a large max_message_bytes, 500 messages would
+// be far more than a session may have waiting.
+func TestHistoryBytes(t *testing.T) {
+	const size, n = 50000, 30
+	s, st := newService(t, Options{MaxMessageBytes: 65536})
+	fillChat(t, st, n, strings.Repeat("m", size))
+	_, body, err := s.chatMessages(&user{ident: auth.Identity{ID: 2, User: "bob"}}, payload(t, `{"chat_id":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := body.([]*Message)
+	if len(msgs) != historyBytes/size || msgs[len(msgs)-1].ID != n {
+		t.Fatalf("%d messages, the last %d; want the newest %d", len(msgs), msgs[len(msgs)-1].ID, historyBytes/size)
+	}
+}
