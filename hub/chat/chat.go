@@ -582,6 +582,11 @@ func (s *Service) post(c store.Chat, from int64, name string, to int64, text str
 	defer cancel()
 	rec, err := s.o.Store.AppendChat(ctx, s.o.Stamp(store.Record{Kind: store.KindChat,
 		Chat: &store.ChatMessage{ChatID: c.ID, From: from, FromName: name, To: to, Text: text}}))
+	if errors.Is(err, store.ErrInvalid) {
+		// Trying again would not store it either (a record over 64 KiB
+		// with a long sender's name).
+		return rec, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
 	if err != nil {
 		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
 		return rec, errors.New("the message could not be stored; try again")

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,23 @@ func TestHistoryBytes(t *testing.T) {
 	msgs := body.([]*Message)
 	if len(msgs) != historyBytes/size || msgs[len(msgs)-1].ID != n {
 		t.Fatalf("%d messages, the last %d; want the newest %d", len(msgs), msgs[len(msgs)-1].ID, historyBytes/size)
+	}
+}
+
+// A message the store cannot hold (a record is at most 64 KiB) is a bad
+// request, not "try again": trying again never stores it. The config
+// allowed max_message_bytes up to 65536, which the store refused.
+func TestMessageTooLargeToStore(t *testing.T) {
+	s, st := newService(t, Options{MaxMessageBytes: 65536})
+	fillChat(t, st, 0, "")
+	_, _, err := s.createMessage(&user{ident: auth.Identity{ID: 1, User: "alice"}},
+		map[string]any{"chat_id": "1", "receiver_id": "2", "message": strings.Repeat("m", 65536)})
+	if !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("%v, want a bad request", err)
+	}
+	// The config's largest chat.max_message_bytes (agent) fits.
+	if _, _, err := s.createMessage(&user{ident: auth.Identity{ID: 1, User: "alice"}},
+		map[string]any{"chat_id": "1", "receiver_id": "2", "message": strings.Repeat("m", 63<<10)}); err != nil {
+		t.Fatalf("63 KiB: %v", err)
 	}
 }
