@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/floorhub/floorhub/auth"
@@ -571,8 +572,18 @@ func (s *Service) checkText(text string) error {
 		return fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
 	case !utf8.ValidString(text):
 		return fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	case strings.ContainsFunc(text, control):
+		// A message of NULs is as empty as one of spaces, and each
+		// control character is 6 bytes of JSON to every reader.
+		return fmt.Errorf("%w: message has a control character (only tab and line breaks may be in it)", ErrBadRequest)
 	}
 	return nil
+}
+
+// control tells a control character (C0, DEL, C1) other than a tab or a
+// line break.
+func control(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
 // post stores a message durably, then delivers it to every connection of
@@ -632,9 +643,10 @@ func (s *Service) seenMessage(u *user, p map[string]any) (string, any, error) {
 
 // historyBytes bounds the text of one chat_messages answer, the newest
 // messages: 500 of the default max_message_bytes fit, and a larger one
-// cannot make an answer (6 bytes of JSON for a control character, sent
-// twice with an ack) outgrow what a session may have waiting (engineio's
-// QueueBytes, 16 MiB).
+// cannot make an answer outgrow what a session may have waiting
+// (engineio's QueueBytes, 16 MiB): sent twice with an ack, each quote
+// 2 bytes of JSON (a control character, which older messages may hold,
+// 6).
 const historyBytes = 1 << 20
 
 func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {

@@ -33,13 +33,14 @@ func fillChat(t *testing.T, st *store.Store, n int, text string) store.Chat {
 }
 
 // A client that never polls and keeps asking for a chat's history (500
-// messages of control characters, each escaped to 6 bytes: 6 MB per
-// answer, sent twice with an ack) is closed once what waits for it
-// passes the engine's bound, with the default options: it held 12 MB
-// more for every event (750 MB after 60 events) while the session lived.
+// messages of quotes, each escaped to 2 bytes: 2 MB per answer, sent
+// twice with an ack) is closed once what waits for it passes the
+// engine's bound, with the default options. It held 4 MB more for every
+// event while the session lived (12 MB with control characters, which
+// messages could have then: 746 MB after 60 events).
 func TestHistoryToAClientThatDoesNotRead(t *testing.T) {
 	s, st := newService(t, Options{})
-	fillChat(t, st, 500, strings.Repeat("\x01", 2048))
+	fillChat(t, st, 500, strings.Repeat(`"`, 2048))
 	srv := serve(t, s)
 	tok, err := auth.Mint(secret, "alice", time.Hour, auth.Claims{UserID: 1})
 	if err != nil {
