@@ -353,6 +353,38 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
+// An upgrade left half-way (a probe that never sends "5", or a WebSocket
+// that never probes) is dropped after UpgradeTimeout; the session goes on
+// polling, gets what was sent meanwhile, and may be probed again.
+func TestHalfOpenUpgrade(t *testing.T) {
+	o := fast()
+	o.PingInterval, o.PingTimeout, o.UpgradeTimeout = 10*time.Second, 10*time.Second, 300*time.Millisecond
+	ts := startServer(t, o)
+	sid, url := ts.handshake(t)
+	for _, probe := range []bool{true, false} {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket&sid="+sid))
+		if probe {
+			c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+			if s := readText(t, c); s != "3probe" {
+				t.Fatalf("probe answer %q", s)
+			}
+		}
+		if _, _, err := c.ReadMessage(); err == nil {
+			t.Fatalf("probe %v: a message, want the connection dropped", probe)
+		}
+		testkit.Eventually(t, "the probe gone", 5*time.Second, func() bool {
+			so := ts.lookup(sid)
+			so.mu.Lock()
+			defer so.mu.Unlock()
+			return so.probe == nil
+		})
+		ts.lookup(sid).Send(Message{Data: []byte("meanwhile")})
+		if r := do(t, "GET", url, ""); r.status != 200 || r.body != "4meanwhile" {
+			t.Fatalf("probe %v: poll after the dropped upgrade: %d %q", probe, r.status, r.body)
+		}
+	}
+}
+
 func TestDuplicatePoll(t *testing.T) {
 	ts := startServer(t, Options{PingInterval: 10 * time.Second, PingTimeout: 10 * time.Second})
 	sid, url := ts.handshake(t)
