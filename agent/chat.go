@@ -25,8 +25,8 @@ type ChatConfig struct {
 	// EventsPerSecond caps the events of one connection, per second.
 	// Default 20, 1 to 10000.
 	EventsPerSecond int `yaml:"events_per_second"`
-	// MaxConnsPerUser caps one user's connections at once. Default 10, 1
-	// to 10000.
+	// MaxConnsPerUser caps one user's connections at once, and their
+	// connects a second. Default 10, 1 to 10000.
 	MaxConnsPerUser int `yaml:"max_connections_per_user"`
 	// MaxMessages caps the messages kept, a count; the oldest go first.
 	// Default 20000, 100 to 10000000.

@@ -97,8 +97,9 @@ type Options struct {
 	// (a burst of as many is allowed); beyond it an event is refused with
 	// an exception. Default 20.
 	EventsPerSecond int
-	// MaxConnsPerUser caps one user's connections at once; one more is
-	// refused with a connect_error. Default 10.
+	// MaxConnsPerUser caps one user's connections at once, and their
+	// CONNECTs a second; one more is refused with a connect_error.
+	// Default 10.
 	MaxConnsPerUser int
 	// Users, when set and some user is configured, limits create_chat's
 	// receiver_id to the configured users' ids, so that one operator
@@ -148,6 +149,11 @@ type Service struct {
 
 	mu     sync.Mutex
 	online map[int64]map[*socketio.Socket]*user // user id -> their connections
+	// joins limits each user's CONNECTs to MaxConnsPerUser a second: a
+	// connection's event bucket starts full, so leaving and joining again
+	// would otherwise lift events_per_second (and each CONNECT reads the
+	// user's chats). Kept past the connections, until full again (expire).
+	joins  map[int64]*limiter
 	closed bool
 }
 
@@ -192,7 +198,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user)}
+	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user), joins: make(map[int64]*limiter)}
 	sio.Namespace("/", s.connect)
 	return s, nil
 }
@@ -241,6 +247,11 @@ func (s *Service) expire() {
 	now := s.o.Now()
 	var check []*user
 	s.mu.Lock()
+	for id, l := range s.joins {
+		if l.full(float64(s.o.MaxConnsPerUser), s.since()) {
+			delete(s.joins, id) // as a new one would start
+		}
+	}
 	for _, conns := range s.online {
 		for _, u := range conns {
 			if u.ident.Session != "" || (!u.ident.Expires.IsZero() && now.After(u.ident.Expires.Add(leeway))) {
@@ -368,6 +379,9 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 	case len(s.online[id.ID]) >= s.o.MaxConnsPerUser:
 		s.mu.Unlock()
 		return refuse("too many connections for user %d (at most %d)", id.ID, s.o.MaxConnsPerUser)
+	case !s.join(id.ID):
+		s.mu.Unlock()
+		return refuse("too many connections for user %d: at most %d a second", id.ID, s.o.MaxConnsPerUser)
 	}
 	if s.online[id.ID] == nil {
 		s.online[id.ID] = make(map[*socketio.Socket]*user)
@@ -382,6 +396,17 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		so.Emit("updated_chat_list", list)
 	}
 	return nil
+}
+
+// join takes one of user's CONNECTs off their bucket (joins); s.mu held.
+func (s *Service) join(user int64) bool {
+	rate, now := float64(s.o.MaxConnsPerUser), s.since()
+	l := s.joins[user]
+	if l == nil {
+		l = &limiter{tokens: rate, last: now}
+		s.joins[user] = l
+	}
+	return l.allow(rate, now)
 }
 
 // events are the chat's events and their handlers.
@@ -758,6 +783,11 @@ type limiter struct {
 }
 
 func newLimiter(rate float64, now time.Duration) limiter { return limiter{tokens: rate, last: now} }
+
+// full tells whether the bucket would be full at now: as a new one.
+func (l *limiter) full(rate float64, now time.Duration) bool {
+	return l.tokens+(now-l.last).Seconds()*rate >= rate
+}
 
 func (l *limiter) allow(rate float64, now time.Duration) bool {
 	if now > l.last {

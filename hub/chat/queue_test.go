@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,5 +89,62 @@ func TestMessageTooLargeToStore(t *testing.T) {
 	if _, _, err := s.createMessage(&user{ident: auth.Identity{ID: 1, User: "alice"}},
 		map[string]any{"chat_id": "1", "receiver_id": "2", "message": strings.Repeat("m", 63<<10)}); err != nil {
 		t.Fatalf("63 KiB: %v", err)
+	}
+}
+
+// A user's CONNECTs are rate limited (MaxConnsPerUser a second, as many
+// at once), so that leaving and joining again does not start a fresh
+// event bucket each time: a client sent "41", "40" and 20 more events,
+// again and again in one session, past events_per_second without bound,
+// and each CONNECT read the user's chats for updated_chat_list.
+func TestConnectRate(t *testing.T) {
+	var clock struct {
+		sync.Mutex
+		t time.Time
+	}
+	clock.t = time.Now()
+	now := func() time.Time { clock.Lock(); defer clock.Unlock(); return clock.t }
+	s, _ := newService(t, Options{MaxConnsPerUser: 2, Now: now})
+	srv := serve(t, s)
+	tok, err := auth.Mint(secret, "alice", time.Hour, auth.Claims{UserID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := connectToken(t, srv, tok)
+	answer := func() string {
+		var got string
+		testkit.Eventually(t, "the CONNECT answer", 10*time.Second, func() bool {
+			got += p.get()
+			return strings.Contains(got, "40{") || strings.Contains(got, "44{")
+		})
+		return got
+	}
+	p.post("41")
+	p.post("40")
+	if got := answer(); !strings.Contains(got, `40{"sid":`) {
+		t.Fatalf("second CONNECT: %q", got)
+	}
+	p.post("41")
+	p.post("40")
+	if got := answer(); !strings.Contains(got, `44{"message":"too many connections for user 1: at most 2 a second"}`) {
+		t.Fatalf("third CONNECT within a second: %q", got)
+	}
+	clock.Lock()
+	clock.t = clock.t.Add(time.Second)
+	clock.Unlock()
+	p.post("40")
+	if got := answer(); !strings.Contains(got, `40{"sid":`) {
+		t.Fatalf("a second later: %q", got)
+	}
+	// The bucket goes once full again: as a new one would start.
+	clock.Lock()
+	clock.t = clock.t.Add(time.Second)
+	clock.Unlock()
+	s.expire()
+	s.mu.Lock()
+	n := len(s.joins)
+	s.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d buckets kept", n)
 	}
 }
