@@ -385,6 +385,28 @@ func TestHalfOpenUpgrade(t *testing.T) {
 	}
 }
 
+// A polling client that never polls cannot keep its session with pongs
+// sent blind: a pong counts only once the client has had the ping. The
+// session lived on, and each ping interval queued one more ping for it,
+// without end (pings do not count against QueueLen).
+func TestBlindPongs(t *testing.T) {
+	ts := startServer(t, fast()) // a ping every 300 ms, 200 ms to answer
+	sid, url := ts.handshake(t)
+	deadline := time.Now().Add(5 * time.Second)
+	pace := time.NewTicker(400 * time.Millisecond) // after each ping, and in time
+	defer pace.Stop()
+	for ; ts.rec(sid).reason() == nil; <-pace.C {
+		if time.Now().After(deadline) {
+			so := ts.lookup(sid)
+			so.mu.Lock()
+			n := len(so.queue)
+			so.mu.Unlock()
+			t.Fatalf("the session lives on blind pongs, %d pings queued", n)
+		}
+		do(t, "POST", url, "3")
+	}
+}
+
 func TestDuplicatePoll(t *testing.T) {
 	ts := startServer(t, Options{PingInterval: 10 * time.Second, PingTimeout: 10 * time.Second})
 	sid, url := ts.handshake(t)

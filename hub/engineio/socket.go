@@ -343,12 +343,17 @@ func (so *Socket) receive(pkts []Packet) {
 			so.h.Message(Message{Data: p.Data, Binary: p.Binary})
 		case Pong:
 			so.mu.Lock()
-			so.pingDeadline = 0
-			so.nextPing = so.srv.now() + so.srv.o.PingInterval
-			if !so.closed {
-				// Waiting for the deadline: the next ping is due
-				// first. (A running heartbeat sets its own time.)
-				so.srv.beats.schedule(so, so.nextPing, false)
+			// Only the answer to a ping the client has had counts: a
+			// pong sent blind by a client that does not poll kept its
+			// session, and queued it one more ping every interval.
+			if so.pingDeadline != 0 && !so.pingWaits() {
+				so.pingDeadline = 0
+				so.nextPing = so.srv.now() + so.srv.o.PingInterval
+				if !so.closed {
+					// Waiting for the deadline: the next ping is due
+					// first. (A running heartbeat sets its own time.)
+					so.srv.beats.schedule(so, so.nextPing, false)
+				}
 			}
 			so.mu.Unlock()
 		case Close:
@@ -357,6 +362,17 @@ func (so *Socket) receive(pkts []Packet) {
 		}
 		// Others (open, ping, upgrade, noop) mean nothing here.
 	}
+}
+
+// pingWaits tells whether a ping waits for the client's poll. Called
+// with mu held.
+func (so *Socket) pingWaits() bool {
+	for i := range so.queue {
+		if so.queue[i].Type == Ping {
+			return true
+		}
+	}
+	return false
 }
 
 // poll answers a GET: what is queued, as soon as there is something.
