@@ -19,13 +19,14 @@ import (
 // Zero means the default of each field.
 type ChatConfig struct {
 	// MaxMessageBytes caps one message's text, in bytes. Default 2048, 1
-	// to 65536.
+	// to 64512 (63 KiB: a stored record, the sender's name and times
+	// with the text, is at most 64 KiB).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// EventsPerSecond caps the events of one connection, per second.
 	// Default 20, 1 to 10000.
 	EventsPerSecond int `yaml:"events_per_second"`
-	// MaxConnsPerUser caps one user's connections at once. Default 10, 1
-	// to 10000.
+	// MaxConnsPerUser caps one user's connections at once, and their
+	// connects a second. Default 10, 1 to 10000.
 	MaxConnsPerUser int `yaml:"max_connections_per_user"`
 	// MaxMessages caps the messages kept, a count; the oldest go first.
 	// Default 20000, 100 to 10000000.
@@ -49,7 +50,7 @@ func (c *Config) checkChat() error {
 		v        int64
 		min, max int64
 	}{
-		{"max_message_bytes", int64(ch.MaxMessageBytes), 1, 65536},
+		{"max_message_bytes", int64(ch.MaxMessageBytes), 1, 63 << 10},
 		{"events_per_second", int64(ch.EventsPerSecond), 1, 10000},
 		{"max_connections_per_user", int64(ch.MaxConnsPerUser), 1, 10000},
 		{"max_messages", int64(ch.MaxMessages), 100, 10_000_000},
@@ -80,7 +81,7 @@ func (c *Config) chatOptions() chat.Options {
 			// a second, so an idle session need not hold its place for
 			// the default 45 s.
 			ConnectTimeout: chatConnectTimeout,
-			// A message is at most 64 KiB of text (chat.max_message_bytes):
+			// A message is at most 63 KiB of text (chat.max_message_bytes):
 			// nothing a client sends at once needs more.
 			Engine: engineio.Options{MaxPayload: 256 << 10},
 		},

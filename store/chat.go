@@ -154,19 +154,15 @@ func (s *Store) CreateChat(members []int64, now time.Time) (c Chat, created bool
 	if err := checkTime("created", now); err != nil {
 		return Chat{}, false, err
 	}
-	err = s.update(func(tx *bolt.Tx) error {
-		// An existing chat of the first member with the same members.
-		cur := tx.Bucket(bChatUser).Cursor()
-		prefix := seqKey(uint64(ms[0]))
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			old, ok, err := getChat(tx, u64(k[8:]))
-			if err != nil {
-				return err
-			}
-			if ok && slices.Equal(old.Members, ms) {
-				c = old
-				return nil
-			}
+	// Looked up first without a write transaction: asking again for an
+	// existing chat (each create_chat does) commits, and syncs, nothing.
+	found := false
+	if err := s.view(func(tx *bolt.Tx) (err error) { c, found, err = findChat(tx, ms); return err }); err != nil || found {
+		return c, false, err
+	}
+	err = s.update(func(tx *bolt.Tx) (err error) {
+		if c, found, err = findChat(tx, ms); err != nil || found {
+			return err
 		}
 		mb := tx.Bucket(bMeta)
 		n := metaU64(mb, mChats)
@@ -203,6 +199,23 @@ func (s *Store) CreateChat(members []int64, now time.Time) (c Chat, created bool
 		s.mu.Unlock()
 	}
 	return c, created, nil
+}
+
+// findChat looks for the chat whose members are exactly ms (sorted,
+// distinct), among the chats of the first.
+func findChat(tx *bolt.Tx, ms []int64) (Chat, bool, error) {
+	cur := tx.Bucket(bChatUser).Cursor()
+	prefix := seqKey(uint64(ms[0]))
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		c, ok, err := getChat(tx, u64(k[8:]))
+		if err != nil {
+			return Chat{}, false, err
+		}
+		if ok && slices.Equal(c.Members, ms) {
+			return c, true, nil
+		}
+	}
+	return Chat{}, false, nil
 }
 
 func metaU64(mb *bolt.Bucket, k []byte) uint64 {
@@ -350,31 +363,45 @@ func (s *Store) ChatMessages(chat uint64, max int) ([]Record, error) {
 // newest committed message when seq is 0); it never moves back. It is
 // durable when it returns.
 func (s *Store) MarkSeen(chat uint64, user int64, seq uint64) error {
+	// Checked first without a write transaction: a mark that does not
+	// move (a client's seen_message again) commits, and syncs, nothing.
+	var to uint64
+	if err := s.view(func(tx *bolt.Tx) (err error) { to, err = seenTo(tx, chat, user, seq); return err }); err != nil || to == 0 {
+		return err
+	}
 	return s.update(func(tx *bolt.Tx) error {
-		c, ok, err := getChat(tx, chat)
-		if err != nil {
+		to, err := seenTo(tx, chat, user, seq)
+		if err != nil || to == 0 {
 			return err
 		}
-		if !ok {
-			return fmt.Errorf("%w: chat %d", ErrNotFound, chat)
-		}
-		if !slices.Contains(c.Members, user) {
-			return fmt.Errorf("%w: user %d is not a member of chat %d", ErrNotMember, user, chat)
-		}
-		if seq == 0 {
-			k, _ := lastWithPrefix(tx.Bucket(bChatMsgs).Cursor(), seqKey(chat))
-			if k == nil {
-				return nil
-			}
-			seq = u64(k[8:])
-		}
-		b := tx.Bucket(bChatSeen)
-		key := userChatKey(int64(chat), uint64(user))
-		if v := b.Get(key); len(v) == 8 && u64(v) >= seq {
-			return nil
-		}
-		return b.Put(key, seqKey(seq))
+		return tx.Bucket(bChatSeen).Put(userChatKey(int64(chat), uint64(user)), seqKey(to))
 	})
+}
+
+// seenTo returns where MarkSeen(chat, user, seq) moves user's seen mark
+// of chat, or 0 if it stays.
+func seenTo(tx *bolt.Tx, chat uint64, user int64, seq uint64) (uint64, error) {
+	c, ok, err := getChat(tx, chat)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: chat %d", ErrNotFound, chat)
+	}
+	if !slices.Contains(c.Members, user) {
+		return 0, fmt.Errorf("%w: user %d is not a member of chat %d", ErrNotMember, user, chat)
+	}
+	if seq == 0 {
+		k, _ := lastWithPrefix(tx.Bucket(bChatMsgs).Cursor(), seqKey(chat))
+		if k == nil {
+			return 0, nil
+		}
+		seq = u64(k[8:])
+	}
+	if v := tx.Bucket(bChatSeen).Get(userChatKey(int64(chat), uint64(user))); len(v) == 8 && u64(v) >= seq {
+		return 0, nil
+	}
+	return seq, nil
 }
 
 // putChatMessages stores the batch's chat messages under their chats and

@@ -217,3 +217,41 @@ func TestChatOpensLayout1(t *testing.T) {
 		t.Fatalf("layout %v, want %d", v, layoutVersion)
 	}
 }
+
+// A seen mark that does not move and a chat that exists already commit
+// nothing: seen_message and create_chat come from clients, up to the
+// chat's events_per_second on each connection, and every commit is a
+// write and a sync of the gateway's storage.
+func TestChatNoOpWritesNothing(t *testing.T) {
+	s := openT(t, filepath.Join(t.TempDir(), "db"), &Options{CommitInterval: time.Hour, Logger: quiet})
+	c, _, err := s.CreateChat([]int64{1, 2}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustPost(t, s, chatMsg(c.ID, 1, 2, "x"))
+	if err := s.MarkSeen(c.ID, 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	writes := func() int64 { st := s.db.Stats(); return st.TxStats.GetWrite() }
+	before := writes()
+	for range 10 {
+		if err := s.MarkSeen(c.ID, 2, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkSeen(c.ID, 2, m.Seq-1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkSeen(c.ID, 3, 0); !errors.Is(err, ErrNotMember) {
+			t.Fatalf("MarkSeen by a stranger: %v", err)
+		}
+		if again, created, err := s.CreateChat([]int64{2, 1}, t0); err != nil || created || again.ID != c.ID {
+			t.Fatalf("CreateChat again: %+v %v %v", again, created, err)
+		}
+	}
+	if n := writes() - before; n != 0 {
+		t.Fatalf("%d writes for seen marks and chats that did not change", n)
+	}
+	if sum, _ := s.UserChats(2); sum[0].Unread != 0 {
+		t.Fatalf("%+v", sum)
+	}
+}

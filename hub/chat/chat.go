@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/floorhub/floorhub/auth"
@@ -96,8 +97,9 @@ type Options struct {
 	// (a burst of as many is allowed); beyond it an event is refused with
 	// an exception. Default 20.
 	EventsPerSecond int
-	// MaxConnsPerUser caps one user's connections at once; one more is
-	// refused with a connect_error. Default 10.
+	// MaxConnsPerUser caps one user's connections at once, and their
+	// CONNECTs a second; one more is refused with a connect_error.
+	// Default 10.
 	MaxConnsPerUser int
 	// Users, when set and some user is configured, limits create_chat's
 	// receiver_id to the configured users' ids, so that one operator
@@ -147,6 +149,11 @@ type Service struct {
 
 	mu     sync.Mutex
 	online map[int64]map[*socketio.Socket]*user // user id -> their connections
+	// joins limits each user's CONNECTs to MaxConnsPerUser a second: a
+	// connection's event bucket starts full, so leaving and joining again
+	// would otherwise lift events_per_second (and each CONNECT reads the
+	// user's chats). Kept past the connections, until full again (expire).
+	joins  map[int64]*limiter
 	closed bool
 }
 
@@ -191,7 +198,7 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user)}
+	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user), joins: make(map[int64]*limiter)}
 	sio.Namespace("/", s.connect)
 	return s, nil
 }
@@ -240,6 +247,11 @@ func (s *Service) expire() {
 	now := s.o.Now()
 	var check []*user
 	s.mu.Lock()
+	for id, l := range s.joins {
+		if l.full(float64(s.o.MaxConnsPerUser), s.since()) {
+			delete(s.joins, id) // as a new one would start
+		}
+	}
 	for _, conns := range s.online {
 		for _, u := range conns {
 			if u.ident.Session != "" || (!u.ident.Expires.IsZero() && now.After(u.ident.Expires.Add(leeway))) {
@@ -367,6 +379,9 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 	case len(s.online[id.ID]) >= s.o.MaxConnsPerUser:
 		s.mu.Unlock()
 		return refuse("too many connections for user %d (at most %d)", id.ID, s.o.MaxConnsPerUser)
+	case !s.join(id.ID):
+		s.mu.Unlock()
+		return refuse("too many connections for user %d: at most %d a second", id.ID, s.o.MaxConnsPerUser)
 	}
 	if s.online[id.ID] == nil {
 		s.online[id.ID] = make(map[*socketio.Socket]*user)
@@ -381,6 +396,17 @@ func (s *Service) connect(so *socketio.Socket, authPayload json.RawMessage) erro
 		so.Emit("updated_chat_list", list)
 	}
 	return nil
+}
+
+// join takes one of user's CONNECTs off their bucket (joins); s.mu held.
+func (s *Service) join(user int64) bool {
+	rate, now := float64(s.o.MaxConnsPerUser), s.since()
+	l := s.joins[user]
+	if l == nil {
+		l = &limiter{tokens: rate, last: now}
+		s.joins[user] = l
+	}
+	return l.allow(rate, now)
 }
 
 // events are the chat's events and their handlers.
@@ -571,8 +597,18 @@ func (s *Service) checkText(text string) error {
 		return fmt.Errorf("%w: message is %d bytes, at most %d", ErrBadRequest, len(text), s.o.MaxMessageBytes)
 	case !utf8.ValidString(text):
 		return fmt.Errorf("%w: message is not UTF-8", ErrBadRequest)
+	case strings.ContainsFunc(text, control):
+		// A message of NULs is as empty as one of spaces, and each
+		// control character is 6 bytes of JSON to every reader.
+		return fmt.Errorf("%w: message has a control character (only tab and line breaks may be in it)", ErrBadRequest)
 	}
 	return nil
+}
+
+// control tells a control character (C0, DEL, C1) other than a tab or a
+// line break.
+func control(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
 // post stores a message durably, then delivers it to every connection of
@@ -582,6 +618,11 @@ func (s *Service) post(c store.Chat, from int64, name string, to int64, text str
 	defer cancel()
 	rec, err := s.o.Store.AppendChat(ctx, s.o.Stamp(store.Record{Kind: store.KindChat,
 		Chat: &store.ChatMessage{ChatID: c.ID, From: from, FromName: name, To: to, Text: text}}))
+	if errors.Is(err, store.ErrInvalid) {
+		// Trying again would not store it either (a record over 64 KiB
+		// with a long sender's name).
+		return rec, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
 	if err != nil {
 		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
 		return rec, errors.New("the message could not be stored; try again")
@@ -625,6 +666,14 @@ func (s *Service) seenMessage(u *user, p map[string]any) (string, any, error) {
 	return "", nil, nil
 }
 
+// historyBytes bounds the text of one chat_messages answer, the newest
+// messages: 500 of the default max_message_bytes fit, and a larger one
+// cannot make an answer outgrow what a session may have waiting
+// (engineio's QueueBytes, 16 MiB): sent twice with an ack, each quote
+// 2 bytes of JSON (a control character, which older messages may hold,
+// 6).
+const historyBytes = 1 << 20
+
 func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 	id, err := number(p, "chat_id")
 	if err != nil {
@@ -636,6 +685,13 @@ func (s *Service) chatMessages(u *user, p map[string]any) (string, any, error) {
 	recs, err := s.o.Store.ChatMessages(uint64(id), s.o.History)
 	if err != nil {
 		return "", nil, err
+	}
+	// The newest that fit historyBytes.
+	for i, n := len(recs)-1, 0; i >= 0; i-- {
+		if n += len(recs[i].Chat.Text); n > historyBytes {
+			recs = recs[i+1:]
+			break
+		}
 	}
 	out := make([]*Message, len(recs))
 	for i := range recs {
@@ -727,6 +783,11 @@ type limiter struct {
 }
 
 func newLimiter(rate float64, now time.Duration) limiter { return limiter{tokens: rate, last: now} }
+
+// full tells whether the bucket would be full at now: as a new one.
+func (l *limiter) full(rate float64, now time.Duration) bool {
+	return l.tokens+(now-l.last).Seconds()*rate >= rate
+}
 
 func (l *limiter) allow(rate float64, now time.Duration) bool {
 	if now > l.last {

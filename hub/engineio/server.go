@@ -94,6 +94,12 @@ type Options struct {
 	// client's writes are stalled, and 4 × QueueLen close it anyway).
 	// Default 1024.
 	QueueLen int
+	// QueueBytes bounds the bytes waiting for one session, whatever its
+	// progress: a message that would take them past it closes the
+	// session (one larger than QueueBytes still goes when nothing waits).
+	// QueueLen alone let a client that does not read hold gigabytes: a
+	// chat's history is megabytes. Default 16 MiB.
+	QueueBytes int64
 	// MaxSessions caps the open sessions; beyond it a handshake is refused
 	// with HTTP 503. Default 1000.
 	MaxSessions int
@@ -145,6 +151,9 @@ func (o *Options) Validate() error {
 	if o.QueueLen < 0 {
 		return fmt.Errorf("%w: QueueLen is negative (%d)", ErrOptions, o.QueueLen)
 	}
+	if o.QueueBytes < 0 {
+		return fmt.Errorf("%w: QueueBytes is negative (%d)", ErrOptions, o.QueueBytes)
+	}
 	for _, a := range o.AllowedOrigins {
 		if strings.TrimSpace(a) == "" {
 			return fmt.Errorf("%w: AllowedOrigins has an empty entry", ErrOptions)
@@ -175,6 +184,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.QueueLen == 0 {
 		o.QueueLen = 1024
+	}
+	if o.QueueBytes == 0 {
+		o.QueueBytes = 16 << 20
 	}
 	if o.MaxSessions == 0 {
 		o.MaxSessions = 1000
@@ -317,7 +329,7 @@ func NewServer(o Options, open func(*Socket) Handler) (*Server, error) {
 		// (Engine.IO's ping packets) ends a silent client, transport and
 		// all.
 		PingInterval: -1,
-		WriteWait:    o.WriteWait, QueueLen: o.QueueLen,
+		WriteWait:    o.WriteWait, QueueLen: o.QueueLen, QueueBytes: o.QueueBytes,
 		// Every packet is written at once: the core's write delay would
 		// hold a chat message to batch it with others, and chat messages
 		// are rare (the engine marks nothing Delay either).

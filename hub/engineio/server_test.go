@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,6 +353,60 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
+// An upgrade left half-way (a probe that never sends "5", or a WebSocket
+// that never probes) is dropped after UpgradeTimeout; the session goes on
+// polling, gets what was sent meanwhile, and may be probed again.
+func TestHalfOpenUpgrade(t *testing.T) {
+	o := fast()
+	o.PingInterval, o.PingTimeout, o.UpgradeTimeout = 10*time.Second, 10*time.Second, 300*time.Millisecond
+	ts := startServer(t, o)
+	sid, url := ts.handshake(t)
+	for _, probe := range []bool{true, false} {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket&sid="+sid))
+		if probe {
+			c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+			if s := readText(t, c); s != "3probe" {
+				t.Fatalf("probe answer %q", s)
+			}
+		}
+		if _, _, err := c.ReadMessage(); err == nil {
+			t.Fatalf("probe %v: a message, want the connection dropped", probe)
+		}
+		testkit.Eventually(t, "the probe gone", 5*time.Second, func() bool {
+			so := ts.lookup(sid)
+			so.mu.Lock()
+			defer so.mu.Unlock()
+			return so.probe == nil
+		})
+		ts.lookup(sid).Send(Message{Data: []byte("meanwhile")})
+		if r := do(t, "GET", url, ""); r.status != 200 || r.body != "4meanwhile" {
+			t.Fatalf("probe %v: poll after the dropped upgrade: %d %q", probe, r.status, r.body)
+		}
+	}
+}
+
+// A polling client that never polls cannot keep its session with pongs
+// sent blind: a pong counts only once the client has had the ping. The
+// session lived on, and each ping interval queued one more ping for it,
+// without end (pings do not count against QueueLen).
+func TestBlindPongs(t *testing.T) {
+	ts := startServer(t, fast()) // a ping every 300 ms, 200 ms to answer
+	sid, url := ts.handshake(t)
+	deadline := time.Now().Add(5 * time.Second)
+	pace := time.NewTicker(400 * time.Millisecond) // after each ping, and in time
+	defer pace.Stop()
+	for ; ts.rec(sid).reason() == nil; <-pace.C {
+		if time.Now().After(deadline) {
+			so := ts.lookup(sid)
+			so.mu.Lock()
+			n := len(so.queue)
+			so.mu.Unlock()
+			t.Fatalf("the session lives on blind pongs, %d pings queued", n)
+		}
+		do(t, "POST", url, "3")
+	}
+}
+
 func TestDuplicatePoll(t *testing.T) {
 	ts := startServer(t, Options{PingInterval: 10 * time.Second, PingTimeout: 10 * time.Second})
 	sid, url := ts.handshake(t)
@@ -598,7 +653,7 @@ func TestCloseEndsEverySession(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{
-		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}}, {Headers: []string{""}},
+		{PingInterval: -1}, {PingTimeout: -1}, {MaxPayload: -1}, {QueueLen: -1}, {QueueBytes: -1}, {WriteWait: -1}, {AllowedOrigins: []string{" "}}, {Headers: []string{""}},
 	} {
 		if err := o.Validate(); !errors.Is(err, ErrOptions) {
 			t.Errorf("Validate(%+v) = %v, want ErrOptions", o, err)
@@ -750,5 +805,61 @@ func TestHeartbeatsShared(t *testing.T) {
 		ts.beats.mu.Lock()
 		defer ts.beats.mu.Unlock()
 		return len(ts.beats.heap) == 0
+	})
+}
+
+// What waits for a client that does not read is bounded in bytes too, not
+// only in packets: a few large messages (a chat's history, 6 MB with
+// escaped control characters) would otherwise hold gigabytes before
+// QueueLen is reached. Past QueueBytes the session is closed, on either
+// transport; a message larger than QueueBytes still goes when nothing
+// waits before it.
+func TestQueueBytes(t *testing.T) {
+	big := Message{Data: bytes.Repeat([]byte("x"), 1<<20)} // shared: the test holds 1 MiB
+	overflows := func(t *testing.T, so *Socket) {
+		t.Helper()
+		for i := range 100 {
+			err := so.Send(big)
+			if errors.Is(err, ErrQueueFull) {
+				if i < 16 {
+					t.Fatalf("full after %d MiB, want at least 16", i)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		t.Fatal("100 MiB wait for a client that does not read, and the session is open")
+	}
+	ts := startServer(t, fast())
+	t.Run("polling", func(t *testing.T) {
+		sid, url := ts.handshake(t)
+		overflows(t, ts.lookup(sid))
+		if r := do(t, "GET", url, ""); r.status != 400 {
+			t.Fatalf("poll: %d %q", r.status, r.body)
+		}
+	})
+	t.Run("websocket", func(t *testing.T) {
+		c := dialWS(t, ts.wsURL("EIO=4&transport=websocket"))
+		sid := parseOpen(t, readText(t, c)).SID
+		overflows(t, ts.lookup(sid))
+		testkit.Eventually(t, "the session closed", 10*time.Second, func() bool { return ts.rec(sid).reason() != nil })
+	})
+	t.Run("one large message", func(t *testing.T) {
+		o := fast()
+		o.QueueBytes = 1 << 10
+		ts := startServer(t, o)
+		sid, url := ts.handshake(t)
+		so := ts.lookup(sid)
+		if err := so.Send(Message{Data: bytes.Repeat([]byte("y"), 4<<10)}); err != nil {
+			t.Fatalf("a message over QueueBytes with nothing waiting: %v", err)
+		}
+		if err := so.Send(Message{Data: []byte("z")}); !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("one more: %v", err)
+		}
+		if r := do(t, "GET", url, ""); r.status != 200 && r.status != 400 {
+			t.Fatalf("poll: %d", r.status)
+		}
 	})
 }

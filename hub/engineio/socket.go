@@ -118,7 +118,7 @@ func (so *Socket) Send(msgs ...Message) error {
 		so.mu.Unlock()
 		return nil
 	}
-	if len(so.queue)+len(msgs) > so.srv.o.QueueLen {
+	if len(so.queue)+len(msgs) > so.srv.o.QueueLen || so.overBytes(msgs) {
 		so.mu.Unlock()
 		so.close(ErrQueueFull, false)
 		return ErrQueueFull
@@ -129,6 +129,25 @@ func (so *Socket) Send(msgs ...Message) error {
 	so.signal()
 	so.mu.Unlock()
 	return nil
+}
+
+// overBytes tells whether queueing msgs for a poll would take the bytes
+// waiting past QueueBytes (not when nothing waits: one large message
+// still goes). Called with mu held. Counted rather than kept: a queue
+// is short unless its client stopped polling, and a session stays a
+// size class smaller.
+func (so *Socket) overBytes(msgs []Message) bool {
+	if len(so.queue) == 0 {
+		return false
+	}
+	n := int64(0)
+	for i := range so.queue {
+		n += int64(len(so.queue[i].Data))
+	}
+	for i := range msgs {
+		n += int64(len(msgs[i].Data))
+	}
+	return n > so.srv.o.QueueBytes
 }
 
 // Close ends the session from the server's side: the client gets what was
@@ -324,12 +343,17 @@ func (so *Socket) receive(pkts []Packet) {
 			so.h.Message(Message{Data: p.Data, Binary: p.Binary})
 		case Pong:
 			so.mu.Lock()
-			so.pingDeadline = 0
-			so.nextPing = so.srv.now() + so.srv.o.PingInterval
-			if !so.closed {
-				// Waiting for the deadline: the next ping is due
-				// first. (A running heartbeat sets its own time.)
-				so.srv.beats.schedule(so, so.nextPing, false)
+			// Only the answer to a ping the client has had counts: a
+			// pong sent blind by a client that does not poll kept its
+			// session, and queued it one more ping every interval.
+			if so.pingDeadline != 0 && !so.pingWaits() {
+				so.pingDeadline = 0
+				so.nextPing = so.srv.now() + so.srv.o.PingInterval
+				if !so.closed {
+					// Waiting for the deadline: the next ping is due
+					// first. (A running heartbeat sets its own time.)
+					so.srv.beats.schedule(so, so.nextPing, false)
+				}
 			}
 			so.mu.Unlock()
 		case Close:
@@ -338,6 +362,17 @@ func (so *Socket) receive(pkts []Packet) {
 		}
 		// Others (open, ping, upgrade, noop) mean nothing here.
 	}
+}
+
+// pingWaits tells whether a ping waits for the client's poll. Called
+// with mu held.
+func (so *Socket) pingWaits() bool {
+	for i := range so.queue {
+		if so.queue[i].Type == Ping {
+			return true
+		}
+	}
+	return false
 }
 
 // poll answers a GET: what is queued, as soon as there is something.

@@ -263,13 +263,22 @@ func (c *client) find(nsp string) int {
 	return slices.IndexFunc(c.sockets, func(so *Socket) bool { return so.nsp == nsp })
 }
 
-// remove forgets so if it is its namespace's socket.
+// remove forgets so if it is its namespace's socket. A session left
+// without a namespace waits for the next CONNECT as a new one does, for
+// ConnectTimeout: otherwise it would stay as long as its client answers
+// pings, and a client could hold many (connect, leave, connect on the
+// next session) with one user's connections.
 func (c *client) remove(so *Socket) {
 	c.mu.Lock()
+	left := false
 	if i := c.find(so.nsp); i >= 0 && c.sockets[i] == so {
 		c.sockets = slices.Delete(c.sockets, i, i+1)
+		left = len(c.sockets) == 0
 	}
 	c.mu.Unlock()
+	if left {
+		c.srv.waiting.add(c)
+	}
 }
 
 // dispatch handles one complete packet.

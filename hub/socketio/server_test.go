@@ -310,6 +310,45 @@ func TestConnectTimeout(t *testing.T) {
 	}
 }
 
+// A session whose last namespace was left (the client's DISCONNECT, or
+// the server's: a token that expired) has ConnectTimeout to connect one
+// again, as a new session has, or it is closed: it had no expiry, and a
+// client with one token could hold as many sessions as the limits on
+// sessions allow (connect, leave, connect on the next), for as long as it
+// answered pings. One that connects again in time stays.
+func TestLeftSessionTimeout(t *testing.T) {
+	url := startServer(t, Options{ConnectTimeout: 500 * time.Millisecond}, func(s *Server) {
+		s.Namespace("/", func(so *Socket, _ json.RawMessage) error {
+			so.On("leave", func([]any, func(...any) error) { so.Disconnect() })
+			so.On("message", func(args []any, _ func(...any) error) { so.Emit("message-back", args...) })
+			return nil
+		})
+	})
+	for _, leave := range []string{"41", `42["leave"]`} {
+		c := dial(t, url)
+		c.send("40")
+		if got := c.read(); !strings.HasPrefix(got, "40{") {
+			t.Fatalf("connect: %q", got)
+		}
+		c.send(leave)
+		c.closed()
+	}
+	again := dial(t, url)
+	again.send("40")
+	again.read()
+	again.send("41")
+	again.send("40")
+	if got := again.read(); !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect again: %q", got)
+	}
+	c := dial(t, url)
+	c.closed() // the timeout has passed for again too
+	again.send(`42["message","still here"]`)
+	if got := again.read(); got != `42["message-back","still here"]` {
+		t.Fatalf("the session connected again: %q", got)
+	}
+}
+
 // A socket that leaves fails the acks it waits for.
 func TestPendingAcksFailOnDisconnect(t *testing.T) {
 	errc := make(chan error, 1)

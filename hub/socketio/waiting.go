@@ -27,11 +27,11 @@ type waiter struct {
 	at time.Time
 }
 
-// add queues c.
+// add queues c, unless it waits already.
 func (w *waiting) add(c *client) {
 	w.mu.Lock()
 	switch {
-	case w.done:
+	case w.done, c.place != 0:
 		w.mu.Unlock()
 		return
 	case len(w.queue) == 0:

@@ -89,6 +89,7 @@ type Conn struct {
 	dead        []bool
 	head        int
 	live        int            // waiting messages, replaced ones excluded
+	queued      int64          // their bytes (Data as queued; QueueBytes)
 	keys        map[uint64]int // Key -> index in q; built once coalescing may start
 	deadlineAt  time.Time      // when the write deadline was last moved
 	writing     bool           // a writer goroutine runs
@@ -200,6 +201,7 @@ func (c *Conn) Send(m Message) error {
 			c.dead[i] = true
 			c.q[i] = Message{}
 			c.live--
+			c.unqueued(&old)
 			c.s.coalesced.Add(1)
 			if m.Merge != nil {
 				delay, at := m.Delay, m.At
@@ -210,8 +212,8 @@ func (c *Conn) Send(m Message) error {
 			return nil
 		}
 	}
-	if c.live >= c.s.opts().QueueLen {
-		atMax := c.live >= c.s.opts().QueueMax
+	if over := c.overBytes(&m); over || c.live >= c.s.opts().QueueLen {
+		atMax := over || c.live >= c.s.opts().QueueMax
 		stalled := !atMax && c.stalled()
 		if atMax || stalled {
 			c.s.overflows.Add(1)
@@ -227,6 +229,20 @@ func (c *Conn) Send(m Message) error {
 	}
 	c.push(m)
 	return nil
+}
+
+// overBytes tells whether queueing m would take the waiting bytes past
+// QueueBytes; c.mu held.
+func (c *Conn) overBytes(m *Message) bool {
+	q := c.s.opts().QueueBytes
+	return q > 0 && c.live > 0 && c.queued+int64(len(m.Data)) > q
+}
+
+// unqueued takes m, which no longer waits, off the waiting bytes; c.mu
+// held. Never below 0: a merged message's Data may have been encoded
+// after it was counted (emptied starts the count over anyway).
+func (c *Conn) unqueued(m *Message) {
+	c.queued = max(c.queued-int64(len(m.Data)), 0)
 }
 
 // stalled tells whether the writes of a connection with a full queue made
@@ -352,6 +368,7 @@ func (c *Conn) push(m Message) {
 		m.due = c.dueOf(m.At)
 	}
 	c.live++
+	c.queued += int64(len(m.Data))
 	c.q = append(c.q, m)
 	c.dead = append(c.dead, false)
 	if m.due == 0 || c.live >= c.s.opts().delayFlush() {
@@ -398,7 +415,9 @@ func (c *Conn) tryDirect() bool {
 		if c.keys != nil && m.Key != 0 {
 			delete(c.keys, m.Key)
 		}
+		c.unqueued(m)
 		*m = Message{Data: append([]byte(nil), buf[n:]...), framed: true, Seq: m.Seq, written: m.written}
+		c.queued += int64(len(m.Data))
 	}
 	if cap(buf) <= 2*maxWriteBatch {
 		*bp = buf[:0]
@@ -487,6 +506,7 @@ func (c *Conn) pop() (Message, bool) {
 		m := c.q[i]
 		c.q[i] = Message{}
 		c.live--
+		c.unqueued(&m)
 		if c.force > 0 {
 			c.force--
 		}
@@ -508,7 +528,7 @@ func (c *Conn) pop() (Message, bool) {
 // are kept: a connection that gets a few messages in each write delay
 // window would otherwise make them again at every window.
 func (c *Conn) emptied() {
-	c.q, c.dead, c.head, c.keys, c.force = c.q[:0], c.dead[:0], 0, nil, 0
+	c.q, c.dead, c.head, c.keys, c.force, c.queued = c.q[:0], c.dead[:0], 0, nil, 0, 0
 	if cap(c.q) > 64 {
 		c.q, c.dead = nil, nil
 	}
@@ -613,6 +633,10 @@ func (c *Conn) dropQueue() {
 		rest = []Message{*m}
 	}
 	c.q, c.dead, c.head, c.live, c.keys, c.force = rest, make([]bool, len(rest)), 0, len(rest), nil, len(rest)
+	c.queued = 0
+	for i := range rest {
+		c.queued += int64(len(rest[i].Data))
+	}
 	c.stopDelay()
 }
 

@@ -135,6 +135,14 @@ type Options struct {
 	// client that writes progress slower than messages arrive falls
 	// behind without end). Default 4 × QueueLen; at least QueueLen.
 	QueueMax int
+	// QueueBytes bounds the bytes of the messages waiting for one
+	// connection whatever its progress: a message that would take them
+	// past it closes the connection with 1013, as QueueMax does (one
+	// larger than QueueBytes still goes when nothing waits). A few large
+	// messages to a client that stopped reading would otherwise hold far
+	// more memory than QueueMax small ones. Default 0: no bound but
+	// QueueMax.
+	QueueBytes int64
 	// StallTimeout is how long a connection with QueueLen messages
 	// waiting may complete no write before it is slow (closed with 1013,
 	// measured with Now). A peer whose write blocks for WriteWait is
@@ -235,7 +243,7 @@ func (o *Options) Validate() error {
 		name string
 		v    int64
 	}{
-		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)}, {"QueueMax", int64(o.QueueMax)},
+		{"MaxMessageBytes", o.MaxMessageBytes}, {"QueueLen", int64(o.QueueLen)}, {"QueueMax", int64(o.QueueMax)}, {"QueueBytes", o.QueueBytes},
 		{"ReadBufferSize", int64(o.ReadBufferSize)},
 	} {
 		if f.v < 0 {

@@ -104,7 +104,7 @@ func TestOptionsValidate(t *testing.T) {
 		field string
 	}{
 		{Options{PongWait: -1}, "PongWait"}, {Options{MaxMessageBytes: -1}, "MaxMessageBytes"},
-		{Options{QueueLen: -2}, "QueueLen"}, {Options{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
+		{Options{QueueLen: -2}, "QueueLen"}, {Options{QueueBytes: -1}, "QueueBytes"}, {Options{AllowedOrigins: []string{" "}}, "AllowedOrigins"},
 		{Options{WriteWait: -1}, "WriteWait"}, {Options{ReadBufferSize: -1}, "ReadBufferSize"},
 	} {
 		// NewServer refuses with exactly Validate's error, naming the field.
@@ -348,6 +348,44 @@ func TestQueue(t *testing.T) {
 	}
 	if len(c.q) > 1000 || c.live > 10 {
 		t.Fatalf("backing array grew to %d (%d live)", len(c.q), c.live)
+	}
+}
+
+// QueueBytes bounds the bytes waiting, whatever the count: what is
+// written, replaced or dropped leaves the count, a message alone may be
+// larger than the bound, and the one that would pass it closes with 1013.
+func TestQueueBytes(t *testing.T) {
+	c := &Conn{s: serverWith(Options{QueueLen: 100, QueueMax: 400, CoalesceAfter: 1, QueueBytes: 10}), finished: true}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for _, step := range []struct {
+		send   string
+		key    uint64
+		pop    bool
+		queued int64
+	}{
+		{send: "0123456789ab", queued: 12}, // alone: over the bound, and queued
+		{pop: true, queued: 0},
+		{send: "abcd", key: 1, queued: 4},
+		{send: "efgh", key: 1, queued: 4}, // replaces abcd
+		{send: "ijklmn", queued: 10},      // exactly the bound
+		{pop: true, queued: 6},
+	} {
+		if step.pop {
+			if _, ok := c.pop(); !ok {
+				t.Fatal("empty")
+			}
+		} else if err := c.Send(Message{Data: []byte(step.send), Key: step.key}); err != nil {
+			t.Fatalf("send %q: %v", step.send, err)
+		}
+		if c.queued != step.queued {
+			t.Fatalf("after %+v: %d bytes queued, want %d", step, c.queued, step.queued)
+		}
+	}
+	if err := c.Send(Message{Data: []byte("opqrs")}); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("past QueueBytes: %v", err)
+	}
+	if !c.closing || c.closeCode != CloseSlowConsumer || c.queued != 0 {
+		t.Fatalf("after overflow: closing %v code %d, %d bytes queued", c.closing, c.closeCode, c.queued)
 	}
 }
 
