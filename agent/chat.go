@@ -19,8 +19,10 @@ import (
 // Zero means the default of each field.
 type ChatConfig struct {
 	// MaxMessageBytes caps one message's text, in bytes. Default 2048, 1
-	// to 64512 (63 KiB: a stored record, the sender's name and times
-	// with the text, is at most 64 KiB).
+	// to 65536; above 64512 (63 KiB) it acts as 64512, since a stored
+	// record, the sender's name and times with the text, is at most 64
+	// KiB. Earlier versions took up to 65536, so a config that says so
+	// still starts.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// EventsPerSecond caps the events of one connection, per second.
 	// Default 20, 1 to 10000.
@@ -50,7 +52,7 @@ func (c *Config) checkChat() error {
 		v        int64
 		min, max int64
 	}{
-		{"max_message_bytes", int64(ch.MaxMessageBytes), 1, 63 << 10},
+		{"max_message_bytes", int64(ch.MaxMessageBytes), 1, 65536},
 		{"events_per_second", int64(ch.EventsPerSecond), 1, 10000},
 		{"max_connections_per_user", int64(ch.MaxConnsPerUser), 1, 10000},
 		{"max_messages", int64(ch.MaxMessages), 100, 10_000_000},
@@ -69,7 +71,7 @@ func (c *Config) checkChat() error {
 // store, the verifier and the logger.
 func (c *Config) chatOptions() chat.Options {
 	return chat.Options{
-		MaxMessageBytes: c.Chat.MaxMessageBytes,
+		MaxMessageBytes: min(c.Chat.MaxMessageBytes, maxChatMessageBytes),
 		EventsPerSecond: c.Chat.EventsPerSecond,
 		MaxConnsPerUser: c.Chat.MaxConnsPerUser,
 		MaxChatsPerUser: c.Chat.MaxChatsPerUser,
@@ -87,6 +89,10 @@ func (c *Config) chatOptions() chat.Options {
 		},
 	}
 }
+
+// maxChatMessageBytes is the longest message text a stored record holds
+// with room for its sender's name and times (a record is at most 64 KiB).
+const maxChatMessageBytes = 63 << 10
 
 // chatConnectTimeout is how long a chat session may stay without its
 // Socket.IO CONNECT.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,17 @@ func TestChatConfigReachesTheChat(t *testing.T) {
 	o := cfg.chatOptions()
 	if o.MaxChatsPerUser != 7 || o.SocketIO.ConnectTimeout != 10*time.Second {
 		t.Fatalf("chat options: max chats per user %d, connect timeout %v", o.MaxChatsPerUser, o.SocketIO.ConnectTimeout)
+	}
+	// Earlier versions took up to 65536: such a config still starts, and
+	// the chat takes what a stored record holds.
+	for _, c := range []struct{ set, want int }{{65536, 63 << 10}, {64513, 63 << 10}, {64512, 64512}, {4000, 4000}} {
+		cfg, err := ParseConfig("gw.yaml", fmt.Appendf(nil, "chat:\n  max_message_bytes: %d\n", c.set))
+		if err != nil {
+			t.Fatalf("max_message_bytes %d: %v", c.set, err)
+		}
+		if got := cfg.chatOptions().MaxMessageBytes; got != c.want {
+			t.Errorf("max_message_bytes %d: the chat takes %d, want %d", c.set, got, c.want)
+		}
 	}
 	if _, err := ParseConfig("gw.yaml", []byte("chat:\n  max_chats_per_user: -1\n")); err == nil || !strings.Contains(err.Error(), "chat.max_chats_per_user") {
 		t.Fatalf("a negative max_chats_per_user: %v", err)

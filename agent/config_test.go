@@ -61,7 +61,7 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"ws url not this gateway", "gateway_id: g\nuplink:\n  websocket:\n    url: wss://c/v3/ws/group/s/client/other\n", 4, "uplink.websocket.url"},
 		{"yaml syntax", "listen: [\n", 1, "listen"},
 		{"negative message cap", "hub:\n  max_batch: 5\n  max_message_bytes: -5\n", 3, "hub.max_message_bytes"},
-		{"chat message a record cannot hold", "chat:\n  max_message_bytes: 65536\n", 2, "chat.max_message_bytes"},
+		{"chat message over 64 KiB", "chat:\n  max_message_bytes: 65537\n", 2, "chat.max_message_bytes"},
 		{"negative batch", "hub:\n  max_batch: -1\n", 2, "hub.max_batch"},
 		{"limit below -1", "hub:\n  max_connections: -2\n", 2, "hub.max_connections"},
 		{"tiny queue", "hub:\n  queue_len: 3\n", 2, "hub.queue_len"},
