@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -292,4 +294,49 @@ func BenchmarkIngestAtCap(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/float64(256<<20), "file/cap")
 	b.ReportMetric(float64(st.Bytes)/float64(256<<20), "inuse/cap")
 	b.ReportMetric(float64(st.Evicted), "evicted")
+}
+
+// BenchmarkUnread counts a user's unread messages: one chat with 20,000
+// messages after their seen mark (the default chat cap), as get_chats and
+// every chat connect do. "UserChats" is the store's call; "decode-each"
+// the same count by decoding every message, as it was done before
+// chatSender, measured in the same run for the ratio.
+func BenchmarkUnread(b *testing.B) {
+	s := openT(b, filepath.Join(b.TempDir(), "db"), &Options{CommitInterval: time.Hour, MaxBatch: 4096, Logger: quiet})
+	c, _, err := s.CreateChat([]int64{1, 2}, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 20000
+	for i := range n {
+		mustAppend(b, s, chatMsg(c.ID, 1, 2, strings.Repeat("m", 40+i%80)))
+	}
+	flush(b, s)
+	b.Run("UserChats", func(b *testing.B) {
+		for b.Loop() {
+			sum, err := s.UserChats(2)
+			if err != nil || len(sum) != 1 || sum[0].Unread != n {
+				b.Fatalf("UserChats: %+v %v", sum, err)
+			}
+		}
+	})
+	b.Run("decode-each", func(b *testing.B) {
+		strs := s.dict.snapshot()
+		for b.Loop() {
+			unread := 0
+			err := s.view(func(tx *bolt.Tx) error {
+				cp := seqKey(c.ID)
+				mc := tx.Bucket(bChatMsgs).Cursor()
+				for k, v := mc.Seek(chatKey(c.ID, 1)); k != nil && bytes.HasPrefix(k, cp); k, v = mc.Next() {
+					if r, ok := s.decodeOrSkip(strs, k[8:], v); ok && r.Chat.From != 2 {
+						unread++
+					}
+				}
+				return nil
+			})
+			if err != nil || unread != n {
+				b.Fatalf("decode-each: %d %v", unread, err)
+			}
+		}
+	})
 }

@@ -289,7 +289,14 @@ func (s *Store) UserChats(user int64) ([]ChatSummary, error) {
 			mc := tx.Bucket(bChatMsgs).Cursor()
 			cp := seqKey(c.ID)
 			for k, v := mc.Seek(chatKey(c.ID, seen+1)); k != nil && bytes.HasPrefix(k, cp); k, v = mc.Next() {
-				if r, ok := s.decodeOrSkip(strs, k[8:], v); ok && r.Chat.From != user {
+				from, ok := chatSender(strs, v)
+				if !ok {
+					var r Record
+					if r, ok = s.decodeOrSkip(strs, k[8:], v); ok {
+						from = r.Chat.From
+					}
+				}
+				if ok && from != user {
 					sum.Unread++
 				}
 			}

@@ -49,12 +49,16 @@ func TestDecodeGarbage(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	d := newDict()
-	for _, r := range []Record{tele(1, 2), raise(1), status(1)} {
+	for _, r := range []Record{tele(1, 2), raise(1), status(1), chatMsg(1, 2, 3, "hi"), chatMsg(4, -1, 0, "\x00")} {
 		enc, _ := d.encode(nil, &r)
 		f.Add(enc)
 	}
 	strs := d.snapshot()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		decode(strs, 1, b)
+		r, err := decode(strs, 1, b)
+		from, ok := chatSender(strs, b)
+		if chat := err == nil && r.Kind == KindChat; ok != chat || (ok && from != r.Chat.From) {
+			t.Fatalf("chatSender = %d, %v; decode = %+v, %v", from, ok, r.Chat, err)
+		}
 	})
 }
