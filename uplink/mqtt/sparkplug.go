@@ -154,6 +154,9 @@ func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in *spInbox)
 	stateTopic := ""
 	if u.sp.host != "" {
 		stateTopic = sparkplug.StateTopic(u.sp.host)
+		u.sp.mu.Lock()
+		u.sp.hostState.NewSession()
+		u.sp.mu.Unlock()
 	}
 	handle := func(m mqttwire.Message) {
 		if stateTopic != "" && m.Topic == stateTopic {

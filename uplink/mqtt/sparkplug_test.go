@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -754,4 +755,75 @@ func TestSparkplugStateAfterCommandFlood(t *testing.T) {
 		t.Errorf("%d rebirths for %d requests: want at least one, and fewer than the requests", n, flood)
 	}
 	t.Logf("%d rebirth requests gave %d rebirths", flood, n)
+}
+
+// TestSparkplugWaitsForTheHostOnEveryConnection: a connection lost while
+// the Primary Host was online, and the host gone offline meanwhile: the
+// next connection waits for a STATE online again before any birth or
+// data (Sparkplug 3.0, operational-behavior-edge-node-birth-sequence-wait),
+// rather than trusting what the last connection knew and sending the
+// outage's backlog to a host that is not there.
+func TestSparkplugWaitsForTheHostOnEveryConnection(t *testing.T) {
+	dec := startTahu(t)
+	b := startBroker(t)
+	sp := newSPCollector(t, b, dec)
+	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
+	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { host.Disconnect(0) })
+	state := func(online bool, ts int) {
+		t.Helper()
+		tok := host.Publish("spBv1.0/STATE/scada", 1, true, fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("STATE: %v", tok.Error())
+		}
+	}
+	state(true, 10)
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	appendN(t, st, 0, 4)
+	px := startProxy(t, b.Addr())
+	var logs testkit.Buffer
+	o := spOptions(t, b)
+	o.URL = "tcp://" + px.addr
+	o.PrimaryHostID = "scada"
+	o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), &logs), nil))
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	sp.waitFor("the first birth", 20*time.Second, func(m []spMsg) bool {
+		return len(count(m, "NBIRTH", "")) == 1 && len(count(m, "DDATA", "")) >= 1
+	})
+
+	px.down()
+	testkit.Eventually(t, "the uplink to notice the lost link", 30*time.Second, func() bool { return !u.Connected() })
+	state(false, 20) // retained: the next connection reads it first thing
+	appendN(t, st, 100, 4)
+	px.up()
+	// The second connection has read the retained STATE offline.
+	testkit.Eventually(t, "the STATE offline read on a new connection", 30*time.Second, func() bool {
+		return strings.Count(logs.String(), "primary host state") >= 2
+	})
+	state(true, 30)
+	msgs := sp.waitFor("a birth after the host is back", 20*time.Second, func(m []spMsg) bool {
+		back := false
+		for _, x := range m {
+			back = back || x.Type == "STATE" && strings.Contains(string(x.Raw), `"timestamp":30`)
+			if back && x.Type == "NBIRTH" {
+				return true
+			}
+		}
+		return false
+	})
+	offline := false
+	for _, m := range msgs {
+		if m.Type == "STATE" {
+			offline = strings.Contains(string(m.Raw), `"online":false`)
+		}
+		if offline && (m.Type == "NBIRTH" || m.Type == "DBIRTH" || m.Type == "DDATA") {
+			t.Errorf("%v while the host was offline", m)
+		}
+	}
 }

@@ -170,6 +170,12 @@ func (h *HostState) Update(payload []byte) (applied bool, err error) {
 // Online reports whether the last STATE applied said online.
 func (h *HostState) Online() bool { return h.online }
 
+// NewSession forgets that the host was online, and keeps the timestamp
+// that makes older messages stale: each MQTT session waits for a STATE
+// online of its own before the births (the host may have gone while the
+// node was disconnected; the broker then holds its retained offline).
+func (h *HostState) NewSession() { h.online = false }
+
 // IsRebirth reports whether an NCMD payload asks for a rebirth:
 // Node Control/Rebirth set true.
 func IsRebirth(p Payload) bool {

@@ -111,7 +111,17 @@ func TestHostState(t *testing.T) {
 		{`{"online": true}`, false, true, false},
 		{`not json`, false, true, false},
 		{`{"online": true, "timestamp": 200}`, true, false, true},
+		{"new session", false, false, false},                        // waits for a STATE again
+		{`{"online": true, "timestamp": 150}`, false, false, false}, // still stale
+		{`{"online": true, "timestamp": 200}`, true, false, true},   // the retained one again
 	} {
+		if tc.payload == "new session" {
+			h.NewSession()
+			if h.Online() {
+				t.Errorf("step %d: online after NewSession", i)
+			}
+			continue
+		}
 		applied, err := h.Update([]byte(tc.payload))
 		if applied != tc.applied || (err != nil) != tc.err || h.Online() != tc.online {
 			t.Errorf("step %d %s: applied %v, err %v, online %v; want %v, error %v, online %v",
