@@ -204,7 +204,7 @@ func (c *spCollector) handle(_ paho.Client, m paho.Message) {
 			msg.Device = parts[4]
 		}
 		p, err := c.dec.decode(m.Payload())
-		if err != nil {
+		if err != nil && msg.Type != "NCMD" && msg.Type != "DCMD" { // commands are the tests' own, some malformed on purpose
 			c.t.Errorf("%s: Tahu cannot decode the payload: %v", m.Topic(), err)
 		}
 		msg.Payload = p
@@ -824,6 +824,91 @@ func TestSparkplugWaitsForTheHostOnEveryConnection(t *testing.T) {
 		}
 		if offline && (m.Type == "NBIRTH" || m.Type == "DBIRTH" || m.Type == "DDATA") {
 			t.Errorf("%v while the host was offline", m)
+		}
+	}
+}
+
+// TestSparkplugCommandFloodLogsLittle: a central side that floods the
+// node with commands it ignores (DCMDs, NCMDs without a rebirth,
+// malformed NCMDs), more than the queue holds, does not write a log line
+// per message: a plant's journal would fill with them.
+func TestSparkplugCommandFloodLogsLittle(t *testing.T) {
+	dec := startTahu(t)
+	b := startBroker(t)
+	sp := newSPCollector(t, b, dec)
+	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
+	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { host.Disconnect(0) })
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	appendN(t, st, 0, 4)
+	var logs testkit.Buffer
+	o := spOptions(t, b)
+	o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), &logs), nil))
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUplink(t, u)
+	sp.waitFor("the NBIRTH", 20*time.Second, func(m []spMsg) bool { return len(count(m, "NBIRTH", "")) == 1 })
+
+	const flood = 200
+	noRebirth := dec.encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Reboot","type":"Boolean","value":true}]}`)
+	write := dec.encode(t, `{"timestamp":1,"metrics":[{"name":"setpoint","type":"Double","value":1.5}]}`)
+	var toks []paho.Token
+	for range flood {
+		toks = append(toks,
+			host.Publish("spBv1.0/plant1/DCMD/gw1/1", 1, false, write),
+			host.Publish("spBv1.0/plant1/NCMD/gw1", 1, false, noRebirth),
+			host.Publish("spBv1.0/plant1/NCMD/gw1", 1, false, []byte("\xff\xff not protobuf")))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	// A rebirth after the flood (again, if the full queue dropped it)
+	// tells that the node has handled or dropped every message before it.
+	rebirth := dec.encode(t, `{"timestamp":1,"metrics":[{"name":"Node Control/Rebirth","type":"Boolean","value":true}]}`)
+	testkit.Eventually(t, "a rebirth after the flood", 20*time.Second, func() bool {
+		host.Publish("spBv1.0/plant1/NCMD/gw1", 1, false, rebirth).Wait()
+		return testkit.WaitTrue(time.Second, func() bool {
+			sp.mu.Lock()
+			defer sp.mu.Unlock()
+			return len(count(sp.msgs, "NBIRTH", "")) >= 2
+		})
+	})
+	lines := 0
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "DCMD") || strings.Contains(l, "NCMD") || strings.Contains(l, "command queue full") {
+			lines++
+		}
+	}
+	t.Logf("%d log lines for %d ignored commands", lines, 3*flood)
+	if lines > 10 {
+		t.Errorf("%d log lines for %d ignored commands; want a few", lines, 3*flood)
+	}
+}
+
+func TestQuietLog(t *testing.T) {
+	var q quietLog
+	for i, tc := range []struct {
+		at      time.Duration
+		ok      bool
+		leftOut int
+	}{
+		{0, true, 0}, // the first at once
+		{time.Second, false, 0},
+		{59 * time.Second, false, 0},
+		{time.Minute, true, 2}, // a minute after the last logged, with the two left out
+		{time.Minute + time.Second, false, 0},
+		{3 * time.Minute, true, 1},
+		{5 * time.Minute, true, 0},
+	} {
+		ok, n := q.allow(t0.Add(tc.at))
+		if ok != tc.ok || n != tc.leftOut {
+			t.Errorf("step %d at %v: %v, %d; want %v, %d", i, tc.at, ok, n, tc.ok, tc.leftOut)
 		}
 	}
 }
