@@ -260,18 +260,18 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 			return false, errHostOffline
 		}
 	case m.Topic == sparkplug.NodeTopic(sp.group, sparkplug.NCMD, sp.node):
-		p, perr := sparkplug.Decode(m.Payload)
+		rebirth, metrics, perr := sparkplug.RequestsRebirth(m.Payload)
 		if perr != nil {
 			if ok, n := sp.ignoredLog.allow(time.Now()); ok {
 				u.log.Warn("mqtt: sparkplug: ignoring a malformed NCMD", "err", perr, "suppressed", n)
 			}
 			return false, nil
 		}
-		if sparkplug.IsRebirth(p) {
+		if rebirth {
 			return true, nil
 		}
 		if ok, n := sp.ignoredLog.allow(time.Now()); ok {
-			u.log.Info("mqtt: sparkplug: NCMD without a rebirth request ignored", "metrics", len(p.Metrics), "suppressed", n)
+			u.log.Info("mqtt: sparkplug: NCMD without a rebirth request ignored", "metrics", metrics, "suppressed", n)
 		}
 	default:
 		if ok, n := sp.ignoredLog.allow(time.Now()); ok {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/floorhub/floorhub/internal/testkit"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink/backoff"
+	"github.com/floorhub/floorhub/uplink/mqtt/mqttwire"
 )
 
 // tahu runs testdata/spdecode/decode.js: Eclipse Tahu's sparkplug-payload
@@ -910,5 +912,41 @@ func TestQuietLog(t *testing.T) {
 		if ok != tc.ok || n != tc.leftOut {
 			t.Errorf("step %d at %v: %v, %d; want %v, %d", i, tc.at, ok, n, tc.ok, tc.leftOut)
 		}
+	}
+}
+
+// TestSparkplugHugeNCMDCostsLittleMemory: an NCMD of half a million empty
+// metrics (1 MiB, the most the connection takes) is looked through for a
+// rebirth request without building every metric: a gateway on a 32-bit
+// Pi must not spend a hundred times the message's size on it.
+func TestSparkplugHugeNCMDCostsLittleMemory(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	o := spOptions(t, &broker{Port: 1})
+	o.URL = "tcp://127.0.0.1:1"
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Field 2 (metrics), empty, over and over; the rebirth request last.
+	payload := bytes.Repeat([]byte{0x12, 0x00}, (1<<20)/2-64)
+	rebirth := []byte{0x0a, 20}
+	rebirth = append(rebirth, "Node Control/Rebirth"...)
+	rebirth = append(rebirth, 0x20, 11, 0x70, 1) // datatype Boolean, boolean_value true
+	payload = append(payload, 0x12, byte(len(rebirth)))
+	payload = append(payload, rebirth...)
+	msg := mqttwire.Message{Topic: "spBv1.0/plant1/NCMD/gw1", Payload: payload}
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	yes, err := u.spMessage(msg)
+	runtime.ReadMemStats(&after)
+	if err != nil || !yes {
+		t.Fatalf("spMessage = %v, %v; want a rebirth request", yes, err)
+	}
+	t.Logf("%d KiB allocated", (after.TotalAlloc-before.TotalAlloc)>>10)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+		t.Errorf("a %d KiB NCMD allocated %d MiB", len(payload)>>10, n>>20)
 	}
 }
