@@ -34,11 +34,7 @@ func startHostile(t *testing.T, reply func(hdr, pdu []byte) (out []byte, hangUp 
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
+		for c, err := ln.Accept(); err == nil; c, err = ln.Accept() {
 			s.mu.Lock()
 			s.accepted++
 			s.mu.Unlock()

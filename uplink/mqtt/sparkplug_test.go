@@ -627,6 +627,24 @@ func TestSparkplugKill9(t *testing.T) {
 	checkSeqs(t, msgs)
 }
 
+// startHost connects a Primary Host "scada" to b; state publishes its
+// retained STATE.
+func startHost(t testing.TB, b *broker) (host paho.Client, state func(online bool, ts int)) {
+	t.Helper()
+	host = paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
+	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("host connect: %v", tok.Error())
+	}
+	t.Cleanup(func() { host.Disconnect(0) })
+	return host, func(online bool, ts int) {
+		t.Helper()
+		tok := host.Publish("spBv1.0/STATE/scada", 1, true, fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("STATE: %v", tok.Error())
+		}
+	}
+}
+
 // TestSparkplugPrimaryHost: with primary_host_id the node is born only
 // once the host's STATE says online; the host going offline ends the
 // session with an NDEATH; back online, a new session is born.
@@ -634,18 +652,7 @@ func TestSparkplugPrimaryHost(t *testing.T) {
 	dec := startTahu(t)
 	b := startBroker(t)
 	sp := newSPCollector(t, b, dec)
-	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
-	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("host connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { host.Disconnect(0) })
-	state := func(online bool, ts int) {
-		t.Helper()
-		tok := host.Publish("spBv1.0/STATE/scada", 1, true, fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("STATE: %v", tok.Error())
-		}
-	}
+	_, state := startHost(t, b)
 	state(false, 10)
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	appendN(t, st, 0, 4)
@@ -766,25 +773,13 @@ func TestSparkplugStateAfterCommandFlood(t *testing.T) {
 // rather than trusting what the last connection knew and sending the
 // outage's backlog to a host that is not there.
 func TestSparkplugWaitsForTheHostOnEveryConnection(t *testing.T) {
-	dec := startTahu(t)
 	b := startBroker(t)
-	sp := newSPCollector(t, b, dec)
-	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
-	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("host connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { host.Disconnect(0) })
-	state := func(online bool, ts int) {
-		t.Helper()
-		tok := host.Publish("spBv1.0/STATE/scada", 1, true, fmt.Sprintf(`{"online":%v,"timestamp":%d}`, online, ts))
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			t.Fatalf("STATE: %v", tok.Error())
-		}
-	}
+	px := startProxy(t, b.Addr()) // the node's link, which the test cuts
+	sp := newSPCollector(t, b, startTahu(t))
+	_, state := startHost(t, b)
 	state(true, 10)
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	appendN(t, st, 0, 4)
-	px := startProxy(t, b.Addr())
 	var logs testkit.Buffer
 	o := spOptions(t, b)
 	o.URL = "tcp://" + px.addr
@@ -838,11 +833,7 @@ func TestSparkplugCommandFloodLogsLittle(t *testing.T) {
 	dec := startTahu(t)
 	b := startBroker(t)
 	sp := newSPCollector(t, b, dec)
-	host := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("host"))
-	if tok := host.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
-		t.Fatalf("host connect: %v", tok.Error())
-	}
-	t.Cleanup(func() { host.Disconnect(0) })
+	host, _ := startHost(t, b)
 	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	appendN(t, st, 0, 4)
 	var logs testkit.Buffer
