@@ -38,6 +38,32 @@ type spNode struct {
 	loaded    bool   // next was read from bdSeqFile
 	liveFrom  uint64 // records with a seq up to this are historical on this connection
 	hostState sparkplug.HostState
+
+	// The log lines the central side can repeat at will, one a minute.
+	ignoredLog, droppedLog, badStateLog quietLog
+}
+
+// quietLog holds a log line that a peer can make repeat at will (a flood
+// of commands it sends) to one a minute, the first at once, each saying
+// how many were left out before it: a plant's journal stays readable
+// whatever the central side sends. It is safe for concurrent use.
+type quietLog struct {
+	mu    sync.Mutex
+	last  time.Time
+	muted int
+}
+
+// allow reports whether to log the line now, and how many were left out
+// since the last one logged.
+func (q *quietLog) allow(now time.Time) (ok bool, leftOut int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.last.IsZero() && now.Sub(q.last) < time.Minute {
+		q.muted++
+		return false, 0
+	}
+	q.last, leftOut, q.muted = now, q.muted, 0
+	return true, leftOut
 }
 
 // nextBdSeq returns the bdSeq for the CONNECT about to be made, after
@@ -154,14 +180,20 @@ func (u *Uplink) spSubscribe(ctx context.Context, c *mqttwire.Conn, in *spInbox)
 	stateTopic := ""
 	if u.sp.host != "" {
 		stateTopic = sparkplug.StateTopic(u.sp.host)
+		u.sp.mu.Lock()
+		u.sp.hostState.NewSession()
+		u.sp.mu.Unlock()
 	}
 	handle := func(m mqttwire.Message) {
 		if stateTopic != "" && m.Topic == stateTopic {
 			in.putState(m)
 			return
 		}
-		if !in.putCommand(m) {
-			u.log.Warn("mqtt: sparkplug: command queue full; message dropped", "topic", m.Topic)
+		if in.putCommand(m) {
+			return
+		}
+		if ok, n := u.sp.droppedLog.allow(time.Now()); ok {
+			u.log.Warn("mqtt: sparkplug: command queue full; message dropped", "topic", m.Topic, "suppressed", n)
 		}
 	}
 	filters := []mqttwire.Subscription{
@@ -218,7 +250,9 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 		online := sp.hostState.Online()
 		sp.mu.Unlock()
 		if perr != nil {
-			u.log.Warn("mqtt: sparkplug: ignoring a malformed STATE message", "topic", m.Topic, "err", perr)
+			if ok, n := sp.badStateLog.allow(time.Now()); ok {
+				u.log.Warn("mqtt: sparkplug: ignoring a malformed STATE message", "topic", m.Topic, "err", perr, "suppressed", n)
+			}
 			return false, nil
 		}
 		u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied)
@@ -226,17 +260,23 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 			return false, errHostOffline
 		}
 	case m.Topic == sparkplug.NodeTopic(sp.group, sparkplug.NCMD, sp.node):
-		p, perr := sparkplug.Decode(m.Payload)
+		rebirth, metrics, perr := sparkplug.RequestsRebirth(m.Payload)
 		if perr != nil {
-			u.log.Warn("mqtt: sparkplug: ignoring a malformed NCMD", "err", perr)
+			if ok, n := sp.ignoredLog.allow(time.Now()); ok {
+				u.log.Warn("mqtt: sparkplug: ignoring a malformed NCMD", "err", perr, "suppressed", n)
+			}
 			return false, nil
 		}
-		if sparkplug.IsRebirth(p) {
+		if rebirth {
 			return true, nil
 		}
-		u.log.Info("mqtt: sparkplug: NCMD without a rebirth request ignored", "metrics", len(p.Metrics))
+		if ok, n := sp.ignoredLog.allow(time.Now()); ok {
+			u.log.Info("mqtt: sparkplug: NCMD without a rebirth request ignored", "metrics", metrics, "suppressed", n)
+		}
 	default:
-		u.log.Info("mqtt: sparkplug: device commands are not supported; DCMD ignored", "topic", m.Topic)
+		if ok, n := sp.ignoredLog.allow(time.Now()); ok {
+			u.log.Info("mqtt: sparkplug: device commands are not supported; DCMD ignored", "topic", m.Topic, "suppressed", n)
+		}
 	}
 	return false, nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Namespace is the first topic level of Sparkplug B.
@@ -170,13 +172,32 @@ func (h *HostState) Update(payload []byte) (applied bool, err error) {
 // Online reports whether the last STATE applied said online.
 func (h *HostState) Online() bool { return h.online }
 
-// IsRebirth reports whether an NCMD payload asks for a rebirth:
-// Node Control/Rebirth set true.
-func IsRebirth(p Payload) bool {
-	for _, m := range p.Metrics {
-		if m.Name == MetricRebirth && !m.Null && (m.DataType == Boolean || m.DataType == 0) && m.Bool {
-			return true
+// NewSession forgets that the host was online, and keeps the timestamp
+// that makes older messages stale: each MQTT session waits for a STATE
+// online of its own before the births (the host may have gone while the
+// node was disconnected; the broker then holds its retained offline).
+func (h *HostState) NewSession() { h.online = false }
+
+// RequestsRebirth reports whether the NCMD payload b asks for a rebirth
+// (Node Control/Rebirth set true), and how many metrics it holds. It
+// decodes one metric at a time and keeps none: a command of half a
+// million empty metrics in a megabyte costs its bytes, not the hundreds
+// of megabytes a decoded Payload would take. A payload Decode refuses is
+// an error.
+func RequestsRebirth(b []byte) (rebirth bool, metrics int, err error) {
+	err = fields(b, func(num protowire.Number, typ protowire.Type, _ uint64, raw []byte) error {
+		if num != fPayloadMetrics || typ != protowire.BytesType {
+			return nil
 		}
+		metrics++
+		m, err := decodeMetric(raw)
+		if m.Name == MetricRebirth && !m.Null && (m.DataType == Boolean || m.DataType == 0) && m.Bool {
+			rebirth = true
+		}
+		return err
+	})
+	if err != nil {
+		return false, metrics, err
 	}
-	return false
+	return rebirth, metrics, nil
 }

@@ -111,7 +111,17 @@ func TestHostState(t *testing.T) {
 		{`{"online": true}`, false, true, false},
 		{`not json`, false, true, false},
 		{`{"online": true, "timestamp": 200}`, true, false, true},
+		{"new session", false, false, false},                        // waits for a STATE again
+		{`{"online": true, "timestamp": 150}`, false, false, false}, // still stale
+		{`{"online": true, "timestamp": 200}`, true, false, true},   // the retained one again
 	} {
+		if tc.payload == "new session" {
+			h.NewSession()
+			if h.Online() {
+				t.Errorf("step %d: online after NewSession", i)
+			}
+			continue
+		}
 		applied, err := h.Update([]byte(tc.payload))
 		if applied != tc.applied || (err != nil) != tc.err || h.Online() != tc.online {
 			t.Errorf("step %d %s: applied %v, err %v, online %v; want %v, error %v, online %v",
@@ -147,7 +157,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestIsRebirth(t *testing.T) {
+func TestRequestsRebirth(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		m    []Metric
@@ -155,14 +165,25 @@ func TestIsRebirth(t *testing.T) {
 	}{
 		{"true", []Metric{{Name: MetricRebirth, DataType: Boolean, Bool: true}}, true},
 		{"false", []Metric{{Name: MetricRebirth, DataType: Boolean}}, false},
-		{"no datatype", []Metric{{Name: MetricRebirth, Bool: true}}, true},
 		{"other metric", []Metric{{Name: "Node Control/Reboot", DataType: Boolean, Bool: true}}, false},
 		{"null", []Metric{{Name: MetricRebirth, DataType: Boolean, Bool: true, Null: true}}, false},
 		{"none", nil, false},
+		{"among others", []Metric{{Name: "a"}, {Name: MetricRebirth, DataType: Boolean, Bool: true}, {Name: "b"}}, true},
 	} {
-		if got := IsRebirth(Payload{Metrics: tc.m}); got != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		p := Payload{Timestamp: 1, Metrics: tc.m}
+		got, n, err := RequestsRebirth(p.Append(nil))
+		if got != tc.want || n != len(tc.m) || err != nil {
+			t.Errorf("%s: %v, %d metrics, %v; want %v, %d metrics", tc.name, got, n, err, tc.want, len(tc.m))
 		}
+	}
+	// A host that leaves out the datatype: the name (field 1) and the
+	// boolean_value (field 14) alone.
+	noType := append([]byte{0x12, 2 + byte(len(MetricRebirth)) + 2, 0x0a, byte(len(MetricRebirth))}, MetricRebirth...)
+	if got, _, err := RequestsRebirth(append(noType, 0x70, 1)); !got || err != nil {
+		t.Errorf("no datatype: %v, %v; want a rebirth", got, err)
+	}
+	if _, _, err := RequestsRebirth([]byte{0x12, 0x05, 0x0a}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("truncated metric: %v, want ErrMalformed", err)
 	}
 }
 
