@@ -832,7 +832,10 @@ func TestQueueBytes(t *testing.T) {
 		}
 		t.Fatal("100 MiB wait for a client that does not read, and the session is open")
 	}
-	ts := startServer(t, fast())
+	// The client answers no ping: with fast()'s 0.5 s the heartbeat could
+	// close the session before 16 MiB are queued on a loaded machine.
+	noPings := Options{PingInterval: time.Minute, PingTimeout: time.Minute}
+	ts := startServer(t, noPings)
 	t.Run("polling", func(t *testing.T) {
 		sid, url := ts.handshake(t)
 		overflows(t, ts.lookup(sid))
@@ -847,7 +850,7 @@ func TestQueueBytes(t *testing.T) {
 		testkit.Eventually(t, "the session closed", 10*time.Second, func() bool { return ts.rec(sid).reason() != nil })
 	})
 	t.Run("one large message", func(t *testing.T) {
-		o := fast()
+		o := noPings
 		o.QueueBytes = 1 << 10
 		ts := startServer(t, o)
 		sid, url := ts.handshake(t)
