@@ -148,7 +148,7 @@ func (u *Uplink) commands(ctx context.Context, c *mqttwire.Conn, in <-chan mqttw
 	for {
 		select {
 		case m := <-in:
-			u.publishResult(ctx, c, u.runCommand(ctx, m.Topic, m.Payload, m.Retained))
+			u.publishResult(ctx, c, u.runCommand(ctx, m))
 		case <-ctx.Done():
 			return
 		}
@@ -213,20 +213,29 @@ func decodeCommand(payload []byte) (args, requestID json.RawMessage, err error) 
 	return args, requestID, nil
 }
 
+// maxPacket is the largest packet the uplink reads from the broker, in
+// bytes.
+const maxPacket = 1 << 20
+
 // runCommand decodes and runs one command.
-func (u *Uplink) runCommand(ctx context.Context, topic string, payload []byte, retained bool) (res CommandResult) {
-	res.Cmd = strings.TrimPrefix(topic, u.topic.cmd)
+func (u *Uplink) runCommand(ctx context.Context, m mqttwire.Message) (res CommandResult) {
+	res.Cmd = strings.TrimPrefix(m.Topic, u.topic.cmd)
 	fail := func(code, format string, args ...any) CommandResult {
 		res.OK, res.Error, res.Message = false, code, fmt.Sprintf(format, args...)
 		u.log.Info("mqtt: command refused", "cmd", res.Cmd, "error", code, "message", res.Message)
 		return res
 	}
-	args, id, err := decodeCommand(payload)
+	if m.Skipped > 0 {
+		// Its payload was not read: run with none, it would run without
+		// the arguments it was sent with.
+		return fail("malformed", "the command's payload of %d bytes is over the connection's packet limit (%d bytes)", m.Skipped, maxPacket)
+	}
+	args, id, err := decodeCommand(m.Payload)
 	if err != nil {
 		return fail("malformed", "payload must be a JSON object of arguments (optionally with request_id): %v", err)
 	}
 	res.RequestID = id
-	if retained {
+	if m.Retained {
 		// A retained command would run again on every reconnect.
 		return fail("refused", "retained commands are not run; publish commands with retain=false")
 	}

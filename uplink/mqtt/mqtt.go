@@ -481,6 +481,9 @@ func (u *Uplink) connect(ctx context.Context) (*mqttwire.Conn, error) {
 		// Both streams' windows, and room for heartbeats, command
 		// results, births and the status beyond them.
 		MaxInFlight: u.o.MaxInFlight + 4 + 64,
+		// Commands and STATE are small; a larger PUBLISH is skipped and
+		// refused (runCommand, spMessage).
+		MaxPacketSize: maxPacket,
 	}
 	if u.sp != nil {
 		// The will is the NDEATH (Sparkplug allows one will); the JSON

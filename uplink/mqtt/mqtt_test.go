@@ -234,6 +234,10 @@ func TestHappyPath(t *testing.T) {
 		{"ping", `{bad`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
 		{"ping", `[1]`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
 		{"ping", `{} {}`, `"cmd":"ping","ok":false,"error":"malformed"`, false},
+		// Over the uplink's 1 MiB packet limit: refused without being run
+		// (its payload was not read), and the connection goes on.
+		{"ping", `{"request_id":"big","pad":"` + strings.Repeat("x", 1<<20) + `"}`,
+			`"cmd":"ping","ok":false,"error":"malformed","message":"the command's payload of 1048`, false},
 		{"ping", `{"device_id":3}`, `"cmd":"ping","ok":false,"error":"bad_args"`, false},
 		{"set_interval", `{"request_id":"r4","device_id":"x"}`, `"request_id":"r4","cmd":"set_interval","ok":false,"error":"bad_args"`, false},
 		{"set_interval", `{"device_id":3,"interval":"5s"}`, `"ok":true,"result":{"device_id":3,"interval":"5s"}`, false},
@@ -244,6 +248,9 @@ func TestHappyPath(t *testing.T) {
 		col.mu.Unlock()
 		tok := col.client.Publish("floorhub/gw1/cmd/"+c.cmd, 1, c.retained, []byte(c.payload))
 		tok.Wait()
+		if len(c.payload) > 60 {
+			c.payload = c.payload[:60] + "…"
+		}
 		col.waitUntil("result of "+c.cmd+" "+c.payload, 10*time.Second, func() bool { return len(col.results) > n })
 		col.mu.Lock()
 		res := string(col.results[n])

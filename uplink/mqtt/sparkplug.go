@@ -244,6 +244,11 @@ func (g *rebirthGate) finished() bool {
 func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 	sp := u.sp
 	switch {
+	case m.Skipped > 0:
+		// Its payload was not read (mqttwire): nothing to act on.
+		if ok, n := sp.ignoredLog.allow(time.Now()); ok {
+			u.log.Warn("mqtt: sparkplug: ignoring a message over the packet limit", "topic", m.Topic, "bytes", m.Skipped, "limit", maxPacket, "suppressed", n)
+		}
 	case sp.host != "" && m.Topic == sparkplug.StateTopic(sp.host):
 		sp.mu.Lock()
 		applied, perr := sp.hostState.Update(m.Payload)

@@ -27,6 +27,7 @@ import (
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/uplink/backoff"
 	"github.com/floorhub/floorhub/uplink/mqtt/mqttwire"
+	"github.com/floorhub/floorhub/uplink/sparkplug"
 )
 
 // tahu runs testdata/spdecode/decode.js: Eclipse Tahu's sparkplug-payload
@@ -939,5 +940,30 @@ func TestSparkplugHugeNCMDCostsLittleMemory(t *testing.T) {
 	t.Logf("%d KiB allocated", (after.TotalAlloc-before.TotalAlloc)>>10)
 	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
 		t.Errorf("a %d KiB NCMD allocated %d MiB", len(payload)>>10, n>>20)
+	}
+}
+
+// A command or STATE over the packet limit reaches spMessage without its
+// payload (mqttwire skipped it): ignored with a warning, never taken for a
+// STATE offline or a rebirth request.
+func TestSparkplugSkippedMessageIgnored(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	o := spOptions(t, &broker{Port: 1})
+	o.URL = "tcp://127.0.0.1:1"
+	o.PrimaryHostID = "scada"
+	for _, topic := range []string{"spBv1.0/plant1/NCMD/gw1", sparkplug.StateTopic("scada")} {
+		var logs bytes.Buffer
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		u, err := New(st, nil, o) // a new one: its first warning is written
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebirth, err := u.spMessage(mqttwire.Message{Topic: topic, Skipped: 2 << 20, Retained: true})
+		if rebirth || err != nil {
+			t.Errorf("%s: spMessage = %v, %v; want ignored", topic, rebirth, err)
+		}
+		if !strings.Contains(logs.String(), "over the packet limit") || !strings.Contains(logs.String(), "bytes=2097152") {
+			t.Errorf("%s: log %q", topic, logs.String())
+		}
 	}
 }

@@ -51,6 +51,10 @@ type Message struct {
 	QoS      byte // 0 or 1
 	Retained bool // delivered from the broker's retained store (a will: to be retained)
 	Dup      bool // a possible redelivery (§3.3.1.1); incoming only
+	// Skipped, on a message received, is the size in bytes of a payload
+	// that made its PUBLISH larger than MaxPacketSize: it was read past,
+	// Payload is empty, and the message is acknowledged as any other.
+	Skipped int
 }
 
 // Options configures a connection. The zero value of each field means its
@@ -81,8 +85,9 @@ type Options struct {
 	// most 65535 (the packet ids).
 	MaxInFlight int
 	// MaxPacketSize is the largest packet accepted from the broker, in
-	// bytes; a larger one ends the connection before it is read. Default
-	// 1 MiB.
+	// bytes. A larger PUBLISH reaches its handler without its payload
+	// (Message.Skipped); any other larger packet ends the connection
+	// before it is read. Default 1 MiB.
 	MaxPacketSize int
 }
 

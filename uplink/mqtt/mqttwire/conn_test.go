@@ -349,7 +349,8 @@ func TestBrokerMisbehaving(t *testing.T) {
 		wire []byte
 		want string
 	}{
-		{"oversized", append([]byte{0x30, 0xc8, 0x01}, make([]byte, 200)...), "over the 100 byte limit"},
+		{"oversized", append([]byte{0x90, 0xc8, 0x01}, make([]byte, 200)...), "over the 100 byte limit"},
+		{"oversized PUBLISH, topic too", append([]byte{0x30, 0xc8, 0x01, 0, 150}, make([]byte, 198)...), "over the 100 byte limit"},
 		{"unknown PUBACK", []byte{0x40, 2, 0, 9}, "awaits none"},
 		{"QoS 2", []byte{0x34, 5, 0, 1, 'a', 0, 1}, "QoS 2"},
 		{"a CONNACK again", []byte{0x20, 2, 0, 0}, "packet type 2"},
@@ -368,5 +369,40 @@ func TestBrokerMisbehaving(t *testing.T) {
 				t.Errorf("Err %v; want %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A PUBLISH over MaxPacketSize reaches its handler without its payload and
+// is acknowledged, and the connection goes on: a retained one would
+// otherwise end every connection as the broker delivers it again.
+func TestOversizedPublishIsSkipped(t *testing.T) {
+	noLeak(t)
+	c, p := connected(t, Options{MaxPacketSize: 100})
+	got := make(chan Message, 2)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Subscribe(context.Background(), []Subscription{{"cmd/+", 1}}, func(m Message) { got <- m })
+	}()
+	p.next(typeSubscribe)
+	p.write(0x90, 3, 0, 1, 1)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("x"), 5000)
+	p.write(append(appendPublishHeader(nil, "cmd/big", 1, true, 9, len(big)), big...)...)
+	p.write(append(appendPublishHeader(nil, "cmd/ping", 1, false, 10, 2), "{}"...)...)
+	for _, id := range []byte{9, 10} {
+		if ack := p.next(typePuback); !bytes.Equal(ack.body, []byte{0, id}) {
+			t.Errorf("PUBACK % x; want id %d", ack.body, id)
+		}
+	}
+	if m := <-got; m.Topic != "cmd/big" || len(m.Payload) != 0 || m.Skipped != len(big) || !m.Retained || m.QoS != 1 {
+		t.Errorf("the oversized message: %+v", m)
+	}
+	if m := <-got; m.Topic != "cmd/ping" || string(m.Payload) != "{}" || m.Skipped != 0 {
+		t.Errorf("the next message: %+v", m)
+	}
+	if err := c.Err(); err != nil {
+		t.Errorf("connection: %v", err)
 	}
 }

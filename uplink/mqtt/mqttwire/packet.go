@@ -256,6 +256,9 @@ var (
 type packet struct {
 	typ, flags byte
 	body       []byte
+	// skipped is the size of a PUBLISH's payload over the reader's
+	// limit, which was read past: body holds its topic and packet id.
+	skipped int
 }
 
 // reader reads packets from the broker, refusing any over max bytes.
@@ -267,7 +270,10 @@ type reader struct {
 
 // next reads one packet. The body of a PUBLISH is a new slice (its payload
 // goes to a handler); any other body is valid until the next call. A
-// packet over the limit is an error before its body is read.
+// packet over the limit is an error before its body is read, except a
+// PUBLISH: its topic and packet id are read and its payload is skipped
+// (packet.skipped), since the broker would deliver a retained one again
+// on every connection, which would each end on it.
 func (r *reader) next() (packet, error) {
 	h, err := r.r.ReadByte()
 	if err != nil {
@@ -279,6 +285,9 @@ func (r *reader) next() (packet, error) {
 	}
 	p := packet{typ: h >> 4, flags: h & 0x0f}
 	if total := 1 + n; total > r.max {
+		if p.typ == typePublish {
+			return r.skipPublish(p, n)
+		}
 		return p, malformed("a packet of type %d with %d bytes is over the %d byte limit", p.typ, n, r.max)
 	}
 	if p.typ != typePublish && n <= len(r.scratch) {
@@ -287,6 +296,31 @@ func (r *reader) next() (packet, error) {
 		p.body = make([]byte, n)
 	}
 	if _, err := io.ReadFull(r.r, p.body); err != nil {
+		return p, unexpectedEOF(err)
+	}
+	return p, nil
+}
+
+// skipPublish reads the topic and packet id of a PUBLISH of n bytes over
+// the limit, and reads past its payload without keeping it.
+func (r *reader) skipPublish(p packet, n int) (packet, error) {
+	if _, err := io.ReadFull(r.r, r.scratch[:2]); err != nil {
+		return p, unexpectedEOF(err)
+	}
+	head := 2 + int(binary.BigEndian.Uint16(r.scratch[:2]))
+	if p.flags>>1&3 > 0 {
+		head += 2 // the packet id
+	}
+	if head > n || 1+head > r.max {
+		return p, malformed("a PUBLISH of %d bytes with a topic of %d, over the %d byte limit", n, head-2, r.max)
+	}
+	p.body = make([]byte, head)
+	copy(p.body, r.scratch[:2])
+	if _, err := io.ReadFull(r.r, p.body[2:]); err != nil {
+		return p, unexpectedEOF(err)
+	}
+	p.skipped = n - head
+	if _, err := io.CopyN(io.Discard, r.r, int64(p.skipped)); err != nil {
 		return p, unexpectedEOF(err)
 	}
 	return p, nil
@@ -396,5 +430,6 @@ func parsePublish(p packet) (Message, uint16, error) {
 		}
 	}
 	m.Payload = rest
+	m.Skipped = p.skipped
 	return m, id, nil
 }

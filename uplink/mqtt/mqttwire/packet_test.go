@@ -147,9 +147,23 @@ func TestParse(t *testing.T) {
 func TestReaderLimitsAndTruncation(t *testing.T) {
 	// Over the limit: refused from the header, before any body is read
 	// (the claimed 200 MB are never allocated).
-	if _, err := read([]byte{0x30, 0x80, 0x80, 0x80, 0x60}, 1<<20); !errors.Is(err, ErrMalformed) ||
+	if _, err := read([]byte{0x90, 0x80, 0x80, 0x80, 0x60}, 1<<20); !errors.Is(err, ErrMalformed) ||
 		!strings.Contains(err.Error(), "limit") {
 		t.Errorf("oversized: %v", err)
+	}
+	// A PUBLISH over the limit: its topic and id are read, its payload
+	// read past (not kept), and the next packet is read as usual.
+	pub := append(appendPublishHeader(nil, "a/b", 1, false, 7, 300), make([]byte, 300)...)
+	r := &reader{r: bufio.NewReader(bytes.NewReader(append(pub, 0xd0, 0))), max: 100}
+	p, err := r.next()
+	if m, id, err2 := parsePublish(p); err != nil || err2 != nil || m.Topic != "a/b" || id != 7 || len(m.Payload) != 0 || m.Skipped != 300 {
+		t.Errorf("oversized PUBLISH: %+v id %d, %v %v", m, id, err, err2)
+	}
+	if p, err := r.next(); err != nil || p.typ != typePingresp {
+		t.Errorf("after it: %+v %v", p, err)
+	}
+	if _, err := read(pub[:200], 100); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("oversized PUBLISH cut short: %v", err)
 	}
 	if _, err := read([]byte{0x30, 10, 0, 1}, 100); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("truncated body: %v", err)
