@@ -240,7 +240,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: listen %s: %w", a.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: w.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	srv := newHTTPServer(w.mux, a.log)
 
 	// Services that outlive the devices: hub, uplinks, HTTP.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
