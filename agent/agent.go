@@ -240,7 +240,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: listen %s: %w", a.cfg.Listen, err)
 	}
-	srv := &http.Server{Handler: w.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug)}
+	srv := newHTTPServer(w.mux, a.log)
 
 	// Services that outlive the devices: hub, uplinks, HTTP.
 	svcCtx, stopSvc := context.WithCancel(context.WithoutCancel(ctx))
@@ -662,10 +662,10 @@ func (noHardware) I2C(string) (i2c.Bus, error)    { return nil, errNoHardware }
 func (noHardware) Pin(string) (gpio.PinIO, error) { return nil, errNoHardware }
 func (noHardware) W1Dir() string                  { return "" }
 
-// dashboardURL is the URL printed at start: the dashboard with a fresh
-// 24-hour token for the local operator. Where no users are configured the
-// token carries chat user id 1, so that the dashboard's chat works on a
-// first start; with users, ids belong to them and the token has none.
+// dashboardURL is the URL printed at start: the dashboard, with a fresh
+// 24-hour token for the local operator where no users are configured (a
+// first start's way in). The token carries chat user id 1, so that the
+// dashboard's chat works there.
 func (a *Agent) dashboardURL(addr net.Addr) string {
 	base := a.cfg.PublicURL
 	if base == "" {
@@ -683,11 +683,12 @@ func (a *Agent) dashboardURL(addr net.Addr) string {
 		}
 		base = "http://" + host + ":" + port
 	}
-	var claims auth.Claims
-	if len(a.cfg.Users) == 0 {
-		claims.UserID = 1
+	if len(a.cfg.Users) > 0 {
+		// People log in. The line goes to the journal under systemd: a
+		// token there would let its readers past the passwords.
+		return strings.TrimRight(base, "/") + "/"
 	}
-	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, claims)
+	tok, err := auth.Mint(a.secret, "operator", 24*time.Hour, auth.Claims{UserID: 1})
 	if err != nil {
 		a.log.Error("minting the dashboard token failed", "err", err)
 		return strings.TrimRight(base, "/") + "/"

@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/floorhub/floorhub/auth"
 	"github.com/floorhub/floorhub/auth/session"
@@ -154,4 +156,19 @@ func (s hubState) System() hub.System {
 	s.a.sysMu.Lock()
 	defer s.a.sysMu.Unlock()
 	return s.a.sysNow
+}
+
+// httpMaxHeader caps a request's line and headers: a browser's, with the
+// session cookie or a 4 KiB token, is a few KiB. net/http's default, 1 MiB,
+// let a few hundred connections each sending a long header within
+// ReadHeaderTimeout reach the agent's MemoryMax (systemd unit, 256 MiB).
+const httpMaxHeader = 16 << 10
+
+// newHTTPServer is the agent's HTTP server. No ReadTimeout or
+// WriteTimeout: they would cut the WebSockets and long polls short, which
+// keep their own deadlines. IdleTimeout ends keep-alive connections left
+// idle, which net/http otherwise keeps waiting for a request forever.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: httpMaxHeader, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 }

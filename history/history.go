@@ -248,6 +248,9 @@ func (h *Handler) authenticate(r *http.Request) (string, string) {
 	}
 }
 
+// lastTime is the latest time a UnixNano holds, and so the store.
+var lastTime = time.Unix(0, math.MaxInt64)
+
 // parse checks the query string; its errors name the parameter.
 func (h *Handler) parse(v url.Values) (store.HistoryQuery, error) {
 	var q store.HistoryQuery
@@ -278,8 +281,10 @@ func (h *Handler) parse(v url.Values) (store.HistoryQuery, error) {
 		if err != nil {
 			return q, fmt.Errorf("%s: %q is not an RFC 3339 time (2026-12-02T08:00:00Z)", p.name, s)
 		}
-		if t.Year() < 1970 || t.Year() > 9999 {
-			return q, fmt.Errorf("%s: %s is out of range", p.name, s)
+		// The store keeps times as UnixNano, which ends in April 2262: a
+		// later window is the query's fault, not the store's (503).
+		if t.Year() < 1970 || t.After(lastTime) {
+			return q, fmt.Errorf("%s: %s is out of range (1970 to 2262)", p.name, s)
 		}
 		*p.t = t
 	}

@@ -181,6 +181,9 @@ func TestHistoryRefusals(t *testing.T) {
 		{"to before from", "GET", q("device_id", "1", "metric", "t", "from", "2026-12-01T09:00:00Z", "to", "2026-12-01T08:00:00Z"), token(t, time.Hour), 400, "invalid_query", "not after"},
 		{"too long", "GET", q("device_id", "1", "metric", "t", "from", "2026-11-01T09:00:00Z", "to", "2026-12-01T08:00:00Z"), token(t, time.Hour), 400, "invalid_query", "longer than 48h"},
 		{"year 0", "GET", q("device_id", "1", "metric", "t", "from", "0000-11-01T09:00:00Z", "to", "2026-12-01T08:00:00Z"), token(t, time.Hour), 400, "invalid_query", "out of range"},
+		// Past 2262 a time has no UnixNano, which the store keeps: the
+		// user's query is wrong, the store is not unavailable.
+		{"past 2262", "GET", q("device_id", "1", "metric", "t", "from", "2300-01-01T00:00:00Z", "to", "2300-01-01T01:00:00Z"), token(t, time.Hour), 400, "invalid_query", "out of range"},
 		{"points 0", "GET", good + "&points=0", token(t, time.Hour), 400, "invalid_query", "points"},
 		{"points over", "GET", good + "&points=1001", token(t, time.Hour), 400, "invalid_query", "1 to 1000"},
 		{"points twice", "GET", good + "&points=10&points=20", token(t, time.Hour), 400, "invalid_query", "2 times"},

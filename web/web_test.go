@@ -54,3 +54,14 @@ func TestNotFound(t *testing.T) {
 		t.Fatalf("GET /other: %d", res.StatusCode)
 	}
 }
+
+// Another site's page cannot frame the dashboard and have an operator
+// click its Acknowledge button unseen (clickjacking): a sibling host of
+// the same site gets the SameSite=Strict session cookie sent to the frame.
+// default-src does not cover frame-ancestors.
+func TestPageNotFramed(t *testing.T) {
+	csp := get(t, "/").Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "frame-ancestors 'self'") {
+		t.Fatalf("Content-Security-Policy %q: want frame-ancestors 'self'", csp)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/floorhub/floorhub/auth"
@@ -28,6 +30,7 @@ const (
 	CodeRateLimited    = "rate_limited"
 	CodeNoSession      = "no_session"
 	CodeSessionExpired = "session_expired"
+	CodeForbidden      = "forbidden"
 	CodeInternal       = "internal_error"
 )
 
@@ -143,8 +146,16 @@ func (m *Manager) logUser(name string) slog.Attr {
 }
 
 // ServeLogout serves POST /api/v1/logout: the session ends, the cookie is
-// cleared; 204 whether or not there was a session.
+// cleared; 204 whether or not there was a session. From another origin's
+// page (its Origin header): 403 forbidden, and nothing ends.
 func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
+	// A plain form POST needs no CORS preflight: another site's page
+	// could clear the cookie, or from a sibling host (whose requests
+	// carry the SameSite=Strict cookie) end the session itself.
+	if !ownOrigin(r) {
+		writeError(w, http.StatusForbidden, CodeForbidden, "log out from the gateway's own page")
+		return
+	}
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
 		if _, err := m.Logout(c.Value); err != nil {
 			m.log.Error("logout: writing the sessions failed", "err", err)
@@ -153,6 +164,18 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	setCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// ownOrigin tells whether r came from the gateway's own page, or from no
+// page at all: browsers name the page's origin on every POST, other
+// clients name none.
+func ownOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 // ServeSession serves GET /api/v1/session: the session's user, role and

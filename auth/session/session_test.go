@@ -461,3 +461,29 @@ func TestLoginLogsNoUnknownName(t *testing.T) {
 		t.Fatalf("log:\n%s", got)
 	}
 }
+
+// Another site's page cannot log the dashboard out: a plain form POST
+// needs no CORS preflight, and its answer's Set-Cookie would clear the
+// session cookie (or, from a sibling host of the same site, whose requests
+// carry the SameSite=Strict cookie, end the session itself). The browser
+// names the page's origin; the hub's own origin, or none (curl), may.
+func TestLogoutFromAnotherSite(t *testing.T) {
+	e := newEnv(t, users(t))
+	c := e.mustLogin("alice", "alice-pw")
+	for _, origin := range []string{"http://evil.example", "http://evil.example:" + strings.TrimPrefix(e.srv.URL, "http://127.0.0.1:"), "null"} {
+		r := e.do("POST", session.LogoutPath, "", c, "Origin", origin, "Content-Type", "application/x-www-form-urlencoded")
+		if r.status != http.StatusForbidden || r.cookie != nil {
+			t.Fatalf("logout from %s: %d %v, cookie %+v (want 403, the cookie kept)", origin, r.status, r.body, r.cookie)
+		}
+	}
+	if r := e.session(c); r.status != 200 {
+		t.Fatalf("after the refused logouts: %d %v", r.status, r.body)
+	}
+	if r := e.do("POST", session.LogoutPath, "", c, "Origin", e.srv.URL); r.status != 204 || r.cookie == nil {
+		t.Fatalf("logout from the hub's own page: %d %v", r.status, r.body)
+	}
+	c = e.mustLogin("alice", "alice-pw")
+	if r := e.do("POST", session.LogoutPath, "", c); r.status != 204 || r.cookie == nil {
+		t.Fatalf("logout with no Origin (not a browser): %d %v", r.status, r.body)
+	}
+}

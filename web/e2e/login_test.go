@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/internal/testkit"
 )
 
@@ -182,4 +185,37 @@ func expire(v any, at time.Time) int {
 		}
 	}
 	return n
+}
+
+// TestDashboardLogoutFromAnotherSite: another site's page that posts a form
+// to /api/v1/logout (no CORS preflight for that) does not sign the kiosk
+// out: the gateway refuses it (403, a page the browser shows) and the
+// cookie stays. The dashboard's own Log out button still works.
+func TestDashboardLogoutFromAnotherSite(t *testing.T) {
+	bin, dir := prepare(t)
+	users, _ := usersConfig(t, bin)
+	cfg := writeConfig(t, dir, anyPort, "", users)
+	origin := "http://" + startAgent(t, bin, cfg).Addr
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Write([]byte(`<form method=post action="` + origin + session.LogoutPath + `"></form><script>document.forms[0].submit()</script>`))
+	}))
+	t.Cleanup(evil.Close)
+	// localhost and 127.0.0.1 are different sites to the browser.
+	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
+
+	a := newBrowser(t, origin, filepath.Join(dir, "kiosk"), 1280, 900)
+	a.signInLive(t, "alice")
+	a.run(t, chromedp.Navigate(evilURL+"/"))
+	a.wait(t, "the gateway's answer to the foreign form", 15*time.Second, `location.href === "`+origin+session.LogoutPath+`"`)
+	if body := eval[string](t, a, `document.body.innerText`); !strings.Contains(body, "forbidden") {
+		t.Errorf("the foreign logout was answered %q, want 403 forbidden", body)
+	}
+	a.run(t, chromedp.Navigate(origin+"/"))
+	a.wait(t, "the live screen, still signed in", 15*time.Second, live)
+
+	a.click(t, "#logout")
+	a.signInScreen(t)
+	a.run(t, chromedp.Reload())
+	a.signInScreen(t) // the session ended on the gateway, not only in the page
 }
