@@ -38,6 +38,8 @@ type Store interface {
 	UserChats(user int64) ([]store.ChatSummary, error)
 	ChatMessages(chat uint64, max int) ([]store.Record, error)
 	MarkSeen(chat uint64, user int64, seq uint64) error
+	// Flush waits until everything appended is committed.
+	Flush(ctx context.Context) error
 }
 
 // Verifier checks a token (auth.Verifier implements it).
@@ -155,7 +157,21 @@ type Service struct {
 	// user's chats). Kept past the connections, until full again (expire).
 	joins  map[int64]*limiter
 	closed bool
+
+	// late carries the messages appended whose commit a post stopped
+	// waiting for (Timeout): Run delivers each once it is on disk.
+	late chan store.Record
 }
+
+// lateQueue bounds the messages waiting for a slow commit to be
+// delivered; beyond it, one is kept and read in the history, but not
+// delivered live.
+const lateQueue = 256
+
+// ErrPending is wrapped by the error of a message that was taken but not
+// yet committed when the post stopped waiting: it reaches the chat once
+// it is, and sending it again would post it twice.
+var ErrPending = errors.New("not on disk yet")
 
 // New returns a Service.
 func New(o Options) (*Service, error) {
@@ -198,7 +214,8 @@ func New(o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user), joins: make(map[int64]*limiter)}
+	s := &Service{o: o, sio: sio, start: o.Now(), online: make(map[int64]map[*socketio.Socket]*user), joins: make(map[int64]*limiter),
+		late: make(chan store.Record, lateQueue)}
 	sio.Namespace("/", s.connect)
 	return s, nil
 }
@@ -215,6 +232,12 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.sio.Serv
 func (s *Service) Run(ctx context.Context) error {
 	tick := time.NewTicker(sessionCheck)
 	defer tick.Stop()
+	lateDone := make(chan struct{})
+	go func() {
+		defer close(lateDone)
+		s.deliverLate(ctx)
+	}()
+	defer func() { <-lateDone }()
 	for {
 		select {
 		case <-tick.C:
@@ -623,20 +646,62 @@ func (s *Service) post(c store.Chat, from int64, name string, to int64, text str
 		// with a long sender's name).
 		return rec, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
+	if err != nil && rec.Seq != 0 {
+		// Appended: the store commits it when it can (a slow card, a
+		// full disk it waits out), and telling the sender to try again
+		// would post it twice.
+		select {
+		case s.late <- rec:
+			s.o.Logger.Warn("chat: a message is not on disk yet; it goes to the chat once it is", "chat_id", c.ID, "seq", rec.Seq, "err", err)
+		default:
+			s.o.Logger.Warn("chat: a message is not on disk yet; once it is, it is in the chat's history but not delivered live (too many wait)", "chat_id", c.ID, "seq", rec.Seq, "err", err)
+		}
+		return rec, fmt.Errorf("the message is taken but %w (%v); it reaches the chat once it is: do not send it again", ErrPending, err)
+	}
 	if err != nil {
 		s.o.Logger.Warn("chat: a message was not stored", "chat_id", c.ID, "from", from, "err", err)
 		return rec, errors.New("the message could not be stored; try again")
 	}
+	return rec, s.deliver(c.Members, &rec)
+}
+
+// deliver sends a stored message to every connection of members.
+func (s *Service) deliver(members []int64, rec *store.Record) error {
 	// Encoded once for every connection: with many sockets the encoding,
 	// not the message, is what multiplies.
-	f, err := socketio.NewFrame("/", "response_message", messageJSON(&rec))
+	f, err := socketio.NewFrame("/", "response_message", messageJSON(rec))
 	if err != nil {
-		return rec, err
+		return err
 	}
-	for _, so := range s.sockets(c.Members) {
+	for _, so := range s.sockets(members) {
 		so.EmitFrame(f)
 	}
-	return rec, nil
+	return nil
+}
+
+// deliverLate delivers the messages of s.late once they are committed,
+// until ctx ends.
+func (s *Service) deliverLate(ctx context.Context) {
+	for {
+		select {
+		case rec := <-s.late:
+			if err := s.o.Store.Flush(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.o.Logger.Warn("chat: a message waiting for its commit was not delivered live", "chat_id", rec.Chat.ChatID, "seq", rec.Seq, "err", err)
+				}
+				continue
+			}
+			c, err := s.o.Store.GetChat(rec.Chat.ChatID)
+			if err == nil {
+				err = s.deliver(c.Members, &rec)
+			}
+			if err != nil {
+				s.o.Logger.Warn("chat: a message stored late was not delivered live", "chat_id", rec.Chat.ChatID, "seq", rec.Seq, "err", err)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // sockets returns the connections of users.

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -146,5 +147,65 @@ func TestConnectRate(t *testing.T) {
 	s.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d buckets kept", n)
+	}
+}
+
+// slowCommit is a store whose AppendChat gives up waiting for the commit
+// once, as on a card that stalls past the chat's Timeout: the message is
+// appended (and here committed), but the post is told it is not on disk.
+type slowCommit struct {
+	*store.Store
+	once sync.Once
+}
+
+func (s *slowCommit) AppendChat(ctx context.Context, r store.Record) (store.Record, error) {
+	r, err := s.Store.AppendChat(ctx, r)
+	s.once.Do(func() {
+		if err == nil {
+			err = context.DeadlineExceeded
+		}
+	})
+	return r, err
+}
+
+// A message whose commit the post stopped waiting for is not "try again"
+// (it is in the store: sent again it would be there twice): the sender is
+// told so, and the members get it once it is committed.
+func TestMessageCommittedLate(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), &store.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	c, _, err := st.CreateChat([]int64{1, 2}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Store: &slowCommit{Store: st}, Verifier: newVerifier(t, auth.VerifierOptions{}), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serve(t, s)
+	tok, err := auth.Mint(secret, "bob", time.Hour, auth.Claims{UserID: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := connectToken(t, srv, tok)
+
+	alice := &user{ident: auth.Identity{ID: 1, User: "alice"}}
+	_, _, err = s.createMessage(alice, map[string]any{"chat_id": "1", "receiver_id": "2", "message": "valve 4 is open"})
+	if !errors.Is(err, ErrPending) || !strings.Contains(err.Error(), "do not send it again") {
+		t.Fatalf("createMessage: %v, want ErrPending", err)
+	}
+	var got string
+	testkit.Eventually(t, "the message delivered to bob", 10*time.Second, func() bool {
+		got += bob.get()
+		return strings.Contains(got, "valve 4 is open")
+	})
+	if !strings.Contains(got, `"response_message"`) {
+		t.Fatalf("bob got %q", got)
+	}
+	if msgs, err := st.ChatMessages(c.ID, 10); err != nil || len(msgs) != 1 {
+		t.Fatalf("stored: %d messages, %v", len(msgs), err)
 	}
 }
