@@ -175,6 +175,10 @@ type Uplink struct {
 	running   atomic.Bool
 	connected atomic.Bool
 	started   time.Time // set by Run
+
+	// droppedCmdLog holds "command queues full" to one line a minute: the
+	// central side can send commands faster than they run, at will.
+	droppedCmdLog quietLog
 }
 
 type topics struct {
@@ -534,7 +538,9 @@ func (u *Uplink) serve(ctx context.Context, c *mqttwire.Conn) error {
 		select {
 		case busy <- m:
 		default:
-			u.log.Warn("mqtt: command queues full; command dropped without a result", "topic", m.Topic)
+			if ok, n := u.droppedCmdLog.allow(time.Now()); ok {
+				u.log.Warn("mqtt: command queues full; command dropped without a result", "topic", m.Topic, "suppressed", n)
+			}
 		}
 	})
 	subCancel()

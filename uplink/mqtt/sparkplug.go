@@ -38,9 +38,13 @@ type spNode struct {
 	loaded    bool   // next was read from bdSeqFile
 	liveFrom  uint64 // records with a seq up to this are historical on this connection
 	hostState sparkplug.HostState
+	// stateLogged is the host's state the log last told: 0 none yet, 1
+	// online, 2 offline. A change is always logged; the same state again
+	// (a host that publishes STATE in a loop) goes through stateLog.
+	stateLogged int8
 
 	// The log lines the central side can repeat at will, one a minute.
-	ignoredLog, droppedLog, badStateLog quietLog
+	ignoredLog, droppedLog, badStateLog, stateLog quietLog
 }
 
 // quietLog holds a log line that a peer can make repeat at will (a flood
@@ -253,6 +257,14 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 		sp.mu.Lock()
 		applied, perr := sp.hostState.Update(m.Payload)
 		online := sp.hostState.Online()
+		told := int8(2)
+		if online {
+			told = 1
+		}
+		changed := applied && told != sp.stateLogged
+		if changed {
+			sp.stateLogged = told
+		}
 		sp.mu.Unlock()
 		if perr != nil {
 			if ok, n := sp.badStateLog.allow(time.Now()); ok {
@@ -260,7 +272,9 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 			}
 			return false, nil
 		}
-		u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied)
+		if ok, n := sp.stateLog.allow(time.Now()); changed || ok {
+			u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied, "suppressed", n)
+		}
 		if applied && !online {
 			return false, errHostOffline
 		}

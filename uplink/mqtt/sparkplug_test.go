@@ -967,3 +967,38 @@ func TestSparkplugSkippedMessageIgnored(t *testing.T) {
 		}
 	}
 }
+
+// A Primary Host that publishes STATE over and over (the same state, newer
+// timestamps) gets one log line a minute; a change of state is always
+// logged.
+func TestSparkplugStateFloodLogsLittle(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	o := spOptions(t, &broker{Port: 1})
+	o.URL = "tcp://127.0.0.1:1"
+	o.PrimaryHostID = "scada"
+	var logs bytes.Buffer
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func(online bool, ts int) error {
+		_, err := u.spMessage(mqttwire.Message{Topic: sparkplug.StateTopic("scada"),
+			Payload: fmt.Appendf(nil, `{"online":%v,"timestamp":%d}`, online, ts)})
+		return err
+	}
+	for i := range 100 {
+		if err := state(true, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "primary host state"); n != 1 {
+		t.Errorf("100 STATE online: %d log lines, want 1", n)
+	}
+	if err := state(false, 200); !errors.Is(err, errHostOffline) {
+		t.Fatalf("STATE offline: %v", err)
+	}
+	if n := strings.Count(logs.String(), "primary host state"); n != 2 || !strings.Contains(logs.String(), "online=false") {
+		t.Errorf("after STATE offline: %d log lines, want 2:\n%s", n, logs.String())
+	}
+}
