@@ -50,6 +50,13 @@ type device struct {
 	lastErr  string
 	logged   time.Time // last failure log line, for rate limiting
 	muted    int       // failures not logged since then
+	// A flaky device turns warning and back on every failed read: its
+	// online/warning changes are logged at most once a minute (they are
+	// all stored), and a warning left out leaves out its recovery too, so
+	// the journal's last line on a device always says its status.
+	flapLogged time.Time // last warning logged
+	flapMuted  int       // warnings not logged since then
+	warnMuted  bool      // the current warning was not logged
 }
 
 type readResult struct {
@@ -321,8 +328,39 @@ func (a *Agent) setStatusLocked(d *device, status, reason string) {
 	if _, err := a.append(rec); err != nil {
 		a.log.Error("storing a device status change failed", "device_id", d.cfg.ID, "err", err)
 	}
-	a.log.Info("device status", "device_id", d.cfg.ID, "name", d.cfg.Name, "old", old, "new", status, "reason", reason)
+	if a.statusLogged(d, old, status) {
+		args := []any{"device_id", d.cfg.ID, "name", d.cfg.Name, "old", old, "new", status, "reason", reason}
+		if status == store.StatusWarning {
+			args = append(args, "suppressed", d.flapMuted)
+			d.flapMuted = 0
+		}
+		a.log.Info("device status", args...)
+	}
 	a.rules.status(d.cfg.ID, d.cfg.Name, status, a.now())
+}
+
+// statusLogged reports whether a status change of d from old to status
+// goes to the log; caller holds a.mu. Going offline and coming back from
+// it are always logged; online to warning at most once a minute, and
+// warning back to online when that warning was.
+func (a *Agent) statusLogged(d *device, old, status string) bool {
+	switch {
+	case old == store.StatusOnline && status == store.StatusWarning:
+		now := a.now()
+		if !d.flapLogged.IsZero() && now.Sub(d.flapLogged) < time.Minute {
+			d.flapMuted++
+			d.warnMuted = true
+			return false
+		}
+		d.flapLogged, d.warnMuted = now, false
+		return true
+	case old == store.StatusWarning && status == store.StatusOnline && d.warnMuted:
+		d.warnMuted = false
+		return false
+	default:
+		d.warnMuted = false
+		return true
+	}
 }
 
 // deviceSnapshot is one device's state for the APIs.
