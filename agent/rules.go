@@ -27,6 +27,15 @@ type ruleKey struct {
 type ruleState struct {
 	pendingSince time.Time // when the condition started to hold; zero: not holding
 	activeID     uint64    // the active alert's ID; 0: none
+	// A value hovering at a threshold raises and clears an alert on
+	// every reading: a threshold rule's raises are logged at most once a
+	// minute (all are stored), the clear of a raise left out is left out
+	// too, and a raise left out that is still active a minute on is
+	// logged then, so the journal never ends on a cleared alert that is
+	// active.
+	logged     time.Time // last raise logged
+	muted      int       // raises not logged since then
+	raiseMuted bool      // the active alert's raise was not logged
 }
 
 func newRules(a *Agent, list []RuleConfig) *rules {
@@ -75,6 +84,9 @@ func (r *rules) metric(device int, metric string, v float64, now time.Time) {
 		if s.activeID != 0 {
 			if (above && v <= clear) || (!above && v >= clear) {
 				r.clear(rule, device, s, threshold, v, fmt.Sprintf("%s back to %s", metric, num(v)))
+			} else if s.raiseMuted && now.Sub(s.logged) >= time.Minute {
+				r.a.log.Warn("alert still active", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity, "actual", v, "suppressed", s.muted)
+				s.logged, s.muted, s.raiseMuted = now, 0, false
 			}
 			continue
 		}
@@ -120,7 +132,16 @@ func (r *rules) raise(rule *RuleConfig, device int, s *ruleState, threshold, act
 		return
 	}
 	s.activeID, s.pendingSince = rec.Alert.ID, time.Time{}
-	r.a.log.Warn("alert raised", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity, "actual", actual)
+	now := r.a.now()
+	if !rule.Offline && !s.logged.IsZero() && now.Sub(s.logged) < time.Minute {
+		// An offline rule follows the device's offline status, whose
+		// changes are always logged.
+		s.muted++
+		s.raiseMuted = true
+		return
+	}
+	r.a.log.Warn("alert raised", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity, "actual", actual, "suppressed", s.muted)
+	s.logged, s.muted, s.raiseMuted = now, 0, false
 }
 
 func (r *rules) clear(rule *RuleConfig, device int, s *ruleState, threshold, actual float64, why string) {
@@ -132,8 +153,10 @@ func (r *rules) clear(rule *RuleConfig, device int, s *ruleState, threshold, act
 		r.a.log.Error("storing an alert clear failed", "rule", rule.Name, "device_id", device, "err", err)
 		return
 	}
-	r.a.log.Info("alert cleared", "alert_id", s.activeID, "rule", rule.Name, "device_id", device)
-	s.activeID, s.pendingSince = 0, time.Time{}
+	if !s.raiseMuted {
+		r.a.log.Info("alert cleared", "alert_id", s.activeID, "rule", rule.Name, "device_id", device)
+	}
+	s.activeID, s.pendingSince, s.raiseMuted = 0, time.Time{}, false
 }
 
 // ruleAlerts is how many alerts of one rule are active.

@@ -14,6 +14,27 @@ import (
 	"github.com/floorhub/floorhub/store"
 )
 
+// clockedAgent is an agent of the config yaml on a store, not running,
+// whose clock reads *now, and its log.
+func clockedAgent(t *testing.T, yaml string, now *time.Time) (*Agent, *testkit.Buffer) {
+	t.Helper()
+	cfg, err := ParseConfig("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testkit.Buffer{}
+	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return *now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.store, err = store.Open(filepath.Join(t.TempDir(), DBFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.store.Close() })
+	return a, logs
+}
+
 // flakySensor fails every other read.
 type flakySensor struct{ n int }
 
@@ -34,20 +55,7 @@ func (s *flakySensor) Close() error { return nil }
 // offline and coming back are always logged.
 func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	cfg, err := ParseConfig("test.yaml", []byte("devices: []\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testkit.Buffer{}
-	a, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.store, err = store.Open(filepath.Join(t.TempDir(), DBFile), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.store.Close()
+	a, logs := clockedAgent(t, "devices: []\n", &now)
 	d := newDevice(DeviceConfig{ID: 3, Name: "flaky", Interval: time.Second, Timeout: time.Second, OfflineAfter: time.Hour}, &flakySensor{})
 	a.devices[3], a.order = d, []*device{d}
 
@@ -99,6 +107,59 @@ func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 	}
 	if got := strings.Count(logs.String(), `msg="device status"`) - before; got != 1 {
 		t.Errorf("%d lines for offline -> online, want 1", got)
+	}
+	if testing.Verbose() {
+		t.Log(logs)
+	}
+}
+
+// A value hovering at a threshold without hysteresis raises and clears an
+// alert on every reading (all stored), but the journal gets at most one
+// raise a minute with the count left out, the clear of each raise logged,
+// and a raise left out that stays active is logged within a minute.
+func TestFlappingAlertLogsOnceAMinute(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, logs := clockedAgent(t, `
+devices: [{id: 1, driver: sim-env}]
+rules:
+  - {name: hot, metric: temperature, above: 30, for: 0s, severity: warning, title: hot, message: hot}
+`, &now)
+	feed := func(v float64) {
+		a.mu.Lock()
+		a.rules.metric(1, "temperature", v, now)
+		a.mu.Unlock()
+		now = now.Add(time.Second)
+	}
+	// 3 minutes: above, below, in turn.
+	for i := range 180 {
+		feed(30.5 - float64(i%2))
+	}
+	raised, cleared := strings.Count(logs.String(), `msg="alert raised"`), strings.Count(logs.String(), `msg="alert cleared"`)
+	if raised > 3 || raised != cleared {
+		t.Errorf("%d raises and %d clears logged in 3 minutes of flapping, want at most 3, each cleared:\n%s", raised, cleared, logs)
+	}
+	if !strings.Contains(logs.String(), "suppressed=29") {
+		t.Errorf("want the raises left out counted:\n%s", logs)
+	}
+	// A raise left out that then holds: logged as still active a minute on.
+	feed(30.5) // raised and logged: a minute since the last
+	feed(29)
+	feed(31) // raised, not logged
+	for range 70 {
+		feed(31)
+	}
+	if !strings.Contains(logs.String(), `msg="alert still active"`) {
+		t.Errorf("an alert active for a minute whose raise was left out is not in the log:\n%s", logs)
+	}
+	if err := a.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := a.store.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 183 {
+		t.Errorf("%d alert records stored, want all 183", len(recs))
 	}
 	if testing.Verbose() {
 		t.Log(logs)
