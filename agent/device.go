@@ -50,13 +50,15 @@ type device struct {
 	lastErr  string
 	logged   time.Time // last failure log line, for rate limiting
 	muted    int       // failures not logged since then
-	// A flaky device turns warning and back on every failed read: its
-	// online/warning changes are logged at most once a minute (they are
-	// all stored), and a warning left out leaves out its recovery too, so
-	// the journal's last line on a device always says its status.
-	flapLogged time.Time // last warning logged
-	flapMuted  int       // warnings not logged since then
-	warnMuted  bool      // the current warning was not logged
+	// A flaky device leaves online and comes back again and again: its
+	// status changes are all stored, but an episode away from online is
+	// logged (each change in it, with its offline alert) at most once a
+	// minute; one left out is left out whole, so the journal's last line
+	// on a device still says its status, unless it lasts a minute: then
+	// checkOffline logs it (device still not online) and the rest of it.
+	flapLogged time.Time // last episode logged
+	flapMuted  int       // episodes not logged since then
+	awayMuted  bool      // the current episode is not logged
 }
 
 type readResult struct {
@@ -311,6 +313,7 @@ func (a *Agent) checkOffline(t time.Time) {
 			}
 			a.setStatusLocked(d, store.StatusOffline, reason)
 		}
+		a.logLasting(d)
 	}
 }
 
@@ -328,39 +331,50 @@ func (a *Agent) setStatusLocked(d *device, status, reason string) {
 	if _, err := a.append(rec); err != nil {
 		a.log.Error("storing a device status change failed", "device_id", d.cfg.ID, "err", err)
 	}
-	if a.statusLogged(d, old, status) {
+	logged := a.statusLogged(d, old, status)
+	if logged {
 		args := []any{"device_id", d.cfg.ID, "name", d.cfg.Name, "old", old, "new", status, "reason", reason}
-		if status == store.StatusWarning {
+		if old == store.StatusOnline {
 			args = append(args, "suppressed", d.flapMuted)
 			d.flapMuted = 0
 		}
 		a.log.Info("device status", args...)
 	}
-	a.rules.status(d.cfg.ID, d.cfg.Name, status, a.now())
+	a.rules.status(d.cfg.ID, d.cfg.Name, status, a.now(), !logged)
 }
 
 // statusLogged reports whether a status change of d from old to status
-// goes to the log; caller holds a.mu. Going offline and coming back from
-// it are always logged; online to warning at most once a minute, and
-// warning back to online when that warning was.
+// goes to the log; caller holds a.mu. A change away from online starts
+// an episode, logged if none was in the last minute; the changes in it
+// and the return to online are logged as it was.
 func (a *Agent) statusLogged(d *device, old, status string) bool {
-	switch {
-	case old == store.StatusOnline && status == store.StatusWarning:
-		now := a.now()
-		if !d.flapLogged.IsZero() && now.Sub(d.flapLogged) < time.Minute {
-			d.flapMuted++
-			d.warnMuted = true
-			return false
-		}
-		d.flapLogged, d.warnMuted = now, false
-		return true
-	case old == store.StatusWarning && status == store.StatusOnline && d.warnMuted:
-		d.warnMuted = false
-		return false
-	default:
-		d.warnMuted = false
-		return true
+	if status == store.StatusOnline {
+		logged := !d.awayMuted
+		d.awayMuted = false
+		return logged
 	}
+	if old != store.StatusOnline {
+		return !d.awayMuted // within an episode, or the first at start
+	}
+	now := a.now()
+	if !d.flapLogged.IsZero() && now.Sub(d.flapLogged) < time.Minute {
+		d.flapMuted++
+		d.awayMuted = true
+		return false
+	}
+	d.flapLogged, d.awayMuted = now, false
+	return true
+}
+
+// logLasting logs a device whose episode away from online was left out of
+// the log (statusLogged) and has lasted a minute; caller holds a.mu.
+func (a *Agent) logLasting(d *device) {
+	now := a.now()
+	if !d.awayMuted || now.Sub(d.flapLogged) < time.Minute {
+		return
+	}
+	a.log.Info("device still not online", "device_id", d.cfg.ID, "name", d.cfg.Name, "status", d.status, "reason", d.reason, "suppressed", d.flapMuted)
+	d.flapLogged, d.flapMuted, d.awayMuted = now, 0, false
 }
 
 // deviceSnapshot is one device's state for the APIs.

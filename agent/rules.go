@@ -104,7 +104,9 @@ func (r *rules) metric(device int, metric string, v float64, now time.Time) {
 }
 
 // status feeds a device status change to the offline rules.
-func (r *rules) status(device int, name, status string, now time.Time) {
+// quiet: the device's change was left out of the log (statusLogged), and
+// so is what it does to an alert.
+func (r *rules) status(device int, name, status string, now time.Time, quiet bool) {
 	for i := range r.list {
 		rule := &r.list[i]
 		if !rule.Offline || !watches(rule, device) {
@@ -114,6 +116,13 @@ func (r *rules) status(device int, name, status string, now time.Time) {
 		switch {
 		case status == store.StatusOffline && s.activeID == 0:
 			r.raise(rule, device, s, 0, 0)
+			if s.activeID == 0 {
+				continue // not stored, logged by raise
+			}
+			s.raiseMuted = quiet
+			if !quiet {
+				r.a.log.Warn("alert raised", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity, "actual", 0)
+			}
 		case status == store.StatusOnline && s.activeID != 0:
 			r.clear(rule, device, s, 0, 0, "device is reading again")
 		}
@@ -132,10 +141,11 @@ func (r *rules) raise(rule *RuleConfig, device int, s *ruleState, threshold, act
 		return
 	}
 	s.activeID, s.pendingSince = rec.Alert.ID, time.Time{}
+	if rule.Offline {
+		return // logged by status, as the device's change was
+	}
 	now := r.a.now()
-	if !rule.Offline && !s.logged.IsZero() && now.Sub(s.logged) < time.Minute {
-		// An offline rule follows the device's offline status, whose
-		// changes are always logged.
+	if !s.logged.IsZero() && now.Sub(s.logged) < time.Minute {
 		s.muted++
 		s.raiseMuted = true
 		return

@@ -92,7 +92,8 @@ func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 		t.Errorf("%d status changes stored, want all 181", changes)
 	}
 
-	// Offline and back: logged whatever the minute.
+	// Offline and back, a minute after the last warning logged.
+	now = now.Add(time.Minute)
 	a.mu.Lock()
 	a.setStatusLocked(d, store.StatusOffline, "no reading for 1h")
 	a.mu.Unlock()
@@ -160,6 +161,59 @@ rules:
 	}
 	if len(recs) != 183 {
 		t.Errorf("%d alert records stored, want all 183", len(recs))
+	}
+	if testing.Verbose() {
+		t.Log(logs)
+	}
+}
+
+// A device that goes offline and back several times a minute logs one
+// episode a minute (its changes and its offline alert), each saying how
+// many were left out; an episode left out that lasts is logged a minute on.
+func TestFlappingOfflineLogsOnceAMinute(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, logs := clockedAgent(t, `
+devices: [{id: 1, driver: sim-env}]
+rules:
+  - {name: gone, offline: true, severity: warning, title: gone, message: gone}
+`, &now)
+	d := newDevice(DeviceConfig{ID: 1, Name: "flappy", Interval: time.Second, Timeout: time.Second, OfflineAfter: time.Hour}, &flakySensor{})
+	a.devices[1], a.order = d, []*device{d}
+	set := func(status string) {
+		a.mu.Lock()
+		a.setStatusLocked(d, status, "test")
+		a.mu.Unlock()
+	}
+	set(store.StatusOnline)
+	for range 17 { // offline 5 s, online 5 s: episodes start at 0 s, 10 s, ... 160 s
+		set(store.StatusOffline)
+		now = now.Add(5 * time.Second)
+		set(store.StatusOnline)
+		now = now.Add(5 * time.Second)
+	}
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+	if got := count("new=offline"); got > 3 {
+		t.Errorf("%d offline lines in 3 minutes, want at most 3:\n%s", got, logs)
+	}
+	if count("new=offline") != count("old=offline new=online")-1 || count(`msg="alert raised"`) != count(`msg="alert cleared"`) || count(`msg="alert raised"`) != count("new=offline") {
+		t.Errorf("each episode logged must be logged whole, with its alert:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "suppressed=5") {
+		t.Errorf("want the episodes left out counted:\n%s", logs)
+	}
+	// An episode left out that lasts: logged a minute after the last.
+	set(store.StatusOffline)
+	if strings.Count(logs.String(), "new=offline") != 3 {
+		t.Fatalf("the last episode was logged: the test needs it left out:\n%s", logs)
+	}
+	now = now.Add(time.Minute)
+	a.checkOffline(time.Now())
+	if !strings.Contains(logs.String(), `msg="device still not online" device_id=1 name=flappy status=offline`) {
+		t.Errorf("an offline lasting a minute is not in the log:\n%s", logs)
+	}
+	set(store.StatusOnline)
+	if !strings.Contains(logs.String()[strings.LastIndex(logs.String(), "device still not online"):], "old=offline new=online") {
+		t.Errorf("the recovery after the lasting line is not logged:\n%s", logs)
 	}
 	if testing.Verbose() {
 		t.Log(logs)
