@@ -35,6 +35,19 @@ func clockedAgent(t *testing.T, yaml string, now *time.Time) (*Agent, *testkit.B
 	return a, logs
 }
 
+// stored returns every record a has stored, committed first.
+func stored(t *testing.T, a *Agent) []store.Record {
+	t.Helper()
+	if err := a.store.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := a.store.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
 // flakySensor fails every other read.
 type flakySensor struct{ n int }
 
@@ -75,13 +88,7 @@ func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 	if got := strings.Count(logs.String(), `new=warning`); got != strings.Count(logs.String(), `reason="reading again"`) {
 		t.Errorf("%d warnings logged, %d recoveries:\n%s", got, strings.Count(logs.String(), `reason="reading again"`), logs)
 	}
-	if err := a.store.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := a.store.Read(0, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := stored(t, a)
 	changes := 0
 	for _, r := range recs {
 		if r.Kind == store.KindDeviceStatus {
@@ -108,9 +115,6 @@ func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 	}
 	if got := strings.Count(logs.String(), `msg="device status"`) - before; got != 1 {
 		t.Errorf("%d lines for offline -> online, want 1", got)
-	}
-	if testing.Verbose() {
-		t.Log(logs)
 	}
 }
 
@@ -152,18 +156,9 @@ rules:
 	if !strings.Contains(logs.String(), `msg="alert still active"`) {
 		t.Errorf("an alert active for a minute whose raise was left out is not in the log:\n%s", logs)
 	}
-	if err := a.store.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := a.store.Read(0, 1<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := stored(t, a)
 	if len(recs) != 183 {
 		t.Errorf("%d alert records stored, want all 183", len(recs))
-	}
-	if testing.Verbose() {
-		t.Log(logs)
 	}
 }
 
@@ -214,8 +209,5 @@ rules:
 	set(store.StatusOnline)
 	if !strings.Contains(logs.String()[strings.LastIndex(logs.String(), "device still not online"):], "old=offline new=online") {
 		t.Errorf("the recovery after the lasting line is not logged:\n%s", logs)
-	}
-	if testing.Verbose() {
-		t.Log(logs)
 	}
 }
