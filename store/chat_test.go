@@ -255,3 +255,33 @@ func TestChatNoOpWritesNothing(t *testing.T) {
 		t.Fatalf("%+v", sum)
 	}
 }
+
+// WaitCommitted returns once the record is committed, without asking for
+// a commit itself; after Close it says so.
+func TestWaitCommitted(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), &Options{CommitInterval: time.Hour, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustAppend(t, s, tele(1, 1)) // telemetry waits for the hour's commit
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.WaitCommitted(cancelled, r.Seq); !errors.Is(err, context.Canceled) {
+		t.Fatalf("before its commit: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.WaitCommitted(context.Background(), r.Seq) }()
+	flush(t, s)
+	if err := <-done; err != nil {
+		t.Fatalf("after its commit: %v", err)
+	}
+	if err := s.WaitCommitted(cancelled, r.Seq); err != nil {
+		t.Fatalf("committed already: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitCommitted(context.Background(), r.Seq+100); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

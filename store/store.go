@@ -339,6 +339,29 @@ func (s *Store) Flush(ctx context.Context) error {
 	return nil
 }
 
+// WaitCommitted waits until the record seq is committed, or ctx ends. It
+// asks for no commit: on a failing disk the writer tries again at its own
+// pace, and a caller waiting for one record should not hurry it (Flush
+// does, and returns at the next failure).
+func (s *Store) WaitCommitted(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		done, exited, ch := s.st.CommittedSeq >= seq, s.exited, s.commitCh
+		s.mu.Unlock()
+		switch {
+		case done:
+			return nil
+		case exited:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Committed returns a channel closed at the next commit; call it again for the next one.
 // After Close it returns a closed channel.
 func (s *Store) Committed() <-chan struct{} {

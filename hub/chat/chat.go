@@ -38,8 +38,8 @@ type Store interface {
 	UserChats(user int64) ([]store.ChatSummary, error)
 	ChatMessages(chat uint64, max int) ([]store.Record, error)
 	MarkSeen(chat uint64, user int64, seq uint64) error
-	// Flush waits until everything appended is committed.
-	Flush(ctx context.Context) error
+	// WaitCommitted waits until the record seq is committed.
+	WaitCommitted(ctx context.Context, seq uint64) error
 }
 
 // Verifier checks a token (auth.Verifier implements it).
@@ -685,7 +685,9 @@ func (s *Service) deliverLate(ctx context.Context) {
 	for {
 		select {
 		case rec := <-s.late:
-			if err := s.o.Store.Flush(ctx); err != nil {
+			// Not Flush: it returns at the next failed commit, and the
+			// store keeps the record and commits it once the disk lets it.
+			if err := s.o.Store.WaitCommitted(ctx, rec.Seq); err != nil {
 				if ctx.Err() == nil {
 					s.o.Logger.Warn("chat: a message waiting for its commit was not delivered live", "chat_id", rec.Chat.ChatID, "seq", rec.Seq, "err", err)
 				}
