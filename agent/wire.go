@@ -13,6 +13,7 @@ import (
 	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/history"
 	"github.com/floorhub/floorhub/hub"
+	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/hub/chat"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/web"
@@ -38,7 +39,14 @@ func (a *Agent) wire() (*wiring, error) {
 		return nil, err
 	}
 	so := session.Options{Dir: a.cfg.DataDir, TTL: a.cfg.Hub.SessionTTL, Verifier: verifier,
-		Logger: a.log.With("component", "sessions"), Now: a.now}
+		Logger: a.log.With("component", "sessions"), Now: a.now,
+		// The origins the hub trusts with the cookie (hub.allowed_origins,
+		// by name; a reload applies), so that the page behind a proxy that
+		// rewrites Host can log out.
+		TrustOrigin: func(r *http.Request) bool {
+			_, named := wsconn.CheckOrigin(r, a.hub.Server().Options().AllowedOrigins)
+			return named
+		}}
 	sessions, err := session.Open(so, a.cfg.sessionUsers())
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -152,7 +152,7 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	// A plain form POST needs no CORS preflight: another site's page
 	// could clear the cookie, or from a sibling host (whose requests
 	// carry the SameSite=Strict cookie) end the session itself.
-	if !ownOrigin(r) {
+	if !m.trustOrigin(r) {
 		writeError(w, http.StatusForbidden, CodeForbidden, "log out from the gateway's own page")
 		return
 	}
@@ -164,6 +164,14 @@ func (m *Manager) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	setCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// trustOrigin applies Options.TrustOrigin, or ownOrigin without one.
+func (m *Manager) trustOrigin(r *http.Request) bool {
+	if m.o.TrustOrigin != nil {
+		return m.o.TrustOrigin(r)
+	}
+	return ownOrigin(r)
 }
 
 // ownOrigin tells whether r came from the gateway's own page, or from no

@@ -99,6 +99,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of expiries and the login rate. Default time.Now.
 	Now func() time.Time
+	// TrustOrigin tells whether a browser's request came from a page the
+	// gateway trusts with its cookie, by its Origin header (a request
+	// without one is no page's). Logout refuses the others. Default: the
+	// request's own host only; the agent adds hub.allowed_origins.
+	TrustOrigin func(r *http.Request) bool
 }
 
 // Validate reports the first field of o that cannot mean anything.
