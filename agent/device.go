@@ -375,6 +375,7 @@ func (a *Agent) logLasting(d *device) {
 	}
 	a.log.Info("device still not online", "device_id", d.cfg.ID, "name", d.cfg.Name, "status", d.status, "reason", d.reason, "suppressed", d.flapMuted)
 	d.flapLogged, d.flapMuted, d.awayMuted = now, 0, false
+	a.rules.lasting(d.cfg.ID)
 }
 
 // deviceSnapshot is one device's state for the APIs.

@@ -129,6 +129,22 @@ func (r *rules) status(device int, name, status string, now time.Time, quiet boo
 	}
 }
 
+// lasting logs the offline alerts of device whose raise was left out
+// with its episode (status, quiet), once logLasting has logged that the
+// episode lasts: their clear is then logged too.
+func (r *rules) lasting(device int) {
+	for i := range r.list {
+		rule := &r.list[i]
+		if !rule.Offline || !watches(rule, device) {
+			continue
+		}
+		if s := r.state[ruleKey{rule.Name, device}]; s != nil && s.activeID != 0 && s.raiseMuted {
+			r.a.log.Warn("alert still active", "alert_id", s.activeID, "rule", rule.Name, "device_id", device, "severity", rule.Severity)
+			s.raiseMuted = false
+		}
+	}
+}
+
 func (r *rules) raise(rule *RuleConfig, device int, s *ruleState, threshold, actual float64) {
 	msg := expand(rule.Message, r.a.deviceName(device), rule.Metric, threshold, actual)
 	rec := r.a.stamp(store.Record{Kind: store.KindAlert, DeviceID: device, Alert: &store.Alert{

@@ -65,7 +65,8 @@ func (s *flakySensor) Close() error { return nil }
 // each time (the store keeps every change), but the journal gets the
 // online/warning flapping at most once a minute, each line saying how many
 // were left out, and every warning logged has its recovery logged; going
-// offline and coming back are always logged.
+// offline a minute after the last line logged, and coming back, are
+// logged (TestFlappingOfflineLogsOnceAMinute: the episodes in between).
 func TestFlappingDeviceStatusLogsOnceAMinute(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	a, logs := clockedAgent(t, "devices: []\n", &now)
@@ -206,8 +207,14 @@ rules:
 	if !strings.Contains(logs.String(), `msg="device still not online" device_id=1 name=flappy status=offline`) {
 		t.Errorf("an offline lasting a minute is not in the log:\n%s", logs)
 	}
+	// Its offline alert too, whose raise was left out with the episode.
+	lasting := logs.String()[strings.LastIndex(logs.String(), "device still not online"):]
+	if !strings.Contains(lasting, `msg="alert still active"`) || !strings.Contains(lasting, "rule=gone device_id=1") {
+		t.Errorf("the offline alert of the lasting episode is not in the log:\n%s", lasting)
+	}
 	set(store.StatusOnline)
-	if !strings.Contains(logs.String()[strings.LastIndex(logs.String(), "device still not online"):], "old=offline new=online") {
-		t.Errorf("the recovery after the lasting line is not logged:\n%s", logs)
+	lasting = logs.String()[strings.LastIndex(logs.String(), "device still not online"):]
+	if !strings.Contains(lasting, "old=offline new=online") || !strings.Contains(lasting, `msg="alert cleared"`) {
+		t.Errorf("the recovery after the lasting line, and its alert's clear, are not logged:\n%s", lasting)
 	}
 }
