@@ -222,7 +222,9 @@ func (u *Uplink) runCommand(ctx context.Context, m mqttwire.Message) (res Comman
 	res.Cmd = strings.TrimPrefix(m.Topic, u.topic.cmd)
 	fail := func(code, format string, args ...any) CommandResult {
 		res.OK, res.Error, res.Message = false, code, fmt.Sprintf(format, args...)
-		u.log.Info("mqtt: command refused", "cmd", res.Cmd, "error", code, "message", res.Message)
+		if ok, n := u.refusedCmdLog.allow(time.Now()); ok {
+			u.log.Info("mqtt: command refused", "cmd", res.Cmd, "error", code, "message", res.Message, "suppressed", n)
+		}
 		return res
 	}
 	if m.Skipped > 0 {

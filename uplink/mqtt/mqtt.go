@@ -176,9 +176,10 @@ type Uplink struct {
 	connected atomic.Bool
 	started   time.Time // set by Run
 
-	// droppedCmdLog holds "command queues full" to one line a minute: the
-	// central side can send commands faster than they run, at will.
-	droppedCmdLog quietLog
+	// droppedCmdLog and refusedCmdLog hold "command queues full" and
+	// "command refused" to one line a minute each: the central side can
+	// send commands, bad ones too, as fast as it likes.
+	droppedCmdLog, refusedCmdLog quietLog
 }
 
 type topics struct {

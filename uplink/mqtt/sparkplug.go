@@ -70,6 +70,15 @@ func (q *quietLog) allow(now time.Time) (ok bool, leftOut int) {
 	return true, leftOut
 }
 
+// logged records a line logged now whatever allow would say (a change
+// that must be told), and returns how many were left out before it.
+func (q *quietLog) logged(now time.Time) (leftOut int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.last, leftOut, q.muted = now, q.muted, 0
+	return leftOut
+}
+
 // nextBdSeq returns the bdSeq for the CONNECT about to be made, after
 // recording it in the bdSeq file: the will on the broker then never
 // carries a bdSeq that the next start would use again. A file that cannot
@@ -272,7 +281,10 @@ func (u *Uplink) spMessage(m mqttwire.Message) (rebirth bool, err error) {
 			}
 			return false, nil
 		}
-		if ok, n := sp.stateLog.allow(time.Now()); changed || ok {
+		if changed {
+			n := sp.stateLog.logged(time.Now())
+			u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied, "suppressed", n)
+		} else if ok, n := sp.stateLog.allow(time.Now()); ok {
 			u.log.Info("mqtt: sparkplug: primary host state", "host", sp.host, "online", online, "applied", applied, "suppressed", n)
 		}
 		if applied && !online {

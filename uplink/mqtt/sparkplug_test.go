@@ -1002,3 +1002,26 @@ func TestSparkplugStateFloodLogsLittle(t *testing.T) {
 		t.Errorf("after STATE offline: %d log lines, want 2:\n%s", n, logs.String())
 	}
 }
+
+// A central side that sends bad commands in a loop gets every result, and
+// the journal one "command refused" line a minute.
+func TestRefusedCommandsLogLittle(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
+	o := testOptions(t, &broker{Port: 1})
+	o.URL = "tcp://127.0.0.1:1"
+	var logs bytes.Buffer
+	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	u, err := New(st, nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		res := u.runCommand(context.Background(), mqttwire.Message{Topic: u.topic.cmd + "ping", Payload: []byte("{bad")})
+		if res.OK || res.Error != "malformed" {
+			t.Fatalf("result %+v", res)
+		}
+	}
+	if n := strings.Count(logs.String(), "command refused"); n != 1 {
+		t.Errorf("100 bad commands: %d log lines, want 1", n)
+	}
+}
