@@ -947,17 +947,10 @@ func TestSparkplugHugeNCMDCostsLittleMemory(t *testing.T) {
 // payload (mqttwire skipped it): ignored with a warning, never taken for a
 // STATE offline or a rebirth request.
 func TestSparkplugSkippedMessageIgnored(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	o := spOptions(t, &broker{Port: 1})
-	o.URL = "tcp://127.0.0.1:1"
 	o.PrimaryHostID = "scada"
 	for _, topic := range []string{"spBv1.0/plant1/NCMD/gw1", sparkplug.StateTopic("scada")} {
-		var logs bytes.Buffer
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		u, err := New(st, nil, o) // a new one: its first warning is written
-		if err != nil {
-			t.Fatal(err)
-		}
+		u, logs := offlineUplink(t, o) // a new one: its first warning is written
 		rebirth, err := u.spMessage(mqttwire.Message{Topic: topic, Skipped: 2 << 20, Retained: true})
 		if rebirth || err != nil {
 			t.Errorf("%s: spMessage = %v, %v; want ignored", topic, rebirth, err)
@@ -972,16 +965,9 @@ func TestSparkplugSkippedMessageIgnored(t *testing.T) {
 // timestamps) gets one log line a minute; a change of state is always
 // logged.
 func TestSparkplugStateFloodLogsLittle(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
 	o := spOptions(t, &broker{Port: 1})
-	o.URL = "tcp://127.0.0.1:1"
 	o.PrimaryHostID = "scada"
-	var logs bytes.Buffer
-	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	u, err := New(st, nil, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, logs := offlineUplink(t, o)
 	state := func(online bool, ts int) error {
 		_, err := u.spMessage(mqttwire.Message{Topic: sparkplug.StateTopic("scada"),
 			Payload: fmt.Appendf(nil, `{"online":%v,"timestamp":%d}`, online, ts)})
@@ -1006,15 +992,7 @@ func TestSparkplugStateFloodLogsLittle(t *testing.T) {
 // A central side that sends bad commands in a loop gets every result, and
 // the journal one "command refused" line a minute.
 func TestRefusedCommandsLogLittle(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "fh.db"))
-	o := testOptions(t, &broker{Port: 1})
-	o.URL = "tcp://127.0.0.1:1"
-	var logs bytes.Buffer
-	o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	u, err := New(st, nil, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, logs := offlineUplink(t, testOptions(t, &broker{Port: 1}))
 	for range 100 {
 		res := u.runCommand(context.Background(), mqttwire.Message{Topic: u.topic.cmd + "ping", Payload: []byte("{bad")})
 		if res.OK || res.Error != "malformed" {
@@ -1024,4 +1002,19 @@ func TestRefusedCommandsLogLittle(t *testing.T) {
 	if n := strings.Count(logs.String(), "command refused"); n != 1 {
 		t.Errorf("100 bad commands: %d log lines, want 1", n)
 	}
+}
+
+// offlineUplink is an Uplink on o that is never run (its broker address
+// refuses), for calling its message handlers directly; its log is
+// returned.
+func offlineUplink(t *testing.T, o Options) (*Uplink, *bytes.Buffer) {
+	t.Helper()
+	o.URL = "tcp://127.0.0.1:1"
+	logs := &bytes.Buffer{}
+	o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	u, err := New(openStore(t, filepath.Join(t.TempDir(), "fh.db")), nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, logs
 }
