@@ -13,8 +13,8 @@ import (
 	"github.com/floorhub/floorhub/auth/session"
 	"github.com/floorhub/floorhub/history"
 	"github.com/floorhub/floorhub/hub"
-	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/hub/chat"
+	"github.com/floorhub/floorhub/hub/wsconn"
 	"github.com/floorhub/floorhub/store"
 	"github.com/floorhub/floorhub/web"
 )
